@@ -1,0 +1,51 @@
+/* Devices: the CPU and CUDA GPUs. A syn_device is a plain value (type + index);
+ * backends are created lazily the first time a device is used. */
+#ifndef SYNAPSE_DEVICE_H
+#define SYNAPSE_DEVICE_H
+
+#include <stddef.h>
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { SYN_DEVICE_CPU = 0, SYN_DEVICE_CUDA = 1 } syn_device_type;
+
+typedef struct {
+    syn_device_type type;
+    int index; /* GPU ordinal; 0 for the CPU */
+} syn_device;
+
+static inline syn_device syn_cpu(void) { syn_device d = {SYN_DEVICE_CPU, 0}; return d; }
+static inline syn_device syn_cuda(int index) { syn_device d = {SYN_DEVICE_CUDA, index}; return d; }
+
+/* Parses "cpu", "cuda", "cuda:N", "gpu", "gpu:N". */
+SYN_API syn_status syn_device_parse(const char *text, syn_device *out);
+
+/* Writes "cpu" or "cuda:N" into buf. Returns buf. */
+SYN_API const char *syn_device_str(syn_device d, char *buf, size_t size);
+
+/* 1 if the library was built with that backend. */
+SYN_API int syn_backend_built(syn_device_type type);
+
+/* Number of usable devices of that type (1 for the CPU; 0 GPUs when the
+ * library lacks CUDA or no driver/device is present, which is not an error). */
+SYN_API int syn_device_count(syn_device_type type);
+
+/* A human-readable description: CPU model and threads, or GPU name, memory,
+ * compute capability, driver/runtime and library versions. */
+SYN_API syn_status syn_device_describe(syn_device d, char *buf, size_t size);
+
+/* Waits until all work queued on the device has finished. */
+SYN_API syn_status syn_device_synchronize(syn_device d);
+
+/* 1 if both name the same device. */
+static inline int syn_device_equal(syn_device a, syn_device b) {
+    return a.type == b.type && a.index == b.index;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,215 @@
+/* Building and running computation graphs.
+ *
+ * A graph is built once from inputs, parameters and ops. Every op checks and
+ * infers shapes when it is added; a bad call returns NULL and records the error
+ * in the graph (the first error sticks: later ops that receive NULL also return
+ * NULL, and syn_graph_compile / syn_graph_status report the first error). So a
+ * whole model can be built without checking each line, then checked once.
+ *
+ * Gradients: syn_graph_backward runs the backward rule of every node in reverse
+ * order. Backward rules ACCUMULATE (+=) into the gradients of their inputs; the
+ * executor zeroes the gradients of intermediate values itself, while parameter
+ * gradients keep accumulating until syn_params_zero_grad (so several graphs,
+ * or several backward passes, can add into one parameter set).
+ *
+ * Batch size: the leading dim of every input is its capacity. A feed may carry
+ * fewer rows (the last partial batch); shapes are then re-inferred and the
+ * buffers planned for the capacity are reused. */
+#ifndef SYNAPSE_GRAPH_H
+#define SYNAPSE_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "device.h"
+#include "status.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct syn_graph syn_graph;
+typedef struct syn_node syn_node;   /* borrowed: owned by its graph */
+typedef struct syn_params syn_params;
+
+/* ---- parameter sets ---------------------------------------------------- */
+
+/* Initialisers. fan_in = prod(dim[1..]), fan_out = dim[0] (PyTorch's layout,
+ * weights are (out, in, ...)); a 1-D parameter (a bias) takes the fan_in of
+ * the layer it belongs to through syn_init.fan_in when that is nonzero. */
+typedef enum {
+    SYN_INIT_ZEROS = 0,
+    SYN_INIT_CONSTANT,        /* a */
+    SYN_INIT_UNIFORM,         /* U(a, b) */
+    SYN_INIT_NORMAL,          /* N(a, b^2) */
+    SYN_INIT_XAVIER_UNIFORM,  /* U(+-gain*sqrt(6/(fan_in+fan_out))), gain = a (0 -> 1) */
+    SYN_INIT_XAVIER_NORMAL,   /* N(0, gain^2*2/(fan_in+fan_out)) */
+    SYN_INIT_KAIMING_UNIFORM, /* U(+-sqrt(6/fan_in)) (ReLU gain) */
+    SYN_INIT_KAIMING_NORMAL,  /* N(0, 2/fan_in) */
+    SYN_INIT_FANIN_UNIFORM    /* U(+-1/sqrt(fan_in)): PyTorch's default for Linear */
+} syn_init_kind;
+
+typedef struct {
+    syn_init_kind kind;
+    float a, b;
+    int64_t fan_in; /* 0: from the shape */
+} syn_init;
+
+/* A set of named parameters on one device (value, gradient, optimizer state).
+ * `seed` drives initialisation: the same seed gives the same values on every
+ * device. owned: free with syn_params_free (after the graphs that use it). */
+SYN_API syn_status syn_params_create(syn_device dev, uint64_t seed, syn_params **out);
+SYN_API void syn_params_free(syn_params *p);
+SYN_API syn_device syn_params_device(const syn_params *p);
+SYN_API int syn_params_count(const syn_params *p);
+SYN_API int64_t syn_params_numel(const syn_params *p);
+/* The i-th parameter. borrowed: valid until syn_params_free. */
+SYN_API syn_status syn_params_get(const syn_params *p, int i, const char **name,
+                                  syn_tensor **value, syn_tensor **grad);
+/* By name; SYN_ERR_ARG if absent. borrowed: valid until syn_params_free. */
+SYN_API syn_status syn_params_find(const syn_params *p, const char *name, syn_tensor **value,
+                                   syn_tensor **grad);
+/* Adds a parameter (or returns the existing one of that name if its shape
+ * matches: SYN_ERR_SHAPE if not), initialised by `init`. */
+SYN_API syn_status syn_params_add(syn_params *p, const char *name, syn_shape shape,
+                                  const syn_init *init, syn_tensor **value);
+/* Excludes (or re-includes) a parameter from gradients and optimizer updates. */
+SYN_API syn_status syn_params_set_trainable(syn_params *p, const char *name, bool trainable);
+/* grad = 0 for every parameter. */
+SYN_API syn_status syn_params_zero_grad(syn_params *p);
+/* Scales all gradients so that their global L2 norm is at most max_norm;
+ * returns the norm before clipping in *norm (may be NULL). */
+SYN_API syn_status syn_params_clip_grad_norm(syn_params *p, float max_norm, float *norm);
+/* Fills a tensor according to an initialiser. (seed, stream) select an
+ * independent Philox stream; the result is identical on every device. */
+SYN_API syn_status syn_init_tensor(syn_tensor *t, const syn_init *init, uint64_t seed, uint64_t stream);
+
+/* ---- building ---------------------------------------------------------- */
+
+/* `params` (borrowed, may be NULL) is where layers find and create their
+ * parameters; see syn_graph_use_params. owned: free with syn_graph_free. */
+SYN_API syn_status syn_graph_create(syn_params *params, syn_graph **out);
+SYN_API void syn_graph_free(syn_graph *g);
+/* Subsequent layers take their parameters from `params` (e.g. a GAN's G-step
+ * graph uses the generator's set, then the discriminator's). */
+SYN_API void syn_graph_use_params(syn_graph *g, syn_params *params);
+SYN_API syn_params *syn_graph_params(const syn_graph *g);
+/* The first error met while building (SYN_OK if none). */
+SYN_API syn_status syn_graph_status(const syn_graph *g);
+SYN_API int syn_graph_node_count(const syn_graph *g);
+
+/* Leaves. An input's leading dim is its capacity (the largest batch fed). */
+SYN_API syn_node *syn_input(syn_graph *g, const char *name, syn_dtype dt, syn_shape shape);
+/* A node bound to parameter `name` of the graph's current set, created with
+ * `init` if absent. */
+SYN_API syn_node *syn_param(syn_graph *g, const char *name, syn_shape shape, const syn_init *init);
+
+/* Elementwise with NumPy broadcasting: (2,1,5) + (3,1) -> (2,3,5). */
+SYN_API syn_node *syn_add(syn_graph *g, syn_node *a, syn_node *b);
+SYN_API syn_node *syn_sub(syn_graph *g, syn_node *a, syn_node *b);
+SYN_API syn_node *syn_mul(syn_graph *g, syn_node *a, syn_node *b);
+SYN_API syn_node *syn_div(syn_graph *g, syn_node *a, syn_node *b);
+/* a + c, a * c, a ^ c (a > 0 unless c is an integer) */
+SYN_API syn_node *syn_add_scalar(syn_graph *g, syn_node *a, float c);
+SYN_API syn_node *syn_mul_scalar(syn_graph *g, syn_node *a, float c);
+SYN_API syn_node *syn_pow_scalar(syn_graph *g, syn_node *a, float c);
+
+/* (..., M, K) @ (..., K, N) -> (..., M, N); b may be 2-D and is then shared by
+ * every batch; otherwise the batch dims must be equal. */
+SYN_API syn_node *syn_matmul(syn_graph *g, syn_node *a, syn_node *b);
+/* x: (..., in)  w: (out, in)  b: (out) or NULL  ->  (..., out) */
+SYN_API syn_node *syn_linear_op(syn_graph *g, syn_node *x, syn_node *w, syn_node *b);
+
+SYN_API syn_node *syn_relu(syn_graph *g, syn_node *a);
+SYN_API syn_node *syn_leaky_relu(syn_graph *g, syn_node *a, float slope);
+SYN_API syn_node *syn_sigmoid(syn_graph *g, syn_node *a);
+SYN_API syn_node *syn_tanh(syn_graph *g, syn_node *a);
+SYN_API syn_node *syn_gelu(syn_graph *g, syn_node *a); /* exact, with erf */
+/* Along `axis` (negative counts from the end). */
+SYN_API syn_node *syn_softmax(syn_graph *g, syn_node *a, int axis);
+SYN_API syn_node *syn_log_softmax(syn_graph *g, syn_node *a, int axis);
+
+/* Reductions over the axes in `axes`, a bit mask: SYN_AXIS(0) | SYN_AXIS(2);
+ * SYN_ALL_AXES reduces to a scalar. keepdim keeps reduced axes as size 1. */
+#define SYN_AXIS(i) (1u << (i))
+#define SYN_ALL_AXES 0x3fu
+SYN_API syn_node *syn_sum(syn_graph *g, syn_node *a, unsigned axes, bool keepdim);
+SYN_API syn_node *syn_mean(syn_graph *g, syn_node *a, unsigned axes, bool keepdim);
+
+/* One dim may be -1 (inferred). The leading dim follows the batch when it is -1. */
+SYN_API syn_node *syn_reshape(syn_graph *g, syn_node *a, syn_shape shape);
+/* (N, ...) -> (N, prod(...)) */
+SYN_API syn_node *syn_flatten(syn_graph *g, syn_node *a);
+/* y.dim[i] = a.dim[perm[i]]; perm has a's ndim entries. */
+SYN_API syn_node *syn_transpose(syn_graph *g, syn_node *a, const int *perm);
+/* Joins n >= 1 nodes along `axis`; other dims must match. */
+SYN_API syn_node *syn_concat(syn_graph *g, syn_node *const *xs, int n, int axis);
+/* Zeroes each element with probability p in training mode and scales the
+ * rest by 1/(1-p); identity in eval mode. */
+SYN_API syn_node *syn_dropout(syn_graph *g, syn_node *a, float p);
+/* Identity forward, no gradient backward (stop-gradient). */
+SYN_API syn_node *syn_detach(syn_graph *g, syn_node *a);
+
+/* Losses (scalar results). */
+/* mean((pred - target)^2) */
+SYN_API syn_node *syn_mse_loss(syn_graph *g, syn_node *pred, syn_node *target);
+/* sum((pred - target)^2) */
+SYN_API syn_node *syn_sse_loss(syn_graph *g, syn_node *pred, syn_node *target);
+/* logits: (N, C) F32, labels: (N) I32 in [0, C)  ->  mean_i -log softmax(logits_i)[label_i] */
+SYN_API syn_node *syn_cross_entropy(syn_graph *g, syn_node *logits, syn_node *labels);
+/* mean(max(x,0) - x*t + log(1 + exp(-|x|))) with targets t in [0, 1] */
+SYN_API syn_node *syn_bce_with_logits(syn_graph *g, syn_node *logits, syn_node *target);
+
+/* Node facts. */
+SYN_API syn_shape syn_node_shape(const syn_node *n);
+SYN_API syn_dtype syn_node_dtype(const syn_node *n);
+SYN_API const char *syn_node_op_name(const syn_node *n);
+/* Keeps this node's value readable after forward (outputs, losses and inputs
+ * are always kept; other buffers are reused by the memory plan). */
+SYN_API syn_status syn_graph_keep(syn_graph *g, syn_node *n);
+
+/* ---- running ----------------------------------------------------------- */
+
+typedef struct {
+    bool inference; /* plan no backward pass: more buffer reuse */
+} syn_compile_opts;
+
+/* Sorts the nodes, checks that the device has a kernel for every op
+ * (SYN_ERR_UNSUPPORTED names op and backend), plans and allocates memory.
+ * The graph's parameters must live on `dev`. opts may be NULL. */
+SYN_API syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opts *opts);
+SYN_API syn_device syn_graph_device(const syn_graph *g);
+
+/* Copies host data into an input. shape must equal the input's, except that
+ * its leading dim may be smaller (a partial batch). */
+SYN_API syn_status syn_graph_feed(syn_graph *g, syn_node *input, const void *host, syn_shape shape);
+/* Same from a tensor on any device. */
+SYN_API syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *input, const syn_tensor *t);
+
+SYN_API syn_status syn_graph_forward(syn_graph *g);
+/* Seeds d(loss)/d(loss) = 1 and runs the backward rules; `loss` must be a
+ * scalar node of this graph. Parameter gradients accumulate. */
+SYN_API syn_status syn_graph_backward(syn_graph *g, syn_node *loss);
+
+/* Training mode (default) enables dropout; eval mode disables it. */
+SYN_API void syn_graph_set_training(syn_graph *g, bool training);
+SYN_API bool syn_graph_training(const syn_graph *g);
+/* Seeds the graph's random stream (dropout). Default: 0. */
+SYN_API void syn_graph_set_seed(syn_graph *g, uint64_t seed);
+
+/* Current shape of a node (after the last feed). */
+SYN_API syn_shape syn_graph_shape(const syn_graph *g, const syn_node *n);
+/* Reads a kept node's value after forward; bytes must match its current size. */
+SYN_API syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, size_t bytes);
+/* Reads a scalar F32 node. */
+SYN_API syn_status syn_graph_read_scalar(const syn_graph *g, const syn_node *n, float *out);
+/* Reads the gradient of a node after backward (inputs and parameters; other
+ * nodes only if kept). */
+SYN_API syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, void *host, size_t bytes);
+/* Bytes of device memory the plan allocated for activations and gradients. */
+SYN_API size_t syn_graph_memory_bytes(const syn_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,50 @@
+/* Layers with parameters. Each layer creates (or, by name, reuses) its
+ * parameters in the graph's current parameter set. A NULL name gets an
+ * automatic one ("linear0", "linear1", ... counted per graph), so building the
+ * same model twice - a training graph and an evaluation graph of another batch
+ * size - shares the same parameters. */
+#ifndef SYNAPSE_NN_H
+#define SYNAPSE_NN_H
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    bool no_bias;
+    syn_init weight_init; /* kind 0 (ZEROS) with a=b=0 means the default: */
+    syn_init bias_init;   /* FANIN_UNIFORM for both, as PyTorch's Linear  */
+    bool custom_init;     /* set to use weight_init / bias_init */
+} syn_linear_opts;
+
+/* x: (..., in) -> (..., out); parameters "<name>.weight" (out, in) and
+ * "<name>.bias" (out). opts may be NULL. */
+SYN_API syn_node *syn_linear(syn_graph *g, syn_node *x, int64_t out_features, const char *name,
+                             const syn_linear_opts *opts);
+
+typedef enum {
+    SYN_ACT_NONE = 0,
+    SYN_ACT_RELU,
+    SYN_ACT_SIGMOID,
+    SYN_ACT_TANH,
+    SYN_ACT_GELU,
+    SYN_ACT_LEAKY_RELU /* slope 0.01 */
+} syn_activation;
+
+/* Applies an activation; SYN_ACT_NONE returns x. */
+SYN_API syn_node *syn_activate(syn_graph *g, syn_node *x, syn_activation act);
+/* "relu" | "sigmoid" | "tanh" | "gelu" | "leaky_relu" | "none" */
+SYN_API syn_status syn_activation_parse(const char *text, syn_activation *out);
+SYN_API const char *syn_activation_name(syn_activation act);
+
+/* An MLP: flatten, then for each hidden size linear + activation (+ dropout if
+ * dropout > 0), then a final linear to out_features (no activation). */
+SYN_API syn_node *syn_mlp(syn_graph *g, syn_node *x, const int64_t *hidden, int n_hidden,
+                          int64_t out_features, syn_activation act, float dropout);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

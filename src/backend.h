@@ -1,0 +1,71 @@
+/* The PRIVATE backend interface. Each backend (src/cpu, src/cuda) fills one
+ * syn_backend: memory, copies, synchronisation, optimizer updates, and one
+ * forward and one backward kernel per op. The executor reaches kernels only
+ * through this table; a NULL slot means "unsupported" and is reported when a
+ * graph is compiled for that backend.
+ *
+ * Kernel contract: fwd writes n->value from n->in[k]->value using the nodes'
+ * current shapes. bwd ACCUMULATES into n->in[k]->grad (when that input
+ * requires a gradient and its grad pointer is non-NULL) from n->grad. */
+#ifndef SYN_BACKEND_H
+#define SYN_BACKEND_H
+
+#include "core/internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef syn_status (*syn__kernel)(syn_backend *be, syn_node *n);
+
+/* One parameter tensor's update; s1/s2 are the optimizer's state buffers
+ * (momentum / squared averages), zero-initialised, NULL when unused. */
+typedef struct {
+    syn_optim_kind kind;
+    float lr, momentum, weight_decay, alpha, beta1, beta2, eps;
+    bool nesterov;
+    int64_t step; /* 1 on the first update */
+    float *p;
+    const float *g;
+    float *s1, *s2;
+    int64_t n;
+} syn__optim_args;
+
+struct syn_backend {
+    const char *name; /* "cpu", "cuda" */
+    syn_device device;
+    void *impl;       /* backend-private state */
+
+    syn_status (*alloc)(syn_backend *be, size_t bytes, void **out);
+    void (*free)(syn_backend *be, void *ptr);
+    syn_status (*copy_h2d)(syn_backend *be, void *dst, const void *src, size_t bytes);
+    syn_status (*copy_d2h)(syn_backend *be, void *dst, const void *src, size_t bytes);
+    syn_status (*copy_d2d)(syn_backend *be, void *dst, const void *src, size_t bytes);
+    syn_status (*zero)(syn_backend *be, void *dst, size_t bytes);
+    syn_status (*fill_f32)(syn_backend *be, float *dst, float v, int64_t n);
+    syn_status (*fill_i32)(syn_backend *be, int32_t *dst, int32_t v, int64_t n);
+    syn_status (*synchronize)(syn_backend *be);
+    syn_status (*describe)(syn_backend *be, char *buf, size_t size);
+
+    syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a);
+    /* *acc += sum(x^2), acc a device float */
+    syn_status (*sumsq)(syn_backend *be, const float *x, int64_t n, float *acc);
+    /* x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), acc a device float */
+    syn_status (*clip_scale)(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm);
+
+    syn__kernel fwd[SYN_OP_COUNT];
+    syn__kernel bwd[SYN_OP_COUNT];
+};
+
+/* The CPU backend (always built). */
+syn_backend *syn__cpu_backend(void);
+#ifdef SYN_HAVE_CUDA
+/* The CUDA backend for GPU `index`, created on first use. */
+syn_status syn__cuda_backend(int index, syn_backend **out);
+int syn__cuda_device_count(void);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,237 @@
+/* The executor: compile (kernel lookup, memory plan), feed, forward, backward
+ * and reading results. It reaches kernels only through the backend table. */
+#include <stdlib.h>
+#include <string.h>
+#include "../backend.h"
+
+syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opts *opts) {
+    if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_compile: graph is NULL");
+    if (g->err != SYN_OK) return syn__error(g->err, "syn_graph_compile: the graph has a build error (%s)", syn_status_str(g->err));
+    if (g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_compile: already compiled");
+    if (g->n == 0) return syn__error(SYN_ERR_ARG, "syn_graph_compile: the graph is empty");
+    syn_backend *be;
+    char db[32], pb[32];
+    SYN_TRY(syn__backend_get(dev, &be));
+    g->inference = opts ? opts->inference : false;
+    /* Outputs (nodes nothing reads) and scalars (losses) stay readable. */
+    bool *read = calloc((size_t)g->n, sizeof *read);
+    if (!read) return syn__error(SYN_ERR_OOM, "syn_graph_compile: %d nodes", g->n);
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++) read[g->nodes[i]->in[k]->id] = true;
+    for (int i = 0; i < g->n; i++) {
+        syn_node *v = g->nodes[i];
+        if (!read[i] || v->shape.ndim == 0) v->keep = true;
+        if (v->op == SYN_OP_PARAM) {
+            if (!syn_device_equal(v->param_set->dev, dev)) {
+                free(read);
+                return syn__error(SYN_ERR_ARG, "syn_graph_compile: parameter '%s' lives on %s, the graph is compiled for %s",
+                                  v->name, syn_device_str(v->param_set->dev, pb, sizeof pb), syn_device_str(dev, db, sizeof db));
+            }
+            syn_tensor *t;
+            syn_params_find(v->param_set, v->name, &t, NULL);
+            for (int k = 0; k < v->param_set->n; k++)
+                if (v->param_set->items[k].value == t) v->param = &v->param_set->items[k];
+            continue;
+        }
+        if (syn__op_flags[v->op] & SYN_LEAF) continue;
+        if (!be->fwd[v->op]) {
+            free(read);
+            return syn__error(SYN_ERR_UNSUPPORTED, "op %s (node %d) has no forward kernel on the %s backend",
+                              syn__op_name[v->op], i, be->name);
+        }
+        if (!g->inference && v->requires_grad && !(syn__op_flags[v->op] & SYN_NO_GRAD) && !be->bwd[v->op]) {
+            free(read);
+            return syn__error(SYN_ERR_UNSUPPORTED, "op %s (node %d) has no backward kernel on the %s backend",
+                              syn__op_name[v->op], i, be->name);
+        }
+    }
+    free(read);
+    g->be = be;
+    g->dev = dev;
+    syn_status s = syn__memplan(g);
+    if (s != SYN_OK) {
+        syn__memplan_free(g);
+        g->be = NULL;
+        return s;
+    }
+    g->compiled = true;
+    return SYN_OK;
+}
+
+syn_device syn_graph_device(const syn_graph *g) { return g ? g->dev : syn_cpu(); }
+
+static syn_status check_input(const syn_graph *g, const syn_node *in, const char *fn) {
+    if (!g || !in) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
+    if (in->g != g || in->op != SYN_OP_INPUT) return syn__error(SYN_ERR_ARG, "%s: the node is not an input of this graph", fn);
+    if (!g->compiled) return syn__error(SYN_ERR_ARG, "%s: compile the graph first", fn);
+    return SYN_OK;
+}
+
+static syn_status check_feed_shape(syn_node *in, syn_shape shape) {
+    char a[128], b[128];
+    bool ok = shape.ndim == in->cap_shape.ndim && shape.dim[0] >= 1 && shape.dim[0] <= in->cap_shape.dim[0];
+    for (int d = 1; ok && d < shape.ndim; d++) ok = shape.dim[d] == in->cap_shape.dim[d];
+    if (!ok)
+        return syn__error(SYN_ERR_SHAPE, "feed '%s': shape %s does not fit the input %s (only the leading dim may be smaller)",
+                          in->name, syn_shape_str(&shape, a, sizeof a), syn_shape_str(&in->cap_shape, b, sizeof b));
+    return SYN_OK;
+}
+
+syn_status syn_graph_feed(syn_graph *g, syn_node *in, const void *host, syn_shape shape) {
+    SYN_TRY(check_input(g, in, "syn_graph_feed"));
+    if (!host) return syn__error(SYN_ERR_ARG, "feed '%s': data is NULL", in->name);
+    SYN_TRY(check_feed_shape(in, shape));
+    SYN_TRY(g->be->copy_h2d(g->be, in->value, host, (size_t)syn_shape_numel(&shape) * syn_dtype_size(in->dtype)));
+    in->shape = shape;
+    return SYN_OK;
+}
+
+syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *in, const syn_tensor *t) {
+    SYN_TRY(check_input(g, in, "syn_graph_feed_tensor"));
+    if (!t) return syn__error(SYN_ERR_ARG, "feed '%s': tensor is NULL", in->name);
+    if (t->dtype != in->dtype)
+        return syn__error(SYN_ERR_ARG, "feed '%s': tensor is %s, input is %s", in->name, syn_dtype_name(t->dtype),
+                          syn_dtype_name(in->dtype));
+    SYN_TRY(check_feed_shape(in, t->shape));
+    size_t bytes = syn_tensor_bytes(t);
+    syn_backend *src = t->st->be;
+    if (src == g->be) SYN_TRY(g->be->copy_d2d(g->be, in->value, t->st->data, bytes));
+    else if (src->device.type == SYN_DEVICE_CPU) SYN_TRY(g->be->copy_h2d(g->be, in->value, t->st->data, bytes));
+    else {
+        void *tmp = syn__malloc(bytes, "syn_graph_feed_tensor");
+        if (!tmp) return SYN_ERR_OOM;
+        syn_status s = src->copy_d2h(src, tmp, t->st->data, bytes);
+        if (s == SYN_OK) s = g->be->copy_h2d(g->be, in->value, tmp, bytes);
+        free(tmp);
+        SYN_TRY(s);
+    }
+    in->shape = t->shape;
+    return SYN_OK;
+}
+
+/* Re-infers the shapes of op nodes from the inputs' current shapes. */
+static syn_status reshape_graph(syn_graph *g) {
+    for (int i = 0; i < g->n; i++) {
+        syn_node *v = g->nodes[i];
+        if (syn__op_flags[v->op] & SYN_LEAF) continue;
+        syn_dtype dt;
+        SYN_TRY(syn__infer_shape(v, &v->shape, &dt));
+    }
+    return SYN_OK;
+}
+
+syn_status syn_graph_forward(syn_graph *g) {
+    if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_forward: graph is NULL");
+    if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward: compile the graph first");
+    SYN_TRY(reshape_graph(g));
+    syn_backend *be = g->be;
+    for (int i = 0; i < g->n; i++) {
+        syn_node *v = g->nodes[i];
+        if (v->op == SYN_OP_PARAM) {
+            v->value = syn__tensor_data(v->param->value);
+            continue;
+        }
+        if (syn__op_flags[v->op] & SYN_LEAF) continue;
+        if (v->op == SYN_OP_DROPOUT) {
+            v->rng_seed = g->seed;
+            v->rng_offset = g->rng_counter;
+            g->rng_counter += ((uint64_t)syn__numel(v) + 3) & ~(uint64_t)3;
+        }
+        SYN_TRY(be->fwd[v->op](be, v));
+    }
+    g->forward_done = true;
+    return SYN_OK;
+}
+
+syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
+    if (!g || !loss) return syn__error(SYN_ERR_ARG, "syn_graph_backward: NULL argument");
+    if (loss->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_backward: the loss node is not of this graph");
+    if (!g->compiled || g->inference)
+        return syn__error(SYN_ERR_ARG, "syn_graph_backward: the graph was not compiled for training");
+    if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_backward: run syn_graph_forward first");
+    if (loss->shape.ndim != 0 || loss->dtype != SYN_F32)
+        return syn__error(SYN_ERR_SHAPE, "syn_graph_backward: the loss (%s) must be an f32 scalar", syn__op_name[loss->op]);
+    if (!loss->requires_grad) return SYN_OK; /* nothing to differentiate */
+    syn_backend *be = g->be;
+    bool *path = calloc((size_t)g->n, sizeof *path);
+    if (!path) return syn__error(SYN_ERR_OOM, "syn_graph_backward: %d nodes", g->n);
+    for (int i = 0; i < g->n; i++) g->nodes[i]->grad_live = false;
+    path[loss->id] = true;
+    for (int i = loss->id; i >= 0; i--) {
+        syn_node *v = g->nodes[i];
+        if (!path[i] || (syn__op_flags[v->op] & SYN_NO_GRAD)) continue;
+        for (int k = 0; k < v->n_in; k++)
+            if (v->in[k]->requires_grad) path[v->in[k]->id] = true;
+    }
+    syn_status s = be->fill_f32(be, (float *)loss->grad, 1.0f, 1);
+    loss->grad_live = true;
+    for (int i = loss->id; i >= 0 && s == SYN_OK; i--) {
+        syn_node *v = g->nodes[i];
+        if (v->op == SYN_OP_PARAM) continue;
+        if (!path[i] || !v->grad_live || (syn__op_flags[v->op] & (SYN_LEAF | SYN_NO_GRAD))) continue;
+        for (int k = 0; k < v->n_in && s == SYN_OK; k++) {
+            syn_node *u = v->in[k];
+            if (u->op == SYN_OP_PARAM) {
+                u->grad = u->param->trainable ? syn__tensor_data(u->param->grad) : NULL;
+            } else if (!u->requires_grad || u->grad_buf < 0) {
+                u->grad = NULL;
+            } else if (!u->grad_live) {
+                s = be->zero(be, u->grad, (size_t)syn__numel(u) * sizeof(float));
+                u->grad_live = true;
+            }
+        }
+        if (s == SYN_OK) s = be->bwd[v->op](be, v);
+    }
+    free(path);
+    return s;
+}
+
+void syn_graph_set_training(syn_graph *g, bool training) {
+    if (g) g->training = training;
+}
+bool syn_graph_training(const syn_graph *g) { return g ? g->training : false; }
+void syn_graph_set_seed(syn_graph *g, uint64_t seed) {
+    if (!g) return;
+    g->seed = seed;
+    g->rng_counter = 0;
+}
+
+syn_shape syn_graph_shape(const syn_graph *g, const syn_node *n) {
+    (void)g;
+    return n ? n->shape : syn_shape0();
+}
+
+static syn_status check_read(const syn_graph *g, const syn_node *n, size_t bytes, const char *fn) {
+    if (!g || !n) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
+    if (n->g != g) return syn__error(SYN_ERR_ARG, "%s: node not of this graph", fn);
+    if (!g->compiled) return syn__error(SYN_ERR_ARG, "%s: compile the graph first", fn);
+    size_t want = (size_t)syn__numel(n) * syn_dtype_size(n->dtype);
+    if (bytes != want)
+        return syn__error(SYN_ERR_ARG, "%s: %zu bytes asked, node %s holds %zu", fn, bytes, syn__op_name[n->op], want);
+    return SYN_OK;
+}
+
+syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
+    SYN_TRY(check_read(g, n, bytes, "syn_graph_read"));
+    if (n->op == SYN_OP_PARAM) return syn_tensor_read(n->param->value, host, bytes);
+    if (!n->keep) return syn__error(SYN_ERR_ARG, "syn_graph_read: the value of node %d (%s) was not kept: call syn_graph_keep before compiling", n->id, syn__op_name[n->op]);
+    if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_read: run syn_graph_forward first");
+    return g->be->copy_d2h(g->be, host, n->value, bytes);
+}
+
+syn_status syn_graph_read_scalar(const syn_graph *g, const syn_node *n, float *out) {
+    if (n && (n->shape.ndim != 0 || n->dtype != SYN_F32))
+        return syn__error(SYN_ERR_SHAPE, "syn_graph_read_scalar: node %s is not an f32 scalar", syn__op_name[n->op]);
+    return syn_graph_read(g, n, out, sizeof *out);
+}
+
+syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
+    SYN_TRY(check_read(g, n, bytes, "syn_graph_read_grad"));
+    if (n->op == SYN_OP_PARAM) return syn_tensor_read(n->param->grad, host, bytes);
+    if (!n->keep || n->grad_buf < 0)
+        return syn__error(SYN_ERR_ARG, "syn_graph_read_grad: node %d (%s) has no kept gradient", n->id, syn__op_name[n->op]);
+    if (!n->grad_live) return syn__error(SYN_ERR_ARG, "syn_graph_read_grad: no backward pass reached node %d (%s)", n->id, syn__op_name[n->op]);
+    return g->be->copy_d2h(g->be, host, n->grad, bytes);
+}
+
+size_t syn_graph_memory_bytes(const syn_graph *g) { return g ? g->mem_bytes : 0; }

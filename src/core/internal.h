@@ -1,0 +1,155 @@
+/* Private structures shared by the core (tensor, graph, executor, params),
+ * the backends and the layers. Nothing here is exported. */
+#ifndef SYN_INTERNAL_H
+#define SYN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "synapse/synapse.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ---- */
+
+/* Records a formatted message for this thread and returns s. */
+syn_status syn__error(syn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define SYN_TRY(expr)                          \
+    do {                                       \
+        syn_status syn__s = (expr);            \
+        if (syn__s != SYN_OK) return syn__s;   \
+    } while (0)
+/* malloc/calloc that record SYN_ERR_OOM with the size on failure. */
+void *syn__malloc(size_t bytes, const char *what);
+void *syn__calloc(size_t n, size_t size, const char *what);
+
+/* ---- ops ---- */
+
+enum { SYN_LEAF = 1, SYN_BW_IN = 2, SYN_BW_OUT = 4, SYN_NO_GRAD = 8 };
+
+typedef enum {
+#define SYN_OP(id, name, arity, flags) SYN_OP_##id,
+#include "../ops.def"
+#undef SYN_OP
+    SYN_OP_COUNT
+} syn_op;
+
+extern const char *const syn__op_name[SYN_OP_COUNT];
+extern const int syn__op_arity[SYN_OP_COUNT];
+extern const int syn__op_flags[SYN_OP_COUNT];
+
+/* ---- devices and storage ---- */
+
+typedef struct syn_backend syn_backend;
+
+/* The backend of a device, created on first use. */
+syn_status syn__backend_get(syn_device dev, syn_backend **out);
+
+typedef struct {
+    syn_backend *be;
+    void *data;
+    size_t bytes;
+    int refs;
+} syn__storage;
+
+struct syn_tensor {
+    syn__storage *st;
+    syn_shape shape;
+    syn_dtype dtype;
+};
+
+static inline void *syn__tensor_data(const syn_tensor *t) { return t->st->data; }
+
+/* ---- parameters ---- */
+
+typedef struct {
+    char *name;
+    syn_tensor *value, *grad;
+    bool trainable;
+} syn__param;
+
+struct syn_params {
+    syn_device dev;
+    syn_backend *be;
+    uint64_t seed;
+    syn__param *items;
+    int n, cap;
+    float *scratch; /* one device float: clipping accumulator */
+};
+
+/* ---- graphs ---- */
+
+#define SYN_NODE_MAX_F 4
+#define SYN_NODE_MAX_I 8
+
+struct syn_node {
+    syn_graph *g;
+    int id;               /* index in g->nodes (build order is a topological order) */
+    syn_op op;
+    int n_in;
+    syn_node **in;
+    syn_shape shape;      /* current shape (after the last feed) */
+    syn_shape cap_shape;  /* shape at build time: the capacity */
+    syn_dtype dtype;
+    float f[SYN_NODE_MAX_F];   /* op attributes: slope, p, scalar ... */
+    int64_t i[SYN_NODE_MAX_I]; /* op attributes: axes, perm, keepdim ... */
+    char *name;                /* inputs and parameters */
+    syn__param *param;         /* PARAM: bound at compile (index into the set) */
+    syn_params *param_set;
+    uint64_t rng_seed, rng_offset; /* dropout: the stream of the last forward */
+    bool requires_grad;
+    bool keep;
+    /* execution, set by the memory plan */
+    void *value;
+    void *grad;
+    int value_buf, grad_buf;
+    bool grad_live;            /* zeroed during this backward pass */
+};
+
+struct syn_graph {
+    syn_params *params;
+    syn_status err;
+    syn_node **nodes;
+    int n, cap;
+    int layer_count;      /* automatic layer names */
+    /* compiled state */
+    bool compiled, inference;
+    syn_device dev;
+    syn_backend *be;
+    void **bufs;
+    size_t *buf_bytes;
+    int n_bufs;
+    size_t mem_bytes;
+    bool training;
+    uint64_t seed, rng_counter;
+    bool forward_done;
+};
+
+/* Records a build error in the graph (first one sticks) and returns NULL. */
+syn_node *syn__graph_fail(syn_graph *g, syn_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Adds a node after the caller filled op, inputs, attributes; runs shape
+ * inference; returns NULL (recorded) on error. */
+syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in, const float *f,
+                         const int64_t *iv);
+/* Shape inference for one node from its inputs' current shapes. */
+syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt);
+/* Plans buffers for every value and gradient and allocates them. */
+syn_status syn__memplan(syn_graph *g);
+void syn__memplan_free(syn_graph *g);
+/* A new automatic layer name "<prefix><k>" in buf. */
+const char *syn__layer_name(syn_graph *g, const char *prefix, const char *given, char *buf, size_t size);
+
+/* Elements of a node's current shape. */
+static inline int64_t syn__numel(const syn_node *n) { return syn_shape_numel(&n->shape); }
+/* Normalises a possibly negative axis; -1 if out of range. */
+static inline int syn__axis(int axis, int ndim) {
+    if (axis < 0) axis += ndim;
+    return (axis < 0 || axis >= ndim) ? -1 : axis;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,130 @@
+/* The memory plan. Every activation value and every activation gradient gets a
+ * live interval on one timeline - forward steps 0..n-1, then the backward
+ * steps n..2n-1 in reverse node order - and intervals that do not overlap
+ * share a buffer (greedy, best fit). A value lives until its last reader: its
+ * consumers' forwards, and the backward of any consumer (or of its own node)
+ * whose rule reads it. Kept nodes and inputs are never reused. */
+#include <stdlib.h>
+#include <string.h>
+#include "../backend.h"
+
+#define NEVER INT32_MAX
+
+typedef struct {
+    int start, end;
+    size_t bytes;
+    int *slot; /* where the buffer index goes */
+} interval;
+
+static int by_start(const void *a, const void *b) {
+    const interval *x = a, *y = b;
+    return x->start != y->start ? (x->start < y->start ? -1 : 1) : (x->end < y->end ? -1 : x->end > y->end);
+}
+
+static size_t node_bytes(const syn_node *n) {
+    size_t b = (size_t)syn_shape_numel(&n->cap_shape) * syn_dtype_size(n->dtype);
+    return (b + 255) & ~(size_t)255; /* aligned for vector loads on every backend */
+}
+
+void syn__memplan_free(syn_graph *g) {
+    for (int i = 0; i < g->n_bufs; i++)
+        if (g->bufs[i]) g->be->free(g->be, g->bufs[i]);
+    free(g->bufs);
+    free(g->buf_bytes);
+    g->bufs = NULL;
+    g->buf_bytes = NULL;
+    g->n_bufs = 0;
+    g->mem_bytes = 0;
+}
+
+syn_status syn__memplan(syn_graph *g) {
+    int n = g->n;
+    bool train = !g->inference;
+    int *last = malloc((size_t)(n ? n : 1) * sizeof *last);     /* value: last reader */
+    int *gfirst = malloc((size_t)(n ? n : 1) * sizeof *gfirst); /* grad: first writer */
+    interval *iv = malloc((size_t)(2 * n + 1) * sizeof *iv);
+    if (!last || !gfirst || !iv) {
+        free(last);
+        free(gfirst);
+        free(iv);
+        return syn__error(SYN_ERR_OOM, "memory plan: %d nodes", n);
+    }
+    for (int i = 0; i < n; i++) {
+        syn_node *v = g->nodes[i];
+        last[i] = i;
+        gfirst[i] = NEVER;
+        if (train && v->requires_grad && (syn__op_flags[v->op] & SYN_BW_OUT)) last[i] = 2 * n - 1 - i;
+        /* a node's own gradient is read by its backward: it needs one even
+         * with no consumer (a loss, seeded at time n) */
+        if (train && v->requires_grad) gfirst[i] = n;
+    }
+    for (int c = 0; c < n; c++) {
+        syn_node *u = g->nodes[c];
+        int bw = 2 * n - 1 - c;
+        for (int k = 0; k < u->n_in; k++) {
+            int i = u->in[k]->id;
+            if (last[i] < c) last[i] = c;
+            if (train && u->requires_grad && (syn__op_flags[u->op] & SYN_BW_IN) && last[i] < bw) last[i] = bw;
+            if (train && u->requires_grad && !(syn__op_flags[u->op] & SYN_NO_GRAD) && u->in[k]->requires_grad &&
+                bw < gfirst[i])
+                gfirst[i] = bw;
+        }
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        syn_node *v = g->nodes[i];
+        v->value_buf = v->grad_buf = -1;
+        if (v->op == SYN_OP_PARAM) continue;
+        bool keep = v->keep;
+        iv[m++] = (interval){i, keep ? NEVER : last[i], node_bytes(v), &v->value_buf};
+        if (train && v->requires_grad && v->op != SYN_OP_INPUT)
+            iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), &v->grad_buf};
+    }
+    free(last);
+    free(gfirst);
+    qsort(iv, (size_t)m, sizeof *iv, by_start);
+
+    /* Greedy assignment: buffers free once their current interval ended. */
+    int nb = 0;
+    size_t *bytes = calloc((size_t)(m ? m : 1), sizeof *bytes);
+    int *busy_until = calloc((size_t)(m ? m : 1), sizeof *busy_until);
+    if (!bytes || !busy_until) {
+        free(iv);
+        free(bytes);
+        free(busy_until);
+        return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m);
+    }
+    for (int k = 0; k < m; k++) {
+        int best = -1, largest = -1;
+        for (int b = 0; b < nb; b++) {
+            if (busy_until[b] >= iv[k].start) continue;
+            if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
+            if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
+        }
+        if (best < 0) best = largest;
+        if (best < 0) best = nb++;
+        if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
+        busy_until[best] = iv[k].end;
+        *iv[k].slot = best;
+    }
+    free(iv);
+    free(busy_until);
+    g->bufs = calloc((size_t)(nb ? nb : 1), sizeof *g->bufs);
+    g->buf_bytes = bytes;
+    g->n_bufs = nb;
+    if (!g->bufs) {
+        g->n_bufs = 0;
+        return syn__error(SYN_ERR_OOM, "memory plan: %d buffers", nb);
+    }
+    for (int b = 0; b < nb; b++) {
+        syn_status s = g->be->alloc(g->be, bytes[b], &g->bufs[b]);
+        if (s != SYN_OK) return s; /* the caller frees the partial plan */
+        g->mem_bytes += bytes[b];
+    }
+    for (int i = 0; i < n; i++) {
+        syn_node *v = g->nodes[i];
+        v->value = v->value_buf >= 0 ? g->bufs[v->value_buf] : NULL;
+        v->grad = v->grad_buf >= 0 ? g->bufs[v->grad_buf] : NULL;
+    }
+    return SYN_OK;
+}

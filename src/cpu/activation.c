@@ -1,0 +1,56 @@
+/* Activations on the CPU. Backward rules read the output where that is
+ * cheaper (relu, sigmoid, tanh) and the input otherwise (leaky relu, gelu). */
+#include <math.h>
+#include "cpu.h"
+
+#define ACT_FWD(name, expr)                                                        \
+    syn_status syn__cpu_##name##_fwd(syn_backend *be, syn_node *n) {              \
+        (void)be;                                                                  \
+        const float *x = syn__cin(n, 0);                                           \
+        float *y = n->value;                                                       \
+        int64_t len = syn__numel(n);                                               \
+        float s = n->f[0];                                                         \
+        (void)s;                                                                   \
+        _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)")   \
+        for (int64_t i = 0; i < len; i++) {                                        \
+            float v = x[i];                                                        \
+            y[i] = (expr);                                                         \
+        }                                                                          \
+        return SYN_OK;                                                             \
+    }
+
+/* dx += dy * expr, with v = x[i] and o = y[i] */
+#define ACT_BWD(name, expr)                                                        \
+    syn_status syn__cpu_##name##_bwd(syn_backend *be, syn_node *n) {              \
+        (void)be;                                                                  \
+        float *dx = syn__cgrad(n, 0);                                              \
+        if (!dx) return SYN_OK;                                                    \
+        const float *x = syn__cin(n, 0), *y = n->value, *dy = n->grad;            \
+        int64_t len = syn__numel(n);                                               \
+        float s = n->f[0];                                                         \
+        (void)s;                                                                   \
+        _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)")   \
+        for (int64_t i = 0; i < len; i++) {                                        \
+            float v = (syn__op_flags[n->op] & SYN_BW_IN) ? x[i] : 0.0f;           \
+            float o = (syn__op_flags[n->op] & SYN_BW_OUT) ? y[i] : 0.0f;          \
+            (void)v; (void)o;                                                      \
+            dx[i] += dy[i] * (expr);                                               \
+        }                                                                          \
+        return SYN_OK;                                                             \
+    }
+
+/* y = max(x, 0) */
+ACT_FWD(relu, v > 0.0f ? v : 0.0f)
+ACT_BWD(relu, o > 0.0f ? 1.0f : 0.0f)
+/* y = x > 0 ? x : s x */
+ACT_FWD(leaky_relu, v > 0.0f ? v : s * v)
+ACT_BWD(leaky_relu, v > 0.0f ? 1.0f : s)
+/* y = 1 / (1 + e^-x);  dy/dx = y (1 - y) */
+ACT_FWD(sigmoid, 1.0f / (1.0f + expf(-v)))
+ACT_BWD(sigmoid, o * (1.0f - o))
+/* dy/dx = 1 - y^2 */
+ACT_FWD(tanh, tanhf(v))
+ACT_BWD(tanh, 1.0f - o * o)
+/* y = x Phi(x) = x/2 (1 + erf(x/sqrt2));  dy/dx = Phi(x) + x phi(x) */
+ACT_FWD(gelu, 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)))
+ACT_BWD(gelu, 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v))

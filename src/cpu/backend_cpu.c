@@ -1,0 +1,118 @@
+/* The CPU backend: host memory and the kernel table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include "cpu.h"
+
+static syn_status cpu_alloc(syn_backend *be, size_t bytes, void **out) {
+    (void)be;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0 || !p) {
+        *out = NULL;
+        return syn__error(SYN_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+    }
+    *out = p;
+    return SYN_OK;
+}
+
+static void cpu_free(syn_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+
+static syn_status cpu_copy(syn_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memmove(dst, src, bytes);
+    return SYN_OK;
+}
+
+static syn_status cpu_zero(syn_backend *be, void *dst, size_t bytes) {
+    (void)be;
+    if (bytes) memset(dst, 0, bytes);
+    return SYN_OK;
+}
+
+static syn_status cpu_fill_f32(syn_backend *be, float *dst, float v, int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) dst[i] = v;
+    return SYN_OK;
+}
+
+static syn_status cpu_fill_i32(syn_backend *be, int32_t *dst, int32_t v, int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) dst[i] = v;
+    return SYN_OK;
+}
+
+static syn_status cpu_sync(syn_backend *be) {
+    (void)be;
+    return SYN_OK;
+}
+
+static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
+    (void)be;
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    snprintf(model, sizeof model, "%s", c + 2);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(f);
+    }
+    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM", model, omp_get_max_threads());
+    return SYN_OK;
+}
+
+#define K(ID, name) [SYN_OP_##ID] = syn__cpu_##name##_fwd
+#define B(ID, name) [SYN_OP_##ID] = syn__cpu_##name##_bwd
+
+static syn_backend cpu_backend = {
+    .name = "cpu",
+    .device = {SYN_DEVICE_CPU, 0},
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy_h2d = cpu_copy,
+    .copy_d2h = cpu_copy,
+    .copy_d2d = cpu_copy,
+    .zero = cpu_zero,
+    .fill_f32 = cpu_fill_f32,
+    .fill_i32 = cpu_fill_i32,
+    .synchronize = cpu_sync,
+    .describe = cpu_describe,
+    .optim_update = syn__cpu_optim_update,
+    .sumsq = syn__cpu_sumsq,
+    .clip_scale = syn__cpu_clip_scale,
+    .fwd = {
+        K(ADD, add), K(SUB, sub), K(MUL, mul), K(DIV, div),
+        K(ADD_SCALAR, add_scalar), K(MUL_SCALAR, mul_scalar), K(POW_SCALAR, pow_scalar),
+        K(MATMUL, matmul), K(LINEAR, linear),
+        K(RELU, relu), K(LEAKY_RELU, leaky_relu), K(SIGMOID, sigmoid), K(TANH, tanh), K(GELU, gelu),
+        K(SOFTMAX, softmax), K(LOG_SOFTMAX, log_softmax), K(SUM, sum), K(MEAN, mean),
+        K(RESHAPE, reshape), K(TRANSPOSE, transpose), K(CONCAT, concat),
+        K(DROPOUT, dropout), K(DETACH, detach),
+        K(MSE_LOSS, mse_loss), K(SSE_LOSS, sse_loss), K(CROSS_ENTROPY, cross_entropy),
+        K(BCE_WITH_LOGITS, bce_with_logits),
+    },
+    .bwd = {
+        B(ADD, add), B(SUB, sub), B(MUL, mul), B(DIV, div),
+        B(ADD_SCALAR, add_scalar), B(MUL_SCALAR, mul_scalar), B(POW_SCALAR, pow_scalar),
+        B(MATMUL, matmul), B(LINEAR, linear),
+        B(RELU, relu), B(LEAKY_RELU, leaky_relu), B(SIGMOID, sigmoid), B(TANH, tanh), B(GELU, gelu),
+        B(SOFTMAX, softmax), B(LOG_SOFTMAX, log_softmax), B(SUM, sum), B(MEAN, mean),
+        B(RESHAPE, reshape), B(TRANSPOSE, transpose), B(CONCAT, concat),
+        B(DROPOUT, dropout),
+        B(MSE_LOSS, mse_loss), B(SSE_LOSS, sse_loss), B(CROSS_ENTROPY, cross_entropy),
+        B(BCE_WITH_LOGITS, bce_with_logits),
+    },
+};
+
+syn_backend *syn__cpu_backend(void) { return &cpu_backend; }

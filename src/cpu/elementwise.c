@@ -1,0 +1,186 @@
+/* Elementwise ops on the CPU: broadcasting binary ops, scalar ops, dropout,
+ * detach. Broadcasting walks the output row by row (the last dim contiguous)
+ * with per-operand strides that are 0 along broadcast dims. */
+#include <math.h>
+#include <string.h>
+#include "cpu.h"
+#include "../core/rng.h"
+
+/* Output shape padded to nd dims, with element strides of a and b (0 where broadcast). */
+typedef struct {
+    int nd;
+    int64_t dim[SYN_MAX_DIMS];
+    int64_t sa[SYN_MAX_DIMS], sb[SYN_MAX_DIMS];
+} bcast;
+
+static void strides_for(const syn_shape *x, int nd, const int64_t *ydim, int64_t *s) {
+    int64_t st = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        int dx = d - (nd - x->ndim);
+        int64_t size = dx >= 0 ? x->dim[dx] : 1;
+        s[d] = (size == 1 && ydim[d] != 1) ? 0 : st;
+        st *= size;
+    }
+}
+
+static void bcast_make(const syn_node *n, bcast *bc) {
+    const syn_shape *y = &n->shape;
+    bc->nd = y->ndim;
+    for (int d = 0; d < y->ndim; d++) bc->dim[d] = y->dim[d];
+    if (bc->nd == 0) { /* scalar output: one element */
+        bc->nd = 1;
+        bc->dim[0] = 1;
+        bc->sa[0] = bc->sb[0] = 0;
+        return;
+    }
+    strides_for(&n->in[0]->shape, bc->nd, bc->dim, bc->sa);
+    strides_for(&n->in[1]->shape, bc->nd, bc->dim, bc->sb);
+}
+
+/* Offsets of a and b for output row r (all dims but the last). */
+static void row_offsets(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, b = 0;
+    for (int d = bc->nd - 2; d >= 0; d--) {
+        int64_t i = r % bc->dim[d];
+        r /= bc->dim[d];
+        a += i * bc->sa[d];
+        b += i * bc->sb[d];
+    }
+    *oa = a;
+    *ob = b;
+}
+
+static syn_status binary_fwd(syn_node *n) {
+    bcast bc;
+    bcast_make(n, &bc);
+    const float *a = syn__cin(n, 0), *b = syn__cin(n, 1);
+    float *y = n->value;
+    int64_t cols = bc.dim[bc.nd - 1], rows = syn__numel(n) / (cols ? cols : 1);
+    int64_t ia = bc.sa[bc.nd - 1], ib = bc.sb[bc.nd - 1];
+    syn_op op = n->op;
+#pragma omp parallel for if (rows * cols > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oa, ob;
+        row_offsets(&bc, r, &oa, &ob);
+        const float *pa = a + oa, *pb = b + ob;
+        float *py = y + r * cols;
+        switch (op) {
+        case SYN_OP_ADD: for (int64_t c = 0; c < cols; c++) py[c] = pa[c * ia] + pb[c * ib]; break;
+        case SYN_OP_SUB: for (int64_t c = 0; c < cols; c++) py[c] = pa[c * ia] - pb[c * ib]; break;
+        case SYN_OP_MUL: for (int64_t c = 0; c < cols; c++) py[c] = pa[c * ia] * pb[c * ib]; break;
+        default:         for (int64_t c = 0; c < cols; c++) py[c] = pa[c * ia] / pb[c * ib]; break;
+        }
+    }
+    return SYN_OK;
+}
+
+/* d(operand k) += dy * d op / d operand k, summed over broadcast dims. The
+ * scatter races when operand k is broadcast, so that case runs serially. */
+static void binary_bwd_one(syn_node *n, const bcast *bc, int k) {
+    float *dx = syn__cgrad(n, k);
+    if (!dx) return;
+    const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
+    int64_t cols = bc->dim[bc->nd - 1], rows = syn__numel(n) / (cols ? cols : 1);
+    int64_t ia = bc->sa[bc->nd - 1], ib = bc->sb[bc->nd - 1];
+    bool full = syn_shape_numel(&n->in[k]->shape) == syn__numel(n);
+    syn_op op = n->op;
+#pragma omp parallel for if (full && rows * cols > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oa, ob;
+        row_offsets(bc, r, &oa, &ob);
+        const float *pa = a + oa, *pb = b + ob, *pdy = dy + r * cols;
+        int64_t step = k == 0 ? ia : ib;
+        float *pd = dx + (k == 0 ? oa : ob);
+        for (int64_t c = 0; c < cols; c++) {
+            float g = pdy[c], av = pa[c * ia], bv = pb[c * ib], d;
+            switch (op) {
+            case SYN_OP_ADD: d = g; break;
+            case SYN_OP_SUB: d = k == 0 ? g : -g; break;
+            case SYN_OP_MUL: d = k == 0 ? g * bv : g * av; break;
+            default:         d = k == 0 ? g / bv : -g * av / (bv * bv); break; /* div */
+            }
+            pd[c * step] += d;
+        }
+    }
+}
+
+static syn_status binary_bwd(syn_node *n) {
+    bcast bc;
+    bcast_make(n, &bc);
+    binary_bwd_one(n, &bc, 0);
+    binary_bwd_one(n, &bc, 1);
+    return SYN_OK;
+}
+
+syn_status syn__cpu_add_fwd(syn_backend *be, syn_node *n) { (void)be; return binary_fwd(n); }
+syn_status syn__cpu_sub_fwd(syn_backend *be, syn_node *n) { (void)be; return binary_fwd(n); }
+syn_status syn__cpu_mul_fwd(syn_backend *be, syn_node *n) { (void)be; return binary_fwd(n); }
+syn_status syn__cpu_div_fwd(syn_backend *be, syn_node *n) { (void)be; return binary_fwd(n); }
+syn_status syn__cpu_add_bwd(syn_backend *be, syn_node *n) { (void)be; return binary_bwd(n); }
+syn_status syn__cpu_sub_bwd(syn_backend *be, syn_node *n) { (void)be; return binary_bwd(n); }
+syn_status syn__cpu_mul_bwd(syn_backend *be, syn_node *n) { (void)be; return binary_bwd(n); }
+syn_status syn__cpu_div_bwd(syn_backend *be, syn_node *n) { (void)be; return binary_bwd(n); }
+
+/* ---- scalar ops: y = x + c, y = x * c, y = x ^ c ---- */
+
+#define MAP(expr)                                                          \
+    do {                                                                   \
+        const float *x = syn__cin(n, 0);                                   \
+        float *y = n->value;                                               \
+        int64_t len = syn__numel(n);                                       \
+        float c = n->f[0];                                                 \
+        (void)c;                                                           \
+        _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)") \
+        for (int64_t i = 0; i < len; i++) y[i] = (expr);                   \
+    } while (0)
+
+/* dx += dy * (expr) */
+#define MAP_BWD(expr)                                                      \
+    do {                                                                   \
+        float *dx = syn__cgrad(n, 0);                                      \
+        if (!dx) break;                                                    \
+        const float *x = syn__cin(n, 0), *dy = n->grad;                    \
+        int64_t len = syn__numel(n);                                       \
+        float c = n->f[0];                                                 \
+        (void)c; (void)x;                                                  \
+        _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)") \
+        for (int64_t i = 0; i < len; i++) dx[i] += dy[i] * (expr);         \
+    } while (0)
+
+syn_status syn__cpu_add_scalar_fwd(syn_backend *be, syn_node *n) { (void)be; MAP(x[i] + c); return SYN_OK; }
+syn_status syn__cpu_add_scalar_bwd(syn_backend *be, syn_node *n) { (void)be; MAP_BWD(1.0f); return SYN_OK; }
+syn_status syn__cpu_mul_scalar_fwd(syn_backend *be, syn_node *n) { (void)be; MAP(x[i] * c); return SYN_OK; }
+syn_status syn__cpu_mul_scalar_bwd(syn_backend *be, syn_node *n) { (void)be; MAP_BWD(c); return SYN_OK; }
+syn_status syn__cpu_pow_scalar_fwd(syn_backend *be, syn_node *n) { (void)be; MAP(powf(x[i], c)); return SYN_OK; }
+/* d/dx x^c = c x^(c-1) */
+syn_status syn__cpu_pow_scalar_bwd(syn_backend *be, syn_node *n) { (void)be; MAP_BWD(c * powf(x[i], c - 1.0f)); return SYN_OK; }
+syn_status syn__cpu_detach_fwd(syn_backend *be, syn_node *n) { (void)be; MAP(x[i]); return SYN_OK; }
+
+/* ---- dropout: y = x * keep / (1 - p), keep = u >= p, u from Philox ---- */
+
+syn_status syn__cpu_dropout_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float p = n->f[0];
+    n->i[1] = n->g->training && p > 0.0f; /* the backward pass uses the same decision */
+    if (!n->i[1]) {
+        MAP(x[i]);
+        return SYN_OK;
+    }
+    float scale = 1.0f / (1.0f - p);
+    uint64_t seed = n->rng_seed, off = n->rng_offset;
+    MAP(syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)i) >= p ? x[i] * scale : 0.0f);
+    return SYN_OK;
+}
+
+syn_status syn__cpu_dropout_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float p = n->f[0];
+    if (!n->i[1]) {
+        MAP_BWD(1.0f);
+        return SYN_OK;
+    }
+    float scale = 1.0f / (1.0f - p);
+    uint64_t seed = n->rng_seed, off = n->rng_offset;
+    MAP_BWD(syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)i) >= p ? scale : 0.0f);
+    return SYN_OK;
+}

@@ -1,0 +1,125 @@
+/* Losses on the CPU, each reduced to a scalar with double accumulation:
+ * MSE (mean), SSE (sum), cross-entropy from logits with integer labels, and
+ * binary cross-entropy with logits. */
+#include <math.h>
+#include "cpu.h"
+
+/* L = sum (p - t)^2, divided by n for the mean */
+static syn_status sq_fwd(syn_node *n, bool mean) {
+    const float *p = syn__cin(n, 0), *t = syn__cin(n, 1);
+    int64_t len = syn_shape_numel(&n->in[0]->shape);
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (len > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+        double d = (double)p[i] - t[i];
+        s += d * d;
+    }
+    *(float *)n->value = (float)(mean ? s / (double)(len ? len : 1) : s);
+    return SYN_OK;
+}
+
+/* dp += dL 2 (p - t) / n;  dt -= the same */
+static syn_status sq_bwd(syn_node *n, bool mean) {
+    const float *p = syn__cin(n, 0), *t = syn__cin(n, 1);
+    float *dp = syn__cgrad(n, 0), *dt = syn__cgrad(n, 1);
+    int64_t len = syn_shape_numel(&n->in[0]->shape);
+    float k = 2.0f * *(const float *)n->grad / (mean ? (float)(len ? len : 1) : 1.0f);
+#pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+        float d = k * (p[i] - t[i]);
+        if (dp) dp[i] += d;
+        if (dt) dt[i] -= d;
+    }
+    return SYN_OK;
+}
+
+syn_status syn__cpu_mse_loss_fwd(syn_backend *be, syn_node *n) { (void)be; return sq_fwd(n, true); }
+syn_status syn__cpu_mse_loss_bwd(syn_backend *be, syn_node *n) { (void)be; return sq_bwd(n, true); }
+syn_status syn__cpu_sse_loss_fwd(syn_backend *be, syn_node *n) { (void)be; return sq_fwd(n, false); }
+syn_status syn__cpu_sse_loss_bwd(syn_backend *be, syn_node *n) { (void)be; return sq_bwd(n, false); }
+
+/* Checks labels once per forward: a bad label is a clear error, not a wild read. */
+static syn_status check_labels(const syn_node *n, const int32_t *y, int64_t N, int64_t C) {
+    for (int64_t r = 0; r < N; r++)
+        if (y[r] < 0 || y[r] >= C)
+            return syn__error(SYN_ERR_ARG, "cross_entropy: label %d at row %lld is outside [0, %lld)", (int)y[r],
+                              (long long)r, (long long)C);
+    (void)n;
+    return SYN_OK;
+}
+
+/* logits x: (N, C), labels y: (N)  ->  L = mean_r (logsumexp(x_r) - x_r[y_r]) */
+syn_status syn__cpu_cross_entropy_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const syn_shape *xs = &n->in[0]->shape;
+    int64_t N = xs->dim[0], C = xs->dim[1];
+    const float *x = syn__cin(n, 0);
+    const int32_t *y = n->in[1]->value;
+    SYN_TRY(check_labels(n, y, N, C));
+    double total = 0;
+#pragma omp parallel for reduction(+ : total) if (N * C > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < N; r++) {
+        const float *row = x + r * C;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, row[c]);
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
+        total += (double)mx + log(s) - row[y[r]];
+    }
+    *(float *)n->value = (float)(total / (double)(N ? N : 1));
+    return SYN_OK;
+}
+
+/* dx_r += dL / N (softmax(x_r) - onehot(y_r)) */
+syn_status syn__cpu_cross_entropy_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float *dx = syn__cgrad(n, 0);
+    if (!dx) return SYN_OK;
+    const syn_shape *xs = &n->in[0]->shape;
+    int64_t N = xs->dim[0], C = xs->dim[1];
+    const float *x = syn__cin(n, 0);
+    const int32_t *y = n->in[1]->value;
+    float k = *(const float *)n->grad / (float)(N ? N : 1);
+#pragma omp parallel for if (N * C > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < N; r++) {
+        const float *row = x + r * C;
+        float *drow = dx + r * C;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, row[c]);
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
+        float inv = (float)(1.0 / s);
+        for (int64_t c = 0; c < C; c++) drow[c] += k * (expf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f));
+    }
+    return SYN_OK;
+}
+
+/* L = mean(max(x, 0) - x t + log(1 + e^-|x|)) */
+syn_status syn__cpu_bce_with_logits_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const float *x = syn__cin(n, 0), *t = syn__cin(n, 1);
+    int64_t len = syn_shape_numel(&n->in[0]->shape);
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (len > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+        double v = x[i];
+        s += (v > 0 ? v : 0) - v * t[i] + log1p(exp(-fabs(v)));
+    }
+    *(float *)n->value = (float)(s / (double)(len ? len : 1));
+    return SYN_OK;
+}
+
+/* dx += dL / n (sigmoid(x) - t);  dt += dL / n (-x) */
+syn_status syn__cpu_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const float *x = syn__cin(n, 0), *t = syn__cin(n, 1);
+    float *dx = syn__cgrad(n, 0), *dt = syn__cgrad(n, 1);
+    int64_t len = syn_shape_numel(&n->in[0]->shape);
+    float k = *(const float *)n->grad / (float)(len ? len : 1);
+#pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+        if (dx) dx[i] += k * (1.0f / (1.0f + expf(-x[i])) - t[i]);
+        if (dt) dt[i] -= k * x[i];
+    }
+    return SYN_OK;
+}

@@ -1,0 +1,96 @@
+/* Matrix products on the CPU through OpenBLAS (cblas_sgemm, row-major). */
+#include <cblas.h>
+#include <string.h>
+#include "cpu.h"
+
+/* C (M,N) = alpha op(A) op(B) + beta C, all row-major and contiguous. */
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
+                 float *C) {
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
+                (blasint)N, (blasint)K, 1.0f, A, ta ? (blasint)M : (blasint)K, B, tb ? (blasint)K : (blasint)N,
+                beta, C, (blasint)N);
+}
+
+/* Batch count, M, K, N of a (..., M, K) @ (..., K, N) node. */
+static void mm_dims(const syn_node *n, int64_t *batch, int64_t *M, int64_t *K, int64_t *N, bool *shared_b) {
+    const syn_shape *a = &n->in[0]->shape, *b = &n->in[1]->shape;
+    *M = a->dim[a->ndim - 2];
+    *K = a->dim[a->ndim - 1];
+    *N = b->dim[b->ndim - 1];
+    int64_t mk = (*M) * (*K);
+    *batch = mk > 0 ? syn_shape_numel(a) / mk : 0;
+    *shared_b = b->ndim == 2;
+}
+
+/* a: (..., M, K)  b: (K, N) or (..., K, N)  ->  y: (..., M, N) */
+syn_status syn__cpu_matmul_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    int64_t B, M, K, N;
+    bool shared;
+    mm_dims(n, &B, &M, &K, &N, &shared);
+    const float *a = syn__cin(n, 0), *b = syn__cin(n, 1);
+    float *y = n->value;
+    if (shared) {
+        gemm(false, false, B * M, N, K, a, b, 0.0f, y);
+        return SYN_OK;
+    }
+    for (int64_t i = 0; i < B; i++) gemm(false, false, M, N, K, a + i * M * K, b + i * K * N, 0.0f, y + i * M * N);
+    return SYN_OK;
+}
+
+/* da += dy b^T;  db += a^T dy (summed over the batch when b is shared) */
+syn_status syn__cpu_matmul_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    int64_t B, M, K, N;
+    bool shared;
+    mm_dims(n, &B, &M, &K, &N, &shared);
+    const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
+    float *da = syn__cgrad(n, 0), *db = syn__cgrad(n, 1);
+    if (shared) {
+        if (da) gemm(false, true, B * M, K, N, dy, b, 1.0f, da);
+        if (db) gemm(true, false, K, N, B * M, a, dy, 1.0f, db);
+        return SYN_OK;
+    }
+    for (int64_t i = 0; i < B; i++) {
+        if (da) gemm(false, true, M, K, N, dy + i * M * N, b + i * K * N, 1.0f, da + i * M * K);
+        if (db) gemm(true, false, K, N, M, a + i * M * K, dy + i * M * N, 1.0f, db + i * K * N);
+    }
+    return SYN_OK;
+}
+
+/* x: (R, in)  w: (out, in)  b: (out)  ->  y = x w^T + b: (R, out) */
+syn_status syn__cpu_linear_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const syn_shape *ws = &n->in[1]->shape;
+    int64_t out = ws->dim[0], in = ws->dim[1], R = syn__numel(n) / (out ? out : 1);
+    const float *x = syn__cin(n, 0), *w = syn__cin(n, 1);
+    float *y = n->value;
+    if (n->n_in == 3) {
+        const float *b = syn__cin(n, 2);
+#pragma omp parallel for if (R * out > SYN_CPU_PAR_MIN) schedule(static)
+        for (int64_t r = 0; r < R; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
+    }
+    gemm(false, true, R, out, in, x, w, n->n_in == 3 ? 1.0f : 0.0f, y);
+    return SYN_OK;
+}
+
+/* dx += dy w;  dw += dy^T x;  db += sum_r dy */
+syn_status syn__cpu_linear_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const syn_shape *ws = &n->in[1]->shape;
+    int64_t out = ws->dim[0], in = ws->dim[1], R = syn__numel(n) / (out ? out : 1);
+    const float *x = syn__cin(n, 0), *w = syn__cin(n, 1), *dy = n->grad;
+    float *dx = syn__cgrad(n, 0), *dw = syn__cgrad(n, 1), *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
+    if (dx) gemm(false, false, R, in, out, dy, w, 1.0f, dx);
+    if (dw) gemm(true, false, out, in, R, dy, x, 1.0f, dw);
+    if (db) {
+#pragma omp parallel for if (R * out > SYN_CPU_PAR_MIN) schedule(static)
+        for (int64_t o = 0; o < out; o++) {
+            double s = 0;
+            for (int64_t r = 0; r < R; r++) s += dy[r * out + o];
+            db[o] += (float)s;
+        }
+    }
+    return SYN_OK;
+}

@@ -1,0 +1,125 @@
+/* Reductions on the CPU: sum and mean over a set of axes, softmax and
+ * log-softmax along one axis. A tensor is seen as (outer, C, inner) around the
+ * softmax axis; reductions map each input element to its output element. */
+#include <math.h>
+#include <stdlib.h>
+#include "cpu.h"
+
+/* Strides into the reduced output for each input dim (0 on reduced axes). */
+static void reduce_strides(const syn_node *n, int64_t *ostride) {
+    const syn_shape *x = &n->in[0]->shape;
+    unsigned axes = (unsigned)n->i[0];
+    int64_t st = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        if (axes & (1u << d)) ostride[d] = 0;
+        else {
+            ostride[d] = st;
+            st *= x->dim[d];
+        }
+    }
+}
+
+static int64_t out_index(const syn_shape *x, const int64_t *ostride, int64_t i) {
+    int64_t o = 0;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        o += (i % x->dim[d]) * ostride[d];
+        i /= x->dim[d];
+    }
+    return o;
+}
+
+static syn_status reduce_fwd(syn_node *n, bool mean) {
+    const syn_shape *xs = &n->in[0]->shape;
+    int64_t ostride[SYN_MAX_DIMS], nx = syn_shape_numel(xs), ny = syn__numel(n);
+    reduce_strides(n, ostride);
+    double *acc = calloc((size_t)ny, sizeof *acc);
+    if (!acc) return syn__error(SYN_ERR_OOM, "%s: %lld accumulators", syn__op_name[n->op], (long long)ny);
+    const float *x = syn__cin(n, 0);
+    for (int64_t i = 0; i < nx; i++) acc[out_index(xs, ostride, i)] += x[i];
+    double scale = mean ? (double)ny / (double)(nx ? nx : 1) : 1.0;
+    float *y = n->value;
+    for (int64_t o = 0; o < ny; o++) y[o] = (float)(acc[o] * scale);
+    free(acc);
+    return SYN_OK;
+}
+
+/* dx[i] += dy[out(i)] (* count / numel for the mean) */
+static syn_status reduce_bwd(syn_node *n, bool mean) {
+    float *dx = syn__cgrad(n, 0);
+    if (!dx) return SYN_OK;
+    const syn_shape *xs = &n->in[0]->shape;
+    int64_t ostride[SYN_MAX_DIMS], nx = syn_shape_numel(xs), ny = syn__numel(n);
+    reduce_strides(n, ostride);
+    float scale = mean ? (float)((double)ny / (double)(nx ? nx : 1)) : 1.0f;
+    const float *dy = n->grad;
+#pragma omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < nx; i++) dx[i] += dy[out_index(xs, ostride, i)] * scale;
+    return SYN_OK;
+}
+
+syn_status syn__cpu_sum_fwd(syn_backend *be, syn_node *n) { (void)be; return reduce_fwd(n, false); }
+syn_status syn__cpu_sum_bwd(syn_backend *be, syn_node *n) { (void)be; return reduce_bwd(n, false); }
+syn_status syn__cpu_mean_fwd(syn_backend *be, syn_node *n) { (void)be; return reduce_fwd(n, true); }
+syn_status syn__cpu_mean_bwd(syn_backend *be, syn_node *n) { (void)be; return reduce_bwd(n, true); }
+
+/* (outer, C, inner) around axis n->i[0] */
+static void axis_dims(const syn_node *n, int64_t *outer, int64_t *C, int64_t *inner) {
+    const syn_shape *s = &n->shape;
+    int axis = (int)n->i[0];
+    *outer = *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= s->dim[d];
+    for (int d = axis + 1; d < s->ndim; d++) *inner *= s->dim[d];
+    *C = s->dim[axis];
+}
+
+/* y = exp(x - max) / sum exp(x - max);  log: y = x - max - log sum exp(x - max) */
+static syn_status softmax_fwd(syn_node *n, bool logsm) {
+    int64_t outer, C, inner;
+    axis_dims(n, &outer, &C, &inner);
+    const float *x = syn__cin(n, 0);
+    float *y = n->value;
+#pragma omp parallel for collapse(2) if (outer * C * inner > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            const float *px = x + o * C * inner + j;
+            float *py = y + o * C * inner + j;
+            float mx = -INFINITY;
+            for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, px[c * inner]);
+            double s = 0;
+            for (int64_t c = 0; c < C; c++) s += exp((double)(px[c * inner] - mx));
+            if (logsm) {
+                float lse = mx + (float)log(s);
+                for (int64_t c = 0; c < C; c++) py[c * inner] = px[c * inner] - lse;
+            } else {
+                float inv = (float)(1.0 / s);
+                for (int64_t c = 0; c < C; c++) py[c * inner] = expf(px[c * inner] - mx) * inv;
+            }
+        }
+    return SYN_OK;
+}
+
+/* softmax: dx += y (dy - sum(dy y));  log-softmax: dx += dy - exp(y) sum(dy) */
+static syn_status softmax_bwd(syn_node *n, bool logsm) {
+    float *dx = syn__cgrad(n, 0);
+    if (!dx) return SYN_OK;
+    int64_t outer, C, inner;
+    axis_dims(n, &outer, &C, &inner);
+    const float *y = n->value, *dy = n->grad;
+#pragma omp parallel for collapse(2) if (outer * C * inner > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            int64_t base = o * C * inner + j;
+            double s = 0;
+            for (int64_t c = 0; c < C; c++) s += logsm ? dy[base + c * inner] : (double)dy[base + c * inner] * y[base + c * inner];
+            for (int64_t c = 0; c < C; c++) {
+                int64_t k = base + c * inner;
+                dx[k] += logsm ? dy[k] - expf(y[k]) * (float)s : y[k] * (dy[k] - (float)s);
+            }
+        }
+    return SYN_OK;
+}
+
+syn_status syn__cpu_softmax_fwd(syn_backend *be, syn_node *n) { (void)be; return softmax_fwd(n, false); }
+syn_status syn__cpu_softmax_bwd(syn_backend *be, syn_node *n) { (void)be; return softmax_bwd(n, false); }
+syn_status syn__cpu_log_softmax_fwd(syn_backend *be, syn_node *n) { (void)be; return softmax_fwd(n, true); }
+syn_status syn__cpu_log_softmax_bwd(syn_backend *be, syn_node *n) { (void)be; return softmax_bwd(n, true); }

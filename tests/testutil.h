@@ -1,0 +1,40 @@
+/* Shared helpers for the Check suites: seeds, random data, comparisons. */
+#ifndef SYN_TESTUTIL_H
+#define SYN_TESTUTIL_H
+
+#include <check.h>
+#include <stdint.h>
+#include "synapse/synapse.h"
+
+/* The run's seed: $SYN_TEST_SEED or a fresh one; printed once per process so
+ * that a failure can be reproduced. */
+uint64_t tu_seed(void);
+/* Deterministic generator (splitmix64) seeded from tu_seed() ^ salt. */
+typedef struct { uint64_t s; } tu_rng;
+tu_rng tu_rng_make(uint64_t salt);
+uint64_t tu_next(tu_rng *r);
+float tu_uniform(tu_rng *r, float lo, float hi);
+void tu_fill(tu_rng *r, float *x, int64_t n, float lo, float hi);
+
+/* Fails the test with the library's message unless s is SYN_OK. */
+#define TU_OK(expr)                                                                                  \
+    do {                                                                                             \
+        syn_status tu_s_ = (expr);                                                                   \
+        ck_assert_msg(tu_s_ == SYN_OK, "%s -> %s: %s (seed %llu)", #expr, syn_status_str(tu_s_),      \
+                      syn_last_error(), (unsigned long long)tu_seed());                              \
+    } while (0)
+
+/* Max |a-b| / (atol + rtol*|b|) over n values: <= 1 means close. NaN counts as far. */
+double tu_close_ratio(const float *a, const double *ref, int64_t n, double atol, double rtol);
+#define TU_CLOSE(a, ref, n, atol, rtol)                                                              \
+    ck_assert_msg(tu_close_ratio((a), (ref), (n), (atol), (rtol)) <= 1.0,                             \
+                  "values differ from the reference (ratio %g, seed %llu)",                           \
+                  tu_close_ratio((a), (ref), (n), (atol), (rtol)), (unsigned long long)tu_seed())
+
+/* Runs a suite, prints Check's summary; returns the process exit code. */
+int tu_run(Suite *s);
+
+/* A path under the source tree ($SYN_SOURCE_DIR, else "."). */
+const char *tu_source_path(const char *rel, char *buf, size_t size);
+
+#endif
