@@ -54,9 +54,6 @@ syn_status syn__memplan(syn_graph *g) {
         last[i] = i;
         gfirst[i] = NEVER;
         if (train && v->requires_grad && (syn__op_flags[v->op] & SYN_BW_OUT)) last[i] = 2 * n - 1 - i;
-        /* a node's own gradient is read by its backward: it needs one even
-         * with no consumer (a loss, seeded at time n) */
-        if (train && v->requires_grad) gfirst[i] = n;
     }
     for (int c = 0; c < n; c++) {
         syn_node *u = g->nodes[c];
@@ -70,6 +67,12 @@ syn_status syn__memplan(syn_graph *g) {
                 gfirst[i] = bw;
         }
     }
+    /* a node's own gradient is read by its backward: it needs one even with
+     * no consumer (a loss, seeded when the backward pass starts, at time n).
+     * Every scalar may be chosen as the loss, so scalars start at n too. */
+    for (int i = 0; i < n; i++)
+        if (train && g->nodes[i]->requires_grad && (gfirst[i] == NEVER || g->nodes[i]->shape.ndim == 0))
+            gfirst[i] = n;
     int m = 0;
     for (int i = 0; i < n; i++) {
         syn_node *v = g->nodes[i];

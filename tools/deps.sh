@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Synapse needs to build, test and train, when
+# they are missing. Sourced by run.sh and test.sh. The CUDA toolkit (nvcc,
+# cuBLAS, cuDNN) is optional and not installed here: the CPU build works alone.
+syn_install_deps() {
+    local pkgs=(build-essential cmake pkg-config check libsubunit-dev libopenblas-dev zlib1g-dev
+                dataset-fashion-mnist)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >/dev/null
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Configures and builds into ${BUILD_DIR:-build}; extra cmake flags in $@.
+syn_build() {
+    local dir="${BUILD_DIR:-build}"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+}
