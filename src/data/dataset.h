@@ -1,0 +1,20 @@
+/* Private helpers shared by the data readers and the loader (defined in
+ * dataset.c): allocating a data set and the seeded shuffle. Not exported. */
+#ifndef SYN_DATA_DATASET_H
+#define SYN_DATA_DATASET_H
+
+#include <stdint.h>
+#include "synapse/data.h"
+
+/* A data set of n rows of `dim` floats, with an n-long label array when
+ * has_labels, or n * target_dim targets when target_dim > 0. Arrays are left
+ * uninitialised. Returns SYN_ERR_OOM (recorded, naming `what`) on failure.
+ * owned: free with syn_dataset_free. */
+syn_status syn__dataset_alloc(int64_t n, int64_t dim, bool has_labels, int64_t target_dim,
+                              const char *what, syn_dataset **out);
+
+/* idx[0..n) := a permutation of 0..n-1 that is a pure function of
+ * (seed, stream): Fisher-Yates from the identity driven by Philox. */
+void syn__shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
+
+#endif

@@ -1,0 +1,527 @@
+/* The data module: IDX and CSV readers (exact round trips, every rejection
+ * path with its status and message), real Fashion-MNIST when installed, the
+ * batch loader, split and standardize. Files are written to a fresh temp dir. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "testutil.h"
+
+static char g_dir[64];
+
+static void dir_setup(void) {
+    strcpy(g_dir, "/tmp/syn_data_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(g_dir));
+}
+
+static void dir_teardown(void) {
+    DIR *d = opendir(g_dir);
+    if (!d) return;
+    char p[512];
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
+    closedir(d);
+    rmdir(g_dir);
+}
+
+/* g_dir/name into a static ring of buffers (a test holds several paths at once). */
+static const char *tpath(const char *name) {
+    static char bufs[32][512];
+    static int k;
+    char *b = bufs[k++ & 31];
+    snprintf(b, 512, "%s/%s", g_dir, name);
+    return b;
+}
+
+static const char *write_file(const char *name, const void *data, size_t len, int gz) {
+    const char *p = tpath(name);
+    if (gz) {
+        gzFile f = gzopen(p, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(gzwrite(f, data, (unsigned)len), (int)len);
+        ck_assert_int_eq(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(p, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+        fclose(f);
+    }
+    return p;
+}
+
+static const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text), 0); }
+
+static void put32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* An IDX file: magic, dims, then `payload` bytes taken from data. */
+static const char *write_idx(const char *name, uint32_t magic, const uint32_t *dims, int ndim,
+                             const unsigned char *data, size_t payload, int gz) {
+    size_t hl = 4 + 4 * (size_t)ndim;
+    unsigned char *buf = malloc(hl + payload + 1);
+    put32(buf, magic);
+    for (int i = 0; i < ndim; i++) put32(buf + 4 + 4 * i, dims[i]);
+    if (payload) memcpy(buf + hl, data, payload);
+    const char *p = write_file(name, buf, hl + payload, gz);
+    free(buf);
+    return p;
+}
+
+/* Expects status s and a message containing `needle` (the file name ...). */
+#define EXPECT_ERR(expr, s, needle)                                                                   \
+    do {                                                                                              \
+        syn_status st_ = (expr);                                                                      \
+        ck_assert_msg(st_ == (s), "%s -> %s, want %s (%s)", #expr, syn_status_str(st_), syn_status_str(s), \
+                      syn_last_error());                                                              \
+        ck_assert_msg(strstr(syn_last_error(), (needle)) != NULL, "message '%s' lacks '%s'",          \
+                      syn_last_error(), (needle));                                                    \
+    } while (0)
+
+/* ---- IDX ---- */
+
+static void idx_roundtrip(int gz) {
+    tu_rng r = tu_rng_make(1);
+    uint32_t n = 7, rows = 5, cols = 3, idims[3] = {n, rows, cols}, ldims[1] = {n};
+    unsigned char px[7 * 15], lab[7];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)tu_next(&r);
+    px[0] = 0, px[1] = 255;
+    for (uint32_t i = 0; i < n; i++) lab[i] = (unsigned char)(tu_next(&r) % 4);
+    lab[3] = 4;
+    const char *ip = write_idx("img", 0x803, idims, 3, px, sizeof px, gz);
+    const char *lp = write_idx("lab", 0x801, ldims, 1, lab, sizeof lab, gz);
+    syn_dataset *ds = NULL;
+    TU_OK(syn_dataset_load_idx(ip, lp, &ds));
+    ck_assert_int_eq(ds->n, 7);
+    ck_assert_int_eq(ds->dim, 15);
+    syn_shape want = syn_shape3(1, 5, 3);
+    ck_assert(syn_shape_equal(&ds->sample_shape, &want));
+    ck_assert_int_eq(ds->num_classes, 5);
+    ck_assert_ptr_null(ds->targets);
+    for (size_t i = 0; i < sizeof px; i++) ck_assert_float_eq_tol(ds->x[i], px[i] / 255.0f, 1e-7f);
+    ck_assert_float_eq(ds->x[0], 0.0f);
+    ck_assert_float_eq(ds->x[1], 1.0f);
+    for (uint32_t i = 0; i < n; i++) ck_assert_int_eq(ds->labels[i], lab[i]);
+    syn_dataset_free(ds);
+}
+START_TEST(idx_gz) { idx_roundtrip(1); }
+END_TEST
+START_TEST(idx_raw) { idx_roundtrip(0); }
+END_TEST
+
+START_TEST(idx_errors) {
+    unsigned char px[100] = {0}, lab[100] = {0};
+    uint32_t d100[3] = {100, 28, 28}, d4[3] = {4, 5, 5}, l4[1] = {4}, l5[1] = {5};
+    const char *lp = write_idx("lab4.gz", 0x801, l4, 1, lab, 4, 1);
+    syn_dataset *ds = (syn_dataset *)&ds; /* poisoned: must come back NULL */
+
+    uint32_t l100[1] = {100};
+    const char *lp100 = write_idx("lab100", 0x801, l100, 1, lab, 100, 0);
+    const char *tr = write_idx("trunc-images.gz", 0x803, d100, 3, px, 100, 1);
+    EXPECT_ERR(syn_dataset_load_idx(tr, lp100, &ds), SYN_ERR_FORMAT, "trunc-images.gz");
+    ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "expected 78400 pixel bytes, got 100"));
+
+    const char *ok = write_idx("img4", 0x803, d4, 3, px, 100, 0);
+    const char *bad = write_idx("magic-images", 0x801, d4, 3, px, 100, 0);
+    EXPECT_ERR(syn_dataset_load_idx(bad, lp, &ds), SYN_ERR_FORMAT, "magic-images");
+    EXPECT_ERR(syn_dataset_load_idx(ok, ok, &ds), SYN_ERR_FORMAT, "magic");
+
+    const char *l5p = write_idx("labels5", 0x801, l5, 1, lab, 5, 0);
+    EXPECT_ERR(syn_dataset_load_idx(ok, l5p, &ds), SYN_ERR_FORMAT, "labels5");
+    const char *lt = write_idx("labels-short", 0x801, l4, 1, lab, 2, 0);
+    EXPECT_ERR(syn_dataset_load_idx(ok, lt, &ds), SYN_ERR_FORMAT, "labels-short");
+
+    EXPECT_ERR(syn_dataset_load_idx(tpath("nope-images"), lp, &ds), SYN_ERR_IO, "nope-images");
+    EXPECT_ERR(syn_dataset_load_idx(ok, tpath("nope-labels"), &ds), SYN_ERR_IO, "nope-labels");
+
+    uint32_t huge[3] = {1, 1u << 31, 1u << 31};
+    const char *hp = write_idx("huge-images", 0x803, huge, 3, px, 100, 1);
+    EXPECT_ERR(syn_dataset_load_idx(hp, lp, &ds), SYN_ERR_FORMAT, "huge-images");
+    uint32_t zero[3] = {4, 0, 5};
+    const char *zp = write_idx("zero-images", 0x803, zero, 3, px, 100, 0);
+    EXPECT_ERR(syn_dataset_load_idx(zp, lp, &ds), SYN_ERR_FORMAT, "zero-images");
+    const char *hdr = write_file("short-header", "\0\0\x08\x03\0\0", 6, 0);
+    EXPECT_ERR(syn_dataset_load_idx(hdr, lp, &ds), SYN_ERR_FORMAT, "short-header");
+    static const char junk_gz[] = "\x1f\x8b\x08\0\0\0\0\0\0\x03garbage that is not deflate data";
+    const char *junk = write_file("junk.gz", junk_gz, sizeof junk_gz - 1, 0);
+    syn_status s = syn_dataset_load_idx(junk, lp, &ds);
+    ck_assert(s == SYN_ERR_FORMAT || s == SYN_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "junk.gz"));
+    ck_assert_ptr_null(ds);
+}
+END_TEST
+
+START_TEST(fashion_mnist) {
+    if (access(SYN_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+        printf("SKIP fashion_mnist: %s not installed\n", SYN_FASHION_MNIST_DIR);
+        return;
+    }
+    syn_dataset *tr = NULL, *te = NULL;
+    TU_OK(syn_dataset_load_fashion_mnist(NULL, true, &tr));
+    TU_OK(syn_dataset_load_fashion_mnist(SYN_FASHION_MNIST_DIR, false, &te));
+    ck_assert_int_eq(tr->n, 60000);
+    ck_assert_int_eq(tr->dim, 784);
+    ck_assert_int_eq(tr->num_classes, 10);
+    ck_assert_int_eq(te->n, 10000);
+    ck_assert_int_eq(te->num_classes, 10);
+    syn_shape want = syn_shape3(1, 28, 28);
+    ck_assert(syn_shape_equal(&te->sample_shape, &want));
+    int64_t count[10] = {0};
+    for (int64_t i = 0; i < te->n; i++) count[te->labels[i]]++;
+    for (int c = 0; c < 10; c++) ck_assert_int_eq(count[c], 1000);
+    float lo = 1, hi = 0;
+    for (int64_t i = 0; i < tr->n * tr->dim; i++) lo = fminf(lo, tr->x[i]), hi = fmaxf(hi, tr->x[i]);
+    ck_assert_float_eq(lo, 0.0f);
+    ck_assert_float_eq(hi, 1.0f);
+    syn_dataset_free(tr);
+    syn_dataset_free(te);
+}
+END_TEST
+
+/* ---- CSV ---- */
+
+static syn_dataset *csv(const char *text, const char *label, bool regression, char delim) {
+    syn_csv_opts o = {label, regression, delim};
+    syn_dataset *ds = NULL;
+    TU_OK(syn_dataset_load_csv(write_text("t.csv", text), &o, &ds));
+    return ds;
+}
+
+START_TEST(csv_numeric) {
+    syn_dataset *ds = csv("a,b,label\n1,2,0\n3,-4.5,1\n5,6e2,2\n", "label", false, 0);
+    ck_assert_int_eq(ds->n, 3);
+    ck_assert_int_eq(ds->dim, 2);
+    ck_assert_int_eq(ds->sample_shape.ndim, 1);
+    ck_assert_int_eq(ds->sample_shape.dim[0], 2);
+    ck_assert_int_eq(ds->num_classes, 3);
+    const float x[6] = {1, 2, 3, -4.5f, 5, 600};
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(ds->x[i], x[i]);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(ds->labels[i], i);
+    syn_dataset_free(ds);
+
+    /* by index, label first; integer labels kept as is (1-based: class 0 empty) */
+    ds = csv("y,f1,f2\n3, 1.5 ,2\n1,3,4\n", "0", false, 0);
+    ck_assert_int_eq(ds->dim, 2);
+    ck_assert_int_eq(ds->num_classes, 4);
+    ck_assert_int_eq(ds->labels[0], 3);
+    ck_assert_int_eq(ds->labels[1], 1);
+    ck_assert_float_eq(ds->x[0], 1.5f);
+    ck_assert_float_eq(ds->x[3], 4.0f);
+    syn_dataset_free(ds);
+
+    /* a 30000-column line: the reader has no line length limit */
+    char *wide = malloc(30000 * 4 + 64), *w = wide;
+    for (int c = 0; c < 30000; c++) w += sprintf(w, c ? ",c" : "c");
+    w += sprintf(w, "\n");
+    for (int c = 0; c < 30000; c++) w += sprintf(w, c ? ",%d" : "%d", c % 10);
+    ds = csv(wide, "c", false, 0);
+    ck_assert_int_eq(ds->dim, 29999);
+    ck_assert_float_eq(ds->x[29998], 9.0f);
+    free(wide), syn_dataset_free(ds);
+
+    /* no label given: the last column; ';' delimiter */
+    ds = csv("p;q\n1;0\n2;1\n", NULL, false, ';');
+    ck_assert_int_eq(ds->n, 2);
+    ck_assert_int_eq(ds->dim, 1);
+    ck_assert_int_eq(ds->labels[1], 1);
+    syn_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(csv_classes_regression) {
+    syn_dataset *ds = csv("x,species\n1,setosa\n2,virginica\n3,setosa\n4,versicolor\n", "species", false, 0);
+    ck_assert_int_eq(ds->num_classes, 3);
+    const int want[4] = {0, 1, 0, 2};
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(ds->labels[i], want[i]);
+    syn_dataset_free(ds);
+
+    /* a negative or fractional class value makes the column names */
+    ds = csv("x,c\n1,-1\n2,1\n3,-1\n", "c", false, 0);
+    ck_assert_int_eq(ds->num_classes, 2);
+    ck_assert_int_eq(ds->labels[0], 0);
+    ck_assert_int_eq(ds->labels[1], 1);
+    ck_assert_int_eq(ds->labels[2], 0);
+    syn_dataset_free(ds);
+
+    ds = csv("price,a,b\n1.25,1,2\n-3,4,5\n", "price", true, 0);
+    ck_assert_ptr_null(ds->labels);
+    ck_assert_ptr_nonnull(ds->targets);
+    ck_assert_int_eq(ds->target_dim, 1);
+    ck_assert_float_eq(ds->targets[0], 1.25f);
+    ck_assert_float_eq(ds->targets[1], -3.0f);
+    ck_assert_float_eq(ds->x[2], 4.0f);
+    syn_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(csv_quotes_crlf) {
+    syn_dataset *ds = csv("\"a,1\",b,\"la\"\"bel\"\r\n\"1.5\",2,\"x,y\"\r\n3,4,\"multi\r\nline\"\r\n5,6,\"x,y\"", "la\"bel",
+                          false, 0);
+    ck_assert_int_eq(ds->n, 3);
+    ck_assert_int_eq(ds->dim, 2);
+    ck_assert_int_eq(ds->num_classes, 2);
+    ck_assert_int_eq(ds->labels[0], 0);
+    ck_assert_int_eq(ds->labels[1], 1);
+    ck_assert_int_eq(ds->labels[2], 0);
+    ck_assert_float_eq(ds->x[0], 1.5f);
+    ck_assert_float_eq(ds->x[5], 6.0f);
+    syn_dataset_free(ds);
+
+    ds = csv("\xEF\xBB\xBF" "a,b\r\n\r\n1,2\r\n3,4\r\n\r\n", "b", false, 0); /* BOM, blank lines */
+    ck_assert_int_eq(ds->n, 2);
+    ck_assert_int_eq(ds->labels[1], 4);
+    syn_dataset_free(ds);
+}
+END_TEST
+
+static void csv_err(const char *text, const char *label, bool regression, syn_status want, const char *needle) {
+    syn_csv_opts o = {label, regression, 0};
+    syn_dataset *ds = (syn_dataset *)&o;
+    const char *p = write_text("bad.csv", text);
+    EXPECT_ERR(syn_dataset_load_csv(p, &o, &ds), want, "bad.csv");
+    ck_assert_msg(strstr(syn_last_error(), needle) != NULL, "message '%s' lacks '%s'", syn_last_error(), needle);
+    ck_assert_ptr_null(ds);
+}
+
+START_TEST(csv_errors) {
+    syn_csv_opts o = {"y", false, 0};
+    syn_dataset *ds = NULL;
+    EXPECT_ERR(syn_dataset_load_csv(tpath("missing.csv"), &o, &ds), SYN_ERR_IO, "missing.csv");
+    csv_err("", "y", false, SYN_ERR_FORMAT, "empty");
+    csv_err("x,y\n", "y", false, SYN_ERR_FORMAT, "no data");
+    csv_err("x,y\n1,0\n2,3,4\n", "y", false, SYN_ERR_FORMAT, ":3:");
+    csv_err("x,y\n1,0\n2\n", "y", false, SYN_ERR_FORMAT, ":3:");
+    csv_err("speed,y\n1,0\nfast,1\n", "y", false, SYN_ERR_FORMAT, ":3: column 'speed': not a number");
+    csv_err("speed,y\n1,0\n12abc,1\n", "y", false, SYN_ERR_FORMAT, "speed");
+    csv_err("speed,y\n1,0\nNaN,1\n", "y", false, SYN_ERR_FORMAT, ":3: column 'speed'");
+    csv_err("speed,y\ninf,0\n", "y", false, SYN_ERR_FORMAT, ":2: column 'speed'");
+    csv_err("speed,y\n1e39,0\n", "y", false, SYN_ERR_FORMAT, "speed");
+    csv_err("speed,w,y\n1,,0\n", "y", false, SYN_ERR_FORMAT, "column 'w': empty");
+    csv_err("x,y\n1,0\n", "z", false, SYN_ERR_ARG, "'z'");
+    csv_err("x,y\n1,0\n", "2", false, SYN_ERR_ARG, "'2'");
+    csv_err("x,y\n1,abc\n", "y", true, SYN_ERR_FORMAT, "column 'y'");
+    csv_err("x,y\n1,\"abc\n", "y", false, SYN_ERR_FORMAT, "unterminated");
+    csv_err("y\n1\n", "y", false, SYN_ERR_FORMAT, "feature");
+}
+END_TEST
+
+/* ---- datasets built in the test ---- */
+
+/* n rows of dim features; x[r][0] = r so that rows can be traced. */
+static syn_dataset *make_ds(int64_t n, int64_t dim, bool regression) {
+    syn_dataset *ds = calloc(1, sizeof *ds);
+    ds->n = n, ds->dim = dim, ds->sample_shape = syn_shape1(dim);
+    ds->x = malloc((size_t)(n * dim + 1) * sizeof(float));
+    tu_rng r = tu_rng_make(7);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < dim; j++) ds->x[i * dim + j] = j == 0 ? (float)i : tu_uniform(&r, -1, 1);
+    if (regression) {
+        ds->targets = malloc((size_t)(2 * n + 1) * sizeof(float)), ds->target_dim = 2;
+        for (int64_t i = 0; i < 2 * n; i++) ds->targets[i] = (float)i;
+    } else {
+        ds->labels = malloc((size_t)(n + 1) * sizeof(int32_t)), ds->num_classes = 3;
+        for (int64_t i = 0; i < n; i++) ds->labels[i] = (int32_t)(i % 3);
+    }
+    return ds;
+}
+
+/* One epoch's row order; checks every batch's contents against its row. */
+static int64_t epoch(syn_loader *l, const syn_dataset *ds, int64_t *order, int64_t batch) {
+    syn_batch b;
+    int64_t k = 0;
+    for (;;) {
+        TU_OK(syn_loader_next(l, &b));
+        if (b.n == 0) return k;
+        ck_assert_int_le(b.n, batch);
+        for (int64_t i = 0; i < b.n; i++) {
+            int64_t row = (int64_t)b.x[i * ds->dim];
+            ck_assert_float_eq(b.x[i * ds->dim + 1], ds->x[row * ds->dim + 1]);
+            if (ds->labels) ck_assert_int_eq(b.labels[i], ds->labels[row]);
+            else ck_assert_float_eq(b.targets[2 * i + 1], (float)(2 * row + 1));
+            order[k++] = row;
+        }
+    }
+}
+
+START_TEST(loader_coverage) {
+    syn_dataset *ds = make_ds(37, 3, false);
+    syn_loader *l = NULL, *l2 = NULL, *l3 = NULL;
+    int64_t o1[37], o2[37], o3[37], o4[37], o5[37];
+    TU_OK(syn_loader_create(ds, 8, true, 42, false, &l));
+    ck_assert_int_eq(syn_loader_batches(l), 5);
+    syn_batch b;
+    int sizes[5];
+    for (int i = 0; i < 5; i++) {
+        TU_OK(syn_loader_next(l, &b));
+        sizes[i] = (int)b.n;
+    }
+    ck_assert_int_eq(sizes[0], 8);
+    ck_assert_int_eq(sizes[4], 5);
+    TU_OK(syn_loader_next(l, &b));
+    ck_assert_int_eq(b.n, 0);
+
+    ck_assert_int_eq(epoch(l, ds, o1, 8), 37); /* epoch 1 */
+    ck_assert_int_eq(epoch(l, ds, o2, 8), 37); /* epoch 2 */
+    int seen[37] = {0};
+    for (int i = 0; i < 37; i++) seen[o1[i]]++;
+    for (int i = 0; i < 37; i++) ck_assert_int_eq(seen[i], 1);
+    ck_assert(memcmp(o1, o2, sizeof o1) != 0);
+
+    /* same seed: the same orders epoch by epoch; another seed: another order */
+    TU_OK(syn_loader_create(ds, 5, true, 42, false, &l2));
+    ck_assert_int_eq(epoch(l2, ds, o3, 5), 37);
+    ck_assert_int_eq(epoch(l2, ds, o3, 5), 37);
+    ck_assert(memcmp(o1, o3, sizeof o1) == 0);
+    TU_OK(syn_loader_create(ds, 8, true, 43, false, &l3));
+    epoch(l3, ds, o4, 8);
+    epoch(l3, ds, o4, 8);
+    ck_assert(memcmp(o1, o4, sizeof o1) != 0);
+
+    syn_loader_free(l3);
+    TU_OK(syn_loader_create(ds, 100, false, 0, false, &l3)); /* no shuffle, batch > n */
+    ck_assert_int_eq(syn_loader_batches(l3), 1);
+    ck_assert_int_eq(epoch(l3, ds, o5, 100), 37);
+    for (int i = 0; i < 37; i++) ck_assert_int_eq(o5[i], i);
+    syn_loader_free(l);
+    syn_loader_free(l2);
+    syn_loader_free(l3);
+    syn_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(loader_drop_last_and_errors) {
+    syn_dataset *ds = make_ds(37, 2, true);
+    syn_loader *l = NULL;
+    int64_t o[37];
+    TU_OK(syn_loader_create(ds, 8, true, 1, true, &l));
+    ck_assert_int_eq(syn_loader_batches(l), 4);
+    ck_assert_int_eq(epoch(l, ds, o, 8), 32);
+    ck_assert_int_eq(epoch(l, ds, o, 8), 32);
+    syn_loader_free(l);
+
+    l = (syn_loader *)&o;
+    EXPECT_ERR(syn_loader_create(ds, 0, true, 1, false, &l), SYN_ERR_ARG, "batch size 0");
+    ck_assert_ptr_null(l);
+    EXPECT_ERR(syn_loader_create(ds, 38, true, 1, true, &l), SYN_ERR_ARG, "drop_last");
+    ds->n = 0;
+    EXPECT_ERR(syn_loader_create(ds, 4, true, 1, false, &l), SYN_ERR_ARG, "no rows");
+    syn_loader_free(NULL);
+    syn_dataset_free(ds);
+    syn_dataset_free(NULL);
+}
+END_TEST
+
+START_TEST(split) {
+    syn_dataset *ds = make_ds(100, 3, false), *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    ds->sample_shape = syn_shape3(1, 3, 1);
+    TU_OK(syn_dataset_split(ds, 0.2f, 9, &a, &b));
+    ck_assert_int_eq(a->n, 80);
+    ck_assert_int_eq(b->n, 20);
+    ck_assert(syn_shape_equal(&a->sample_shape, &ds->sample_shape));
+    ck_assert_int_eq(b->num_classes, 3);
+    int seen[100] = {0};
+    for (int64_t i = 0; i < a->n; i++) seen[(int)a->x[i * 3]]++;
+    for (int64_t i = 0; i < b->n; i++) {
+        int row = (int)b->x[i * 3];
+        seen[row]++;
+        ck_assert_int_eq(b->labels[i], row % 3);
+        ck_assert_float_eq(b->x[i * 3 + 2], ds->x[row * 3 + 2]);
+    }
+    for (int i = 0; i < 100; i++) ck_assert_int_eq(seen[i], 1);
+    TU_OK(syn_dataset_split(ds, 0.2f, 9, &c, &d));
+    ck_assert(memcmp(b->x, d->x, 60 * sizeof(float)) == 0);
+    syn_dataset_free(c);
+    syn_dataset_free(d);
+
+    EXPECT_ERR(syn_dataset_split(ds, 0.0f, 9, &c, &d), SYN_ERR_ARG, "fraction");
+    EXPECT_ERR(syn_dataset_split(ds, 1.0f, 9, &c, &d), SYN_ERR_ARG, "fraction");
+    EXPECT_ERR(syn_dataset_split(ds, NAN, 9, &c, &d), SYN_ERR_ARG, "fraction");
+    EXPECT_ERR(syn_dataset_split(ds, 0.001f, 9, &c, &d), SYN_ERR_ARG, "empty");
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_null(d);
+    syn_dataset *r = make_ds(10, 2, true);
+    TU_OK(syn_dataset_split(r, 0.5f, 1, &c, &d));
+    ck_assert_int_eq(d->target_dim, 2);
+    for (int64_t i = 0; i < d->n; i++) ck_assert_float_eq(d->targets[2 * i], 2 * d->x[2 * i]);
+    syn_dataset_free(c);
+    syn_dataset_free(d);
+    syn_dataset_free(r);
+    syn_dataset_free(a);
+    syn_dataset_free(b);
+    syn_dataset_free(ds);
+}
+END_TEST
+
+/* Mean and population std of column j (or all values when j < 0). */
+static void stats(const syn_dataset *ds, int64_t j, double *mean, double *sd) {
+    double s = 0, q = 0, m = 0;
+    for (int64_t i = 0; i < ds->n * ds->dim; i++)
+        if (j < 0 || i % ds->dim == j) s += ds->x[i], m++;
+    for (int64_t i = 0; i < ds->n * ds->dim; i++)
+        if (j < 0 || i % ds->dim == j) q += (ds->x[i] - s / m) * (ds->x[i] - s / m);
+    *mean = s / m, *sd = sqrt(q / m);
+}
+
+START_TEST(standardize) {
+    syn_dataset *tr = make_ds(501, 4, false), *te = make_ds(50, 4, false);
+    for (int64_t i = 0; i < tr->n; i++) tr->x[i * 4 + 2] = 1000 + 0.01f * tr->x[i * 4 + 2], tr->x[i * 4 + 3] = 7;
+    float te0 = te->x[4 * 10];
+    double m0, s0, m, s;
+    stats(tr, 0, &m0, &s0);
+    TU_OK(syn_dataset_standardize(tr, te, true));
+    for (int j = 0; j < 3; j++) {
+        stats(tr, j, &m, &s);
+        ck_assert_double_le(fabs(m), 1e-5);
+        ck_assert_double_le(fabs(s - 1), 1e-4);
+    }
+    for (int64_t i = 0; i < tr->n; i++) ck_assert_float_eq(tr->x[i * 4 + 3], 0.0f); /* constant: std 1 */
+    ck_assert_double_le(fabs(te->x[40] - (te0 - m0) / s0), 1e-5);                     /* train's statistics */
+
+    syn_dataset *g = make_ds(300, 5, false);
+    for (int64_t i = 0; i < g->n * g->dim; i++) g->x[i] = 3 + 2 * g->x[i];
+    TU_OK(syn_dataset_standardize(g, NULL, false));
+    stats(g, -1, &m, &s);
+    ck_assert_double_le(fabs(m), 1e-5);
+    ck_assert_double_le(fabs(s - 1), 1e-4);
+
+    syn_dataset *w = make_ds(10, 3, false);
+    EXPECT_ERR(syn_dataset_standardize(tr, w, true), SYN_ERR_SHAPE, "features");
+    w->x[7] = NAN;
+    float before = w->x[0];
+    EXPECT_ERR(syn_dataset_standardize(w, NULL, true), SYN_ERR_FORMAT, "NaN in features");
+    ck_assert_float_eq(w->x[0], before);
+    syn_dataset_free(w);
+    syn_dataset_free(g);
+    syn_dataset_free(tr);
+    syn_dataset_free(te);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("data");
+    TCase *t = tcase_create("readers");
+    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, idx_gz);
+    tcase_add_test(t, idx_raw);
+    tcase_add_test(t, idx_errors);
+    tcase_add_test(t, fashion_mnist);
+    tcase_add_test(t, csv_numeric);
+    tcase_add_test(t, csv_classes_regression);
+    tcase_add_test(t, csv_quotes_crlf);
+    tcase_add_test(t, csv_errors);
+    suite_add_tcase(s, t);
+    TCase *l = tcase_create("loader");
+    tcase_add_test(l, loader_coverage);
+    tcase_add_test(l, loader_drop_last_and_errors);
+    tcase_add_test(l, split);
+    tcase_add_test(l, standardize);
+    suite_add_tcase(s, l);
+    return s;
+}
+
+int main(void) { return tu_run(suite()); }
