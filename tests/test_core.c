@@ -364,6 +364,37 @@ START_TEST(run_time_misuse) {
 }
 END_TEST
 
+/* An input declared after the layers is live from the start: the forward pass
+ * must not reuse its buffer for an earlier activation (a fed label survived). */
+START_TEST(late_input_survives_forward) {
+    syn_params *p;
+    syn_graph *g;
+    TU_OK(syn_params_create(syn_cpu(), 1, &p));
+    TU_OK(syn_graph_create(p, &g));
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(16, 8));
+    syn_node *h = x;
+    for (int i = 0; i < 4; i++) h = syn_relu(g, syn_linear(g, h, 8, NULL, NULL));
+    syn_node *y = syn_input(g, "y", SYN_I32, syn_shape1(16));
+    syn_node *loss = syn_cross_entropy(g, h, y);
+    TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.inference = true}));
+    float xs[16 * 8];
+    int32_t ys[16], back[16];
+    tu_rng r = tu_rng_make(11);
+    tu_fill(&r, xs, 16 * 8, -1, 1);
+    for (int i = 0; i < 16; i++) ys[i] = i % 8;
+    TU_OK(syn_graph_feed(g, x, xs, syn_shape2(16, 8)));
+    TU_OK(syn_graph_feed(g, y, ys, syn_shape1(16)));
+    TU_OK(syn_graph_forward(g));
+    TU_OK(syn_graph_read(g, y, back, sizeof back));
+    ck_assert(memcmp(ys, back, sizeof ys) == 0);
+    float l;
+    TU_OK(syn_graph_read_scalar(g, loss, &l));
+    ck_assert(isfinite(l));
+    syn_graph_free(g);
+    syn_params_free(p);
+}
+END_TEST
+
 START_TEST(params_without_set) {
     syn_graph *g;
     TU_OK(syn_graph_create(NULL, &g));
@@ -392,6 +423,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, backward_through_shared_buffers);
     tcase_add_test(tc, detach_stops_gradient);
     tcase_add_test(tc, run_time_misuse);
+    tcase_add_test(tc, late_input_survives_forward);
     tcase_add_test(tc, params_without_set);
     suite_add_tcase(s, tc);
     return s;

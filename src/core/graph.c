@@ -87,7 +87,7 @@ static syn_node *new_node(syn_graph *g, syn_op op, syn_node *const *in, int n_in
         free(ins);
         return syn__graph_fail(g, SYN_ERR_OOM, "%s: cannot allocate a node", syn__op_name[op]);
     }
-    memcpy(ins, in, (size_t)n_in * sizeof *ins);
+    if (n_in) memcpy(ins, in, (size_t)n_in * sizeof *ins);
     n->g = g;
     n->op = op;
     n->in = ins;
@@ -136,17 +136,27 @@ syn_node *syn_input(syn_graph *g, const char *name, syn_dtype dt, syn_shape shap
         return syn__graph_fail(g, SYN_ERR_UNSUPPORTED, "input '%s': dtype %s (f32 and i32 are supported)",
                                name ? name : "?", syn_dtype_name(dt));
     }
-    if (shape.ndim < 1 || shape.ndim > SYN_MAX_DIMS || syn_shape_numel(&shape) <= 0) {
+    if (shape.ndim < 1 || shape.ndim > SYN_MAX_DIMS) {
         drop(n);
-        return syn__graph_fail(g, SYN_ERR_SHAPE, "input '%s': shape %s must have 1..%d positive dims",
-                               name ? name : "?", shape.ndim >= 0 && shape.ndim <= SYN_MAX_DIMS ? syn_shape_str(&shape, sb, sizeof sb) : "(?)", SYN_MAX_DIMS);
+        return syn__graph_fail(g, SYN_ERR_SHAPE, "input '%s': %d dims, 1..%d expected", name ? name : "?", shape.ndim,
+                               SYN_MAX_DIMS);
     }
-    for (int i = 0; i < shape.ndim; i++)
-        if (shape.dim[i] <= 0 || shape.dim[i] > (INT64_C(1) << 40)) {
+    /* checked dim by dim: the product of absurd dims must not overflow */
+    int64_t total = 1;
+    for (int i = 0; i < shape.ndim; i++) {
+        int64_t d = shape.dim[i];
+        if (d <= 0) {
+            drop(n);
+            return syn__graph_fail(g, SYN_ERR_SHAPE, "input '%s': shape %s must have positive dims", name ? name : "?",
+                                   syn_shape_str(&shape, sb, sizeof sb));
+        }
+        if (d > (INT64_C(1) << 40) || total > (INT64_C(1) << 46) / d) {
             drop(n);
             return syn__graph_fail(g, SYN_ERR_SHAPE, "input '%s': dim %d of %s is out of range", name ? name : "?", i,
                                    syn_shape_str(&shape, sb, sizeof sb));
         }
+        total *= d;
+    }
     n->name = strdup(name ? name : "input");
     n->shape = n->cap_shape = shape;
     n->dtype = dt;
@@ -387,7 +397,10 @@ syn_node *syn_dropout(syn_graph *g, syn_node *a, float p) {
 static syn_node *axis_op(syn_graph *g, syn_op op, syn_node *a, int axis) {
     if (g && g->err == SYN_OK && a) {
         int ax = syn__axis(axis, a->shape.ndim);
-        if (ax < 0) return syn__graph_fail(g, SYN_ERR_SHAPE, "%s: axis %d out of range for %d dims", syn__op_name[op], axis, a->shape.ndim);
+        char sb[128];
+        if (ax < 0)
+            return syn__graph_fail(g, SYN_ERR_SHAPE, "%s: axis %d out of range for input %s", syn__op_name[op], axis,
+                                   syn_shape_str(&a->shape, sb, sizeof sb));
         axis = ax;
     }
     int64_t iv[SYN_NODE_MAX_I] = {axis};
@@ -407,26 +420,28 @@ syn_node *syn_sum(syn_graph *g, syn_node *a, unsigned axes, bool keepdim) { retu
 syn_node *syn_mean(syn_graph *g, syn_node *a, unsigned axes, bool keepdim) { return reduce(g, SYN_OP_MEAN, a, axes, keepdim); }
 
 syn_node *syn_reshape(syn_graph *g, syn_node *a, syn_shape shape) {
-    char sb[128];
+    char sb[128], ab[128];
     if (!g || g->err != SYN_OK || !a) return syn__graph_add(g, SYN_OP_RESHAPE, &a, 1, NULL, NULL);
     if (shape.ndim < 1 || shape.ndim > SYN_MAX_DIMS)
         return syn__graph_fail(g, SYN_ERR_SHAPE, "reshape: target ndim %d outside 1..%d", shape.ndim, SYN_MAX_DIMS);
     int64_t numel = syn_shape_numel(&a->shape), known = 1;
     int infer = -1;
+    bool fits = true; /* known stays <= numel: absurd dims cannot overflow it */
     for (int d = 0; d < shape.ndim; d++) {
         if (shape.dim[d] == -1 && infer < 0) infer = d;
         else if (shape.dim[d] <= 0)
             return syn__graph_fail(g, SYN_ERR_SHAPE, "reshape: bad target %s", syn_shape_str(&shape, sb, sizeof sb));
+        else if (known > numel / shape.dim[d]) fits = false;
         else known *= shape.dim[d];
     }
     int64_t iv[SYN_NODE_MAX_I] = {shape.ndim};
     bool follow = infer == 0 || (shape.dim[0] == a->shape.dim[0] && a->shape.ndim > 0);
-    if (infer >= 0) {
-        if (known == 0 || numel % known != 0)
-            return syn__graph_fail(g, SYN_ERR_SHAPE, "reshape: %" PRId64 " elements do not fit %s", numel,
-                                   syn_shape_str(&shape, sb, sizeof sb));
-        shape.dim[infer] = numel / known;
-    }
+    /* at build time the counts must match exactly; only a later partial
+     * batch may change the leading dim */
+    if (!fits || (infer >= 0 ? numel % known != 0 : known != numel))
+        return syn__graph_fail(g, SYN_ERR_SHAPE, "reshape: the %" PRId64 " elements of %s do not fit %s", numel,
+                               syn_shape_str(&a->shape, ab, sizeof ab), syn_shape_str(&shape, sb, sizeof sb));
+    if (infer >= 0) shape.dim[infer] = numel / known;
     for (int d = 0; d < shape.ndim; d++) iv[1 + d] = shape.dim[d];
     iv[7] = follow;
     return syn__graph_add(g, SYN_OP_RESHAPE, &a, 1, NULL, iv);

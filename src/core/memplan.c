@@ -79,7 +79,9 @@ syn_status syn__memplan(syn_graph *g) {
         v->value_buf = v->grad_buf = -1;
         if (v->op == SYN_OP_PARAM) continue;
         bool keep = v->keep;
-        iv[m++] = (interval){i, keep ? NEVER : last[i], node_bytes(v), &v->value_buf};
+        /* inputs are fed before the forward pass starts: live from time 0 */
+        int start = v->op == SYN_OP_INPUT ? 0 : i;
+        iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), &v->value_buf};
         if (train && v->requires_grad && v->op != SYN_OP_INPUT)
             iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), &v->grad_buf};
     }

@@ -87,9 +87,9 @@ static syn_status softmax_fwd(syn_node *n, bool logsm) {
             for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, px[c * inner]);
             double s = 0;
             for (int64_t c = 0; c < C; c++) s += exp((double)(px[c * inner] - mx));
-            if (logsm) {
-                float lse = mx + (float)log(s);
-                for (int64_t c = 0; c < C; c++) py[c * inner] = px[c * inner] - lse;
+            if (logsm) { /* (x - max) first: max + log(s) rounded near |x| ~ 1000 would lose 3e-5 */
+                float ls = (float)log(s);
+                for (int64_t c = 0; c < C; c++) py[c * inner] = (px[c * inner] - mx) - ls;
             } else {
                 float inv = (float)(1.0 / s);
                 for (int64_t c = 0; c < C; c++) py[c * inner] = expf(px[c * inner] - mx) * inv;

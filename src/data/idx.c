@@ -128,7 +128,7 @@ static syn_status idx_labels(gzFile f, const char *path, syn_dataset *ds) {
 
 static syn_status idx_load(const char *images_path, const char *labels_path, gzFile fi, gzFile fl,
                            syn_dataset **out) {
-    uint64_t idims[3], ldims[1], ipix, nlab;
+    uint64_t idims[3] = {0}, ldims[1] = {0}, ipix = 0, nlab = 0;
     SYN_TRY(idx_header(fi, images_path, IDX_MAGIC_IMAGES, 3, idims, &ipix));
     SYN_TRY(idx_header(fl, labels_path, IDX_MAGIC_LABELS, 1, ldims, &nlab));
     /* Compare counts before allocating: a mismatched pair is a user error

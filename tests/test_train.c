@@ -1,0 +1,618 @@
+/* The training loop (syn_fit, syn_evaluate) and the CLI: convergence on XOR
+ * and on small synthetic CSV tables, bit-identical reruns, early stopping,
+ * bad configurations and data, and the `synapse` binary's output and codes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "testutil.h"
+
+/* ---- models ------------------------------------------------------------------ */
+
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_optim *o;
+    syn_model m;
+} net;
+
+typedef struct {
+    int64_t batch, dim, out;
+    int64_t hidden[4];
+    int n_hidden;
+    syn_activation act;
+    float dropout;
+    bool regression; /* mse on f32 targets (batch, out); else ce on i32 labels */
+    bool keep_logits;
+    bool inference;
+    uint64_t seed;
+    syn_optim_kind optim;
+    float lr;
+} net_spec;
+
+static net_spec spec_default(int64_t dim, int64_t out, bool regression) {
+    net_spec s = {32, dim, out, {32}, 1, SYN_ACT_RELU, 0.0f, regression, true, false, 7, SYN_OPTIM_ADAM, 0.01f};
+    return s;
+}
+
+/* x: (batch, dim) -> mlp -> (batch, out); loss ce or mse. Status of the build. */
+static syn_status net_try(net *n, const net_spec *s) {
+    memset(n, 0, sizeof *n);
+    syn_status st = syn_params_create(syn_cpu(), s->seed, &n->p);
+    if (st == SYN_OK) st = syn_graph_create(n->p, &n->g);
+    if (st != SYN_OK) return st;
+    syn_graph *g = n->g;
+    n->m.graph = g;
+    /* Both inputs first: they are written before the forward pass starts. */
+    n->m.x = syn_input(g, "x", SYN_F32, syn_shape2(s->batch, s->dim));
+    n->m.y = s->regression ? syn_input(g, "y", SYN_F32, syn_shape2(s->batch, s->out))
+                           : syn_input(g, "y", SYN_I32, syn_shape1(s->batch));
+    syn_node *out = syn_mlp(g, n->m.x, s->hidden, s->n_hidden, s->out, s->act, s->dropout);
+    if (s->regression) {
+        n->m.loss = syn_mse_loss(g, out, n->m.y);
+    } else {
+        n->m.loss = syn_cross_entropy(g, out, n->m.y);
+        n->m.logits = out;
+    }
+    st = syn_graph_status(g);
+    if (st == SYN_OK && n->m.logits && s->keep_logits) st = syn_graph_keep(g, n->m.logits);
+    syn_compile_opts co = {s->inference};
+    if (st == SYN_OK) st = syn_graph_compile(g, syn_cpu(), &co);
+    syn_optim_config oc = syn_optim_defaults(s->optim);
+    oc.lr = s->lr;
+    if (st == SYN_OK) st = syn_optim_create(n->p, &oc, &n->o);
+    return st;
+}
+
+static void net_make(net *n, const net_spec *s) { TU_OK(net_try(n, s)); }
+
+static void net_free(net *n) {
+    syn_optim_free(n->o);
+    syn_graph_free(n->g);
+    syn_params_free(n->p);
+}
+
+static syn_fit_config fit_config(int epochs, int64_t batch, uint64_t seed) {
+    syn_fit_config c;
+    memset(&c, 0, sizeof c);
+    c.epochs = epochs;
+    c.batch_size = batch;
+    c.seed = seed;
+    c.progress = SYN_PROGRESS_OFF;
+    return c;
+}
+
+/* ---- data ---------------------------------------------------------------------- */
+
+/* A hand-built data set (malloc'd, so syn_dataset_free releases it). */
+static syn_dataset *ds_new(int64_t n, int64_t dim, int classes, int64_t target_dim) {
+    syn_dataset *d = calloc(1, sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    d->n = n;
+    d->dim = dim;
+    d->sample_shape = syn_shape1(dim);
+    d->x = calloc((size_t)(n * dim), sizeof(float));
+    ck_assert_ptr_nonnull(d->x);
+    if (classes > 0) {
+        d->num_classes = classes;
+        d->labels = calloc((size_t)n, sizeof(int32_t));
+        ck_assert_ptr_nonnull(d->labels);
+    }
+    if (target_dim > 0) {
+        d->target_dim = target_dim;
+        d->targets = calloc((size_t)(n * target_dim), sizeof(float));
+        ck_assert_ptr_nonnull(d->targets);
+    }
+    return d;
+}
+
+static syn_dataset *xor_dataset(void) {
+    static const float x[8] = {0, 0, 0, 1, 1, 0, 1, 1};
+    static const int32_t y[4] = {0, 1, 1, 0};
+    syn_dataset *d = ds_new(4, 2, 2, 0);
+    memcpy(d->x, x, sizeof x);
+    memcpy(d->labels, y, sizeof y);
+    return d;
+}
+
+/* A deterministic generator for the tables (fixed seeds: these are
+ * convergence checks with a known budget, not random-input tests). */
+static double rnd(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Three classes by a linear score with a margin around both thresholds.
+ * Features have unequal scales and offsets, so standardisation matters.
+ * Columns: a,b,c,d,y. */
+static void class_row(uint64_t *s, double f[4], int *label) {
+    for (;;) {
+        f[0] = 10.0 * (2.0 * rnd(s) - 1.0) + 50.0;
+        f[1] = 0.1 * (2.0 * rnd(s) - 1.0);
+        f[2] = 2.0 * rnd(s) - 1.0;
+        f[3] = 1000.0 * rnd(s); /* noise */
+        double score = 0.1 * (f[0] - 50.0) - 10.0 * f[1] + 0.5 * f[2];
+        if (fabs(score + 0.5) < 0.15 || fabs(score - 0.5) < 0.15) continue;
+        *label = score < -0.5 ? 0 : score < 0.5 ? 1 : 2;
+        return;
+    }
+}
+
+/* y = 3a - 2b + 0.5 + noise(+-0.05); c is irrelevant. Columns: a,b,c,y. */
+static void regress_row(uint64_t *s, double f[3], double *y) {
+    f[0] = 2.0 * rnd(s) - 1.0;
+    f[1] = 2.0 * rnd(s) - 1.0;
+    f[2] = 2.0 * rnd(s) - 1.0;
+    *y = 3.0 * f[0] - 2.0 * f[1] + 0.5 + 0.05 * (2.0 * rnd(s) - 1.0);
+}
+
+/* Writes a CSV of n rows to a fresh temporary file; returns its path in buf. */
+static const char *write_csv(char *buf, size_t size, bool regression, int n, uint64_t seed) {
+    snprintf(buf, size, "/tmp/syn_test_train_XXXXXX");
+    int fd = mkstemp(buf);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    uint64_t s = seed;
+    fputs(regression ? "a,b,c,y\n" : "a,b,c,d,y\n", f);
+    for (int i = 0; i < n; i++) {
+        double v[4], y;
+        int label;
+        if (regression) {
+            regress_row(&s, v, &y);
+            fprintf(f, "%.6f,%.6f,%.6f,%.6f\n", v[0], v[1], v[2], y);
+        } else {
+            class_row(&s, v, &label);
+            fprintf(f, "%.6f,%.6f,%.6f,%.6f,%d\n", v[0], v[1], v[2], v[3], label);
+        }
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    return buf;
+}
+
+/* Loads a CSV written by write_csv, splits 25% off and standardises. */
+static void load_split(const char *path, bool regression, syn_dataset **train, syn_dataset **test) {
+    syn_csv_opts co = {"y", regression, 0};
+    syn_dataset *all;
+    TU_OK(syn_dataset_load_csv(path, &co, &all));
+    TU_OK(syn_dataset_split(all, 0.25f, 3, train, test));
+    TU_OK(syn_dataset_standardize(*train, *test, true));
+    syn_dataset_free(all);
+}
+
+/* ---- convergence ------------------------------------------------------------------ */
+
+START_TEST(test_xor) {
+    syn_dataset *d = xor_dataset();
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    s.hidden[0] = 16;
+    s.act = SYN_ACT_TANH;
+    s.lr = 0.05f;
+    s.seed = tu_seed();
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(400, 4, tu_seed());
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, d, NULL, &c, &r));
+    float loss, acc;
+    TU_OK(syn_evaluate(&n.m, d, 4, &loss, &acc));
+    ck_assert_msg(acc == 1.0f && loss < 0.05f, "xor: accuracy %g, loss %g after %d epochs (seed %llu)", (double)acc,
+                  (double)loss, r.epochs_run, (unsigned long long)tu_seed());
+    ck_assert_int_eq(r.epochs_run, 400);
+    ck_assert_str_eq(r.stop_reason, "epochs");
+    ck_assert(r.test_loss == -1.0f && r.test_accuracy == -1.0f);
+    ck_assert(r.train_accuracy >= 0.0f && r.train_accuracy <= 1.0f);
+    ck_assert(r.seconds > 0.0 && r.samples_per_s > 0.0);
+    net_free(&n);
+    syn_dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_csv_classification) {
+    char path[64];
+    syn_dataset *train, *test;
+    write_csv(path, sizeof path, false, 400, 11);
+    load_split(path, false, &train, &test);
+    remove(path);
+    ck_assert_int_eq(train->n, 300);
+    ck_assert_int_eq(train->num_classes, 3);
+    net_spec s = spec_default(4, 3, false);
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(40, 32, 5);
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, train, test, &c, &r));
+    ck_assert_msg(r.test_accuracy >= 0.9f, "csv classification: test accuracy %g (loss %g)", (double)r.test_accuracy,
+                  (double)r.test_loss);
+    /* syn_evaluate agrees with the loop's own evaluation */
+    float loss, acc;
+    TU_OK(syn_evaluate(&n.m, test, 32, &loss, &acc));
+    ck_assert_float_eq(loss, r.test_loss);
+    ck_assert_float_eq(acc, r.test_accuracy);
+    /* and a batch size that does not divide the set gives the same mean */
+    TU_OK(syn_evaluate(&n.m, test, 7, &loss, &acc));
+    ck_assert_msg(fabsf(loss - r.test_loss) <= 1e-5f * fabsf(r.test_loss) + 1e-6f, "loss %g vs %g", (double)loss,
+                  (double)r.test_loss);
+    ck_assert_float_eq(acc, r.test_accuracy);
+    net_free(&n);
+    syn_dataset_free(train);
+    syn_dataset_free(test);
+}
+END_TEST
+
+START_TEST(test_csv_regression) {
+    char path[64];
+    syn_dataset *train, *test;
+    write_csv(path, sizeof path, true, 400, 12);
+    load_split(path, true, &train, &test);
+    remove(path);
+    ck_assert_int_eq(train->target_dim, 1);
+    net_spec s = spec_default(3, 1, true);
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(80, 16, 5);
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, train, test, &c, &r));
+    ck_assert_msg(r.test_loss < 0.05f, "regression: test mse %g (train %g)", (double)r.test_loss, (double)r.train_loss);
+    ck_assert(r.train_accuracy == -1.0f && r.test_accuracy == -1.0f);
+    net_free(&n);
+    syn_dataset_free(train);
+    syn_dataset_free(test);
+}
+END_TEST
+
+/* ---- reproducibility and stopping ---------------------------------------------------- */
+
+/* The epoch lines without their timing (from "  <n> samples/s" on). */
+static void strip_timing(char *text) {
+    char *line = text, *w = text;
+    while (*line) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char *sps = strstr(line, " samples/s");
+        if (sps && sps < line + len) {
+            char *cut = sps;
+            while (cut > line && cut[-1] != ' ') cut--; /* back over the number */
+            len = (size_t)(cut - line);
+        }
+        memmove(w, line, len);
+        w += len;
+        *w++ = '\n';
+        line = end ? end + 1 : line + strlen(line);
+    }
+    *w = '\0';
+}
+
+START_TEST(test_same_seed_same_losses) {
+    uint64_t s0 = 99;
+    syn_dataset *all = ds_new(240, 4, 3, 0);
+    for (int64_t i = 0; i < all->n; i++) {
+        double v[4];
+        int label;
+        class_row(&s0, v, &label);
+        for (int k = 0; k < 4; k++) all->x[i * 4 + k] = (float)v[k];
+        all->labels[i] = label;
+    }
+    syn_dataset *train, *test;
+    TU_OK(syn_dataset_split(all, 0.25f, 1, &train, &test));
+    TU_OK(syn_dataset_standardize(train, test, true));
+    syn_fit_result r[2];
+    char *text[2];
+    for (int k = 0; k < 2; k++) {
+        net_spec s = spec_default(4, 3, false);
+        s.dropout = 0.2f; /* the dropout stream must repeat too */
+        s.seed = tu_seed();
+        net n;
+        net_make(&n, &s);
+        syn_fit_config c = fit_config(2, 16, tu_seed() + 1);
+        size_t len;
+        c.out = open_memstream(&text[k], &len);
+        c.progress = SYN_PROGRESS_LINES;
+        ck_assert_ptr_nonnull(c.out);
+        TU_OK(syn_fit(&n.m, n.o, train, test, &c, &r[k]));
+        fclose(c.out);
+        net_free(&n);
+    }
+    ck_assert_msg(memcmp(&r[0].train_loss, &r[1].train_loss, sizeof(float)) == 0, "train loss %.9g vs %.9g",
+                  (double)r[0].train_loss, (double)r[1].train_loss);
+    ck_assert(memcmp(&r[0].test_loss, &r[1].test_loss, sizeof(float)) == 0);
+    ck_assert(r[0].train_accuracy == r[1].train_accuracy && r[0].test_accuracy == r[1].test_accuracy);
+    /* every epoch's numbers, through the progress lines */
+    ck_assert_ptr_nonnull(strstr(text[0], "epoch 1/2  loss "));
+    ck_assert_ptr_nonnull(strstr(text[0], "epoch 2/2  loss "));
+    ck_assert_ptr_nonnull(strstr(text[0], "test_acc "));
+    strip_timing(text[0]);
+    strip_timing(text[1]);
+    ck_assert_str_eq(text[0], text[1]);
+    free(text[0]);
+    free(text[1]);
+    syn_dataset_free(all);
+    syn_dataset_free(train);
+    syn_dataset_free(test);
+}
+END_TEST
+
+START_TEST(test_min_loss_stop) {
+    syn_dataset *d = xor_dataset();
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    s.hidden[0] = 16;
+    s.act = SYN_ACT_TANH;
+    s.lr = 0.05f;
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(2000, 4, 1);
+    c.min_loss = 0.1f;
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, d, NULL, &c, &r));
+    ck_assert_str_eq(r.stop_reason, "min_loss");
+    ck_assert_int_lt(r.epochs_run, 2000);
+    ck_assert(r.train_loss <= 0.1f);
+    net_free(&n);
+    syn_dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_patience_stop) {
+    /* A rate so small that no parameter moves: the test loss never improves
+     * after the first epoch, so patience 2 stops after epoch 3. */
+    syn_dataset *d = xor_dataset();
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    s.lr = 1e-30f;
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(50, 4, 1);
+    c.patience = 2;
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, d, d, &c, &r));
+    ck_assert_str_eq(r.stop_reason, "patience");
+    ck_assert_int_eq(r.epochs_run, 3);
+    net_free(&n);
+    syn_dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_schedule_restores_lr) {
+    syn_dataset *d = xor_dataset();
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(3, 2, 1);
+    c.schedule.kind = SYN_SCHED_COSINE; /* total_steps 0: the whole run */
+    c.schedule.warmup_steps = 2;
+    c.clip_norm = 1.0f;
+    syn_fit_result r;
+    TU_OK(syn_fit(&n.m, n.o, d, NULL, &c, &r));
+    ck_assert_int_eq(syn_optim_steps(n.o), 6);
+    ck_assert_float_eq(syn_optim_lr(n.o), 0.01f);
+    net_free(&n);
+    syn_dataset_free(d);
+}
+END_TEST
+
+/* ---- bad configurations and data ---------------------------------------------------- */
+
+static void expect_fit(syn_model *m, syn_optim *o, const syn_dataset *tr, const syn_dataset *te,
+                       const syn_fit_config *c, syn_status want, const char *needle) {
+    syn_fit_result r;
+    syn_status s = syn_fit(m, o, tr, te, c, &r);
+    ck_assert_msg(s == want, "syn_fit -> %s (%s), wanted %s", syn_status_str(s), syn_last_error(), syn_status_str(want));
+    ck_assert_msg(strstr(syn_last_error(), needle) != NULL, "message '%s' lacks '%s'", syn_last_error(), needle);
+}
+
+START_TEST(test_bad_config) {
+    syn_dataset *d = xor_dataset();
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(1, 0, 1);
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "batch size 0");
+    c.batch_size = 5; /* over x's capacity of 4 */
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "capacity");
+    c.batch_size = 4;
+    c.epochs = 0;
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "epochs");
+    c.epochs = 1;
+    syn_model m = n.m;
+    m.loss = NULL;
+    expect_fit(&m, n.o, d, NULL, &c, SYN_ERR_ARG, "loss");
+    m = n.m;
+    m.logits = NULL;
+    expect_fit(&m, n.o, d, NULL, &c, SYN_ERR_ARG, "logits");
+    ck_assert_int_eq(syn_evaluate(&n.m, d, 0, NULL, NULL), SYN_ERR_ARG);
+    /* 3 classes in the data, 2 logits */
+    d->num_classes = 3;
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_SHAPE, "3 classes");
+    d->num_classes = 2;
+    /* a label out of range */
+    d->labels[2] = 7;
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "label 7");
+    d->labels[2] = 1;
+    /* a regression set for a classifier; features of the wrong width */
+    syn_dataset *reg = ds_new(4, 2, 0, 1);
+    expect_fit(&n.m, n.o, reg, NULL, &c, SYN_ERR_ARG, "no class labels");
+    syn_dataset *wide = ds_new(4, 3, 2, 0);
+    expect_fit(&n.m, n.o, d, wide, &c, SYN_ERR_SHAPE, "3 features");
+    syn_dataset empty = *d;
+    empty.n = 0;
+    expect_fit(&n.m, n.o, &empty, NULL, &c, SYN_ERR_ARG, "empty");
+    expect_fit(&n.m, n.o, d, NULL, NULL, SYN_ERR_ARG, "config");
+    net_free(&n);
+
+    /* logits not kept: the accuracy read fails with the executor's message */
+    s.keep_logits = false;
+    net_make(&n, &s);
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "syn_graph_keep");
+    net_free(&n);
+    /* a graph compiled for inference cannot be trained, but can be evaluated */
+    s.keep_logits = true;
+    s.inference = true;
+    net_make(&n, &s);
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "inference");
+    float loss, acc;
+    TU_OK(syn_evaluate(&n.m, d, 4, &loss, &acc));
+    ck_assert(isfinite(loss) && acc >= 0.0f && acc <= 1.0f);
+    net_free(&n);
+    syn_dataset_free(reg);
+    syn_dataset_free(wide);
+    syn_dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_nan_rejected) {
+    syn_dataset *d = xor_dataset(), *other = xor_dataset();
+    d->x[3] = NAN;
+    /* standardize refuses and changes nothing */
+    ck_assert_int_ne(syn_dataset_standardize(d, other, false), SYN_OK);
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "NaN"));
+    ck_assert(other->x[3] == 1.0f);
+    /* so does syn_fit, naming the row and feature */
+    net_spec s = spec_default(2, 2, false);
+    s.batch = 4;
+    net n;
+    net_make(&n, &s);
+    syn_fit_config c = fit_config(1, 4, 1);
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "row 1, feature 1");
+    d->x[3] = 1.0f;
+    other->x[0] = INFINITY;
+    expect_fit(&n.m, n.o, d, other, &c, SYN_ERR_ARG, "test set");
+    net_free(&n);
+    syn_dataset_free(d);
+    syn_dataset_free(other);
+}
+END_TEST
+
+/* ---- the CLI -------------------------------------------------------------------------- */
+
+/* The synapse binary next to the test (ctest runs in the build dir), or NULL. */
+static const char *cli_path(char *buf, size_t size) {
+    const char *dir = getenv("SYN_BINARY_DIR");
+    snprintf(buf, size, "%s/synapse", dir ? dir : ".");
+    if (access(buf, X_OK) == 0) return buf;
+    fprintf(stderr, "test_train: SKIPPED CLI checks: no executable %s (run from the build dir or set SYN_BINARY_DIR)\n",
+            buf);
+    return NULL;
+}
+
+/* Runs a shell command; its output (stdout, or both if merged by the
+ * command) goes to *out (malloc'd); returns the exit status. */
+static int run_cmd(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    size_t k;
+    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += k;
+        if (cap - len < 2) {
+            buf = realloc(buf, cap *= 2);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *last_line(char *text) {
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    return nl ? nl + 1 : text;
+}
+
+START_TEST(test_cli) {
+    char bin[512], csv[64], cmd[1024];
+    if (!cli_path(bin, sizeof bin)) return;
+    char *out;
+    write_csv(csv, sizeof csv, false, 200, 21);
+
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --epochs 3 --quiet 2>/dev/null", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    const char *json = last_line(out);
+    ck_assert_msg(json[0] == '{' && json[strlen(json) - 1] == '}', "not one JSON object: '%s'", json);
+    static const char *const keys[] = {"\"model\":\"mlp 4-256-128-3\"", "\"device\":\"cpu\"", "\"epochs\":3",
+                                       "\"train_loss\":", "\"test_loss\":", "\"test_accuracy\":0.",
+                                       "\"seconds\":", "\"samples_per_s\":"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(strstr(json, keys[i]) != NULL, "'%s' lacks %s", json, keys[i]);
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --regression --epochs 1 --quiet 2>/dev/null", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(last_line(out), "\"test_accuracy\":null"));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s train --bogus 2>&1", bin);
+    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--bogus"));
+    ck_assert_ptr_nonnull(strstr(out, "usage:"));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --batch-size 0 2>&1", bin, csv);
+    ck_assert_int_ne(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "batch-size"));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label nosuchcolumn --quiet 2>&1", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "synapse: error: "));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s train --help", bin);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--batch-size"));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s --version", bin);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, syn_version()));
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "%s info", bin);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "cpu: "));
+    ck_assert_ptr_nonnull(strstr(out, "cuda"));
+    free(out);
+    remove(csv);
+}
+END_TEST
+
+static Suite *train_suite(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("convergence");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_xor);
+    tcase_add_test(tc, test_csv_classification);
+    tcase_add_test(tc, test_csv_regression);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("loop");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_same_seed_same_losses);
+    tcase_add_test(tc, test_min_loss_stop);
+    tcase_add_test(tc, test_patience_stop);
+    tcase_add_test(tc, test_schedule_restores_lr);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_nan_rejected);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cli");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cli);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run(train_suite()); }

@@ -1,0 +1,462 @@
+/* The synapse command-line tool: `info` (version, backends, devices) and
+ * `train` (an MLP on Fashion-MNIST or a CSV table, progress on stderr, one
+ * JSON summary line on stdout). Exit codes: 0 ok, 1 runtime failure, 2 usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "synapse/synapse.h"
+
+#define MAX_HIDDEN 16
+
+static const char usage_text[] =
+    "usage: synapse <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info                 version, backends built and devices found\n"
+    "  train [options]      train an MLP (see synapse train --help)\n"
+    "  --version            print the version\n"
+    "  --help               this text\n";
+
+static const char train_usage_text[] =
+    "usage: synapse train [options]\n"
+    "\n"
+    "data:\n"
+    "  --data fashion-mnist     the data set (default fashion-mnist)\n"
+    "  --data-dir DIR           Fashion-MNIST files (default " SYN_FASHION_MNIST_DIR ")\n"
+    "  --csv FILE               a CSV table with a header row instead\n"
+    "  --label COL              the CSV label column (name or 0-based index; required with --csv)\n"
+    "  --regression             the label is a numeric target (default: class labels)\n"
+    "  --test-fraction F        rows of the CSV held out for testing (default 0.2)\n"
+    "model:\n"
+    "  --hidden 256,128         hidden layer sizes (default 256,128)\n"
+    "  --activation A           relu|sigmoid|tanh|gelu|leaky_relu (default relu)\n"
+    "  --dropout P              dropout after each hidden layer (default 0)\n"
+    "  --loss L                 ce (classification, the default) | mse|sse (regression, mse default)\n"
+    "training:\n"
+    "  --optimizer O            sgd|rmsprop|adam|adamw (default adam)\n"
+    "  --lr LR                  learning rate (default: the optimizer's, e.g. adam 1e-3)\n"
+    "  --momentum M             SGD momentum (default 0)\n"
+    "  --weight-decay WD        weight decay (default: the optimizer's)\n"
+    "  --epochs N               (default 10)\n"
+    "  --batch-size N           (default 128)\n"
+    "  --seed S                 initialisation, shuffling, split and dropout (default 1)\n"
+    "  --min-error E            stop once the epoch's train loss is <= E\n"
+    "  --patience N             stop after N epochs without a better test loss\n"
+    "  --clip NORM              clip the global gradient norm\n"
+    "  --schedule S             constant|step|cosine (default constant); step multiplies\n"
+    "                           the rate by 0.1 every third of the epochs\n"
+    "  --warmup N               linear warm-up over N steps\n"
+    "  --device D               cpu|cuda|cuda:N (default cpu)\n"
+    "  --quiet                  no header, no progress\n"
+    "  --help                   this text\n"
+    "\n"
+    "The last line on stdout is one JSON object with the results.\n";
+
+/* Prints a usage error and returns exit code 2. */
+static int usage_error(const char *usage, const char *fmt, const char *arg) {
+    fputs("synapse: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n\n", stderr);
+    fputs(usage, stderr);
+    return 2;
+}
+
+/* Prints the library's last error and returns exit code 1. */
+static int runtime_error(syn_status s) {
+    const char *msg = syn_last_error();
+    fprintf(stderr, "synapse: error: %s\n", msg && *msg ? msg : syn_status_str(s));
+    return 1;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+static int cmd_info(void) {
+    char buf[512];
+    printf("synapse %s\n", syn_version());
+    printf("backends: cpu%s\n", syn_backend_built(SYN_DEVICE_CUDA) ? ", cuda" : "");
+    if (syn_device_describe(syn_cpu(), buf, sizeof buf) == SYN_OK) printf("cpu: %s\n", buf);
+    else printf("cpu: (no description: %s)\n", syn_last_error());
+    if (!syn_backend_built(SYN_DEVICE_CUDA)) {
+        printf("cuda: CUDA backend not built\n");
+        return 0;
+    }
+    int n = syn_device_count(SYN_DEVICE_CUDA);
+    if (n == 0) printf("cuda: no CUDA device\n");
+    for (int i = 0; i < n; i++) {
+        if (syn_device_describe(syn_cuda(i), buf, sizeof buf) == SYN_OK) printf("cuda:%d: %s\n", i, buf);
+        else printf("cuda:%d: (no description: %s)\n", i, syn_last_error());
+    }
+    return 0;
+}
+
+/* ---- train: options ---------------------------------------------------------- */
+
+typedef struct {
+    const char *data, *data_dir, *csv, *label, *loss, *device;
+    bool regression, quiet;
+    float test_fraction;
+    int64_t hidden[MAX_HIDDEN];
+    int n_hidden;
+    syn_activation act;
+    float dropout;
+    syn_optim_kind optim;
+    float lr, momentum, weight_decay; /* < 0: the optimizer's default */
+    int epochs;
+    int64_t batch;
+    uint64_t seed;
+    float min_error, clip;
+    int patience;
+    syn_sched_kind schedule;
+    int64_t warmup;
+} train_opts;
+
+static bool parse_i64(const char *s, int64_t lo, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_f32(const char *s, float lo, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_hidden(const char *s, train_opts *o) {
+    char *end;
+    o->n_hidden = 0;
+    if (strcmp(s, "none") == 0 || *s == '\0') return true;
+    for (;;) {
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno || end == s || v < 1 || o->n_hidden == MAX_HIDDEN) return false;
+        o->hidden[o->n_hidden++] = v;
+        if (*end == '\0') return true;
+        if (*end != ',') return false;
+        s = end + 1;
+    }
+}
+
+enum {
+    OPT_DATA = 256, OPT_DATA_DIR, OPT_CSV, OPT_LABEL, OPT_REGRESSION, OPT_TEST_FRACTION, OPT_HIDDEN,
+    OPT_ACTIVATION, OPT_DROPOUT, OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_EPOCHS,
+    OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE
+};
+
+static const struct option train_longopts[] = {
+    {"data", required_argument, 0, OPT_DATA},           {"data-dir", required_argument, 0, OPT_DATA_DIR},
+    {"csv", required_argument, 0, OPT_CSV},             {"label", required_argument, 0, OPT_LABEL},
+    {"regression", no_argument, 0, OPT_REGRESSION},     {"test-fraction", required_argument, 0, OPT_TEST_FRACTION},
+    {"hidden", required_argument, 0, OPT_HIDDEN},       {"activation", required_argument, 0, OPT_ACTIVATION},
+    {"dropout", required_argument, 0, OPT_DROPOUT},     {"optimizer", required_argument, 0, OPT_OPTIMIZER},
+    {"lr", required_argument, 0, OPT_LR},               {"momentum", required_argument, 0, OPT_MOMENTUM},
+    {"weight-decay", required_argument, 0, OPT_WEIGHT_DECAY}, {"epochs", required_argument, 0, OPT_EPOCHS},
+    {"batch-size", required_argument, 0, OPT_BATCH},    {"seed", required_argument, 0, OPT_SEED},
+    {"min-error", required_argument, 0, OPT_MIN_ERROR}, {"patience", required_argument, 0, OPT_PATIENCE},
+    {"clip", required_argument, 0, OPT_CLIP},           {"schedule", required_argument, 0, OPT_SCHEDULE},
+    {"warmup", required_argument, 0, OPT_WARMUP},       {"loss", required_argument, 0, OPT_LOSS},
+    {"device", required_argument, 0, OPT_DEVICE},       {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},                      {0, 0, 0, 0}};
+
+/* Fills o from argv; returns -1 to go on, else an exit code (0 after --help). */
+static int parse_train(int argc, char **argv, train_opts *o) {
+    const char *U = train_usage_text;
+    memset(o, 0, sizeof *o);
+    o->data = "fashion-mnist";
+    o->data_dir = SYN_FASHION_MNIST_DIR;
+    o->device = "cpu";
+    o->test_fraction = 0.2f;
+    o->hidden[0] = 256;
+    o->hidden[1] = 128;
+    o->n_hidden = 2;
+    o->act = SYN_ACT_RELU;
+    o->optim = SYN_OPTIM_ADAM;
+    o->lr = o->momentum = o->weight_decay = -1.0f;
+    o->epochs = 10;
+    o->batch = 128;
+    o->seed = 1;
+    o->schedule = SYN_SCHED_CONSTANT;
+    opterr = 0;
+    optind = 1;
+    int c;
+    int64_t v;
+    while ((c = getopt_long(argc, argv, ":qh", train_longopts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (c) {
+        case 'h': fputs(U, stdout); return 0;
+        case 'q': o->quiet = true; break;
+        case OPT_DATA: o->data = a; break;
+        case OPT_DATA_DIR: o->data_dir = a; break;
+        case OPT_CSV: o->csv = a; break;
+        case OPT_LABEL: o->label = a; break;
+        case OPT_REGRESSION: o->regression = true; break;
+        case OPT_TEST_FRACTION:
+            if (!parse_f32(a, 0.0f, &o->test_fraction) || o->test_fraction <= 0.0f || o->test_fraction >= 1.0f)
+                return usage_error(U, "--test-fraction must be in (0, 1), got '%s'", a);
+            break;
+        case OPT_HIDDEN:
+            if (!parse_hidden(a, o)) return usage_error(U, "--hidden wants sizes like 256,128 (up to 16), got '%s'", a);
+            break;
+        case OPT_ACTIVATION:
+            if (syn_activation_parse(a, &o->act) != SYN_OK) return usage_error(U, "unknown --activation '%s'", a);
+            break;
+        case OPT_DROPOUT:
+            if (!parse_f32(a, 0.0f, &o->dropout) || o->dropout >= 1.0f)
+                return usage_error(U, "--dropout must be in [0, 1), got '%s'", a);
+            break;
+        case OPT_OPTIMIZER:
+            if (syn_optim_kind_parse(a, &o->optim) != SYN_OK) return usage_error(U, "unknown --optimizer '%s'", a);
+            break;
+        case OPT_LR:
+            if (!parse_f32(a, 0.0f, &o->lr) || o->lr <= 0.0f) return usage_error(U, "--lr must be > 0, got '%s'", a);
+            break;
+        case OPT_MOMENTUM:
+            if (!parse_f32(a, 0.0f, &o->momentum)) return usage_error(U, "--momentum must be >= 0, got '%s'", a);
+            break;
+        case OPT_WEIGHT_DECAY:
+            if (!parse_f32(a, 0.0f, &o->weight_decay)) return usage_error(U, "--weight-decay must be >= 0, got '%s'", a);
+            break;
+        case OPT_EPOCHS:
+            if (!parse_i64(a, 1, &v) || v > 1000000) return usage_error(U, "--epochs must be >= 1, got '%s'", a);
+            o->epochs = (int)v;
+            break;
+        case OPT_BATCH:
+            if (!parse_i64(a, 1, &o->batch)) return usage_error(U, "--batch-size must be >= 1, got '%s'", a);
+            break;
+        case OPT_SEED:
+            if (!parse_i64(a, 0, &v)) return usage_error(U, "--seed must be a non-negative integer, got '%s'", a);
+            o->seed = (uint64_t)v;
+            break;
+        case OPT_MIN_ERROR:
+            if (!parse_f32(a, 0.0f, &o->min_error)) return usage_error(U, "--min-error must be >= 0, got '%s'", a);
+            break;
+        case OPT_PATIENCE:
+            if (!parse_i64(a, 0, &v) || v > 1000000) return usage_error(U, "--patience must be >= 0, got '%s'", a);
+            o->patience = (int)v;
+            break;
+        case OPT_CLIP:
+            if (!parse_f32(a, 0.0f, &o->clip)) return usage_error(U, "--clip must be >= 0, got '%s'", a);
+            break;
+        case OPT_SCHEDULE:
+            if (strcmp(a, "constant") == 0) o->schedule = SYN_SCHED_CONSTANT;
+            else if (strcmp(a, "step") == 0) o->schedule = SYN_SCHED_STEP;
+            else if (strcmp(a, "cosine") == 0) o->schedule = SYN_SCHED_COSINE;
+            else return usage_error(U, "unknown --schedule '%s' (constant, step, cosine)", a);
+            break;
+        case OPT_WARMUP:
+            if (!parse_i64(a, 0, &o->warmup)) return usage_error(U, "--warmup must be >= 0, got '%s'", a);
+            break;
+        case OPT_LOSS:
+            if (strcmp(a, "ce") && strcmp(a, "mse") && strcmp(a, "sse"))
+                return usage_error(U, "unknown --loss '%s' (ce, mse, sse)", a);
+            o->loss = a;
+            break;
+        case OPT_DEVICE: o->device = a; break;
+        case ':': return usage_error(U, "option %s needs a value", argv[optind - 1]);
+        default: return usage_error(U, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error(U, "unexpected argument '%s'", argv[optind]);
+    if (o->csv && !o->label) return usage_error(U, "%s needs --label COL", "--csv");
+    if (!o->csv && strcmp(o->data, "fashion-mnist") != 0)
+        return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
+    if (!o->csv && o->regression) return usage_error(U, "%s needs a CSV file (--csv)", "--regression");
+    if (!o->loss) o->loss = o->regression ? "mse" : "ce";
+    /* Classification with mse/sse would need one-hot targets through a
+     * different y; regression cannot use cross-entropy. */
+    if (!o->regression && strcmp(o->loss, "ce") != 0)
+        return usage_error(U, "--loss %s is for regression (--regression); classification uses ce", o->loss);
+    if (o->regression && strcmp(o->loss, "ce") == 0)
+        return usage_error(U, "--loss %s is for classification; regression uses mse or sse", o->loss);
+    return -1;
+}
+
+/* ---- train: the run ----------------------------------------------------------- */
+
+/* Loads and standardises the train and test sets. */
+static syn_status load_data(const train_opts *o, syn_dataset **train, syn_dataset **test) {
+    syn_status s;
+    *train = *test = NULL;
+    if (o->csv) {
+        syn_csv_opts co = {o->label, o->regression, 0};
+        syn_dataset *all = NULL;
+        s = syn_dataset_load_csv(o->csv, &co, &all);
+        if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, train, test);
+        syn_dataset_free(all);
+    } else {
+        s = syn_dataset_load_fashion_mnist(o->data_dir, true, train);
+        if (s == SYN_OK) s = syn_dataset_load_fashion_mnist(o->data_dir, false, test);
+    }
+    /* Tables get per-column statistics; pixels one global mean and std. */
+    if (s == SYN_OK) s = syn_dataset_standardize(*train, *test, o->csv != NULL);
+    if (s != SYN_OK) {
+        syn_dataset_free(*train);
+        syn_dataset_free(*test);
+        *train = *test = NULL;
+    }
+    return s;
+}
+
+/* A device the run can use: parsed, built in, present. */
+static int pick_device(const char *text, syn_device *dev) {
+    if (syn_device_parse(text, dev) != SYN_OK) {
+        fprintf(stderr, "synapse: error: %s\n", syn_last_error());
+        return 1;
+    }
+    if (dev->type == SYN_DEVICE_CUDA) {
+        if (!syn_backend_built(SYN_DEVICE_CUDA)) {
+            fprintf(stderr, "synapse: error: device %s: this synapse was built without the CUDA backend\n", text);
+            return 1;
+        }
+        int n = syn_device_count(SYN_DEVICE_CUDA);
+        if (dev->index >= n) {
+            fprintf(stderr, "synapse: error: device %s: %s\n", text,
+                    n == 0 ? "no CUDA device found" : "no such CUDA device (see synapse info)");
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* JSON number, or null when not finite (a diverged loss). */
+static void json_num(const char *key, double v, const char *fmt) {
+    printf(",\"%s\":", key);
+    if (isfinite(v)) printf(fmt, v);
+    else fputs("null", stdout);
+}
+
+static int cmd_train(int argc, char **argv) {
+    train_opts o;
+    int rc = parse_train(argc, argv, &o);
+    if (rc >= 0) return rc;
+    syn_device dev;
+    if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
+
+    syn_dataset *train = NULL, *test = NULL;
+    syn_params *params = NULL;
+    syn_graph *g = NULL;
+    syn_optim *opt = NULL;
+    syn_status s = load_data(&o, &train, &test);
+    if (s != SYN_OK) return runtime_error(s);
+
+    /* x: (batch, dim) -> mlp -> (batch, out); y: labels (batch) or targets (batch, t) */
+    const bool classify = !o.regression;
+    const int64_t out = classify ? train->num_classes : train->target_dim;
+    syn_model m = {0};
+    s = syn_params_create(dev, o.seed, &params);
+    if (s == SYN_OK) s = syn_graph_create(params, &g);
+    if (s == SYN_OK) {
+        m.graph = g;
+        /* Inputs first: they are written before the forward pass runs. */
+        m.x = syn_input(g, "x", SYN_F32, syn_shape2(o.batch, train->dim));
+        m.y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o.batch))
+                       : syn_input(g, "y", SYN_F32, syn_shape2(o.batch, out));
+        m.logits = syn_mlp(g, m.x, o.hidden, o.n_hidden, out, o.act, o.dropout);
+        if (classify) {
+            m.loss = syn_cross_entropy(g, m.logits, m.y);
+        } else {
+            m.loss = strcmp(o.loss, "sse") == 0 ? syn_sse_loss(g, m.logits, m.y) : syn_mse_loss(g, m.logits, m.y);
+            m.logits = NULL; /* no accuracy for regression */
+        }
+        s = syn_graph_status(g);
+    }
+    if (s == SYN_OK && classify) s = syn_graph_keep(g, m.logits);
+    if (s == SYN_OK) s = syn_graph_compile(g, dev, NULL);
+    syn_optim_config oc = syn_optim_defaults(o.optim);
+    if (o.lr > 0.0f) oc.lr = o.lr;
+    if (o.momentum >= 0.0f) oc.momentum = o.momentum;
+    if (o.weight_decay >= 0.0f) oc.weight_decay = o.weight_decay;
+    if (s == SYN_OK) s = syn_optim_create(params, &oc, &opt);
+
+    char model[160], devname[32];
+    int len = snprintf(model, sizeof model, "mlp %lld", (long long)train->dim);
+    for (int i = 0; i < o.n_hidden && len < (int)sizeof model; i++)
+        len += snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)o.hidden[i]);
+    if (len < (int)sizeof model) snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)out);
+    syn_device_str(dev, devname, sizeof devname);
+
+    syn_fit_result res;
+    if (s == SYN_OK) {
+        if (!o.quiet) {
+            char desc[256] = "";
+            if (syn_device_describe(dev, desc, sizeof desc) != SYN_OK) desc[0] = '\0';
+            fprintf(stderr, "synapse: %s (%s%s), %lld parameters\n", model, syn_activation_name(o.act),
+                    o.dropout > 0.0f ? ", dropout" : "", (long long)syn_params_numel(params));
+            fprintf(stderr, "synapse: device %s%s%s\n", devname, *desc ? ": " : "", desc);
+            fprintf(stderr, "synapse: %s lr %g, batch %lld, %d epochs, loss %s; %lld train / %lld test samples\n",
+                    syn_optim_kind_name(o.optim), (double)oc.lr, (long long)o.batch, o.epochs, o.loss,
+                    (long long)train->n, (long long)test->n);
+        }
+        syn_fit_config fc = {0};
+        fc.epochs = o.epochs;
+        fc.batch_size = o.batch;
+        fc.seed = o.seed;
+        fc.min_loss = o.min_error;
+        fc.patience = o.patience;
+        fc.clip_norm = o.clip;
+        fc.schedule.kind = o.schedule;
+        fc.schedule.warmup_steps = o.warmup;
+        if (o.schedule == SYN_SCHED_STEP) {
+            int64_t per_epoch = (train->n + o.batch - 1) / o.batch;
+            fc.schedule.step_size = per_epoch * ((o.epochs + 2) / 3);
+            fc.schedule.gamma = 0.1f;
+        }
+        fc.progress = o.quiet ? SYN_PROGRESS_OFF : SYN_PROGRESS_AUTO;
+        fc.out = stderr;
+        s = syn_fit(&m, opt, train, test, &fc, &res);
+    }
+    if (s == SYN_OK) {
+        if (!o.quiet && strcmp(res.stop_reason, "epochs") != 0)
+            fprintf(stderr, "synapse: stopped after %d epochs (%s)\n", res.epochs_run, res.stop_reason);
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"epochs\":%d", model, devname, res.epochs_run);
+        json_num("train_loss", res.train_loss, "%.6g");
+        json_num("test_loss", res.test_loss, "%.6g");
+        if (classify) json_num("test_accuracy", res.test_accuracy, "%.4f");
+        else fputs(",\"test_accuracy\":null", stdout);
+        json_num("seconds", res.seconds, "%.2f");
+        json_num("samples_per_s", res.samples_per_s, "%.0f");
+        puts("}");
+        fflush(stdout);
+    }
+    rc = s == SYN_OK ? 0 : runtime_error(s);
+    syn_optim_free(opt);
+    syn_graph_free(g);
+    syn_params_free(params);
+    syn_dataset_free(train);
+    syn_dataset_free(test);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage_error(usage_text, "%s", "no command given");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("synapse %s\n", syn_version());
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0) {
+        if (argc > 2) {
+            if (strcmp(argv[2], "--help") == 0) {
+                fputs(usage_text, stdout);
+                return 0;
+            }
+            return usage_error(usage_text, "info takes no arguments (got '%s')", argv[2]);
+        }
+        return cmd_info();
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    return usage_error(usage_text, "unknown command '%s'", cmd);
+}
