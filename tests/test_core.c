@@ -403,6 +403,8 @@ START_TEST(params_without_set) {
     ck_assert_int_eq(syn_graph_status(g), SYN_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "no parameter set"));
     ck_assert_int_eq(syn_graph_compile(g, syn_cpu(), NULL), SYN_ERR_ARG);
+    /* compile repeats the first build error's details */
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "no parameter set"));
     syn_graph_free(g);
 }
 END_TEST

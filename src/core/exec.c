@@ -6,7 +6,7 @@
 
 syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opts *opts) {
     if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_compile: graph is NULL");
-    if (g->err != SYN_OK) return syn__error(g->err, "syn_graph_compile: the graph has a build error (%s)", syn_status_str(g->err));
+    if (g->err != SYN_OK) return syn__error(g->err, "syn_graph_compile: the graph has a build error: %s", g->err_msg);
     if (g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_compile: already compiled");
     if (g->n == 0) return syn__error(SYN_ERR_ARG, "syn_graph_compile: the graph is empty");
     syn_backend *be;

@@ -45,8 +45,14 @@ syn_node *syn__graph_fail(syn_graph *g, syn_status s, const char *fmt, ...) {
     vsnprintf(fail_msg, sizeof fail_msg, fmt, ap);
     va_end(ap);
     syn__error(s, "%s", fail_msg);
-    if (g && g->err == SYN_OK) g->err = s;
+    syn__graph_record(g, s);
     return NULL;
+}
+
+void syn__graph_record(syn_graph *g, syn_status s) {
+    if (!g || g->err != SYN_OK) return;
+    g->err = s;
+    snprintf(g->err_msg, sizeof g->err_msg, "%s", syn_last_error());
 }
 
 const char *syn__layer_name(syn_graph *g, const char *prefix, const char *given, char *buf, size_t size) {
@@ -116,7 +122,7 @@ syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in,
     syn_status s = syn__infer_shape(n, &n->shape, &n->dtype);
     if (s != SYN_OK) {
         drop(n);
-        if (g->err == SYN_OK) g->err = s;
+        syn__graph_record(g, s);
         return NULL;
     }
     n->cap_shape = n->shape;
@@ -176,7 +182,7 @@ syn_node *syn_param(syn_graph *g, const char *name, syn_shape shape, const syn_i
     syn_status s = syn_params_add(g->params, name, shape, init, NULL);
     if (s != SYN_OK) {
         drop(n);
-        g->err = g->err ? g->err : s;
+        syn__graph_record(g, s);
         return NULL;
     }
     n->name = strdup(name);
@@ -192,11 +198,12 @@ syn_node *syn_param(syn_graph *g, const char *name, syn_shape shape, const syn_i
 /* ---- shape inference ---------------------------------------------------- */
 
 static syn_status shape_err(const syn_node *n, const char *what) {
-    char a[128] = "", b[128] = "";
-    if (n->n_in > 0) syn_shape_str(&n->in[0]->shape, a, sizeof a);
-    if (n->n_in > 1) syn_shape_str(&n->in[1]->shape, b, sizeof b);
-    return syn__error(SYN_ERR_SHAPE, "%s: %s (inputs %s%s%s)", syn__op_name[n->op], what, a, n->n_in > 1 ? " and " : "",
-                      b);
+    char list[400] = "", sb[128];
+    size_t k = 0;
+    for (int i = 0; i < n->n_in && i < 3 && k < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? (i + 1 == n->n_in ? " and " : ", ") : "",
+                              syn_shape_str(&n->in[i]->shape, sb, sizeof sb));
+    return syn__error(SYN_ERR_SHAPE, "%s: %s (inputs %s)", syn__op_name[n->op], what, list);
 }
 
 static syn_status need_f32(const syn_node *n, int k) {

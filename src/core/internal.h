@@ -111,6 +111,7 @@ struct syn_node {
 struct syn_graph {
     syn_params *params;
     syn_status err;
+    char err_msg[512];    /* the first build error's message */
     syn_node **nodes;
     int n, cap;
     int layer_count;      /* automatic layer names */
@@ -129,6 +130,8 @@ struct syn_graph {
 
 /* Records a build error in the graph (first one sticks) and returns NULL. */
 syn_node *syn__graph_fail(syn_graph *g, syn_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Keeps the first build error (status and the current message) in the graph. */
+void syn__graph_record(syn_graph *g, syn_status s);
 /* Adds a node after the caller filled op, inputs, attributes; runs shape
  * inference; returns NULL (recorded) on error. */
 syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in, const float *f,
