@@ -55,6 +55,16 @@ int tu_run(Suite *s) {
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+int tu_run_nofork(Suite *s) {
+    (void)tu_seed();
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 const char *tu_source_path(const char *rel, char *buf, size_t size) {
     const char *root = getenv("SYN_SOURCE_DIR");
     snprintf(buf, size, "%s/%s", root ? root : ".", rel);

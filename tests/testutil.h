@@ -33,6 +33,10 @@ double tu_close_ratio(const float *a, const double *ref, int64_t n, double atol,
 
 /* Runs a suite, prints Check's summary; returns the process exit code. */
 int tu_run(Suite *s);
+/* The same without forking (CK_NOFORK): for suites that use CUDA, which must
+ * not be initialised in a parent that then forks. One failure ends its test
+ * but not the process. */
+int tu_run_nofork(Suite *s);
 
 /* A path under the source tree ($SYN_SOURCE_DIR, else "."). */
 const char *tu_source_path(const char *rel, char *buf, size_t size);

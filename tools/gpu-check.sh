@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# The one script for a lent GPU machine (see DEVICE.md, "How to use a lease
+# well"): every Check suite (the CUDA consistency suite included), a 10-epoch
+# Fashion-MNIST MLP trained on the GPU (test accuracy must reach 0.88),
+# compute-sanitizer memcheck and racecheck over test_cuda, the MLP/SGEMM benchmarks on
+# CPU, CUDA and PyTorch CUDA. Logs go to $OUT (else ./gpu-check-logs); a
+# summary table is printed last; the exit status is 1 if any step failed.
+#
+#   tools/gpu-check.sh             on the GPU machine (well under 6 minutes on an H100)
+#   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, copy
+#                                  Fashion-MNIST into carry/, print what to carry
+#
+# It uses a carried build (build-gpu with test_cuda and synapse in it) when
+# there is one, else configures and builds there (without Check installed the
+# suites cannot be built: they then fail). The build tree may come from
+# another path, so suites run as plain binaries (what ctest would run).
+#
+# Environment: BUILD_DIR (build-gpu), DATA_DIR (carry/fashion-mnist, else
+# /usr/share/datasets/fashion-mnist), EPOCHS (10), MIN_ACC (0.88).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+B=${BUILD_DIR:-build-gpu}
+EPOCHS=${EPOCHS:-10}
+MIN_ACC=${MIN_ACC:-0.88}
+
+# ---- --prepare: on a development machine ------------------------------------------
+if [ "${1:-}" = "--prepare" ]; then
+    set -e
+    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$B" -j "$(nproc)"
+    "$B/synapse" info | grep -q 'backends:.*cuda' || { echo "gpu-check: $B has no CUDA backend" >&2; exit 1; }
+    mkdir -p carry/fashion-mnist
+    cp -u /usr/share/datasets/fashion-mnist/*-ubyte* carry/fashion-mnist/
+    # only the executables (Check, Synapse and its kernels linked in) are needed
+    # there: drop objects, archives and CMake's scratch to keep the carry small
+    find "$B" -name '*.o' -delete
+    rm -rf "$B/CMakeFiles" "$B"/lib*.a
+    du -sh "$B" carry
+    echo "carry: [\"$B\", \"carry\"]   command: tools/gpu-check.sh"
+    exit 0
+fi
+
+LOG=${OUT:-$ROOT/gpu-check-logs}
+mkdir -p "$LOG"
+LOG=$(cd "$LOG" && pwd)
+SUMMARY=$LOG/summary.txt
+
+# Our binaries find the CUDA toolkit's libraries here; PyTorch runs without
+# this (it must not pick up the system cuDNN).
+LIBS=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
+    [ -d "$d" ] && LIBS="$LIBS${LIBS:+:}$d"
+done
+SYNENV=(env "LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "SYN_SOURCE_DIR=$ROOT")
+run_syn() { "${SYNENV[@]}" "$@"; }
+
+names=() states=() figs=() secs=()
+failed=0
+record() { # name status figure seconds
+    names+=("$1") states+=("$2") figs+=("$3") secs+=("$4")
+    [ "$2" = FAIL ] && failed=1
+    printf '[gpu-check] %-24s %-4s %s (%ss)\n' "$1" "$2" "$3" "$4"
+}
+now() { date +%s; }
+
+# ---- the machine -------------------------------------------------------------------
+t0=$(now)
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>"$LOG/nvidia-smi.log" | head -1)
+nvidia-smi >>"$LOG/nvidia-smi.log" 2>&1
+if [ -n "$gpu" ]; then record "gpu" PASS "$gpu" $(($(now) - t0)); else record "gpu" FAIL "nvidia-smi found no GPU" $(($(now) - t0)); fi
+
+# ---- build -----------------------------------------------------------------------------
+t0=$(now)
+if [ -x "$B/test_cuda" ] && [ -x "$B/synapse" ]; then
+    record "build" PASS "carried $B" 0
+else
+    # a carried tree configured elsewhere cannot be reused by cmake here
+    if [ -f "$B/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$B/CMakeCache.txt"; then
+        rm -rf "$B/CMakeCache.txt" "$B/CMakeFiles"
+    fi
+    {
+        cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ||
+            { echo "== configure failed: retrying without the test suites"; cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DSYN_TESTS=OFF; }
+        cmake --build "$B" -j "$(nproc)"
+    } >"$LOG/build.log" 2>&1
+    if [ -x "$B/synapse" ]; then record "build" PASS "built $B here" $(($(now) - t0))
+    else record "build" FAIL "see build.log" $(($(now) - t0)); fi
+fi
+run_syn "$B/synapse" info >"$LOG/info.log" 2>&1
+if grep -q '^cuda:0' "$LOG/info.log"; then record "synapse info" PASS "$(grep -m1 '^cuda:0' "$LOG/info.log" | cut -c1-70)" 0
+else record "synapse info" FAIL "no cuda:0 (see info.log)" 0; fi
+
+# ---- the Check suites (what ctest runs: each test_* with SYN_SOURCE_DIR) ----------------
+shopt -s nullglob
+suites=("$B"/test_*)
+[ ${#suites[@]} -eq 0 ] && record "suites" FAIL "no test_* binaries in $B" 0
+for t in "${suites[@]}"; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    t0=$(now)
+    run_syn timeout 300 "$t" >"$LOG/$name.log" 2>&1
+    rc=$?
+    fig=$(grep -E '^[0-9]+%: Checks' "$LOG/$name.log" | tail -1)
+    if grep -q '^no CUDA device' "$LOG/$name.log"; then rc=1; fig="skipped: $(grep -m1 '^no CUDA device' "$LOG/$name.log")"; fi
+    [ $rc -eq 124 ] && fig="timed out after 300 s"
+    if [ $rc -eq 0 ]; then record "$name" PASS "${fig:-ok}" $(($(now) - t0)); else record "$name" FAIL "${fig:-exit $rc} (see $name.log)" $(($(now) - t0)); fi
+done
+
+# ---- training on the GPU -------------------------------------------------------------------
+DATA=${DATA_DIR:-}
+if [ -z "$DATA" ]; then
+    for d in carry/fashion-mnist /usr/share/datasets/fashion-mnist; do
+        if compgen -G "$d/train-images-idx3-ubyte*" >/dev/null; then DATA=$d; break; fi
+    done
+fi
+t0=$(now)
+if [ -z "$DATA" ]; then
+    record "train fashion-mnist" FAIL "no data: carry carry/fashion-mnist or set DATA_DIR" 0
+else
+    run_syn timeout 240 "$B/synapse" train --device cuda --epochs "$EPOCHS" --data-dir "$DATA" \
+        >"$LOG/train.json" 2>"$LOG/train.log"
+    rc=$?
+    res=$(tail -n 1 "$LOG/train.json" | python3 -c '
+import json, sys
+try:
+    r = json.loads(sys.stdin.read())
+    acc = r.get("test_accuracy")
+    ok = acc is not None and acc >= float(sys.argv[1])
+    print(("PASS" if ok else "FAIL") + " acc %s, %s s, %s samples/s, %s epochs" % (acc, r.get("seconds"), r.get("samples_per_s"), r.get("epochs")))
+except Exception as e:
+    print("FAIL no JSON result (%s)" % e)
+' "$MIN_ACC" 2>&1)
+    status=${res%% *} fig=${res#* }
+    [ $rc -ne 0 ] && { status=FAIL; fig="exit $rc: $fig (see train.log)"; }
+    case $status in PASS|FAIL) ;; *) status=FAIL ;; esac
+    record "train fashion-mnist" "$status" "$fig (need >= $MIN_ACC)" $(($(now) - t0))
+fi
+
+# ---- compute-sanitizer over test_cuda -----------------------------------------------------------
+# memcheck runs the whole suite with the caching allocator off
+# (SYN_CUDA_NO_CACHE=1), so every allocation has its true bounds;
+# --report-api-errors no: the suite's out-of-memory case fails a cudaMalloc on
+# purpose (kernel memory errors are still reported and fail the step).
+# racecheck runs the op cases (CK_RUN_CASE=ops): every shared-memory reduction.
+SAN=$(command -v compute-sanitizer || true)
+for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin /usr/local/cuda/compute-sanitizer; do
+    [ -z "$SAN" ] && [ -x "$d/compute-sanitizer" ] && SAN=$d/compute-sanitizer
+done
+sanitize() { # name, log, timeout, extra env, tool options...
+    local name=$1 log=$2 limit=$3 extra=$4 t0 rc fig
+    shift 4
+    t0=$(now)
+    if [ -z "$SAN" ]; then record "$name" FAIL "compute-sanitizer not found" 0; return; fi
+    if [ ! -x "$B/test_cuda" ]; then record "$name" FAIL "no $B/test_cuda" 0; return; fi
+    run_syn $extra timeout "$limit" "$SAN" "$@" --error-exitcode 1 --report-api-errors no "$B/test_cuda" \
+        >"$LOG/$log" 2>&1
+    rc=$?
+    fig=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOG/$log" | tail -1 | sed 's/^=* *//')
+    grep -qE '^[0-9]+%: Checks.*Failures: 0, Errors: 0' "$LOG/$log" || { [ $rc -eq 0 ] && rc=1; fig="suite failed; $fig"; }
+    [ $rc -eq 124 ] && fig="timed out after $limit s"
+    if [ $rc -eq 0 ]; then record "$name" PASS "${fig:-ok}" $(($(now) - t0))
+    else record "$name" FAIL "${fig:-exit $rc} (see $log)" $(($(now) - t0)); fi
+}
+sanitize "memcheck test_cuda" memcheck.log 240 SYN_CUDA_NO_CACHE=1 --tool memcheck
+sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops --tool racecheck
+
+# ---- benchmarks -------------------------------------------------------------------------------
+# One line per run from its JSON lines: MLP step medians and SGEMM 4096^3 rate.
+bench_fig() {
+    python3 -c '
+import json, sys
+out = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    try: r = json.loads(line)
+    except ValueError: continue
+    if r.get("bench") == "mlp_step": out.append("b%s %.3f ms" % (r.get("batch"), r.get("median_ms", float("nan"))))
+    elif r.get("bench") == "sgemm" and r.get("m") == 4096:
+        out.append("sgemm4096%s %.0f GFLOP/s" % ("/" + r["path"] if r.get("path") else "", r.get("gflops", 0)))
+print(", ".join(out) if out else "no JSON lines")
+' "$1" 2>&1
+}
+bench() { # name, log, timeout, command...
+    local name=$1 log=$2 limit=$3
+    shift 3
+    local t0 rc
+    t0=$(now)
+    timeout "$limit" "$@" >"$LOG/$log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then record "$name" PASS "$(bench_fig "$LOG/$log")" $(($(now) - t0))
+    elif [ $rc -eq 124 ]; then record "$name" FAIL "timed out after $limit s" $(($(now) - t0))
+    else record "$name" FAIL "exit $rc (see $log)" $(($(now) - t0)); fi
+}
+if [ -x "$B/bench_mlp" ]; then
+    bench "bench_mlp cuda" bench_cuda.log 120 "${SYNENV[@]}" "$B/bench_mlp" --device cuda
+    bench "bench_mlp cpu" bench_cpu.log 150 "${SYNENV[@]}" "$B/bench_mlp" --device cpu --iters 10 --warmup 2
+else
+    record "bench_mlp" SKIP "no $B/bench_mlp (benchmarks/bench_mlp.c absent at build time)" 0
+fi
+if [ -f benchmarks/pytorch/bench_mlp.py ]; then
+    if env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+        bench "pytorch bench cuda" bench_torch_cuda.log 150 env -u LD_LIBRARY_PATH python3 benchmarks/pytorch/bench_mlp.py --device cuda
+    else
+        record "pytorch bench cuda" SKIP "PyTorch with CUDA not importable" 0
+    fi
+else
+    record "pytorch bench cuda" SKIP "benchmarks/pytorch/bench_mlp.py absent" 0
+fi
+
+# ---- summary (last) --------------------------------------------------------------------------------
+{
+    echo
+    echo "gpu-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), logs in $LOG)"
+    printf '%-24s %-6s %6s  %s\n' step status secs "key figure"
+    printf '%-24s %-6s %6s  %s\n' ---- ------ ---- ----------
+    for i in "${!names[@]}"; do
+        printf '%-24s %-6s %6s  %s\n' "${names[$i]}" "${states[$i]}" "${secs[$i]}" "${figs[$i]}"
+    done
+    [ $failed -eq 0 ] && echo "RESULT: PASS" || echo "RESULT: FAIL"
+} | tee "$SUMMARY"
+exit $failed
