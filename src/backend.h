@@ -45,6 +45,9 @@ struct syn_backend {
     syn_status (*fill_f32)(syn_backend *be, float *dst, float v, int64_t n);
     syn_status (*fill_i32)(syn_backend *be, int32_t *dst, int32_t v, int64_t n);
     syn_status (*synchronize)(syn_backend *be);
+    /* A scratch buffer of at least `bytes`, valid until the next call (kernels
+     * use it for im2col columns, cuDNN workspaces ...); owned by the backend. */
+    syn_status (*workspace)(syn_backend *be, size_t bytes, void **out);
     syn_status (*describe)(syn_backend *be, char *buf, size_t size);
 
     syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a);

@@ -160,6 +160,49 @@ SYN_API syn_node *syn_cross_entropy(syn_graph *g, syn_node *logits, syn_node *la
 /* mean(max(x,0) - x*t + log(1 + exp(-|x|))) with targets t in [0, 1] */
 SYN_API syn_node *syn_bce_with_logits(syn_graph *g, syn_node *logits, syn_node *target);
 
+/* ---- convolutional networks (NCHW) ----------------------------------------
+ * Zero fields mean the defaults: stride 1, padding 0, dilation 1, groups 1,
+ * output padding 0, so `(syn_conv_params){.pad_h = 1, .pad_w = 1}` is a 'same'
+ * 3x3 convolution. */
+typedef struct {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dilation_h, dilation_w;
+    int groups;
+    int out_pad_h, out_pad_w; /* transposed convolution only */
+} syn_conv_params;
+
+/* x: (N, C, H, W)  w: (K, C/groups, R, S)  b: (K) or NULL  ->  (N, K, P, Q)
+ * P = (H + 2 pad - dilation (R - 1) - 1) / stride + 1 */
+SYN_API syn_node *syn_conv2d_op(syn_graph *g, syn_node *x, syn_node *w, syn_node *b, const syn_conv_params *p);
+/* The gradient of conv2d with respect to its input, as a layer (GAN generators):
+ * x: (N, C, H, W)  w: (C, K/groups, R, S)  b: (K) or NULL  ->  (N, K, P, Q)
+ * P = (H - 1) stride - 2 pad + dilation (R - 1) + out_pad + 1 */
+SYN_API syn_node *syn_conv_transpose2d_op(syn_graph *g, syn_node *x, syn_node *w, syn_node *b,
+                                          const syn_conv_params *p);
+/* Windows of kh x kw moved by (sh, sw) over an input padded by (ph, pw);
+ * stride 0 means stride = kernel. Max pooling pads with -inf. */
+SYN_API syn_node *syn_max_pool2d(syn_graph *g, syn_node *x, int kh, int kw, int sh, int sw, int ph, int pw);
+/* count_include_pad: divide by kh*kw (PyTorch's default) or by the in-bounds count. */
+SYN_API syn_node *syn_avg_pool2d(syn_graph *g, syn_node *x, int kh, int kw, int sh, int sw, int ph, int pw,
+                                 bool count_include_pad);
+/* (N, C, H, W) -> (N, C, oh, ow): bin i covers [floor(i H / oh), ceil((i + 1) H / oh)). */
+SYN_API syn_node *syn_adaptive_avg_pool2d(syn_graph *g, syn_node *x, int oh, int ow);
+/* (N, C, H, W) -> (N, C): the mean over H and W. */
+SYN_API syn_node *syn_global_avg_pool(syn_graph *g, syn_node *x);
+/* x: (N, C, ...)  gamma, beta, running_mean, running_var: (C).
+ * Training mode normalises with the batch's statistics (biased variance) and
+ * updates the running ones: r = (1 - momentum) r + momentum s, with the
+ * unbiased variance for r_var (PyTorch's rule); eval mode uses the running ones.
+ * y = gamma (x - mean) / sqrt(var + eps) + beta */
+SYN_API syn_node *syn_batch_norm_op(syn_graph *g, syn_node *x, syn_node *gamma, syn_node *beta,
+                                    syn_node *running_mean, syn_node *running_var, float momentum, float eps);
+/* x: (..., D)  gamma, beta: (D): each row normalised over its last dim. */
+SYN_API syn_node *syn_layer_norm_op(syn_graph *g, syn_node *x, syn_node *gamma, syn_node *beta, float eps);
+/* x: (N, C, ...): zeroes whole channels with probability p in training mode,
+ * scaling the rest by 1/(1-p); identity in eval mode. */
+SYN_API syn_node *syn_dropout2d(syn_graph *g, syn_node *x, float p);
+
 /* Node facts. */
 SYN_API syn_shape syn_node_shape(const syn_node *n);
 SYN_API syn_dtype syn_node_dtype(const syn_node *n);

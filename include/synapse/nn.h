@@ -24,6 +24,26 @@ typedef struct {
 SYN_API syn_node *syn_linear(syn_graph *g, syn_node *x, int64_t out_features, const char *name,
                              const syn_linear_opts *opts);
 
+typedef struct {
+    bool no_bias;
+    syn_conv_params conv; /* stride, padding ... (zeros: the defaults) */
+} syn_conv_opts;
+
+/* x: (N, C, H, W) -> (N, out_channels, P, Q) with a kh x kw kernel; parameters
+ * "<name>.weight" (K, C/groups, kh, kw) and "<name>.bias" (K), initialised as
+ * PyTorch's Conv2d (U(+-1/sqrt(fan_in))). opts may be NULL. */
+SYN_API syn_node *syn_conv2d(syn_graph *g, syn_node *x, int64_t out_channels, int kh, int kw, const char *name,
+                             const syn_conv_opts *opts);
+/* x: (N, C, H, W) -> (N, out_channels, P, Q); weight (C, K/groups, kh, kw). */
+SYN_API syn_node *syn_conv_transpose2d(syn_graph *g, syn_node *x, int64_t out_channels, int kh, int kw,
+                                       const char *name, const syn_conv_opts *opts);
+/* Batch norm over dim 1 of x (N, C, ...), PyTorch's defaults (momentum 0.1,
+ * eps 1e-5): "<name>.weight" = 1, "<name>.bias" = 0 (trainable),
+ * "<name>.running_mean" = 0, "<name>.running_var" = 1 (not trainable). */
+SYN_API syn_node *syn_batch_norm(syn_graph *g, syn_node *x, const char *name);
+/* Layer norm over the last dim (eps 1e-5): "<name>.weight" = 1, "<name>.bias" = 0. */
+SYN_API syn_node *syn_layer_norm(syn_graph *g, syn_node *x, const char *name);
+
 typedef enum {
     SYN_ACT_NONE = 0,
     SYN_ACT_RELU,

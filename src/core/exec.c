@@ -132,7 +132,7 @@ syn_status syn_graph_forward(syn_graph *g) {
             continue;
         }
         if (syn__op_flags[v->op] & SYN_LEAF) continue;
-        if (v->op == SYN_OP_DROPOUT) {
+        if (v->op == SYN_OP_DROPOUT || v->op == SYN_OP_DROPOUT2D) {
             v->rng_seed = g->seed;
             v->rng_offset = g->rng_counter;
             g->rng_counter += ((uint64_t)syn__numel(v) + 3) & ~(uint64_t)3;

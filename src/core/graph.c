@@ -98,7 +98,7 @@ static syn_node *new_node(syn_graph *g, syn_op op, syn_node *const *in, int n_in
     n->op = op;
     n->in = ins;
     n->n_in = n_in;
-    n->value_buf = n->grad_buf = -1;
+    n->value_buf = n->grad_buf = n->aux_buf = -1;
     return n;
 }
 
@@ -197,7 +197,7 @@ syn_node *syn_param(syn_graph *g, const char *name, syn_shape shape, const syn_i
 
 /* ---- shape inference ---------------------------------------------------- */
 
-static syn_status shape_err(const syn_node *n, const char *what) {
+syn_status syn__shape_err(const syn_node *n, const char *what) {
     char list[400] = "", sb[128];
     size_t k = 0;
     for (int i = 0; i < n->n_in && i < 3 && k < sizeof list; i++)
@@ -220,7 +220,7 @@ static syn_status infer_broadcast(const syn_node *n, syn_shape *out) {
     for (int i = 0; i < nd; i++) {
         int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
         int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
-        if (da != db && da != 1 && db != 1) return shape_err(n, "shapes do not broadcast");
+        if (da != db && da != 1 && db != 1) return syn__shape_err(n, "shapes do not broadcast");
         out->dim[i] = da == 1 ? db : da;
     }
     return SYN_OK;
@@ -241,7 +241,7 @@ static syn_status infer_reshape(const syn_node *n, syn_shape *out) {
         out->dim[0] = numel / rest;
         return SYN_OK;
     }
-    return shape_err(n, "the element count changes");
+    return syn__shape_err(n, "the element count changes");
 }
 
 syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
@@ -264,19 +264,19 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
         return SYN_OK;
     case SYN_OP_SOFTMAX: case SYN_OP_LOG_SOFTMAX:
         SYN_TRY(need_f32(n, 0));
-        if (x->ndim < 1 || n->i[0] < 0 || n->i[0] >= x->ndim) return shape_err(n, "axis out of range");
+        if (x->ndim < 1 || n->i[0] < 0 || n->i[0] >= x->ndim) return syn__shape_err(n, "axis out of range");
         *out = *x;
         return SYN_OK;
     case SYN_OP_MATMUL: {
         SYN_TRY(need_f32(n, 0));
         SYN_TRY(need_f32(n, 1));
         const syn_shape *b = &in[1]->shape;
-        if (x->ndim < 2 || b->ndim < 2) return shape_err(n, "both operands need at least 2 dims");
-        if (x->dim[x->ndim - 1] != b->dim[b->ndim - 2]) return shape_err(n, "inner dims differ");
+        if (x->ndim < 2 || b->ndim < 2) return syn__shape_err(n, "both operands need at least 2 dims");
+        if (x->dim[x->ndim - 1] != b->dim[b->ndim - 2]) return syn__shape_err(n, "inner dims differ");
         if (b->ndim != 2) {
-            if (b->ndim != x->ndim) return shape_err(n, "batch dims differ");
+            if (b->ndim != x->ndim) return syn__shape_err(n, "batch dims differ");
             for (int d = 0; d < x->ndim - 2; d++)
-                if (x->dim[d] != b->dim[d]) return shape_err(n, "batch dims differ");
+                if (x->dim[d] != b->dim[d]) return syn__shape_err(n, "batch dims differ");
         }
         *out = *x;
         out->dim[x->ndim - 1] = b->dim[b->ndim - 1];
@@ -288,9 +288,9 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
         for (int k = 0; k < n->n_in; k++) SYN_TRY(need_f32(n, k));
         const syn_shape *w = &in[1]->shape;
         if (x->ndim < 1 || w->ndim != 2 || x->dim[x->ndim - 1] != w->dim[1])
-            return shape_err(n, "x must be (..., in) and w (out, in)");
+            return syn__shape_err(n, "x must be (..., in) and w (out, in)");
         if (n->n_in == 3 && (in[2]->shape.ndim != 1 || in[2]->shape.dim[0] != w->dim[0]))
-            return shape_err(n, "bias must be (out)");
+            return syn__shape_err(n, "bias must be (out)");
         *out = *x;
         out->dim[x->ndim - 1] = w->dim[0];
         return SYN_OK;
@@ -299,7 +299,7 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
         SYN_TRY(need_f32(n, 0));
         unsigned axes = (unsigned)n->i[0];
         int keep = (int)n->i[1];
-        if (axes == 0 || (axes >> x->ndim) != 0) return shape_err(n, "axes out of range");
+        if (axes == 0 || (axes >> x->ndim) != 0) return syn__shape_err(n, "axes out of range");
         out->ndim = 0;
         for (int d = 0; d < x->ndim; d++) {
             if (axes & (1u << d)) {
@@ -319,7 +319,7 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
         out->ndim = x->ndim;
         for (int d = 0; d < x->ndim; d++) {
             int64_t p = n->i[d];
-            if (p < 0 || p >= x->ndim || (seen & (1u << p))) return shape_err(n, "perm is not a permutation of the axes");
+            if (p < 0 || p >= x->ndim || (seen & (1u << p))) return syn__shape_err(n, "perm is not a permutation of the axes");
             seen |= 1u << p;
             out->dim[d] = x->dim[p];
         }
@@ -328,13 +328,13 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
     case SYN_OP_CONCAT: {
         int axis = (int)n->i[0];
         if (n->n_in < 1) return syn__error(SYN_ERR_ARG, "concat: no inputs");
-        if (axis < 0 || axis >= x->ndim) return shape_err(n, "axis out of range");
+        if (axis < 0 || axis >= x->ndim) return syn__shape_err(n, "axis out of range");
         *out = *x;
         out->dim[axis] = 0;
         for (int k = 0; k < n->n_in; k++) {
             SYN_TRY(need_f32(n, k));
             const syn_shape *s = &in[k]->shape;
-            if (s->ndim != x->ndim) return shape_err(n, "inputs differ in ndim");
+            if (s->ndim != x->ndim) return syn__shape_err(n, "inputs differ in ndim");
             for (int d = 0; d < x->ndim; d++)
                 if (d != axis && s->dim[d] != x->dim[d]) {
                     char a[128], b[128];
@@ -348,18 +348,18 @@ syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt) {
     case SYN_OP_MSE_LOSS: case SYN_OP_SSE_LOSS: case SYN_OP_BCE_WITH_LOGITS:
         SYN_TRY(need_f32(n, 0));
         SYN_TRY(need_f32(n, 1));
-        if (!syn_shape_equal(x, &in[1]->shape)) return shape_err(n, "prediction and target shapes differ");
+        if (!syn_shape_equal(x, &in[1]->shape)) return syn__shape_err(n, "prediction and target shapes differ");
         *out = syn_shape0();
         return SYN_OK;
     case SYN_OP_CROSS_ENTROPY:
         SYN_TRY(need_f32(n, 0));
         if (in[1]->dtype != SYN_I32) return syn__error(SYN_ERR_ARG, "cross_entropy: labels must be i32");
         if (x->ndim != 2 || in[1]->shape.ndim != 1 || in[1]->shape.dim[0] != x->dim[0])
-            return shape_err(n, "logits must be (N, C) and labels (N)");
+            return syn__shape_err(n, "logits must be (N, C) and labels (N)");
         *out = syn_shape0();
         return SYN_OK;
     default:
-        return syn__error(SYN_ERR_UNSUPPORTED, "%s: no shape rule", syn__op_name[n->op]);
+        return syn__infer_shape_cnn(n, out, dt);
     }
 }
 

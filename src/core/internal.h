@@ -82,7 +82,7 @@ struct syn_params {
 /* ---- graphs ---- */
 
 #define SYN_NODE_MAX_F 4
-#define SYN_NODE_MAX_I 8
+#define SYN_NODE_MAX_I 12
 
 struct syn_node {
     syn_graph *g;
@@ -101,10 +101,14 @@ struct syn_node {
     uint64_t rng_seed, rng_offset; /* dropout: the stream of the last forward */
     bool requires_grad;
     bool keep;
+    /* per-node state saved by the forward for the backward (batch-norm
+     * statistics ...): aux_bytes is set by shape inference */
+    size_t aux_bytes;
+    void *aux;
     /* execution, set by the memory plan */
     void *value;
     void *grad;
-    int value_buf, grad_buf;
+    int value_buf, grad_buf, aux_buf;
     bool grad_live;            /* zeroed during this backward pass */
 };
 
@@ -138,6 +142,10 @@ syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in,
                          const int64_t *iv);
 /* Shape inference for one node from its inputs' current shapes. */
 syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt);
+/* The same for the convolution family (graph_cnn.c). */
+syn_status syn__infer_shape_cnn(syn_node *n, syn_shape *out, syn_dtype *dt);
+/* Shape errors naming the op, a reason and the input shapes. */
+syn_status syn__shape_err(const syn_node *n, const char *what);
 /* Plans buffers for every value and gradient and allocates them. */
 syn_status syn__memplan(syn_graph *g);
 void syn__memplan_free(syn_graph *g);

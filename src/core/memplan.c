@@ -42,7 +42,7 @@ syn_status syn__memplan(syn_graph *g) {
     bool train = !g->inference;
     int *last = malloc((size_t)(n ? n : 1) * sizeof *last);     /* value: last reader */
     int *gfirst = malloc((size_t)(n ? n : 1) * sizeof *gfirst); /* grad: first writer */
-    interval *iv = malloc((size_t)(2 * n + 1) * sizeof *iv);
+    interval *iv = malloc((size_t)(3 * n + 1) * sizeof *iv);
     if (!last || !gfirst || !iv) {
         free(last);
         free(gfirst);
@@ -76,7 +76,7 @@ syn_status syn__memplan(syn_graph *g) {
     int m = 0;
     for (int i = 0; i < n; i++) {
         syn_node *v = g->nodes[i];
-        v->value_buf = v->grad_buf = -1;
+        v->value_buf = v->grad_buf = v->aux_buf = -1;
         if (v->op == SYN_OP_PARAM) continue;
         bool keep = v->keep;
         /* inputs are fed before the forward pass starts: live from time 0 */
@@ -84,6 +84,10 @@ syn_status syn__memplan(syn_graph *g) {
         iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), &v->value_buf};
         if (train && v->requires_grad && v->op != SYN_OP_INPUT)
             iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), &v->grad_buf};
+        /* state a forward saves for its backward lives until that backward */
+        if (v->aux_bytes)
+            iv[m++] = (interval){i, train && v->requires_grad ? 2 * n - 1 - i : i, (v->aux_bytes + 255) & ~(size_t)255,
+                                 &v->aux_buf};
     }
     free(last);
     free(gfirst);
@@ -130,6 +134,7 @@ syn_status syn__memplan(syn_graph *g) {
         syn_node *v = g->nodes[i];
         v->value = v->value_buf >= 0 ? g->bufs[v->value_buf] : NULL;
         v->grad = v->grad_buf >= 0 ? g->bufs[v->grad_buf] : NULL;
+        v->aux = v->aux_buf >= 0 ? g->bufs[v->aux_buf] : NULL;
     }
     return SYN_OK;
 }

@@ -51,6 +51,22 @@ static syn_status cpu_sync(syn_backend *be) {
     return SYN_OK;
 }
 
+/* One growing scratch buffer; kernels run one at a time on a backend. */
+static void *scratch;
+static size_t scratch_bytes;
+
+static syn_status cpu_workspace(syn_backend *be, size_t bytes, void **out) {
+    if (bytes > scratch_bytes) {
+        void *p = NULL;
+        SYN_TRY(cpu_alloc(be, bytes, &p));
+        free(scratch);
+        scratch = p;
+        scratch_bytes = bytes;
+    }
+    *out = scratch;
+    return SYN_OK;
+}
+
 static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
     (void)be;
     char model[256] = "unknown CPU";
@@ -87,6 +103,7 @@ static syn_backend cpu_backend = {
     .fill_f32 = cpu_fill_f32,
     .fill_i32 = cpu_fill_i32,
     .synchronize = cpu_sync,
+    .workspace = cpu_workspace,
     .describe = cpu_describe,
     .optim_update = syn__cpu_optim_update,
     .sumsq = syn__cpu_sumsq,
@@ -101,6 +118,9 @@ static syn_backend cpu_backend = {
         K(DROPOUT, dropout), K(DETACH, detach),
         K(MSE_LOSS, mse_loss), K(SSE_LOSS, sse_loss), K(CROSS_ENTROPY, cross_entropy),
         K(BCE_WITH_LOGITS, bce_with_logits),
+        K(CONV2D, conv2d), K(CONV_TRANSPOSE2D, conv_transpose2d),
+        K(MAX_POOL2D, max_pool2d), K(AVG_POOL2D, avg_pool2d), K(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
+        K(BATCH_NORM, batch_norm), K(LAYER_NORM, layer_norm), K(DROPOUT2D, dropout2d),
     },
     .bwd = {
         B(ADD, add), B(SUB, sub), B(MUL, mul), B(DIV, div),
@@ -112,6 +132,9 @@ static syn_backend cpu_backend = {
         B(DROPOUT, dropout),
         B(MSE_LOSS, mse_loss), B(SSE_LOSS, sse_loss), B(CROSS_ENTROPY, cross_entropy),
         B(BCE_WITH_LOGITS, bce_with_logits),
+        B(CONV2D, conv2d), B(CONV_TRANSPOSE2D, conv_transpose2d),
+        B(MAX_POOL2D, max_pool2d), B(AVG_POOL2D, avg_pool2d), B(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
+        B(BATCH_NORM, batch_norm), B(LAYER_NORM, layer_norm), B(DROPOUT2D, dropout2d),
     },
 };
 

@@ -43,6 +43,19 @@ SYN_CPU_KERNEL(sse_loss)
 SYN_CPU_KERNEL(cross_entropy)
 SYN_CPU_KERNEL(bce_with_logits)
 
+/* conv.c */
+SYN_CPU_KERNEL(conv2d)
+SYN_CPU_KERNEL(conv_transpose2d)
+/* pool.c */
+SYN_CPU_KERNEL(max_pool2d)
+SYN_CPU_KERNEL(avg_pool2d)
+SYN_CPU_KERNEL(adaptive_avg_pool2d)
+/* norm.c */
+SYN_CPU_KERNEL(batch_norm)
+SYN_CPU_KERNEL(layer_norm)
+/* elementwise.c */
+SYN_CPU_KERNEL(dropout2d)
+
 /* optim.c */
 syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a);
 syn_status syn__cpu_sumsq(syn_backend *be, const float *x, int64_t n, float *acc);

@@ -184,3 +184,7 @@ syn_status syn__cpu_dropout_bwd(syn_backend *be, syn_node *n) {
     MAP_BWD(syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)i) >= p ? scale : 0.0f);
     return SYN_OK;
 }
+
+/* TEMPORARY: being written. */
+syn_status syn__cpu_dropout2d_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "dropout2d: not written yet"); }
+syn_status syn__cpu_dropout2d_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "dropout2d: not written yet"); }
