@@ -1,4 +1,5 @@
-/* Data sets held in host memory, readers (IDX, CSV) and the batch loader. */
+/* Data sets held in host memory, readers (IDX, CSV, CIFAR-10), normalisation,
+ * and the batch loader with its augmentation. */
 #ifndef SYNAPSE_DATA_H
 #define SYNAPSE_DATA_H
 
@@ -39,6 +40,17 @@ SYN_API syn_status syn_dataset_load_idx(const char *images_path, const char *lab
 SYN_API syn_status syn_dataset_load_fashion_mnist(const char *dir, bool train, syn_dataset **out);
 #define SYN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* CIFAR-10, the binary version: each record is 1 label byte (0..9) and 3072
+ * pixel bytes (the 1024-byte R plane, then G, then B, each 32x32 row-major).
+ * path_or_dir is either one .bin file (train is then ignored) or a directory
+ * holding data_batch_1.bin ... data_batch_5.bin (train) or test_batch.bin
+ * (test); a directory that holds the tarball's cifar-10-batches-bin/ is
+ * looked into. Pixels are scaled to [0, 1]; sample_shape (3, 32, 32),
+ * num_classes 10, in file order. Errors: SYN_ERR_IO for a missing or
+ * unreadable file, SYN_ERR_FORMAT for a size that is not a multiple of 3073
+ * bytes (or 0) or a label >= 10; the message names the file. */
+SYN_API syn_status syn_dataset_load_cifar10(const char *path_or_dir, bool train, syn_dataset **out);
+
 typedef struct {
     const char *label;  /* the label column: a header name, or a 0-based index as text
                            (a matching name wins); NULL: the last column */
@@ -67,6 +79,20 @@ SYN_API syn_status syn_dataset_split(const syn_dataset *ds, float fraction, uint
  * set is SYN_ERR_FORMAT and leaves both unchanged. */
 SYN_API syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool per_feature);
 
+/* Per-channel normalisation of images, sample_shape (C, H, W):
+ * x[c] = (x[c] - mean[c]) / std[c], with each channel's mean and population
+ * std computed on `train` over all samples and pixels (in double), applied to
+ * train and to `other` (may be NULL; its sample_shape must equal train's).
+ * A constant channel gets std 1. Errors: SYN_ERR_SHAPE (not 3-D, or the
+ * shapes differ), SYN_ERR_ARG (empty train), SYN_ERR_FORMAT (NaN or inf);
+ * on error neither set is changed. */
+SYN_API syn_status syn_dataset_normalize_channels(syn_dataset *train, syn_dataset *other);
+/* The same with given statistics (e.g. the published ones of a data set):
+ * mean and std hold `channels` values, channels must equal C of ds's
+ * (C, H, W) sample_shape (else SYN_ERR_SHAPE); a std <= 0 or a non-finite
+ * mean/std is SYN_ERR_ARG and leaves ds unchanged. */
+SYN_API syn_status syn_dataset_normalize(syn_dataset *ds, const float *mean, const float *std, int channels);
+
 /* One batch, borrowed from the loader until its next call. */
 typedef struct {
     int64_t n;              /* rows in this batch (0: the epoch has ended) */
@@ -88,6 +114,26 @@ SYN_API void syn_loader_free(syn_loader *l);
  * next call starts a new (reshuffled) epoch. */
 SYN_API syn_status syn_loader_next(syn_loader *l, syn_batch *b);
 SYN_API int64_t syn_loader_batches(const syn_loader *l); /* per epoch */
+
+/* Random augmentation of image samples (torchvision's RandomCrop(size,
+ * padding=pad_crop) followed by RandomHorizontalFlip()), applied by the
+ * loader to each sample as it is copied into the batch; the data set itself
+ * is never changed. */
+typedef struct {
+    int pad_crop; /* random crop of the original size from the image zero-padded by
+                     this many pixels on each side; 0 = off. The padding is 0 in the
+                     data's CURRENT space: after normalisation that is the channel
+                     mean, not raw black (see loader.c) */
+    bool hflip;   /* horizontal flip with probability 1/2 */
+} syn_augment;
+
+/* Sets the augmentation from the next batch on (aug NULL: none).
+ * Needs a (C, H, W) sample_shape, else SYN_ERR_SHAPE; pad_crop < 0 is
+ * SYN_ERR_ARG. The choices for dataset row i in epoch e are a pure function
+ * of (seed, e, i), drawn from Philox stream SYN_STREAM_AUGMENT + e at
+ * counter i: the same seed gives the same augmented batches whatever the
+ * batch size or shuffling, and each epoch draws afresh. */
+SYN_API syn_status syn_loader_set_augment(syn_loader *l, const syn_augment *aug);
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,8 @@ SYN_HD float syn__philox_uniform(uint64_t key, uint64_t stream, uint64_t index) 
 enum {
     SYN_STREAM_INIT = 0x100000000ull,    /* + parameter index */
     SYN_STREAM_DROPOUT = 0x200000000ull,
-    SYN_STREAM_SHUFFLE = 0x300000000ull
+    SYN_STREAM_SHUFFLE = 0x300000000ull,
+    SYN_STREAM_AUGMENT = 0x400000000ull  /* + epoch; counter = dataset row */
 };
 
 #endif
