@@ -185,6 +185,60 @@ syn_status syn__cpu_dropout_bwd(syn_backend *be, syn_node *n) {
     return SYN_OK;
 }
 
-/* TEMPORARY: being written. */
-syn_status syn__cpu_dropout2d_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "dropout2d: not written yet"); }
-syn_status syn__cpu_dropout2d_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "dropout2d: not written yet"); }
+/* ---- dropout2d: whole channels ---------------------------------------------
+ * x: (N, C, S...)  ->  y: like x;  y[b, c, :] = x[b, c, :] * keep[b, c] / (1 - p),
+ * keep[b, c] = u >= p with ONE uniform per channel: u = Philox at offset + b C + c */
+
+/* 1/(1-p) for a kept channel, 0 for a dropped one, 1 when not training. */
+static float channel_scale(const syn_node *n, int64_t bc) {
+    float p = n->f[0];
+    if (!n->i[1]) return 1.0f;
+    return syn__philox_uniform(n->rng_seed, SYN_STREAM_DROPOUT, n->rng_offset + (uint64_t)bc) >= p ? 1.0f / (1.0f - p)
+                                                                                                   : 0.0f;
+}
+
+static void channel_dims(const syn_node *n, int64_t *channels, int64_t *S) {
+    const syn_shape *x = &n->shape;
+    *channels = x->dim[0] * x->dim[1];
+    *S = 1;
+    for (int d = 2; d < x->ndim; d++) *S *= x->dim[d];
+}
+
+syn_status syn__cpu_dropout2d_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    n->i[1] = n->g->training && n->f[0] > 0.0f; /* the backward pass uses the same decision */
+    int64_t channels, S;
+    channel_dims(n, &channels, &S);
+    const float *x = syn__cin(n, 0);
+    float *y = n->value;
+#pragma omp parallel for if (channels > 1 && channels * S > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t bc = 0; bc < channels; bc++) {
+        float s = channel_scale(n, bc);
+        const float *xp = x + bc * S;
+        float *yp = y + bc * S;
+        if (s == 0.0f)
+            memset(yp, 0, (size_t)S * sizeof *yp);
+        else
+            for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * s;
+    }
+    return SYN_OK;
+}
+
+/* dx[b, c, :] += dy[b, c, :] * keep[b, c] / (1 - p) (the forward's mask) */
+syn_status syn__cpu_dropout2d_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float *dx = syn__cgrad(n, 0);
+    if (!dx) return SYN_OK;
+    int64_t channels, S;
+    channel_dims(n, &channels, &S);
+    const float *dy = n->grad;
+#pragma omp parallel for if (channels > 1 && channels * S > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t bc = 0; bc < channels; bc++) {
+        float s = channel_scale(n, bc);
+        if (s == 0.0f) continue;
+        const float *dyp = dy + bc * S;
+        float *dxp = dx + bc * S;
+        for (int64_t i = 0; i < S; i++) dxp[i] += dyp[i] * s;
+    }
+    return SYN_OK;
+}

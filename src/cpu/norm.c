@@ -1,6 +1,190 @@
-/* TEMPORARY: being written. */
+/* Normalisation on the CPU: batch norm over dim 1 of (N, C, ...) and layer norm
+ * over the last dim. Statistics accumulate in double; the forward saves the
+ * mean and 1/sqrt(var + eps) in n->aux for the backward. */
+#include <math.h>
 #include "cpu.h"
-syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "batch_norm: not written yet"); }
-syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "batch_norm: not written yet"); }
-syn_status syn__cpu_layer_norm_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "layer_norm: not written yet"); }
-syn_status syn__cpu_layer_norm_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "layer_norm: not written yet"); }
+
+/* ---- batch norm ------------------------------------------------------------
+ * x: (N, C, S...)  gamma, beta, running_mean, running_var: (C)  ->  y: like x
+ * y = gamma (x - mean) invstd + beta, invstd = 1 / sqrt(var + eps).
+ * Training: the batch's mean and biased var over M = N * S values per channel;
+ * running stats r = (1 - m) r + m s, with the unbiased var (var M / (M - 1)).
+ * Eval: the running stats. Parallel over channels. */
+
+typedef struct {
+    int64_t N, C, S;
+} bn_geom;
+
+static bn_geom bn_dims(const syn_node *n) {
+    const syn_shape *x = &n->in[0]->shape;
+    bn_geom d = {x->dim[0], x->dim[1], 1};
+    for (int k = 2; k < x->ndim; k++) d.S *= x->dim[k];
+    return d;
+}
+
+static bool bn_par(const bn_geom *d) { return d->C > 1 && d->N * d->C * d->S > SYN_CPU_PAR_MIN / 8; }
+
+syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    bn_geom d = bn_dims(n);
+    int64_t M = d.N * d.S;
+    bool train = n->g->training;
+    n->i[1] = train; /* the backward pass uses the same decision */
+    if (train && M < 2) {
+        char sb[128];
+        return syn__error(SYN_ERR_SHAPE, "batch_norm: training needs more than one value per channel, x is %s",
+                          syn_shape_str(&n->in[0]->shape, sb, sizeof sb));
+    }
+    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *beta = syn__cin(n, 2);
+    float *rmean = n->in[3]->value, *rvar = n->in[4]->value;
+    float *y = n->value, *mean = n->aux, *invstd = mean + d.C;
+    float mom = n->f[0], eps = n->f[1];
+#pragma omp parallel for if (bn_par(&d)) schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        double mu, var;
+        if (train) {
+            double s = 0, s2 = 0;
+            for (int64_t b = 0; b < d.N; b++) {
+                const float *xp = x + (b * d.C + c) * d.S;
+                for (int64_t i = 0; i < d.S; i++) s += xp[i];
+            }
+            mu = s / (double)M;
+            for (int64_t b = 0; b < d.N; b++) {
+                const float *xp = x + (b * d.C + c) * d.S;
+                for (int64_t i = 0; i < d.S; i++) s2 += ((double)xp[i] - mu) * ((double)xp[i] - mu);
+            }
+            var = s2 / (double)M;
+            rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
+            rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
+        } else {
+            mu = rmean[c];
+            var = rvar[c];
+        }
+        float m = (float)mu, is = (float)(1.0 / sqrt(var + eps));
+        mean[c] = m;
+        invstd[c] = is;
+        float a = gamma[c] * is, b0 = beta[c] - a * m; /* y = a x + b0 */
+        for (int64_t b = 0; b < d.N; b++) {
+            const float *xp = x + (b * d.C + c) * d.S;
+            float *yp = y + (b * d.C + c) * d.S;
+            for (int64_t i = 0; i < d.S; i++) yp[i] = a * xp[i] + b0;
+        }
+    }
+    return SYN_OK;
+}
+
+/* xhat = (x - mean) invstd;  dgamma += sum(dy xhat);  dbeta += sum(dy);
+ * training: dx += gamma invstd / M (M dy - sum(dy) - xhat sum(dy xhat));
+ * eval (the statistics are constants): dx += gamma invstd dy. */
+syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    bn_geom d = bn_dims(n);
+    int64_t M = d.N * d.S;
+    bool train = n->i[1] != 0;
+    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad;
+    const float *mean = n->aux, *invstd = mean + d.C;
+    float *dx = syn__cgrad(n, 0), *dgamma = syn__cgrad(n, 1), *dbeta = syn__cgrad(n, 2);
+#pragma omp parallel for if (bn_par(&d)) schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        float m = mean[c], is = invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (int64_t b = 0; b < d.N; b++) {
+            const float *xp = x + (b * d.C + c) * d.S, *dyp = dy + (b * d.C + c) * d.S;
+            for (int64_t i = 0; i < d.S; i++) {
+                sdy += dyp[i];
+                sdyx += (double)dyp[i] * ((xp[i] - m) * is);
+            }
+        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!dx) continue;
+        float k = gamma[c] * is;
+        float mdy = (float)(sdy / (double)M), mdyx = (float)(sdyx / (double)M);
+        for (int64_t b = 0; b < d.N; b++) {
+            const float *xp = x + (b * d.C + c) * d.S, *dyp = dy + (b * d.C + c) * d.S;
+            float *dxp = dx + (b * d.C + c) * d.S;
+            if (train)
+                for (int64_t i = 0; i < d.S; i++) dxp[i] += k * (dyp[i] - mdy - (xp[i] - m) * is * mdyx);
+            else
+                for (int64_t i = 0; i < d.S; i++) dxp[i] += k * dyp[i];
+        }
+    }
+    return SYN_OK;
+}
+
+/* ---- layer norm ------------------------------------------------------------
+ * x: (..., D)  gamma, beta: (D)  ->  y: like x; per row r of D values:
+ * y = gamma (x - mean_r) invstd_r + beta, biased var, invstd = 1/sqrt(var + eps) */
+
+static int64_t ln_cols(const syn_node *n) {
+    const syn_shape *x = &n->in[0]->shape;
+    return x->dim[x->ndim - 1];
+}
+
+syn_status syn__cpu_layer_norm_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    int64_t D = ln_cols(n);
+    if (D == 0) return SYN_OK;
+    int64_t rows = syn__numel(n) / D;
+    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *beta = syn__cin(n, 2);
+    float *y = n->value, *mean = n->aux, *invstd = mean + rows;
+    float eps = n->f[0];
+#pragma omp parallel for if (rows > 1 && rows * D > SYN_CPU_PAR_MIN / 8) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D;
+        double s = 0, s2 = 0;
+        for (int64_t j = 0; j < D; j++) s += xr[j];
+        double mu = s / (double)D;
+        for (int64_t j = 0; j < D; j++) s2 += ((double)xr[j] - mu) * ((double)xr[j] - mu);
+        float m = (float)mu, is = (float)(1.0 / sqrt(s2 / (double)D + eps));
+        mean[r] = m;
+        invstd[r] = is;
+        for (int64_t j = 0; j < D; j++) yr[j] = gamma[j] * ((xr[j] - m) * is) + beta[j];
+    }
+    return SYN_OK;
+}
+
+/* g = dy gamma:  dx += invstd / D (D g - sum(g) - xhat sum(g xhat)) per row;
+ * dgamma += sum over rows of dy xhat;  dbeta += sum over rows of dy.
+ * dx runs parallel over rows; dgamma and dbeta over columns (no races). */
+syn_status syn__cpu_layer_norm_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    int64_t D = ln_cols(n);
+    if (D == 0) return SYN_OK;
+    int64_t rows = syn__numel(n) / D;
+    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad;
+    const float *mean = n->aux, *invstd = mean + rows;
+    float *dx = syn__cgrad(n, 0), *dgamma = syn__cgrad(n, 1), *dbeta = syn__cgrad(n, 2);
+    bool big = rows * D > SYN_CPU_PAR_MIN / 8;
+    if (dx) {
+#pragma omp parallel for if (big && rows > 1) schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * D, *dyr = dy + r * D;
+            float *dxr = dx + r * D;
+            float m = mean[r], is = invstd[r];
+            double sg = 0, sgx = 0;
+            for (int64_t j = 0; j < D; j++) {
+                double gj = (double)dyr[j] * gamma[j];
+                sg += gj;
+                sgx += gj * ((xr[j] - m) * is);
+            }
+            float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+            for (int64_t j = 0; j < D; j++) dxr[j] += is * (dyr[j] * gamma[j] - mg - (xr[j] - m) * is * mgx);
+        }
+    }
+    if (dgamma || dbeta) {
+#pragma omp parallel for if (big && D > 1) schedule(static)
+        for (int64_t j = 0; j < D; j++) {
+            double sg = 0, sb = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                float dv = dy[r * D + j];
+                sg += (double)dv * ((x[r * D + j] - mean[r]) * invstd[r]);
+                sb += dv;
+            }
+            if (dgamma) dgamma[j] += (float)sg;
+            if (dbeta) dbeta[j] += (float)sb;
+        }
+    }
+    return SYN_OK;
+}
