@@ -3,7 +3,7 @@
 # they are missing. Sourced by run.sh and test.sh. The CUDA toolkit (nvcc,
 # cuBLAS, cuDNN) is optional and not installed here: the CPU build works alone.
 syn_install_deps() {
-    local pkgs=(build-essential cmake pkg-config check libsubunit-dev libopenblas-dev zlib1g-dev
+    local pkgs=(build-essential cmake pkg-config check libsubunit-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev libinih-dev
                 dataset-fashion-mnist)
     local missing=()
     for p in "${pkgs[@]}"; do

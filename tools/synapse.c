@@ -1,6 +1,8 @@
-/* The synapse command-line tool: `info` (version, backends, devices) and
- * `train` (an MLP on Fashion-MNIST or a CSV table, progress on stderr, one
- * JSON summary line on stdout). Exit codes: 0 ok, 1 runtime failure, 2 usage. */
+/* The synapse command-line tool: `info` (version, backends, devices),
+ * `train` (an MLP, or a model file, on Fashion-MNIST or a CSV table, progress
+ * on stderr, one JSON summary line on stdout) and `summary` (a model file's
+ * layers, shapes, parameters and FLOPs). Exit codes: 0 ok, 1 runtime failure,
+ * 2 usage. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -17,11 +19,19 @@ static const char usage_text[] =
     "commands:\n"
     "  info                 version, backends built and devices found\n"
     "  train [options]      train an MLP (see synapse train --help)\n"
+    "  train MODEL.cfg [options]\n"
+    "                       train the network a model file describes (models/*.cfg)\n"
+    "  summary MODEL.cfg [--input C,H,W] [--batch N]\n"
+    "                       a model file's layers, output shapes, parameters and FLOPs\n"
     "  --version            print the version\n"
     "  --help               this text\n";
 
 static const char train_usage_text[] =
-    "usage: synapse train [options]\n"
+    "usage: synapse train [MODEL.cfg] [options]\n"
+    "\n"
+    "Without MODEL.cfg the model is an MLP (--hidden, --activation, --dropout); with\n"
+    "it, the network the file describes (see models/), its input shape taken from\n"
+    "the data set (Fashion-MNIST: 1,28,28; a CSV table: its number of columns).\n"
     "\n"
     "data:\n"
     "  --data fashion-mnist     the data set (default fashion-mnist)\n"
@@ -30,7 +40,7 @@ static const char train_usage_text[] =
     "  --label COL              the CSV label column (name or 0-based index; required with --csv)\n"
     "  --regression             the label is a numeric target (default: class labels)\n"
     "  --test-fraction F        rows of the CSV held out for testing (default 0.2)\n"
-    "model:\n"
+    "model (the MLP):\n"
     "  --hidden 256,128         hidden layer sizes (default 256,128)\n"
     "  --activation A           relu|sigmoid|tanh|gelu|leaky_relu (default relu)\n"
     "  --dropout P              dropout after each hidden layer (default 0)\n"
@@ -96,6 +106,8 @@ static int cmd_info(void) {
 
 typedef struct {
     const char *data, *data_dir, *csv, *label, *loss, *device;
+    const char *model; /* a model file, or NULL for the MLP */
+    bool mlp_flags;    /* --hidden, --activation or --dropout given */
     bool regression, quiet;
     float test_fraction;
     int64_t hidden[MAX_HIDDEN];
@@ -204,12 +216,15 @@ static int parse_train(int argc, char **argv, train_opts *o) {
                 return usage_error(U, "--test-fraction must be in (0, 1), got '%s'", a);
             break;
         case OPT_HIDDEN:
+            o->mlp_flags = true;
             if (!parse_hidden(a, o)) return usage_error(U, "--hidden wants sizes like 256,128 (up to 16), got '%s'", a);
             break;
         case OPT_ACTIVATION:
+            o->mlp_flags = true;
             if (syn_activation_parse(a, &o->act) != SYN_OK) return usage_error(U, "unknown --activation '%s'", a);
             break;
         case OPT_DROPOUT:
+            o->mlp_flags = true;
             if (!parse_f32(a, 0.0f, &o->dropout) || o->dropout >= 1.0f)
                 return usage_error(U, "--dropout must be in [0, 1), got '%s'", a);
             break;
@@ -265,7 +280,10 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         default: return usage_error(U, "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind < argc) o->model = argv[optind++];
     if (optind < argc) return usage_error(U, "unexpected argument '%s'", argv[optind]);
+    if (o->model && o->mlp_flags)
+        return usage_error(U, "--hidden, --activation and --dropout shape the MLP; %s defines its own layers", o->model);
     if (o->csv && !o->label) return usage_error(U, "%s needs --label COL", "--csv");
     if (!o->csv && strcmp(o->data, "fashion-mnist") != 0)
         return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
@@ -334,6 +352,38 @@ static void json_num(const char *key, double v, const char *fmt) {
     else fputs("null", stdout);
 }
 
+/* A model file's input from the data set: (batch, C, H, W) for image samples,
+ * (batch, dim) for a model with flat input; checks that the layers fit it.
+ * Returns -1 to go on, else an exit code (the error printed). */
+static int model_input(syn_model_desc *md, const syn_dataset *ds, int64_t batch, syn_shape *xs) {
+    char a[64];
+    syn_shape want, sample = ds->sample_shape;
+    syn_model_desc_input(md, &want, NULL);
+    if (want.ndim == 1 || sample.ndim != 3) {
+        if (want.ndim == 3) {
+            fprintf(stderr, "synapse: error: model %s takes images (C,H,W); the data set's samples are %s\n",
+                    syn_model_desc_name(md), syn_shape_str(&sample, a, sizeof a));
+            return 1;
+        }
+        sample = syn_shape1(ds->dim);
+    }
+    syn_status s = syn_model_desc_set_input(md, sample);
+    if (s != SYN_OK) return runtime_error(s);
+    *xs = sample;
+    for (int k = xs->ndim; k > 0; k--) xs->dim[k] = xs->dim[k - 1];
+    xs->dim[0] = batch;
+    xs->ndim++;
+    return -1;
+}
+
+/* Copies s into buf without the characters JSON would need escaped. */
+static void json_string(char *buf, size_t size, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 1 < size; s++)
+        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) buf[n++] = *s;
+    buf[n] = '\0';
+}
+
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse_train(argc, argv, &o);
@@ -345,22 +395,42 @@ static int cmd_train(int argc, char **argv) {
     syn_params *params = NULL;
     syn_graph *g = NULL;
     syn_optim *opt = NULL;
-    syn_status s = load_data(&o, &train, &test);
+    syn_model_desc *md = NULL;
+    syn_status s = o.model ? syn_model_desc_load(o.model, &md) : SYN_OK;
     if (s != SYN_OK) return runtime_error(s);
+    s = load_data(&o, &train, &test);
+    if (s != SYN_OK) {
+        syn_model_desc_free(md);
+        return runtime_error(s);
+    }
 
-    /* x: (batch, dim) -> mlp -> (batch, out); y: labels (batch) or targets (batch, t) */
+    /* x: (batch, dim) -> mlp -> (batch, out), or (batch, C, H, W) -> model
+     * file -> (batch, out); y: labels (batch) or targets (batch, t) */
     const bool classify = !o.regression;
     const int64_t out = classify ? train->num_classes : train->target_dim;
     syn_model m = {0};
+    syn_shape xs = syn_shape2(o.batch, train->dim);
+    if (md && (rc = model_input(md, train, o.batch, &xs)) >= 0) goto done;
     s = syn_params_create(dev, o.seed, &params);
     if (s == SYN_OK) s = syn_graph_create(params, &g);
     if (s == SYN_OK) {
         m.graph = g;
         /* Inputs first: they are written before the forward pass runs. */
-        m.x = syn_input(g, "x", SYN_F32, syn_shape2(o.batch, train->dim));
+        m.x = syn_input(g, "x", SYN_F32, xs);
         m.y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o.batch))
                        : syn_input(g, "y", SYN_F32, syn_shape2(o.batch, out));
-        m.logits = syn_mlp(g, m.x, o.hidden, o.n_hidden, out, o.act, o.dropout);
+        m.logits = md ? syn_model_build(g, md, m.x) : syn_mlp(g, m.x, o.hidden, o.n_hidden, out, o.act, o.dropout);
+        if (md && m.logits) {
+            syn_shape ls = syn_node_shape(m.logits);
+            if (ls.ndim != 2 || ls.dim[1] != out) {
+                char a[64];
+                syn_shape per = ls;
+                per.dim[0] = 1;
+                fprintf(stderr, "synapse: error: %s gives %s per sample; the data set needs (1,%lld) (%s)\n", o.model,
+                        syn_shape_str(&per, a, sizeof a), (long long)out, classify ? "its classes" : "its targets");
+                rc = 1;
+            }
+        }
         if (classify) {
             m.loss = syn_cross_entropy(g, m.logits, m.y);
         } else {
@@ -369,6 +439,7 @@ static int cmd_train(int argc, char **argv) {
         }
         s = syn_graph_status(g);
     }
+    if (rc >= 0) goto done; /* reported above */
     if (s == SYN_OK && classify) s = syn_graph_keep(g, m.logits);
     if (s == SYN_OK) s = syn_graph_compile(g, dev, NULL);
     syn_optim_config oc = syn_optim_defaults(o.optim);
@@ -382,6 +453,7 @@ static int cmd_train(int argc, char **argv) {
     for (int i = 0; i < o.n_hidden && len < (int)sizeof model; i++)
         len += snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)o.hidden[i]);
     if (len < (int)sizeof model) snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)out);
+    if (md) json_string(model, sizeof model, syn_model_desc_name(md));
     syn_device_str(dev, devname, sizeof devname);
 
     syn_fit_result res;
@@ -389,8 +461,17 @@ static int cmd_train(int argc, char **argv) {
         if (!o.quiet) {
             char desc[256] = "";
             if (syn_device_describe(dev, desc, sizeof desc) != SYN_OK) desc[0] = '\0';
-            fprintf(stderr, "synapse: %s (%s%s), %lld parameters\n", model, syn_activation_name(o.act),
-                    o.dropout > 0.0f ? ", dropout" : "", (long long)syn_params_numel(params));
+            char a[64];
+            syn_shape sample = xs; /* without the batch */
+            sample.ndim--;
+            for (int k = 0; k < sample.ndim; k++) sample.dim[k] = xs.dim[k + 1];
+            if (md)
+                fprintf(stderr, "synapse: %s (%s), %d layers, input %s, %lld parameters\n", model, o.model,
+                        syn_model_desc_layers(md), syn_shape_str(&sample, a, sizeof a),
+                        (long long)syn_params_numel(params));
+            else
+                fprintf(stderr, "synapse: %s (%s%s), %lld parameters\n", model, syn_activation_name(o.act),
+                        o.dropout > 0.0f ? ", dropout" : "", (long long)syn_params_numel(params));
             fprintf(stderr, "synapse: device %s%s%s\n", devname, *desc ? ": " : "", desc);
             fprintf(stderr, "synapse: %s lr %g, batch %lld, %d epochs, loss %s; %lld train / %lld test samples\n",
                     syn_optim_kind_name(o.optim), (double)oc.lr, (long long)o.batch, o.epochs, o.loss,
@@ -428,12 +509,74 @@ static int cmd_train(int argc, char **argv) {
         fflush(stdout);
     }
     rc = s == SYN_OK ? 0 : runtime_error(s);
+done:
+    syn_model_desc_free(md);
     syn_optim_free(opt);
     syn_graph_free(g);
     syn_params_free(params);
     syn_dataset_free(train);
     syn_dataset_free(test);
     return rc;
+}
+
+/* ---- summary ------------------------------------------------------------------ */
+
+static const char summary_usage_text[] =
+    "usage: synapse summary MODEL.cfg [options]\n"
+    "\n"
+    "Prints one row per layer of a model file: index, name, layer, output shape\n"
+    "(without the batch), trainable parameters and forward FLOPs (a multiply-add\n"
+    "counts 2), then the totals.\n"
+    "\n"
+    "  --input C,H,W     the input shape (or D for flat features; default: the file's)\n"
+    "  --batch N         FLOPs for a batch of N (default 1)\n"
+    "  --help            this text\n";
+
+static int cmd_summary(int argc, char **argv) {
+    static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
+                                              {"batch", required_argument, 0, 'b'},
+                                              {"help", no_argument, 0, 'h'},
+                                              {0, 0, 0, 0}};
+    const char *U = summary_usage_text;
+    const char *input = NULL;
+    int64_t batch = 1;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(U, stdout); return 0;
+        case 'i': input = optarg; break;
+        case 'b':
+            if (!parse_i64(optarg, 1, &batch)) return usage_error(U, "--batch must be >= 1, got '%s'", optarg);
+            break;
+        case ':': return usage_error(U, "option %s needs a value", argv[optind - 1]);
+        default: return usage_error(U, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) return usage_error(U, "%s", "no model file given");
+    if (optind + 1 < argc) return usage_error(U, "unexpected argument '%s'", argv[optind + 1]);
+    syn_shape in = syn_shape0();
+    if (input) {
+        const char *p = input;
+        char *end;
+        while (in.ndim < 3) {
+            errno = 0;
+            long long v = strtoll(p, &end, 10);
+            if (errno || end == p || v < 1) break;
+            in.dim[in.ndim++] = v;
+            if (*end != ',') break;
+            p = end + 1;
+        }
+        if (*end != '\0' || (in.ndim != 1 && in.ndim != 3))
+            return usage_error(U, "--input wants C,H,W or D (positive whole numbers), got '%s'", input);
+    }
+    syn_model_desc *md = NULL;
+    syn_status s = syn_model_desc_load(argv[optind], &md);
+    if (s == SYN_OK && input) s = syn_model_desc_set_input(md, in);
+    if (s == SYN_OK) s = syn_model_summary(md, batch, stdout);
+    syn_model_desc_free(md);
+    return s == SYN_OK ? 0 : runtime_error(s);
 }
 
 int main(int argc, char **argv) {
@@ -458,5 +601,6 @@ int main(int argc, char **argv) {
         return cmd_info();
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "summary") == 0) return cmd_summary(argc - 1, argv + 1);
     return usage_error(usage_text, "unknown command '%s'", cmd);
 }

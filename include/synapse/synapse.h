@@ -11,5 +11,6 @@
 #include "synapse/optim.h"
 #include "synapse/data.h"
 #include "synapse/train.h"
+#include "synapse/model.h"
 
 #endif

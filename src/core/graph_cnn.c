@@ -34,7 +34,8 @@ static syn_status infer_conv(syn_node *n, syn_shape *out, bool transposed) {
     int64_t R = w->dim[2], S = w->dim[3], P, Q;
     int64_t sh = n->i[A_SH], sw = n->i[A_SW], ph = n->i[A_PH], pw = n->i[A_PW], dh = n->i[A_DH], dw = n->i[A_DW];
     if (transposed) {
-        if (n->i[A_OPH] >= sh && n->i[A_OPH] >= dh) return syn__shape_err(n, "output padding must be < stride or dilation");
+        if ((n->i[A_OPH] >= sh && n->i[A_OPH] >= dh) || (n->i[A_OPW] >= sw && n->i[A_OPW] >= dw))
+            return syn__shape_err(n, "output padding must be < stride or dilation");
         P = (x->dim[2] - 1) * sh - 2 * ph + dh * (R - 1) + n->i[A_OPH] + 1;
         Q = (x->dim[3] - 1) * sw - 2 * pw + dw * (S - 1) + n->i[A_OPW] + 1;
     } else {
