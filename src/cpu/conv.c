@@ -1,6 +1,306 @@
-/* TEMPORARY: being written. */
+/* Convolutions on the CPU: conv2d and conv_transpose2d, forward and backward,
+ * by im2col + OpenBLAS sgemm, one image per OpenMP thread. The plain direct
+ * convolution these are checked against lives in tests/test_conv.c. */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
 #include "cpu.h"
-syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "conv2d: not written yet"); }
-syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "conv2d: not written yet"); }
-syn_status syn__cpu_conv_transpose2d_fwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "conv_transpose2d: not written yet"); }
-syn_status syn__cpu_conv_transpose2d_bwd(syn_backend *be, syn_node *n) { (void)be; (void)n; return syn__error(SYN_ERR_UNSUPPORTED, "conv_transpose2d: not written yet"); }
+
+/* The attribute slots of src/core/graph_cnn.c (same order). */
+enum { A_SH, A_SW, A_PH, A_PW, A_DH, A_DW, A_GROUPS };
+
+/* Both ops are one computation seen from two sides. The IMAGE side is what
+ * im2col reads and col2im writes; the COLUMN side has one position per
+ * placement of the kernel:
+ *   conv2d:            image = x (C,H,W), columns = y (K,P,Q), w: (K, C/G, R, S)
+ *   conv_transpose2d:  image = y (K,P,Q), columns = x (C,H,W), w: (C, K/G, R, S)
+ * so w is always (Co, Ci/G, R, S), Co the column side's channels, and column
+ * position (p,q) with kernel tap (r,s) touches image pixel
+ * (p sh - ph + r dh, q sw - pw + s dw). */
+typedef struct {
+    int64_t N, G;
+    int64_t Ci, H, W;  /* image side, per item */
+    int64_t Co, P, Q;  /* column side, per item */
+    int64_t R, S, sh, sw, ph, pw, dh, dw;
+    int64_t cg, kg;    /* Ci/G, Co/G */
+    int64_t crs;       /* cg R S: rows of one group's column matrix */
+    int64_t hw, pq;
+    bool direct;       /* 1x1, stride 1, no padding, P=H, Q=W: the image is its own column matrix */
+    bool inner_par;    /* one image at a time: thread im2col / col2im instead of the batch */
+} geom;
+
+static geom make_geom(const syn_node *n, const syn_shape *im, const syn_shape *col) {
+    const syn_shape *w = &n->in[1]->shape;
+    geom g = {.N = im->dim[0], .G = n->i[A_GROUPS], .Ci = im->dim[1], .H = im->dim[2], .W = im->dim[3],
+              .Co = col->dim[1], .P = col->dim[2], .Q = col->dim[3], .R = w->dim[2], .S = w->dim[3],
+              .sh = n->i[A_SH], .sw = n->i[A_SW], .ph = n->i[A_PH], .pw = n->i[A_PW], .dh = n->i[A_DH],
+              .dw = n->i[A_DW]};
+    g.cg = g.Ci / g.G;
+    g.kg = g.Co / g.G;
+    g.crs = g.cg * g.R * g.S;
+    g.hw = g.H * g.W;
+    g.pq = g.P * g.Q;
+    g.direct = g.R == 1 && g.S == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.P == g.H && g.Q == g.W;
+    return g;
+}
+
+/* ---- im2col, col2im, GEMM ------------------------------------------------ */
+
+/* The q in [0, Q) with 0 <= q s + off < W, as [*lo, *hi). */
+static void q_range(int64_t off, int64_t s, int64_t W, int64_t Q, int64_t *lo, int64_t *hi) {
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = off > W - 1 ? 0 : (W - 1 - off) / s + 1;
+    if (h > Q) h = Q;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* im: (cg, H, W)  ->  cols: (cg R S, P Q)
+ * cols[(c,r,s), (p,q)] = im[c, p sh - ph + r dh, q sw - pw + s dw], 0 outside the image */
+static void im2col(const geom *g, const float *im, float *cols) {
+    const int64_t RS = g->R * g->S, Q = g->Q;
+#pragma omp parallel for if (g->inner_par && g->crs * g->pq > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t row = 0; row < g->crs; row++) {
+        int64_t c = row / RS, r = row % RS / g->S, s = row % g->S;
+        int64_t off = s * g->dw - g->pw, lo, hi;
+        q_range(off, g->sw, g->W, Q, &lo, &hi);
+        float *o = cols + row * g->pq;
+        for (int64_t p = 0; p < g->P; p++, o += Q) {
+            int64_t ih = p * g->sh - g->ph + r * g->dh;
+            if (ih < 0 || ih >= g->H || lo == hi) {
+                memset(o, 0, (size_t)Q * sizeof(float));
+                continue;
+            }
+            const float *src = im + (c * g->H + ih) * g->W;
+            memset(o, 0, (size_t)lo * sizeof(float));
+            if (g->sw == 1) memcpy(o + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
+            else
+                for (int64_t q = lo; q < hi; q++) o[q] = src[q * g->sw + off];
+            memset(o + hi, 0, (size_t)(Q - hi) * sizeof(float));
+        }
+    }
+}
+
+/* cols: (cg R S, P Q)  ->  im: (cg, H, W) +=, the adjoint of im2col:
+ * im[c, p sh - ph + r dh, q sw - pw + s dw] += cols[(c,r,s), (p,q)] */
+static void col2im(const geom *g, const float *cols, float *im) {
+    const int64_t Q = g->Q;
+    /* threads own whole channels: the rows of channel c write only its plane */
+#pragma omp parallel for if (g->inner_par && g->crs * g->pq > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t c = 0; c < g->cg; c++)
+        for (int64_t r = 0; r < g->R; r++)
+            for (int64_t s = 0; s < g->S; s++) {
+                int64_t off = s * g->dw - g->pw, lo, hi;
+                q_range(off, g->sw, g->W, Q, &lo, &hi);
+                const float *src = cols + ((c * g->R + r) * g->S + s) * g->pq;
+                for (int64_t p = 0; p < g->P; p++, src += Q) {
+                    int64_t ih = p * g->sh - g->ph + r * g->dh;
+                    if (ih < 0 || ih >= g->H) continue;
+                    float *dst = im + (c * g->H + ih) * g->W;
+                    if (g->sw == 1)
+                        for (int64_t q = lo; q < hi; q++) dst[q + off] += src[q];
+                    else
+                        for (int64_t q = lo; q < hi; q++) dst[q * g->sw + off] += src[q];
+                }
+            }
+}
+
+/* C (M,N) = op(A) op(B) + beta C, row-major and contiguous. */
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
+                 float *C) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
+                (blasint)N, (blasint)K, 1.0f, A, ta ? (blasint)M : (blasint)K, B, tb ? (blasint)K : (blasint)N,
+                beta, C, (blasint)N);
+}
+
+/* ---- one item ------------------------------------------------------------ */
+
+/* Per group: cols = im2col(im);  out = w cols + beta out (out: (Co, PQ), may be
+ * NULL);  dw += cin cols^T (cin: (Co, PQ), dw: (Co, crs), may be NULL). */
+static void column_side(const geom *g, const float *w, const float *im, float *out, float beta, const float *cin,
+                        float *dw, float *cols) {
+    for (int64_t k = 0; k < g->G; k++) {
+        const float *m = im + k * g->cg * g->hw;
+        if (!g->direct) {
+            im2col(g, m, cols);
+            m = cols;
+        }
+        if (out) gemm(false, false, g->kg, g->pq, g->crs, w + k * g->kg * g->crs, m, beta, out + k * g->kg * g->pq);
+        if (dw) gemm(false, true, g->kg, g->crs, g->pq, cin + k * g->kg * g->pq, m, 1.0f, dw + k * g->kg * g->crs);
+    }
+}
+
+/* Per group: im += col2im(w^T cin)  (cin: (Co, PQ), im: (Ci, H, W)). */
+static void image_side(const geom *g, const float *w, const float *cin, float *im, float *cols) {
+    for (int64_t k = 0; k < g->G; k++) {
+        const float *wk = w + k * g->kg * g->crs, *ck = cin + k * g->kg * g->pq;
+        float *ik = im + k * g->cg * g->hw;
+        if (g->direct) {
+            gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 1.0f, ik);
+            continue;
+        }
+        gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 0.0f, cols);
+        col2im(g, cols, ik);
+    }
+}
+
+/* y[k, :] = b[k] (or 0), or y[k, :] += b[k] when add; y: (K, L) */
+static void bias_rows(float *y, const float *b, int64_t K, int64_t L, bool add) {
+    for (int64_t k = 0; k < K; k++) {
+        float v = b ? b[k] : 0.0f, *yk = y + k * L;
+        if (add)
+            for (int64_t i = 0; i < L; i++) yk[i] += v;
+        else
+            for (int64_t i = 0; i < L; i++) yk[i] = v;
+    }
+}
+
+typedef enum { CONV_FWD, CONV_BWD, CONVT_FWD, CONVT_BWD } job_kind;
+
+typedef struct {
+    job_kind kind;
+    geom g;
+    const float *x, *w, *b, *dy;
+    float *y, *dx, *dw; /* outputs; dx, dw NULL when not wanted */
+} job;
+
+/* Item n of the batch; dw is this thread's partial sum (or NULL). */
+static void run_item(const job *j, int64_t n, float *cols, float *dw) {
+    const geom *g = &j->g;
+    int64_t im = n * g->Ci * g->hw, col = n * g->Co * g->pq;
+    switch (j->kind) {
+    case CONV_FWD: /* y = w im2col(x) + b */
+        column_side(g, j->w, j->x + im, j->y + col, 0.0f, NULL, NULL, cols);
+        if (j->b) bias_rows(j->y + col, j->b, g->Co, g->pq, true);
+        break;
+    case CONV_BWD: /* dw += dy im2col(x)^T;  dx += col2im(w^T dy) */
+        if (dw) column_side(g, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols);
+        if (j->dx) image_side(g, j->w, j->dy + col, j->dx + im, cols);
+        break;
+    case CONVT_FWD: /* y = b + col2im(w^T x) */
+        bias_rows(j->y + im, j->b, g->Ci, g->hw, false);
+        image_side(g, j->w, j->x + col, j->y + im, cols);
+        break;
+    case CONVT_BWD: /* one im2col(dy) serves both:  dx += w im2col(dy);  dw += x im2col(dy)^T */
+        column_side(g, j->w, j->dy + im, j->dx ? j->dx + col : NULL, 1.0f, j->x + col, dw, cols);
+        break;
+    }
+}
+
+/* ---- the batch ------------------------------------------------------------ */
+
+/* OpenBLAS's own pthreads would fight the OpenMP threads that already split
+ * the batch: GEMMs inside the parallel region run on one thread each. (An
+ * OpenMP build of OpenBLAS does that by itself inside a parallel region.) */
+static int blas_single_begin(void) {
+    if (openblas_get_parallel() != 1) return 0;
+    int t = openblas_get_num_threads();
+    if (t > 1) openblas_set_num_threads(1);
+    return t;
+}
+static void blas_single_end(int t) {
+    if (t > 1) openblas_set_num_threads(t);
+}
+
+/* Below this many multiply-adds a batch runs on one thread: forking and
+ * joining would cost more than they save. */
+#define CONV_PAR_MIN_MACS (1 << 18)
+
+/* Runs j over the batch: with several threads, each takes whole items with its
+ * own im2col buffer and its own partial dw (summed at the end, in a fixed
+ * order); with one item (or little work), one at a time, im2col, col2im and
+ * GEMM threaded inside when large. */
+static syn_status run_batch(syn_backend *be, job *j) {
+    geom *g = &j->g;
+    if (g->N == 0) return SYN_OK;
+    int nt = g->N * g->Co * g->pq * g->crs < CONV_PAR_MIN_MACS ? 1 : omp_get_max_threads();
+    if (nt > g->N) nt = (int)g->N;
+    if (nt < 1) nt = 1;
+    g->inner_par = nt == 1;
+    /* per-thread slices rounded to 64 bytes: no false sharing */
+    size_t cols_f = g->direct ? 0 : ((size_t)(g->crs * g->pq) + 15) & ~(size_t)15;
+    size_t dw_f = nt > 1 && j->dw ? (size_t)(g->Co * g->crs) : 0, dw_s = (dw_f + 15) & ~(size_t)15;
+    size_t total = (size_t)nt * (cols_f + dw_s);
+    float *ws = NULL;
+    if (total) SYN_TRY(be->workspace(be, total * sizeof(float), (void **)&ws));
+    if (nt == 1) {
+        for (int64_t n = 0; n < g->N; n++) run_item(j, n, ws, j->dw);
+        return SYN_OK;
+    }
+    float *part = ws ? ws + (size_t)nt * cols_f : NULL;
+    if (dw_f) memset(part, 0, (size_t)nt * dw_s * sizeof(float));
+    int blas = blas_single_begin();
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        float *cols = cols_f ? ws + (size_t)t * cols_f : NULL, *dw = dw_f ? part + (size_t)t * dw_s : NULL;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < g->N; n++) run_item(j, n, cols, dw);
+    }
+    blas_single_end(blas);
+    if (dw_f) {
+#pragma omp parallel for if ((int64_t)dw_f * nt > SYN_CPU_PAR_MIN) schedule(static)
+        for (size_t i = 0; i < dw_f; i++) {
+            float s = 0.0f;
+            for (int t = 0; t < nt; t++) s += part[(size_t)t * dw_s + i];
+            j->dw[i] += s;
+        }
+    }
+    return SYN_OK;
+}
+
+/* dy: (N, K, L)  ->  db[k] += sum_{n,l} dy[n,k,l] */
+static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *db) {
+#pragma omp parallel for if (N * K * L > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t k = 0; k < K; k++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *d = dy + (n * K + k) * L;
+            float row = 0.0f;
+#pragma omp simd reduction(+ : row)
+            for (int64_t i = 0; i < L; i++) row += d[i];
+            s += row;
+        }
+        db[k] += (float)s;
+    }
+}
+
+/* ---- the kernels ------------------------------------------------------------ */
+
+/* x: (N,C,H,W)  w: (K,C/G,R,S)  b: (K) or none  ->  y: (N,K,P,Q)
+ * y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n, g C/G + c, p sh - ph + r dh, q sw - pw + s dw],
+ * g = k / (K/G) the group of k */
+syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) {
+    job j = {.kind = CONV_FWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
+             .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
+    return run_batch(be, &j);
+}
+
+/* dx += col2im(w^T dy) (the adjoint of the forward in x);  dw += dy im2col(x)^T;
+ * db += sum_{n,p,q} dy */
+syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
+    job j = {.kind = CONV_BWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
+             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1)};
+    float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
+    if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db);
+    return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
+}
+
+/* x: (N,C,H,W)  w: (C,K/G,R,S)  b: (K) or none  ->  y: (N,K,P,Q), the adjoint of conv2d in its input:
+ * y[n, g K/G + k, h sh - ph + r dh, v sw - pw + s dw] += w[c,k,r,s] x[n,c,h,v] for every c, h, v, k, r, s
+ * (g = c / (C/G)), plus b */
+syn_status syn__cpu_conv_transpose2d_fwd(syn_backend *be, syn_node *n) {
+    job j = {.kind = CONVT_FWD, .g = make_geom(n, &n->shape, &n->in[0]->shape), .x = syn__cin(n, 0),
+             .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
+    return run_batch(be, &j);
+}
+
+/* dx += w im2col(dy) (conv2d's forward of dy);  dw += x im2col(dy)^T;  db += sum_{n,p,q} dy */
+syn_status syn__cpu_conv_transpose2d_bwd(syn_backend *be, syn_node *n) {
+    job j = {.kind = CONVT_BWD, .g = make_geom(n, &n->shape, &n->in[0]->shape), .x = syn__cin(n, 0),
+             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1)};
+    float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
+    if (db) bias_grad(j.dy, j.g.N, j.g.Ci, j.g.hw, db);
+    return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
+}
