@@ -705,6 +705,7 @@ static Suite *model_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("run");
     tcase_set_timeout(tc, 600);
+    tcase_set_tags(tc, "slow"); /* real forward/backward passes: skipped in the sanitizer pass */
     tcase_add_loop_test(tc, test_resnet18_forward_backward, 0, 2);
     tcase_add_test(tc, test_train_fmnist_cnn);
     suite_add_tcase(s, tc);

@@ -147,13 +147,13 @@ SAN=$(command -v compute-sanitizer || true)
 for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin /usr/local/cuda/compute-sanitizer; do
     [ -z "$SAN" ] && [ -x "$d/compute-sanitizer" ] && SAN=$d/compute-sanitizer
 done
-sanitize() { # name, log, timeout, extra env, tool options...
-    local name=$1 log=$2 limit=$3 extra=$4 t0 rc fig
-    shift 4
+sanitize() { # name, log, timeout, extra env, test binary, tool options...
+    local name=$1 log=$2 limit=$3 extra=$4 bin=$5 t0 rc fig
+    shift 5
     t0=$(now)
     if [ -z "$SAN" ]; then record "$name" FAIL "compute-sanitizer not found" 0; return; fi
-    if [ ! -x "$B/test_cuda" ]; then record "$name" FAIL "no $B/test_cuda" 0; return; fi
-    run_syn $extra timeout "$limit" "$SAN" "$@" --error-exitcode 1 --report-api-errors no "$B/test_cuda" \
+    if [ ! -x "$B/$bin" ]; then record "$name" FAIL "no $B/$bin" 0; return; fi
+    run_syn $extra timeout "$limit" "$SAN" "$@" --error-exitcode 1 --report-api-errors no "$B/$bin" \
         >"$LOG/$log" 2>&1
     rc=$?
     fig=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOG/$log" | tail -1 | sed 's/^=* *//')
@@ -162,8 +162,9 @@ sanitize() { # name, log, timeout, extra env, tool options...
     if [ $rc -eq 0 ]; then record "$name" PASS "${fig:-ok}" $(($(now) - t0))
     else record "$name" FAIL "${fig:-exit $rc} (see $log)" $(($(now) - t0)); fi
 }
-sanitize "memcheck test_cuda" memcheck.log 240 SYN_CUDA_NO_CACHE=1 --tool memcheck
-sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops --tool racecheck
+sanitize "memcheck test_cuda" memcheck.log 240 SYN_CUDA_NO_CACHE=1 test_cuda --tool memcheck
+sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_cnn --tool memcheck
+sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
 
 # ---- benchmarks -------------------------------------------------------------------------------
 # One line per run from its JSON lines: MLP step medians and SGEMM 4096^3 rate.

@@ -1,7 +1,8 @@
 /* The CUDA backend's host side: device discovery, lazy per-GPU creation (one
- * non-blocking stream, a cuBLAS handle bound to it), a caching allocator,
- * copies, fills, errors (sticky ones poison the backend), describe, and the
- * kernel table. Kernels live in the *.cu files of this directory. */
+ * non-blocking stream, a cuBLAS handle bound to it; the cuDNN handle comes
+ * later, on the first convolution), a caching allocator and the workspace on
+ * top of it, copies, fills, errors (sticky ones poison the backend), describe,
+ * and the kernel table. Kernels live in the *.cu files of this directory. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,34 @@ syn_status syn__cublas_fail(cublasStatus_t s, const char *file, int line, const 
     if (cudaGetDevice(&dev) != cudaSuccess) dev = -1;
     return syn__error(s == CUBLAS_STATUS_ALLOC_FAILED ? SYN_ERR_OOM : SYN_ERR_DEVICE, "cuda:%d: %s:%d: %s: %s (%s)",
                       dev, short_path(file), line, expr, cublasGetStatusString(s), cublasGetStatusName(s));
+}
+
+/* cuDNN 9 statuses come in categories (NOT_SUPPORTED 3000, INTERNAL_ERROR
+ * 4000 ...); cudnnGetLastErrorString adds the library's own detail. */
+syn_status syn__cudnn_fail(cudnnStatus_t s, const char *file, int line, const char *expr) {
+    int dev = -1;
+    cudaError_t pending = cudaGetLastError();
+    int category = (int)s / 1000 * 1000;
+    if (pending == cudaSuccess && category == 5000 /* EXECUTION_FAILED */) pending = cudaStreamQuery(0);
+    if (is_sticky(pending)) return syn__cuda_fail(pending, file, line, expr);
+    (void)cudaGetLastError();
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = -1;
+    char detail[256] = "";
+#if CUDNN_MAJOR >= 9
+    cudnnGetLastErrorString(detail, sizeof detail);
+#endif
+    syn_status st = SYN_ERR_DEVICE;
+#if CUDNN_MAJOR >= 9
+    if (s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED || s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED)
+        st = SYN_ERR_OOM;
+    else if (category == 3000)
+        st = SYN_ERR_UNSUPPORTED;
+#else
+    if (s == CUDNN_STATUS_ALLOC_FAILED) st = SYN_ERR_OOM;
+    else if (s == CUDNN_STATUS_NOT_SUPPORTED) st = SYN_ERR_UNSUPPORTED;
+#endif
+    return syn__error(st, "cuda:%d: %s:%d: %s: %s (%d)%s%s", dev, short_path(file), line, expr, cudnnGetErrorString(s),
+                      (int)s, detail[0] ? ": " : "", detail);
 }
 
 syn_status syn__cuda_enter(syn_backend *be) {
@@ -352,10 +381,31 @@ static syn_status cuda_describe(syn_backend *be, char *buf, size_t size) {
     size_t dnn = cudnnGetVersion(); /* 9.x: M*10000 + m*100 + p; 8.x: M*1000 + m*100 + p */
     size_t dmaj = dnn >= 90000 ? dnn / 10000 : dnn / 1000, dmin = dnn >= 90000 ? dnn % 10000 / 100 : dnn % 1000 / 100;
     snprintf(buf, size,
-             "%s, %.1f GiB, compute %d.%d, %d SMs, driver %d.%d, runtime %d.%d, cuBLAS %d.%d.%d, cuDNN %zu.%zu.%zu, TF32 %s",
+             "%s, %.1f GiB, compute %d.%d, %d SMs, driver %d.%d, runtime %d.%d, cuBLAS %d.%d.%d, cuDNN %zu.%zu.%zu, TF32 %s%s",
              prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.major, prop.minor,
              prop.multiProcessorCount, drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10, blas / 10000,
-             blas % 10000 / 100, blas % 100, dmaj, dmin, dnn % 100, cu->tf32 ? "on (SYN_ALLOW_TF32=1)" : "off");
+             blas % 10000 / 100, blas % 100, dmaj, dmin, dnn % 100, cu->tf32 ? "on (SYN_ALLOW_TF32=1)" : "off",
+             cu->deterministic ? ", deterministic (SYN_DETERMINISTIC=1)" : "");
+    return SYN_OK;
+}
+
+/* One block from the caching allocator, replaced by a larger one when a call
+ * asks for more. The old block goes back to the cache; kernels queued on the
+ * stream may still read it, and whatever reuses it is queued after them on
+ * the same stream. Not thread-safe: one graph runs on a device at a time. */
+static syn_status cuda_workspace(syn_backend *be, size_t bytes, void **out) {
+    syn__cuda *cu = syn__cu(be);
+    *out = NULL;
+    if (bytes > cu->ws_bytes || (bytes && !cu->ws)) {
+        void *p = NULL;
+        cuda_free(be, cu->ws);
+        cu->ws = NULL;
+        cu->ws_bytes = 0;
+        SYN_TRY(cuda_alloc(be, bytes, &p));
+        cu->ws = p;
+        cu->ws_bytes = bytes;
+    }
+    *out = cu->ws;
     return SYN_OK;
 }
 
@@ -376,6 +426,7 @@ static const syn_backend cuda_template = {
     .fill_f32 = cuda_fill_f32,
     .fill_i32 = cuda_fill_i32,
     .synchronize = cuda_sync,
+    .workspace = cuda_workspace,
     .describe = cuda_describe,
     .optim_update = syn__cuda_optim_update,
     .sumsq = syn__cuda_sumsq,
@@ -390,6 +441,9 @@ static const syn_backend cuda_template = {
         K(DROPOUT, dropout), K(DETACH, detach),
         K(MSE_LOSS, mse_loss), K(SSE_LOSS, sse_loss), K(CROSS_ENTROPY, cross_entropy),
         K(BCE_WITH_LOGITS, bce_with_logits),
+        K(CONV2D, conv2d), K(CONV_TRANSPOSE2D, conv_transpose2d),
+        K(MAX_POOL2D, max_pool2d), K(AVG_POOL2D, avg_pool2d), K(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
+        K(BATCH_NORM, batch_norm), K(LAYER_NORM, layer_norm), K(DROPOUT2D, dropout2d),
     },
     .bwd = {
         B(ADD, add), B(SUB, sub), B(MUL, mul), B(DIV, div),
@@ -401,6 +455,9 @@ static const syn_backend cuda_template = {
         B(DROPOUT, dropout),
         B(MSE_LOSS, mse_loss), B(SSE_LOSS, sse_loss), B(CROSS_ENTROPY, cross_entropy),
         B(BCE_WITH_LOGITS, bce_with_logits),
+        B(CONV2D, conv2d), B(CONV_TRANSPOSE2D, conv_transpose2d),
+        B(MAX_POOL2D, max_pool2d), B(AVG_POOL2D, avg_pool2d), B(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
+        B(BATCH_NORM, batch_norm), B(LAYER_NORM, layer_norm), B(DROPOUT2D, dropout2d),
     },
 };
 
@@ -420,6 +477,7 @@ int syn__cuda_device_count(void) {
 }
 
 static void destroy(syn__cuda *cu) {
+    syn__cuda_cudnn_destroy(cu);
     if (cu->flag_host) cudaFreeHost(cu->flag_host);
     if (cu->flag) cudaFree(cu->flag);
     if (cu->partials) cudaFree(cu->partials);
@@ -427,6 +485,7 @@ static void destroy(syn__cuda *cu) {
     if (cu->stream) cudaStreamDestroy(cu->stream);
     (void)cudaGetLastError();
     pthread_mutex_destroy(&cu->lock);
+    pthread_mutex_destroy(&cu->dnn_lock);
     free(cu->cached);
     free(cu->live);
     free(cu);
@@ -439,8 +498,9 @@ static syn_status create(syn__cuda *cu) {
     SYN_CUBLAS_TRY(cublasSetStream(cu->blas, cu->stream));
     /* Plain fp32 GEMMs by default, so results match the CPU to ~1e-6;
      * TF32 tensor cores only on request. */
-    const char *tf = getenv("SYN_ALLOW_TF32"), *nc = getenv("SYN_CUDA_NO_CACHE");
+    const char *tf = getenv("SYN_ALLOW_TF32"), *nc = getenv("SYN_CUDA_NO_CACHE"), *det = getenv("SYN_DETERMINISTIC");
     cu->tf32 = tf && strcmp(tf, "1") == 0;
+    cu->deterministic = det && strcmp(det, "1") == 0;
     cu->no_cache = nc && strcmp(nc, "1") == 0;
     SYN_CUBLAS_TRY(cublasSetMathMode(cu->blas, cu->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     SYN_CUDA_TRY(cudaMalloc((void **)&cu->partials, SYN_CUDA_RED_BLOCKS * sizeof(double)));
@@ -491,6 +551,7 @@ syn_status syn__cuda_backend(int index, syn_backend **out) {
     }
     cu->index = index;
     pthread_mutex_init(&cu->lock, NULL);
+    pthread_mutex_init(&cu->dnn_lock, NULL);
     int prev = -1;
     if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
     syn_status s = create(cu);

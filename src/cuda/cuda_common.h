@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cudnn.h>
 #include "../backend.h"
 
 #ifdef __cplusplus
@@ -54,6 +55,17 @@ typedef struct {
     double *partials;              /* SYN_CUDA_RED_BLOCKS partial sums */
     unsigned long long *flag;      /* device: first bad row seen by cross-entropy */
     unsigned long long *flag_host; /* pinned host copy of flag */
+    /* workspace (be->workspace): one block from the caching allocator, grown
+     * on demand; stream-ordered like everything else on this device */
+    void *ws;
+    size_t ws_bytes;
+    /* cuDNN (conv.cu): the handle, bound to `stream`, created on first use;
+     * dnn_lock guards it, the descriptors and the algorithm cache, and is held
+     * through each convolution call */
+    bool deterministic; /* SYN_DETERMINISTIC=1: deterministic cuDNN algorithms only */
+    pthread_mutex_t dnn_lock;
+    cudnnHandle_t dnn;
+    struct syn__cudnn_state *dnn_state; /* descriptors and algorithm cache (conv.cu) */
     /* sticky failure: after an illegal address or a kernel fault the context is
      * lost and every later call reports broken_msg */
     volatile int broken;
@@ -69,6 +81,7 @@ static inline syn__cuda *syn__cu(syn_backend *be) { return (syn__cuda *)be->impl
  * unusable. Clears the runtime's last error so the next launch check is clean. */
 syn_status syn__cuda_fail(cudaError_t e, const char *file, int line, const char *expr);
 syn_status syn__cublas_fail(cublasStatus_t s, const char *file, int line, const char *expr);
+syn_status syn__cudnn_fail(cudnnStatus_t s, const char *file, int line, const char *expr);
 /* Refuses a broken backend; makes its device current for this thread. */
 syn_status syn__cuda_enter(syn_backend *be);
 /* Allocator figures of device `index` (SYN_ERR_ARG if that backend was never created). */
@@ -84,10 +97,18 @@ syn_status syn__cuda_memory_stats(int index, syn__cuda_mem_stats *out);
         cublasStatus_t syn__bs = (expr);                                        \
         if (syn__bs != CUBLAS_STATUS_SUCCESS) return syn__cublas_fail(syn__bs, __FILE__, __LINE__, #expr); \
     } while (0)
+#define SYN_CUDNN_TRY(expr)                                                     \
+    do {                                                                        \
+        cudnnStatus_t syn__ds = (expr);                                         \
+        if (syn__ds != CUDNN_STATUS_SUCCESS) return syn__cudnn_fail(syn__ds, __FILE__, __LINE__, #expr); \
+    } while (0)
 #define SYN_CUDA_ENTER(be) SYN_TRY(syn__cuda_enter(be))
 
 /* dst[0..n) = the 32-bit pattern `bits` (float or int32 fills); elementwise.cu */
 cudaError_t syn__cuda_fill32_launch(void *dst, uint32_t bits, int64_t n, cudaStream_t s);
+
+/* Frees the cuDNN handle, descriptors and algorithm cache of a backend (conv.cu). */
+void syn__cuda_cudnn_destroy(syn__cuda *cu);
 
 /* ---- kernel entry points (the table in backend_cuda.c) ---- */
 
@@ -128,6 +149,18 @@ SYN_CUDA_KERNEL(mse_loss)
 SYN_CUDA_KERNEL(sse_loss)
 SYN_CUDA_KERNEL(cross_entropy)
 SYN_CUDA_KERNEL(bce_with_logits)
+/* conv.cu (cuDNN) */
+SYN_CUDA_KERNEL(conv2d)
+SYN_CUDA_KERNEL(conv_transpose2d)
+/* pool.cu */
+SYN_CUDA_KERNEL(max_pool2d)
+SYN_CUDA_KERNEL(avg_pool2d)
+SYN_CUDA_KERNEL(adaptive_avg_pool2d)
+/* norm.cu */
+SYN_CUDA_KERNEL(batch_norm)
+SYN_CUDA_KERNEL(layer_norm)
+/* elementwise.cu */
+SYN_CUDA_KERNEL(dropout2d)
 
 /* optim.cu */
 syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a);

@@ -1,5 +1,5 @@
 /* Elementwise ops on CUDA: broadcasting add/sub/mul/div, scalar ops, dropout
- * (the CPU's Philox stream, so masks match across devices), detach, and the
+ * and dropout2d (the CPU's Philox stream, so masks match across devices), detach, and the
  * 32-bit fill behind fill_f32/fill_i32. Same arithmetic as src/cpu/elementwise.c;
  * the backward of a broadcast operand sums in the CPU's order, without atomics. */
 #include <math.h>
@@ -216,6 +216,43 @@ struct dropout_bwd_op {
     }
 };
 
+/* dropout2d: whole channels. Element i lies in channel bc = i / S (S the
+ * product of the dims after C); the channel's factor is 1/(1-p) if kept,
+ * 0 if dropped, 1 outside training; keep = u >= p with ONE uniform per
+ * channel, u = Philox(seed, DROPOUT, off + bc): the CPU's numbers. */
+static __device__ __forceinline__ float dropout2d_scale(int train, float p, uint64_t seed, uint64_t off, int64_t bc) {
+    if (!train) return 1.0f;
+    return syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)bc) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+/* y = x * scale(channel), exactly 0 in a dropped channel */
+struct dropout2d_fwd_op {
+    const float *x;
+    float *y;
+    int64_t S;
+    float p;
+    int train;
+    uint64_t seed, off;
+    __device__ void operator()(int64_t i) const {
+        float s = dropout2d_scale(train, p, seed, off, i / S);
+        y[i] = s == 0.0f ? 0.0f : x[i] * s;
+    }
+};
+
+/* dx += dy * scale(channel); a dropped channel's dx is left untouched */
+struct dropout2d_bwd_op {
+    const float *dy;
+    float *dx;
+    int64_t S;
+    float p;
+    int train;
+    uint64_t seed, off;
+    __device__ void operator()(int64_t i) const {
+        float s = dropout2d_scale(train, p, seed, off, i / S);
+        if (s != 0.0f) dx[i] += dy[i] * s;
+    }
+};
+
 /* ---- launchers ------------------------------------------------------------- */
 
 extern "C" cudaError_t syn__cuda_fill32_launch(void *dst, uint32_t bits, int64_t n, cudaStream_t s) {
@@ -376,6 +413,35 @@ syn_status syn__cuda_dropout_bwd(syn_backend *be, syn_node *n) {
     if (!dx) return SYN_OK;
     SYN_CUDA_ENTER(be);
     dropout_bwd_op op = {(const float *)n->grad, dx, p, 1.0f / (1.0f - p), n->rng_seed, n->rng_offset};
+    SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
+    return SYN_OK;
+}
+
+/* x: (N, C, S...) -> y: like x; y[b, c, :] = x[b, c, :] * keep[b, c] / (1 - p)
+ * in training mode (p > 0), else y = x. The decision is stored in n->i[1]. */
+static int64_t dropout2d_inner(const syn_node *n) {
+    int64_t S = 1;
+    for (int d = 2; d < n->shape.ndim; d++) S *= n->shape.dim[d];
+    return S;
+}
+
+syn_status syn__cuda_dropout2d_fwd(syn_backend *be, syn_node *n) {
+    n->i[1] = n->g->training && n->f[0] > 0.0f; /* the backward pass uses the same decision */
+    int64_t S = dropout2d_inner(n);
+    if (S == 0) return SYN_OK;
+    SYN_CUDA_ENTER(be);
+    dropout2d_fwd_op op = {syn__din(n, 0), (float *)n->value, S, n->f[0], (int)n->i[1], n->rng_seed, n->rng_offset};
+    SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
+    return SYN_OK;
+}
+
+/* dx[b, c, :] += dy[b, c, :] * keep[b, c] / (1 - p) (the forward's mask) */
+syn_status syn__cuda_dropout2d_bwd(syn_backend *be, syn_node *n) {
+    float *dx = syn__dgrad(n, 0);
+    int64_t S = dropout2d_inner(n);
+    if (!dx || S == 0) return SYN_OK;
+    SYN_CUDA_ENTER(be);
+    dropout2d_bwd_op op = {(const float *)n->grad, dx, S, n->f[0], (int)n->i[1], n->rng_seed, n->rng_offset};
     SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
     return SYN_OK;
 }

@@ -1,0 +1,286 @@
+/* Normalisation on CUDA: batch norm over dim 1 of (N, C, ...) and layer norm
+ * over the last dim, forward and backward, as src/cpu/norm.c: statistics in
+ * double with fixed-order (deterministic) reductions, the per-element float
+ * arithmetic written exactly as the CPU's. The forward saves mean and
+ * 1/sqrt(var + eps) in n->aux (per channel for BN, per row for LN). */
+#include <math.h>
+#include "cuda_common.h"
+
+/* ---- batch norm: kernels ---------------------------------------------------
+ * x: (N, C, S)  gamma, beta, running_mean, running_var: (C)  ->  y: like x.
+ * One block per channel; element j of channel c is x[(j / S) C + c, j % S]. */
+
+struct bn_geom {
+    int64_t N, C, S;
+};
+
+static __device__ __forceinline__ int64_t bn_at(const bn_geom &d, int64_t c, int64_t j) {
+    return ((j / d.S) * d.C + c) * d.S + j % d.S;
+}
+
+/* Training: mean and biased var of the M = N S values (two passes, double),
+ * running stats r = (1 - m) r + m s (unbiased var), aux = (mean, invstd).
+ * Eval: the running stats. Then y = a x + b0, a = gamma invstd, b0 = beta - a mean. */
+static __global__ void bn_fwd_kernel(bn_geom d, const float *x, const float *gamma, const float *beta, float *rmean,
+                                     float *rvar, float *y, float *mean, float *invstd, float mom, float eps,
+                                     int train) {
+    __shared__ double s_mu, s_var;
+    const int64_t M = d.N * d.S;
+    for (int64_t c = blockIdx.x; c < d.C; c += gridDim.x) {
+        if (train) {
+            double s = 0.0;
+            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) s += x[bn_at(d, c, j)];
+            s = syn__block_sum(s);
+            if (threadIdx.x == 0) s_mu = s / (double)M;
+            __syncthreads();
+            const double mu = s_mu;
+            double s2 = 0.0;
+            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+                double v = (double)x[bn_at(d, c, j)] - mu;
+                s2 += v * v;
+            }
+            s2 = syn__block_sum(s2);
+            if (threadIdx.x == 0) {
+                double var = s2 / (double)M;
+                s_var = var;
+                rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
+                rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
+            }
+        } else if (threadIdx.x == 0) {
+            s_mu = rmean[c];
+            s_var = rvar[c];
+        }
+        __syncthreads();
+        const float m = (float)s_mu, is = (float)(1.0 / sqrt(s_var + eps));
+        if (threadIdx.x == 0) {
+            mean[c] = m;
+            invstd[c] = is;
+        }
+        const float a = gamma[c] * is, b0 = beta[c] - a * m;
+        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+            int64_t o = bn_at(d, c, j);
+            y[o] = a * x[o] + b0;
+        }
+        __syncthreads(); /* s_mu / s_var are rewritten for the next channel */
+    }
+}
+
+/* xhat = (x - mean) invstd;  dgamma += sum(dy xhat);  dbeta += sum(dy);
+ * training: dx += gamma invstd (dy - mean(dy) - xhat mean(dy xhat));
+ * eval: dx += gamma invstd dy. One block per channel. */
+static __global__ void bn_bwd_kernel(bn_geom d, const float *x, const float *gamma, const float *dy,
+                                     const float *mean, const float *invstd, float *dx, float *dgamma, float *dbeta,
+                                     int train) {
+    __shared__ double s_dy, s_dyx;
+    const int64_t M = d.N * d.S;
+    for (int64_t c = blockIdx.x; c < d.C; c += gridDim.x) {
+        const float m = mean[c], is = invstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+            int64_t o = bn_at(d, c, j);
+            sdy += dy[o];
+            sdyx += (double)dy[o] * ((x[o] - m) * is);
+        }
+        sdy = syn__block_sum(sdy);
+        sdyx = syn__block_sum(sdyx);
+        if (threadIdx.x == 0) {
+            s_dy = sdy;
+            s_dyx = sdyx;
+            if (dgamma) dgamma[c] += (float)sdyx;
+            if (dbeta) dbeta[c] += (float)sdy;
+        }
+        __syncthreads();
+        if (dx) {
+            const float k = gamma[c] * is;
+            const float mdy = (float)(s_dy / (double)M), mdyx = (float)(s_dyx / (double)M);
+            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+                int64_t o = bn_at(d, c, j);
+                if (train) dx[o] += k * (dy[o] - mdy - (x[o] - m) * is * mdyx);
+                else dx[o] += k * dy[o];
+            }
+        }
+        __syncthreads();
+    }
+}
+
+/* ---- layer norm: kernels ---------------------------------------------------
+ * x: (rows, D)  gamma, beta: (D)  ->  y: like x; one warp per row. */
+
+#define LN_WARPS 8 /* rows per block */
+
+static __global__ void ln_fwd_kernel(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+                                     float *invstd, int64_t rows, int64_t D, float eps) {
+    const int lane = threadIdx.x & 31;
+    for (int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5); r < rows; r += (int64_t)gridDim.x * LN_WARPS) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D;
+        double s = 0.0;
+        for (int64_t j = lane; j < D; j += 32) s += xr[j];
+        const double mu = syn__warp_sum(s) / (double)D;
+        double s2 = 0.0;
+        for (int64_t j = lane; j < D; j += 32) {
+            double v = (double)xr[j] - mu;
+            s2 += v * v;
+        }
+        s2 = syn__warp_sum(s2);
+        const float m = (float)mu, is = (float)(1.0 / sqrt(s2 / (double)D + eps));
+        if (lane == 0) {
+            mean[r] = m;
+            invstd[r] = is;
+        }
+        for (int64_t j = lane; j < D; j += 32) yr[j] = gamma[j] * ((xr[j] - m) * is) + beta[j];
+    }
+}
+
+/* g = dy gamma:  dx += invstd (g - mean(g) - xhat mean(g xhat)); one warp per row */
+static __global__ void ln_bwd_dx_kernel(const float *x, const float *gamma, const float *dy, const float *mean,
+                                        const float *invstd, float *dx, int64_t rows, int64_t D) {
+    const int lane = threadIdx.x & 31;
+    for (int64_t r = (int64_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5); r < rows; r += (int64_t)gridDim.x * LN_WARPS) {
+        const float *xr = x + r * D, *dyr = dy + r * D;
+        float *dxr = dx + r * D;
+        const float m = mean[r], is = invstd[r];
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t j = lane; j < D; j += 32) {
+            double gj = (double)dyr[j] * gamma[j];
+            sg += gj;
+            sgx += gj * ((xr[j] - m) * is);
+        }
+        sg = syn__warp_sum(sg);
+        sgx = syn__warp_sum(sgx);
+        const float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+        for (int64_t j = lane; j < D; j += 32) dxr[j] += is * (dyr[j] * gamma[j] - mg - (xr[j] - m) * is * mgx);
+    }
+}
+
+/* dgamma[j] += sum_r dy xhat;  dbeta[j] += sum_r dy: one thread per column
+ * (few rows) ... */
+static __global__ void ln_bwd_params_thread_kernel(const float *x, const float *dy, const float *mean,
+                                                   const float *invstd, float *dgamma, float *dbeta, int64_t rows,
+                                                   int64_t D) {
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < D; j += (int64_t)gridDim.x * blockDim.x) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            float dv = dy[r * D + j];
+            sg += (double)dv * ((x[r * D + j] - mean[r]) * invstd[r]);
+            sb += dv;
+        }
+        if (dgamma) dgamma[j] += (float)sg;
+        if (dbeta) dbeta[j] += (float)sb;
+    }
+}
+
+/* ... or one block per column (many rows); fixed order either way. */
+static __global__ void ln_bwd_params_block_kernel(const float *x, const float *dy, const float *mean,
+                                                  const float *invstd, float *dgamma, float *dbeta, int64_t rows,
+                                                  int64_t D) {
+    for (int64_t j = blockIdx.x; j < D; j += gridDim.x) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+            float dv = dy[r * D + j];
+            sg += (double)dv * ((x[r * D + j] - mean[r]) * invstd[r]);
+            sb += dv;
+        }
+        sg = syn__block_sum(sg);
+        sb = syn__block_sum(sb);
+        if (threadIdx.x == 0) {
+            if (dgamma) dgamma[j] += (float)sg;
+            if (dbeta) dbeta[j] += (float)sb;
+        }
+    }
+}
+
+/* ---- launchers ------------------------------------------------------------- */
+
+static bn_geom bn_dims(const syn_node *n) {
+    const syn_shape *x = &n->in[0]->shape;
+    bn_geom d = {x->dim[0], x->dim[1], 1};
+    for (int k = 2; k < x->ndim; k++) d.S *= x->dim[k];
+    return d;
+}
+
+static unsigned blocks_for(int64_t items) { return (unsigned)(items < 65535 ? (items > 0 ? items : 1) : 65535); }
+
+static int64_t ln_cols(const syn_node *n) {
+    const syn_shape *x = &n->in[0]->shape;
+    return x->dim[x->ndim - 1];
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+extern "C" {
+
+syn_status syn__cuda_batch_norm_fwd(syn_backend *be, syn_node *n) {
+    bn_geom d = bn_dims(n);
+    int64_t M = d.N * d.S;
+    bool train = n->g->training;
+    n->i[1] = train; /* the backward pass uses the same decision */
+    if (train && M < 2) {
+        char sb[128];
+        return syn__error(SYN_ERR_SHAPE, "batch_norm: training needs more than one value per channel, x is %s",
+                          syn_shape_str(&n->in[0]->shape, sb, sizeof sb));
+    }
+    SYN_CUDA_ENTER(be);
+    if (d.C == 0) return SYN_OK;
+    float *mean = (float *)n->aux, *invstd = mean + d.C;
+    bn_fwd_kernel<<<blocks_for(d.C), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
+        d, syn__din(n, 0), syn__din(n, 1), syn__din(n, 2), (float *)n->in[3]->value, (float *)n->in[4]->value,
+        (float *)n->value, mean, invstd, n->f[0], n->f[1], train ? 1 : 0);
+    SYN_CUDA_TRY(cudaGetLastError());
+    return SYN_OK;
+}
+
+syn_status syn__cuda_batch_norm_bwd(syn_backend *be, syn_node *n) {
+    float *dx = syn__dgrad(n, 0), *dgamma = syn__dgrad(n, 1), *dbeta = syn__dgrad(n, 2);
+    if (!dx && !dgamma && !dbeta) return SYN_OK;
+    SYN_CUDA_ENTER(be);
+    bn_geom d = bn_dims(n);
+    if (d.C == 0) return SYN_OK;
+    const float *mean = (const float *)n->aux, *invstd = mean + d.C;
+    bn_bwd_kernel<<<blocks_for(d.C), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
+        d, syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, mean, invstd, dx, dgamma, dbeta, n->i[1] ? 1 : 0);
+    SYN_CUDA_TRY(cudaGetLastError());
+    return SYN_OK;
+}
+
+syn_status syn__cuda_layer_norm_fwd(syn_backend *be, syn_node *n) {
+    int64_t D = ln_cols(n);
+    if (D == 0) return SYN_OK;
+    int64_t rows = syn__numel(n) / D;
+    if (rows == 0) return SYN_OK;
+    SYN_CUDA_ENTER(be);
+    float *mean = (float *)n->aux, *invstd = mean + rows;
+    ln_fwd_kernel<<<blocks_for((rows + LN_WARPS - 1) / LN_WARPS), LN_WARPS * 32, 0, syn__cu(be)->stream>>>(
+        syn__din(n, 0), syn__din(n, 1), syn__din(n, 2), (float *)n->value, mean, invstd, rows, D, n->f[0]);
+    SYN_CUDA_TRY(cudaGetLastError());
+    return SYN_OK;
+}
+
+syn_status syn__cuda_layer_norm_bwd(syn_backend *be, syn_node *n) {
+    int64_t D = ln_cols(n);
+    if (D == 0) return SYN_OK;
+    int64_t rows = syn__numel(n) / D;
+    float *dx = syn__dgrad(n, 0), *dgamma = syn__dgrad(n, 1), *dbeta = syn__dgrad(n, 2);
+    if (rows == 0 || (!dx && !dgamma && !dbeta)) return SYN_OK;
+    SYN_CUDA_ENTER(be);
+    cudaStream_t s = syn__cu(be)->stream;
+    const float *x = syn__din(n, 0), *gamma = syn__din(n, 1), *dy = (const float *)n->grad;
+    const float *mean = (const float *)n->aux, *invstd = mean + rows;
+    if (dx) {
+        ln_bwd_dx_kernel<<<blocks_for((rows + LN_WARPS - 1) / LN_WARPS), LN_WARPS * 32, 0, s>>>(x, gamma, dy, mean,
+                                                                                              invstd, dx, rows, D);
+        SYN_CUDA_TRY(cudaGetLastError());
+    }
+    if (dgamma || dbeta) {
+        if (rows <= 64)
+            ln_bwd_params_thread_kernel<<<syn__cuda_grid(D, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(
+                x, dy, mean, invstd, dgamma, dbeta, rows, D);
+        else
+            ln_bwd_params_block_kernel<<<blocks_for(D), SYN_CUDA_THREADS, 0, s>>>(x, dy, mean, invstd, dgamma, dbeta,
+                                                                                rows, D);
+        SYN_CUDA_TRY(cudaGetLastError());
+    }
+    return SYN_OK;
+}
+
+} /* extern "C" */

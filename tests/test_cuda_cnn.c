@@ -1,0 +1,479 @@
+/* Backend consistency for the convolutional-network ops: conv2d and
+ * conv_transpose2d (cuDNN), max / average / adaptive pooling, batch norm
+ * (training with its running statistics, and eval), layer norm and dropout2d,
+ * forward and backward on cuda:0 against the CPU backend on the same inputs
+ * (parameters initialised from one seed on both devices), the dropout2d mask
+ * bit for bit, and three Adam steps of a small CNN. Runs without forking (CUDA
+ * must not be initialised in a parent that forks); without a GPU it prints one
+ * line and succeeds. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+#define SH1(a) {1, {a}}
+#define SH2(a, b) {2, {a, b}}
+#define SH3(a, b, c) {3, {a, b, c}}
+#define SH4(a, b, c, d) {4, {a, b, c, d}}
+
+/* fp32 on both backends, relative error by norm: ||cuda - cpu|| / ||cpu||.
+ * Pooling, normalisation and dropout use the CPU's arithmetic: 1e-5.
+ * Convolutions sum in cuDNN's order (TF32 off): 1e-4. */
+#define TOL 1e-5
+#define TOL_CONV 1e-4
+
+/* ||got - want|| / max(||want||, 1e-30); NaN, an infinity mismatch or a size
+ * mismatch is infinite, so it never passes. */
+static double rel_err(const float *got, const float *want, int64_t n) {
+    double diff = 0, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(want[i]) || isinf(got[i]) != isinf(want[i])) return INFINITY;
+        if (isinf(want[i])) {
+            if (got[i] != want[i]) return INFINITY;
+            continue;
+        }
+        double d = (double)got[i] - want[i];
+        diff += d * d;
+        mag += (double)want[i] * want[i];
+    }
+    if (diff == 0) return 0;
+    return sqrt(diff) / sqrt(mag > 1e-60 ? mag : 1e-60);
+}
+
+#define CHECK_CLOSE(what, got, want, n, tol)                                                                 \
+    do {                                                                                                     \
+        double e_ = rel_err((got), (want), (n));                                                             \
+        ck_assert_msg(e_ <= (tol), "%s: cuda differs from cpu by %g (relative by norm, limit %g, seed %llu)", \
+                      (what), e_, (double)(tol), (unsigned long long)tu_seed());                             \
+    } while (0)
+
+static float *fmalloc(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* ---- the op cases ----------------------------------------------------------- */
+
+typedef enum { K_CONV, K_CONVT, K_MAXPOOL, K_AVGPOOL, K_ADAPTIVE, K_BN, K_LN, K_DROPOUT2D } kind;
+
+typedef struct {
+    const char *what;
+    kind k;
+    syn_shape x, w;  /* x: the input; w: conv weight (ndim 0: none) */
+    bool bias;       /* conv: with a bias (K) */
+    syn_conv_params cp;
+    int kh, kw, sh, sw, ph, pw; /* pooling window; adaptive: kh x kw is the output */
+    bool incl;       /* avg: count_include_pad */
+    bool eval;       /* BN: eval mode (running statistics) */
+    float f;         /* dropout2d p */
+} op_case;
+
+#define CP(...) .cp = {__VA_ARGS__}
+
+static const op_case cases[] = {
+    /* conv2d: w (K, C/G, R, S) */
+    {"conv 1x1 (2,3,5,7) -> 4", K_CONV, .x = SH4(2, 3, 5, 7), .w = SH4(4, 3, 1, 1), .bias = true},
+    {"conv 3x3 s1 p1 (2,5,9,11) -> 7", K_CONV, .x = SH4(2, 5, 9, 11), .w = SH4(7, 5, 3, 3), .bias = true, CP(.pad_h = 1, .pad_w = 1)},
+    {"conv 3x3 stride 2 p1 (3,3,13,10) -> 5", K_CONV, .x = SH4(3, 3, 13, 10), .w = SH4(5, 3, 3, 3), .bias = true,
+     CP(.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1)},
+    {"conv 7x7 stride 2 pad 3 (2,3,23,19) -> 5", K_CONV, .x = SH4(2, 3, 23, 19), .w = SH4(5, 3, 7, 7), .bias = true,
+     CP(.stride_h = 2, .stride_w = 2, .pad_h = 3, .pad_w = 3)},
+    {"conv non-square 3x5 s(1,2) p(1,2) (2,7,11,14) -> 3", K_CONV, .x = SH4(2, 7, 11, 14), .w = SH4(3, 7, 3, 5), .bias = true,
+     CP(.stride_h = 1, .stride_w = 2, .pad_h = 1, .pad_w = 2)},
+    {"conv dilation 2 p2 (2,3,12,12) -> 4", K_CONV, .x = SH4(2, 3, 12, 12), .w = SH4(4, 3, 3, 3), .bias = false,
+     CP(.pad_h = 2, .pad_w = 2, .dilation_h = 2, .dilation_w = 2)},
+    {"conv groups 2 (2,6,9,9) -> 4", K_CONV, .x = SH4(2, 6, 9, 9), .w = SH4(4, 3, 3, 3), .bias = true, CP(.pad_h = 1, .pad_w = 1, .groups = 2)},
+    {"conv depthwise (2,5,8,8)", K_CONV, .x = SH4(2, 5, 8, 8), .w = SH4(5, 1, 3, 3), .bias = true, CP(.pad_h = 1, .pad_w = 1, .groups = 5)},
+    {"conv batch 1 (1,7,10,10) -> 3", K_CONV, .x = SH4(1, 7, 10, 10), .w = SH4(3, 7, 3, 3), .bias = false},
+    {"conv 5x5 (3,5,16,16) -> 16", K_CONV, .x = SH4(3, 5, 16, 16), .w = SH4(16, 5, 5, 5), .bias = true, CP(.pad_h = 2, .pad_w = 2)},
+    /* conv_transpose2d: w (C, K/G, R, S) */
+    {"convT 3x3 stride 2 p1 outpad 1 (2,4,5,6) -> 3", K_CONVT, .x = SH4(2, 4, 5, 6), .w = SH4(4, 3, 3, 3), .bias = true,
+     CP(.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .out_pad_h = 1, .out_pad_w = 1)},
+    {"convT 4x4 stride 2 p1 (2,5,4,4) -> 3", K_CONVT, .x = SH4(2, 5, 4, 4), .w = SH4(5, 3, 4, 4), .bias = true,
+     CP(.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1)},
+    {"convT groups 2 dilation 2 p1 (1,4,6,5) -> 6", K_CONVT, .x = SH4(1, 4, 6, 5), .w = SH4(4, 3, 3, 3), .bias = false,
+     CP(.pad_h = 1, .pad_w = 1, .dilation_h = 2, .dilation_w = 2, .groups = 2)},
+    {"convT 1x1 (2,3,4,4) -> 5", K_CONVT, .x = SH4(2, 3, 4, 4), .w = SH4(3, 5, 1, 1), .bias = true},
+    {"convT 4x4 from 1x1 (3,7,1,1) -> 4", K_CONVT, .x = SH4(3, 7, 1, 1), .w = SH4(7, 4, 4, 4), .bias = false},
+    /* pooling */
+    {"max 2x2 (2,3,8,8)", K_MAXPOOL, .x = SH4(2, 3, 8, 8), .kh = 2, .kw = 2},
+    {"max 3x3 s2 p1 (2,5,11,9)", K_MAXPOOL, .x = SH4(2, 5, 11, 9), .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1},
+    {"max 2x3 s(1,2) (1,7,7,10)", K_MAXPOOL, .x = SH4(1, 7, 7, 10), .kh = 2, .kw = 3, .sh = 1, .sw = 2},
+    {"avg 3x3 s2 p1 include pad (2,3,11,9)", K_AVGPOOL, .x = SH4(2, 3, 11, 9), .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
+     .pw = 1, .incl = true},
+    {"avg 3x3 s1 p1 exclude pad (2,5,7,8)", K_AVGPOOL, .x = SH4(2, 5, 7, 8), .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+     .pw = 1},
+    {"avg 2x2 (2,3,8,8)", K_AVGPOOL, .x = SH4(2, 3, 8, 8), .kh = 2, .kw = 2, .incl = true},
+    {"adaptive (2,3,10,7) -> 3x4", K_ADAPTIVE, .x = SH4(2, 3, 10, 7), .kh = 3, .kw = 4},
+    {"adaptive global (1,5,7,7) -> 1x1", K_ADAPTIVE, .x = SH4(1, 5, 7, 7), .kh = 1, .kw = 1},
+    {"adaptive up (2,3,5,6) -> 7x9", K_ADAPTIVE, .x = SH4(2, 3, 5, 6), .kh = 7, .kw = 9},
+    /* normalisation */
+    {"batch_norm training (4,5,6,7)", K_BN, .x = SH4(4, 5, 6, 7)},
+    {"batch_norm training (16,7)", K_BN, .x = SH2(16, 7)},
+    {"batch_norm training batch 1 (1,3,5,5)", K_BN, .x = SH4(1, 3, 5, 5)},
+    {"batch_norm eval (3,5,4,4)", K_BN, .x = SH4(3, 5, 4, 4), .eval = true},
+    {"layer_norm (6,37)", K_LN, .x = SH2(6, 37)},
+    {"layer_norm (2,5,100)", K_LN, .x = SH3(2, 5, 100)},
+    {"layer_norm (130,16)", K_LN, .x = SH2(130, 16)},
+    /* dropout2d */
+    {"dropout2d 0.3 (4,6,5,5)", K_DROPOUT2D, .x = SH4(4, 6, 5, 5), .f = 0.3f},
+    {"dropout2d 0.5 (8,16,7)", K_DROPOUT2D, .x = SH3(8, 16, 7), .f = 0.5f},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static bool is_conv(const op_case *c) { return c->k == K_CONV || c->k == K_CONVT; }
+
+/* One device's copy of a case: parameters (same seed on both devices, so the
+ * same values), the op's output y and L = sum(y * wgt), wgt a random upstream
+ * gradient. */
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *y, *loss;
+} rig;
+
+static syn_node *param(syn_graph *g, const char *name, syn_shape s, float lo, float hi) {
+    syn_init init = {SYN_INIT_UNIFORM, lo, hi, 0};
+    syn_node *p = syn_param(g, name, s, &init);
+    ck_assert_msg(p != NULL, "param %s: %s", name, syn_last_error());
+    return p;
+}
+
+static syn_node *build_op(syn_graph *g, const op_case *c) {
+    syn_node *x = param(g, "x", c->x, -1, 1);
+    int64_t C = c->x.dim[1], D = c->x.dim[c->x.ndim - 1];
+    switch (c->k) {
+    case K_CONV:
+    case K_CONVT: {
+        syn_node *w = param(g, "w", c->w, -0.5f, 0.5f);
+        int64_t K = c->k == K_CONV ? c->w.dim[0] : c->w.dim[1] * (c->cp.groups ? c->cp.groups : 1);
+        syn_node *b = c->bias ? param(g, "b", syn_shape1(K), -1, 1) : NULL;
+        return c->k == K_CONV ? syn_conv2d_op(g, x, w, b, &c->cp) : syn_conv_transpose2d_op(g, x, w, b, &c->cp);
+    }
+    case K_MAXPOOL: return syn_max_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw);
+    case K_AVGPOOL: return syn_avg_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->incl);
+    case K_ADAPTIVE: return syn_adaptive_avg_pool2d(g, x, c->kh, c->kw);
+    case K_BN: {
+        syn_node *gamma = param(g, "gamma", syn_shape1(C), 0.5f, 1.5f), *beta = param(g, "beta", syn_shape1(C), -1, 1);
+        syn_node *rm = param(g, "running_mean", syn_shape1(C), -0.5f, 0.5f);
+        syn_node *rv = param(g, "running_var", syn_shape1(C), 0.5f, 2.0f);
+        return syn_batch_norm_op(g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+    }
+    case K_LN: {
+        syn_node *gamma = param(g, "gamma", syn_shape1(D), 0.5f, 1.5f), *beta = param(g, "beta", syn_shape1(D), -1, 1);
+        return syn_layer_norm_op(g, x, gamma, beta, 1e-5f);
+    }
+    case K_DROPOUT2D: return syn_dropout2d(g, x, c->f);
+    }
+    return NULL;
+}
+
+static void rig_build(rig *r, const op_case *c, syn_device dev, uint64_t seed) {
+    memset(r, 0, sizeof *r);
+    TU_OK(syn_params_create(dev, seed, &r->p));
+    TU_OK(syn_graph_create(r->p, &r->g));
+    r->y = build_op(r->g, c);
+    ck_assert_msg(r->y != NULL, "%s: build failed: %s", c->what, syn_last_error());
+    TU_OK(syn_graph_keep(r->g, r->y));
+    /* the op's operands, captured before "wgt" joins the parameter set */
+    int np = syn_params_count(r->p);
+    syn_node *operand[8];
+    ck_assert_int_le(np, 8);
+    for (int i = 0; i < np; i++) {
+        const char *name;
+        TU_OK(syn_params_get(r->p, i, &name, NULL, NULL));
+        syn_tensor *t;
+        TU_OK(syn_params_find(r->p, name, &t, NULL));
+        operand[i] = syn_param(r->g, name, syn_tensor_shape(t), NULL);
+    }
+    syn_node *w = param(r->g, "wgt", syn_node_shape(r->y), -1, 1);
+    r->loss = syn_sum(r->g, syn_mul(r->g, r->y, w), SYN_ALL_AXES, false);
+    /* + sum(p * wgt_p) for every operand p, built after the op, so its backward
+     * runs first and every gradient the op's backward adds to is nonzero: a
+     * kernel that overwrites instead of accumulating fails */
+    for (int i = 0; i < np; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "wgt%d", i);
+        syn_node *wp = param(r->g, name, syn_node_shape(operand[i]), -1, 1);
+        r->loss = syn_add(r->g, r->loss, syn_sum(r->g, syn_mul(r->g, operand[i], wp), SYN_ALL_AXES, false));
+    }
+    ck_assert_msg(r->loss != NULL, "%s: build failed: %s", c->what, syn_last_error());
+    TU_OK(syn_graph_compile(r->g, dev, NULL));
+    syn_graph_set_seed(r->g, seed ^ 0x5eed);
+    syn_graph_set_training(r->g, !c->eval);
+}
+
+static void rig_free(rig *r) {
+    syn_graph_free(r->g);
+    syn_params_free(r->p);
+}
+
+static void rig_run(rig *r) {
+    TU_OK(syn_params_zero_grad(r->p));
+    TU_OK(syn_graph_forward(r->g));
+    TU_OK(syn_graph_backward(r->g, r->loss));
+}
+
+static float *read_node(rig *r, int64_t *n) {
+    syn_shape s = syn_graph_shape(r->g, r->y);
+    *n = syn_shape_numel(&s);
+    float *v = fmalloc(*n);
+    TU_OK(syn_graph_read(r->g, r->y, v, (size_t)*n * sizeof(float)));
+    return v;
+}
+
+static float *read_param(syn_params *p, int i, bool grad, int64_t *n) {
+    syn_tensor *v, *gr;
+    TU_OK(syn_params_get(p, i, NULL, &v, &gr));
+    syn_tensor *t = grad ? gr : v;
+    *n = syn_tensor_numel(t);
+    float *h = fmalloc(*n);
+    TU_OK(syn_tensor_read(t, h, (size_t)*n * sizeof(float)));
+    return h;
+}
+
+/* Every case, run twice (the second run takes cached cuDNN algorithms, the
+ * running statistics move twice): output, every parameter's gradient and
+ * every parameter's value (running statistics included), CUDA vs CPU. */
+START_TEST(op_matches_cpu) {
+    const op_case *c = &cases[_i];
+    const double tol = is_conv(c) ? TOL_CONV : TOL;
+    uint64_t seed = tu_seed() ^ ((uint64_t)_i * 0x9E3779B97F4A7C15ull);
+    rig cpu, gpu;
+    rig_build(&cpu, c, syn_cpu(), seed);
+    rig_build(&gpu, c, syn_cuda(0), seed);
+    char what[192];
+    for (int round = 0; round < 2; round++) {
+        rig_run(&cpu);
+        rig_run(&gpu);
+        int64_t n1, n2;
+        float *a = read_node(&gpu, &n1), *b = read_node(&cpu, &n2);
+        ck_assert_int_eq(n1, n2);
+        snprintf(what, sizeof what, "%s: forward (run %d)", c->what, round + 1);
+        CHECK_CLOSE(what, a, b, n1, tol);
+        free(a);
+        free(b);
+        float la, lb;
+        TU_OK(syn_graph_read_scalar(gpu.g, gpu.loss, &la));
+        TU_OK(syn_graph_read_scalar(cpu.g, cpu.loss, &lb));
+        ck_assert_msg(isfinite(la), "%s: loss %g on cuda", c->what, la);
+        int np = syn_params_count(cpu.p);
+        ck_assert_int_eq(np, syn_params_count(gpu.p));
+        for (int i = 0; i < np; i++) {
+            const char *name;
+            TU_OK(syn_params_get(cpu.p, i, &name, NULL, NULL));
+            for (int grad = 1; grad >= 0; grad--) {
+                a = read_param(gpu.p, i, grad, &n1);
+                b = read_param(cpu.p, i, grad, &n2);
+                ck_assert_int_eq(n1, n2);
+                snprintf(what, sizeof what, "%s: %s of %s (run %d)", c->what, grad ? "gradient" : "value", name,
+                         round + 1);
+                CHECK_CLOSE(what, a, b, n1, tol);
+                free(a);
+                free(b);
+            }
+        }
+    }
+    rig_free(&gpu);
+    rig_free(&cpu);
+}
+END_TEST
+
+/* Batch norm in training mode moves the running statistics by the formula
+ * (unbiased variance), on the device, identically to the CPU. */
+START_TEST(batch_norm_running_stats) {
+    const op_case c = {"batch_norm training (6,4,3,5)", K_BN, .x = SH4(6, 4, 3, 5)};
+    rig cpu, gpu;
+    rig_build(&cpu, &c, syn_cpu(), tu_seed());
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed());
+    const int64_t C = 4, M = 6 * 3 * 5;
+    syn_tensor *t;
+    float x[6 * 4 * 3 * 5], rm0[4], rv0[4], rm[4], rv[4];
+    TU_OK(syn_params_find(gpu.p, "x", &t, NULL));
+    TU_OK(syn_tensor_read(t, x, sizeof x));
+    TU_OK(syn_params_find(gpu.p, "running_mean", &t, NULL));
+    TU_OK(syn_tensor_read(t, rm0, sizeof rm0));
+    TU_OK(syn_params_find(gpu.p, "running_var", &t, NULL));
+    TU_OK(syn_tensor_read(t, rv0, sizeof rv0));
+    rig_run(&gpu);
+    rig_run(&cpu);
+    TU_OK(syn_params_find(gpu.p, "running_mean", &t, NULL));
+    TU_OK(syn_tensor_read(t, rm, sizeof rm));
+    TU_OK(syn_params_find(gpu.p, "running_var", &t, NULL));
+    TU_OK(syn_tensor_read(t, rv, sizeof rv));
+    for (int64_t ch = 0; ch < C; ch++) {
+        double s = 0, s2 = 0;
+        for (int64_t n = 0; n < 6; n++)
+            for (int64_t j = 0; j < 15; j++) s += x[(n * C + ch) * 15 + j];
+        double mu = s / (double)M;
+        for (int64_t n = 0; n < 6; n++)
+            for (int64_t j = 0; j < 15; j++) {
+                double d = x[(n * C + ch) * 15 + j] - mu;
+                s2 += d * d;
+            }
+        double want_m = 0.9 * rm0[ch] + 0.1 * mu, want_v = 0.9 * rv0[ch] + 0.1 * s2 / (double)(M - 1);
+        ck_assert_msg(fabs(rm[ch] - want_m) <= 1e-6 * (1 + fabs(want_m)) && fabs(rv[ch] - want_v) <= 1e-6 * (1 + want_v),
+                      "channel %lld: running mean %.9g (want %.9g), var %.9g (want %.9g)", (long long)ch, rm[ch],
+                      want_m, rv[ch], want_v);
+    }
+    rig_free(&gpu);
+    rig_free(&cpu);
+}
+END_TEST
+
+/* dropout2d draws the same Philox numbers on both devices: identical masks,
+ * bit for bit, forward and backward, across two forwards; whole channels go. */
+START_TEST(dropout2d_mask_identical) {
+    const op_case c = {"dropout2d 0.5", K_DROPOUT2D, .x = SH4(7, 23, 3, 5), .f = 0.5f};
+    rig cpu, gpu;
+    rig_build(&cpu, &c, syn_cpu(), tu_seed());
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed());
+    for (int round = 0; round < 2; round++) {
+        rig_run(&cpu);
+        rig_run(&gpu);
+        int64_t n1, n2, dropped = 0;
+        float *a = read_node(&gpu, &n1), *b = read_node(&cpu, &n2);
+        ck_assert_int_eq(n1, n2);
+        ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof(float)) == 0, "dropout2d outputs differ (round %d)", round);
+        for (int64_t ch = 0; ch < 7 * 23; ch++) {
+            int zeros = 0;
+            for (int j = 0; j < 15; j++) zeros += a[ch * 15 + j] == 0.0f;
+            ck_assert_msg(zeros == 0 || zeros == 15, "channel %lld partly dropped", (long long)ch);
+            dropped += zeros == 15;
+        }
+        ck_assert_msg(dropped > 7 * 23 / 4 && dropped < 3 * 7 * 23 / 4, "dropout2d 0.5 dropped %lld of %d channels",
+                      (long long)dropped, 7 * 23);
+        free(a);
+        free(b);
+        a = read_param(gpu.p, 0, true, &n1);
+        b = read_param(cpu.p, 0, true, &n2);
+        ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof(float)) == 0, "dropout2d gradients differ (round %d)", round);
+        free(a);
+        free(b);
+    }
+    rig_free(&gpu);
+    rig_free(&cpu);
+}
+END_TEST
+
+/* ---- a small CNN, three Adam steps ------------------------------------------ */
+
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *x, *y, *loss;
+    syn_optim *opt;
+} cnn;
+
+/* conv 3x3 (no bias: batch norm follows) - batch norm - relu - max pool 2x2 -
+ * linear 10 - cross-entropy, on (B, 3, 12, 12) inputs */
+static void cnn_build(cnn *m, syn_device dev, uint64_t seed, int64_t batch) {
+    TU_OK(syn_params_create(dev, seed, &m->p));
+    TU_OK(syn_graph_create(m->p, &m->g));
+    m->x = syn_input(m->g, "x", SYN_F32, syn_shape4(batch, 3, 12, 12));
+    m->y = syn_input(m->g, "y", SYN_I32, syn_shape1(batch));
+    syn_conv_opts co = {.no_bias = true, .conv = {.pad_h = 1, .pad_w = 1}};
+    syn_node *h = syn_conv2d(m->g, m->x, 8, 3, 3, "conv", &co);
+    h = syn_batch_norm(m->g, h, "bn");
+    h = syn_relu(m->g, h);
+    h = syn_max_pool2d(m->g, h, 2, 2, 0, 0, 0, 0);
+    h = syn_linear(m->g, syn_flatten(m->g, h), 10, "fc", NULL);
+    m->loss = syn_cross_entropy(m->g, h, m->y);
+    ck_assert_msg(m->loss != NULL, "cnn build: %s", syn_last_error());
+    TU_OK(syn_graph_compile(m->g, dev, NULL));
+    /* eps 1e-5 (not 1e-8): the first Adam step is ~lr sign(g), which would
+     * flip on rounding for the rare |g| ~ 1e-9 */
+    syn_optim_config cfg = syn_optim_defaults(SYN_OPTIM_ADAM);
+    cfg.eps = 1e-5f;
+    TU_OK(syn_optim_create(m->p, &cfg, &m->opt));
+}
+
+static void cnn_free(cnn *m) {
+    syn_optim_free(m->opt);
+    syn_graph_free(m->g);
+    syn_params_free(m->p);
+}
+
+static float cnn_step(cnn *m, const float *x, const int32_t *y, int64_t rows) {
+    float loss;
+    TU_OK(syn_params_zero_grad(m->p));
+    TU_OK(syn_graph_feed(m->g, m->x, x, syn_shape4(rows, 3, 12, 12)));
+    TU_OK(syn_graph_feed(m->g, m->y, y, syn_shape1(rows)));
+    TU_OK(syn_graph_forward(m->g));
+    TU_OK(syn_graph_backward(m->g, m->loss));
+    TU_OK(syn_optim_step(m->opt));
+    TU_OK(syn_graph_read_scalar(m->g, m->loss, &loss));
+    return loss;
+}
+
+/* Losses and every parameter (batch-norm running statistics included) after
+ * each of three steps, the last on a partial batch. relu and max pooling are
+ * not smooth: a pre-activation or a window tie within rounding would route a
+ * gradient differently on one device; with random data that is rare and
+ * moves a parameter far less than the bound. */
+START_TEST(cnn_adam_steps_match) {
+    const int64_t B = 16, X = 3 * 12 * 12;
+    uint64_t seed = tu_seed() ^ 0xC11Bull;
+    cnn cpu, gpu;
+    cnn_build(&cpu, syn_cpu(), seed, B);
+    cnn_build(&gpu, syn_cuda(0), seed, B);
+    float *x = fmalloc(B * X);
+    int32_t y[16];
+    tu_rng rng = tu_rng_make(78);
+    char what[128];
+    for (int step = 0; step < 3; step++) {
+        int64_t rows = step == 2 ? 11 : B;
+        tu_fill(&rng, x, rows * X, -1.0f, 1.0f);
+        for (int64_t i = 0; i < rows; i++) y[i] = (int32_t)(tu_next(&rng) % 10);
+        float lc = cnn_step(&cpu, x, y, rows), lg = cnn_step(&gpu, x, y, rows);
+        snprintf(what, sizeof what, "cnn step %d: loss", step + 1);
+        CHECK_CLOSE(what, &lg, &lc, 1, TOL_CONV);
+        for (int i = 0; i < syn_params_count(cpu.p); i++) {
+            const char *name;
+            int64_t n1, n2;
+            TU_OK(syn_params_get(cpu.p, i, &name, NULL, NULL));
+            float *a = read_param(gpu.p, i, false, &n1), *b = read_param(cpu.p, i, false, &n2);
+            ck_assert_int_eq(n1, n2);
+            snprintf(what, sizeof what, "cnn step %d: parameter %s", step + 1, name);
+            CHECK_CLOSE(what, a, b, n1, TOL_CONV);
+            free(a);
+            free(b);
+        }
+    }
+    free(x);
+    cnn_free(&gpu);
+    cnn_free(&cpu);
+}
+END_TEST
+
+/* ---- the suite --------------------------------------------------------------------------- */
+
+#define PLAIN_TESTS(X) X(batch_norm_running_stats) X(dropout2d_mask_identical) X(cnn_adam_steps_match)
+#define COUNT_ONE(t) +1
+enum { N_PLAIN = 0 PLAIN_TESTS(COUNT_ONE) };
+
+static Suite *cuda_cnn_suite(void) {
+    Suite *s = suite_create("cuda_cnn");
+    TCase *tc = tcase_create("ops");
+    tcase_add_loop_test(tc, op_matches_cpu, 0, N_CASES);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("device");
+#define ADD_ONE(t) tcase_add_test(tc, t);
+    PLAIN_TESTS(ADD_ONE)
+#undef ADD_ONE
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    if (!syn_backend_built(SYN_DEVICE_CUDA) || syn_device_count(SYN_DEVICE_CUDA) == 0) {
+        printf("no CUDA device: %d tests skipped\n", N_CASES + N_PLAIN);
+        return EXIT_SUCCESS;
+    }
+    char desc[512];
+    if (syn_device_describe(syn_cuda(0), desc, sizeof desc) == SYN_OK) printf("cuda:0: %s\n", desc);
+    else printf("cuda:0: describe failed: %s\n", syn_last_error());
+    return tu_run_nofork(cuda_cnn_suite());
+}
