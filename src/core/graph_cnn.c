@@ -4,9 +4,6 @@
 #include <stdio.h>
 #include "../backend.h"
 
-/* Attribute slots shared by the conv and pool families. */
-enum { A_SH, A_SW, A_PH, A_PW, A_DH, A_DW, A_GROUPS, A_OPH, A_OPW, A_KH, A_KW, A_INCL = A_GROUPS };
-
 static int or1(int v) { return v > 0 ? v : 1; }
 
 static syn_status need_f32(const syn_node *n, int k) {
@@ -23,7 +20,7 @@ static syn_status infer_conv(syn_node *n, syn_shape *out, bool transposed) {
     for (int k = 0; k < n->n_in; k++) SYN_TRY(need_f32(n, k));
     const syn_shape *x = &n->in[0]->shape, *w = &n->in[1]->shape;
     if (x->ndim != 4 || w->ndim != 4) return syn__shape_err(n, "x and w must be 4-D (NCHW and KCRS)");
-    int64_t G = n->i[A_GROUPS], C = x->dim[1];
+    int64_t G = n->i[SYN_A_GROUPS], C = x->dim[1];
     int64_t K = transposed ? w->dim[1] * G : w->dim[0];
     if (transposed ? w->dim[0] != C : w->dim[1] * G != C)
         return syn__shape_err(n, transposed ? "w.dim[0] must equal the input channels"
@@ -32,12 +29,12 @@ static syn_status infer_conv(syn_node *n, syn_shape *out, bool transposed) {
     if (n->n_in == 3 && (n->in[2]->shape.ndim != 1 || n->in[2]->shape.dim[0] != K))
         return syn__shape_err(n, "the bias must be (out_channels)");
     int64_t R = w->dim[2], S = w->dim[3], P, Q;
-    int64_t sh = n->i[A_SH], sw = n->i[A_SW], ph = n->i[A_PH], pw = n->i[A_PW], dh = n->i[A_DH], dw = n->i[A_DW];
+    int64_t sh = n->i[SYN_A_SH], sw = n->i[SYN_A_SW], ph = n->i[SYN_A_PH], pw = n->i[SYN_A_PW], dh = n->i[SYN_A_DH], dw = n->i[SYN_A_DW];
     if (transposed) {
-        if ((n->i[A_OPH] >= sh && n->i[A_OPH] >= dh) || (n->i[A_OPW] >= sw && n->i[A_OPW] >= dw))
+        if ((n->i[SYN_A_OPH] >= sh && n->i[SYN_A_OPH] >= dh) || (n->i[SYN_A_OPW] >= sw && n->i[SYN_A_OPW] >= dw))
             return syn__shape_err(n, "output padding must be < stride or dilation");
-        P = (x->dim[2] - 1) * sh - 2 * ph + dh * (R - 1) + n->i[A_OPH] + 1;
-        Q = (x->dim[3] - 1) * sw - 2 * pw + dw * (S - 1) + n->i[A_OPW] + 1;
+        P = (x->dim[2] - 1) * sh - 2 * ph + dh * (R - 1) + n->i[SYN_A_OPH] + 1;
+        Q = (x->dim[3] - 1) * sw - 2 * pw + dw * (S - 1) + n->i[SYN_A_OPW] + 1;
     } else {
         P = (x->dim[2] + 2 * ph - dh * (R - 1) - 1) / sh + 1;
         Q = (x->dim[3] + 2 * pw - dw * (S - 1) - 1) / sw + 1;
@@ -55,12 +52,12 @@ static syn_status infer_pool(syn_node *n, syn_shape *out) {
     SYN_TRY(need_f32(n, 0));
     const syn_shape *x = &n->in[0]->shape;
     if (x->ndim != 4) return syn__shape_err(n, "x must be (N, C, H, W)");
-    int64_t kh = n->i[A_KH], kw = n->i[A_KW];
-    if (n->i[A_PH] * 2 > kh || n->i[A_PW] * 2 > kw) return syn__shape_err(n, "padding must be at most half the kernel");
-    if (x->dim[2] + 2 * n->i[A_PH] < kh || x->dim[3] + 2 * n->i[A_PW] < kw)
+    int64_t kh = n->i[SYN_A_KH], kw = n->i[SYN_A_KW];
+    if (n->i[SYN_A_PH] * 2 > kh || n->i[SYN_A_PW] * 2 > kw) return syn__shape_err(n, "padding must be at most half the kernel");
+    if (x->dim[2] + 2 * n->i[SYN_A_PH] < kh || x->dim[3] + 2 * n->i[SYN_A_PW] < kw)
         return syn__shape_err(n, "the window is larger than the padded input");
-    int64_t P = (x->dim[2] + 2 * n->i[A_PH] - kh) / n->i[A_SH] + 1;
-    int64_t Q = (x->dim[3] + 2 * n->i[A_PW] - kw) / n->i[A_SW] + 1;
+    int64_t P = (x->dim[2] + 2 * n->i[SYN_A_PH] - kh) / n->i[SYN_A_SH] + 1;
+    int64_t Q = (x->dim[3] + 2 * n->i[SYN_A_PW] - kw) / n->i[SYN_A_SW] + 1;
     *out = syn_shape4(x->dim[0], x->dim[1], P, Q);
     return SYN_OK;
 }
@@ -126,15 +123,15 @@ static syn_node *conv(syn_graph *g, syn_op op, syn_node *x, syn_node *w, syn_nod
     if (bad_params(g, syn__op_name[op], p)) return NULL;
     syn_conv_params d = p ? *p : (syn_conv_params){0};
     int64_t iv[SYN_NODE_MAX_I] = {0};
-    iv[A_SH] = or1(d.stride_h);
-    iv[A_SW] = or1(d.stride_w);
-    iv[A_PH] = d.pad_h;
-    iv[A_PW] = d.pad_w;
-    iv[A_DH] = or1(d.dilation_h);
-    iv[A_DW] = or1(d.dilation_w);
-    iv[A_GROUPS] = or1(d.groups);
-    iv[A_OPH] = d.out_pad_h;
-    iv[A_OPW] = d.out_pad_w;
+    iv[SYN_A_SH] = or1(d.stride_h);
+    iv[SYN_A_SW] = or1(d.stride_w);
+    iv[SYN_A_PH] = d.pad_h;
+    iv[SYN_A_PW] = d.pad_w;
+    iv[SYN_A_DH] = or1(d.dilation_h);
+    iv[SYN_A_DW] = or1(d.dilation_w);
+    iv[SYN_A_GROUPS] = or1(d.groups);
+    iv[SYN_A_OPH] = d.out_pad_h;
+    iv[SYN_A_OPW] = d.out_pad_w;
     syn_node *in[3] = {x, w, b};
     return syn__graph_add(g, op, in, b ? 3 : 2, NULL, iv);
 }
@@ -152,13 +149,13 @@ static syn_node *pool(syn_graph *g, syn_op op, syn_node *x, int kh, int kw, int 
         return syn__graph_fail(g, SYN_ERR_ARG, "%s: kernel %dx%d, stride %dx%d, padding %dx%d", syn__op_name[op], kh,
                                kw, sh, sw, ph, pw);
     int64_t iv[SYN_NODE_MAX_I] = {0};
-    iv[A_KH] = kh;
-    iv[A_KW] = kw;
-    iv[A_SH] = sh ? sh : kh;
-    iv[A_SW] = sw ? sw : kw;
-    iv[A_PH] = ph;
-    iv[A_PW] = pw;
-    iv[A_INCL] = incl;
+    iv[SYN_A_KH] = kh;
+    iv[SYN_A_KW] = kw;
+    iv[SYN_A_SH] = sh ? sh : kh;
+    iv[SYN_A_SW] = sw ? sw : kw;
+    iv[SYN_A_PH] = ph;
+    iv[SYN_A_PW] = pw;
+    iv[SYN_A_INCL] = incl;
     return syn__graph_add(g, op, &x, 1, NULL, iv);
 }
 

@@ -84,6 +84,18 @@ struct syn_params {
 #define SYN_NODE_MAX_F 4
 #define SYN_NODE_MAX_I 12
 
+/* Attribute slots in syn_node.i[] of the convolution and pooling ops, shared by
+ * the shape rules (graph_cnn.c) and every backend's kernels. */
+enum {
+    SYN_A_SH, SYN_A_SW,       /* stride */
+    SYN_A_PH, SYN_A_PW,       /* padding */
+    SYN_A_DH, SYN_A_DW,       /* dilation (conv) */
+    SYN_A_GROUPS,             /* groups (conv) */
+    SYN_A_OPH, SYN_A_OPW,     /* output padding (transposed conv) */
+    SYN_A_KH, SYN_A_KW,       /* window (pooling) */
+    SYN_A_INCL = SYN_A_GROUPS /* count_include_pad (avg pooling) */
+};
+
 struct syn_node {
     syn_graph *g;
     int id;               /* index in g->nodes (build order is a topological order) */

@@ -6,9 +6,6 @@
 #include <string.h>
 #include "cpu.h"
 
-/* The attribute slots of src/core/graph_cnn.c (same order). */
-enum { A_SH, A_SW, A_PH, A_PW, A_DH, A_DW, A_GROUPS };
-
 /* Both ops are one computation seen from two sides. The IMAGE side is what
  * im2col reads and col2im writes; the COLUMN side has one position per
  * placement of the kernel:
@@ -31,10 +28,10 @@ typedef struct {
 
 static geom make_geom(const syn_node *n, const syn_shape *im, const syn_shape *col) {
     const syn_shape *w = &n->in[1]->shape;
-    geom g = {.N = im->dim[0], .G = n->i[A_GROUPS], .Ci = im->dim[1], .H = im->dim[2], .W = im->dim[3],
+    geom g = {.N = im->dim[0], .G = n->i[SYN_A_GROUPS], .Ci = im->dim[1], .H = im->dim[2], .W = im->dim[3],
               .Co = col->dim[1], .P = col->dim[2], .Q = col->dim[3], .R = w->dim[2], .S = w->dim[3],
-              .sh = n->i[A_SH], .sw = n->i[A_SW], .ph = n->i[A_PH], .pw = n->i[A_PW], .dh = n->i[A_DH],
-              .dw = n->i[A_DW]};
+              .sh = n->i[SYN_A_SH], .sw = n->i[SYN_A_SW], .ph = n->i[SYN_A_PH], .pw = n->i[SYN_A_PW], .dh = n->i[SYN_A_DH],
+              .dw = n->i[SYN_A_DW]};
     g.cg = g.Ci / g.G;
     g.kg = g.Co / g.G;
     g.crs = g.cg * g.R * g.S;

@@ -4,9 +4,6 @@
 #include <math.h>
 #include "cpu.h"
 
-/* The pooling attribute slots of src/core/graph_cnn.c. */
-enum { A_SH = 0, A_SW = 1, A_PH = 2, A_PW = 3, A_INCL = 6, A_KH = 9, A_KW = 10 };
-
 typedef struct {
     int64_t planes, H, W, P, Q; /* planes = N * C */
     int64_t kh, kw, sh, sw, ph, pw;
@@ -15,7 +12,7 @@ typedef struct {
 static pool_geom geom(const syn_node *n) {
     const syn_shape *x = &n->in[0]->shape;
     pool_geom p = {x->dim[0] * x->dim[1], x->dim[2], x->dim[3], n->shape.dim[2], n->shape.dim[3],
-                   n->i[A_KH],           n->i[A_KW], n->i[A_SH], n->i[A_SW],     n->i[A_PH], n->i[A_PW]};
+                   n->i[SYN_A_KH],           n->i[SYN_A_KW], n->i[SYN_A_SH], n->i[SYN_A_SW],     n->i[SYN_A_PH], n->i[SYN_A_PW]};
     return p;
 }
 
@@ -103,7 +100,7 @@ static float avg_count(const pool_geom *g, bool incl, int64_t h0, int64_t h1, in
 syn_status syn__cpu_avg_pool2d_fwd(syn_backend *be, syn_node *n) {
     (void)be;
     pool_geom g = geom(n);
-    bool incl = n->i[A_INCL] != 0;
+    bool incl = n->i[SYN_A_INCL] != 0;
     const float *x = syn__cin(n, 0);
     float *y = n->value;
 #pragma omp parallel for if (par(&g)) schedule(static)
@@ -129,7 +126,7 @@ syn_status syn__cpu_avg_pool2d_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__cgrad(n, 0);
     if (!dx) return SYN_OK;
     pool_geom g = geom(n);
-    bool incl = n->i[A_INCL] != 0;
+    bool incl = n->i[SYN_A_INCL] != 0;
     const float *dy = n->grad;
 #pragma omp parallel for if (par(&g)) schedule(static)
     for (int64_t pl = 0; pl < g.planes; pl++) {

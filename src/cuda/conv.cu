@@ -10,9 +10,6 @@
 #include <string.h>
 #include "cuda_common.h"
 
-/* The conv attribute slots of src/core/graph_cnn.c. */
-enum { A_SH = 0, A_SW = 1, A_PH = 2, A_PW = 3, A_DH = 4, A_DW = 5, A_GROUPS = 6 };
-
 /* Workspaces above this are not considered (a faster algorithm is not worth a
  * huge allocation; a smaller one always exists). */
 #define SYN_CONV_WS_LIMIT ((size_t)1 << 30)
@@ -336,8 +333,8 @@ static syn_status problem_of(const syn_node *n, bool transposed, conv_problem *p
     const syn_shape *x = &n->in[0]->shape, *w = &n->in[1]->shape, *y = &n->shape;
     int64_t v[16] = {x->dim[0], transposed ? y->dim[1] : x->dim[1], transposed ? y->dim[2] : x->dim[2],
                      transposed ? y->dim[3] : x->dim[3], transposed ? x->dim[1] : y->dim[1], w->dim[2], w->dim[3],
-                     transposed ? x->dim[2] : y->dim[2], transposed ? x->dim[3] : y->dim[3], n->i[A_PH], n->i[A_PW],
-                     n->i[A_SH], n->i[A_SW], n->i[A_DH], n->i[A_DW], n->i[A_GROUPS]};
+                     transposed ? x->dim[2] : y->dim[2], transposed ? x->dim[3] : y->dim[3], n->i[SYN_A_PH], n->i[SYN_A_PW],
+                     n->i[SYN_A_SH], n->i[SYN_A_SW], n->i[SYN_A_DH], n->i[SYN_A_DW], n->i[SYN_A_GROUPS]};
     int iv[16];
     for (int k = 0; k < 16; k++) {
         if (!fits_int(v[k])) return syn__error(SYN_ERR_UNSUPPORTED, "%s: a size exceeds cuDNN's int range", syn__op_name[n->op]);

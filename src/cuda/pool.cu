@@ -6,9 +6,6 @@
 #include <math.h>
 #include "cuda_common.h"
 
-/* The pooling attribute slots of src/core/graph_cnn.c. */
-enum { A_SH = 0, A_SW = 1, A_PH = 2, A_PW = 3, A_INCL = 6, A_KH = 9, A_KW = 10 };
-
 /* ---- device helpers -------------------------------------------------------- */
 
 struct pool_geom {
@@ -176,13 +173,13 @@ static pool_geom geom(const syn_node *n) {
     g.P = n->shape.dim[2];
     g.Q = n->shape.dim[3];
     bool adaptive = n->op == SYN_OP_ADAPTIVE_AVG_POOL2D;
-    g.kh = adaptive ? 0 : n->i[A_KH];
-    g.kw = adaptive ? 0 : n->i[A_KW];
-    g.sh = adaptive ? 1 : n->i[A_SH];
-    g.sw = adaptive ? 1 : n->i[A_SW];
-    g.ph = adaptive ? 0 : n->i[A_PH];
-    g.pw = adaptive ? 0 : n->i[A_PW];
-    g.incl = adaptive ? 0 : n->i[A_INCL] != 0;
+    g.kh = adaptive ? 0 : n->i[SYN_A_KH];
+    g.kw = adaptive ? 0 : n->i[SYN_A_KW];
+    g.sh = adaptive ? 1 : n->i[SYN_A_SH];
+    g.sw = adaptive ? 1 : n->i[SYN_A_SW];
+    g.ph = adaptive ? 0 : n->i[SYN_A_PH];
+    g.pw = adaptive ? 0 : n->i[SYN_A_PW];
+    g.incl = adaptive ? 0 : n->i[SYN_A_INCL] != 0;
     return g;
 }
 
