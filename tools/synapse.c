@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "synapse/synapse.h"
+#include "cli.h"
 
 #define MAX_HIDDEN 16
 
@@ -65,22 +66,6 @@ static const char train_usage_text[] =
     "\n"
     "The last line on stdout is one JSON object with the results.\n";
 
-/* Prints a usage error and returns exit code 2. */
-static int usage_error(const char *usage, const char *fmt, const char *arg) {
-    fputs("synapse: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n\n", stderr);
-    fputs(usage, stderr);
-    return 2;
-}
-
-/* Prints the library's last error and returns exit code 1. */
-static int runtime_error(syn_status s) {
-    const char *msg = syn_last_error();
-    fprintf(stderr, "synapse: error: %s\n", msg && *msg ? msg : syn_status_str(s));
-    return 1;
-}
-
 /* ---- info ------------------------------------------------------------------ */
 
 static int cmd_info(void) {
@@ -124,24 +109,6 @@ typedef struct {
     syn_sched_kind schedule;
     int64_t warmup;
 } train_opts;
-
-static bool parse_i64(const char *s, int64_t lo, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_f32(const char *s, float lo, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo) return false;
-    *out = v;
-    return true;
-}
 
 static bool parse_hidden(const char *s, train_opts *o) {
     char *end;
@@ -324,34 +291,6 @@ static syn_status load_data(const train_opts *o, syn_dataset **train, syn_datase
     return s;
 }
 
-/* A device the run can use: parsed, built in, present. */
-static int pick_device(const char *text, syn_device *dev) {
-    if (syn_device_parse(text, dev) != SYN_OK) {
-        fprintf(stderr, "synapse: error: %s\n", syn_last_error());
-        return 1;
-    }
-    if (dev->type == SYN_DEVICE_CUDA) {
-        if (!syn_backend_built(SYN_DEVICE_CUDA)) {
-            fprintf(stderr, "synapse: error: device %s: this synapse was built without the CUDA backend\n", text);
-            return 1;
-        }
-        int n = syn_device_count(SYN_DEVICE_CUDA);
-        if (dev->index >= n) {
-            fprintf(stderr, "synapse: error: device %s: %s\n", text,
-                    n == 0 ? "no CUDA device found" : "no such CUDA device (see synapse info)");
-            return 1;
-        }
-    }
-    return -1;
-}
-
-/* JSON number, or null when not finite (a diverged loss). */
-static void json_num(const char *key, double v, const char *fmt) {
-    printf(",\"%s\":", key);
-    if (isfinite(v)) printf(fmt, v);
-    else fputs("null", stdout);
-}
-
 /* A model file's input from the data set: (batch, C, H, W) for image samples,
  * (batch, dim) for a model with flat input; checks that the layers fit it.
  * Returns -1 to go on, else an exit code (the error printed). */
@@ -374,14 +313,6 @@ static int model_input(syn_model_desc *md, const syn_dataset *ds, int64_t batch,
     xs->dim[0] = batch;
     xs->ndim++;
     return -1;
-}
-
-/* Copies s into buf without the characters JSON would need escaped. */
-static void json_string(char *buf, size_t size, const char *s) {
-    size_t n = 0;
-    for (; *s && n + 1 < size; s++)
-        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) buf[n++] = *s;
-    buf[n] = '\0';
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -579,6 +510,15 @@ static int cmd_summary(int argc, char **argv) {
     return s == SYN_OK ? 0 : runtime_error(s);
 }
 
+/* The subcommands that take options (info is handled in main). */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"train", cmd_train},
+    {"summary", cmd_summary},
+};
+
 int main(int argc, char **argv) {
     if (argc < 2) return usage_error(usage_text, "%s", "no command given");
     const char *cmd = argv[1];
@@ -600,7 +540,7 @@ int main(int argc, char **argv) {
         }
         return cmd_info();
     }
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "summary") == 0) return cmd_summary(argc - 1, argv + 1);
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(cmd, commands[k].name) == 0) return commands[k].run(argc - 1, argv + 1);
     return usage_error(usage_text, "unknown command '%s'", cmd);
 }

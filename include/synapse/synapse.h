@@ -12,5 +12,6 @@
 #include "synapse/data.h"
 #include "synapse/train.h"
 #include "synapse/model.h"
+#include "synapse/io.h"
 
 #endif

@@ -18,6 +18,7 @@ typedef enum {
     SYN_F16 = 2,  /* reserved: not yet computed on */
     SYN_BF16 = 3, /* reserved */
     SYN_I64 = 4,  /* reserved */
+    SYN_U8 = 5,   /* storage only (images, safetensors) */
     SYN_DTYPE_COUNT
 } syn_dtype;
 

@@ -33,12 +33,13 @@ size_t syn_dtype_size(syn_dtype dt) {
     case SYN_F32: case SYN_I32: return 4;
     case SYN_F16: case SYN_BF16: return 2;
     case SYN_I64: return 8;
+    case SYN_U8: return 1;
     default: return 0;
     }
 }
 
 const char *syn_dtype_name(syn_dtype dt) {
-    static const char *const names[] = {"f32", "i32", "f16", "bf16", "i64"};
+    static const char *const names[] = {"f32", "i32", "f16", "bf16", "i64", "u8"};
     return (unsigned)dt < SYN_DTYPE_COUNT ? names[dt] : "?";
 }
 

@@ -1,0 +1,105 @@
+/* Files: safetensors (read and write), parameter files, training checkpoints
+ * and PNG images.
+ *
+ * safetensors (https://github.com/huggingface/safetensors): an 8-byte
+ * little-endian header length N, N bytes of JSON {name: {"dtype", "shape",
+ * "data_offsets": [begin, end]}, "__metadata__": {string: string}}, then the
+ * data. The reader makes every check the reference reader makes and returns
+ * SYN_ERR_FORMAT naming the file and what was wrong; files are written
+ * atomically (a temporary file in the same folder, fsync, rename, fsync of the
+ * folder), so an interrupted write leaves the previous file intact.
+ *
+ * Parameter names follow PyTorch's state_dict conventions (layer.weight,
+ * layer.bias, bn.running_mean ...), so a state_dict saved by PyTorch with
+ * safetensors loads into the same Synapse model. */
+#ifndef SYNAPSE_IO_H
+#define SYNAPSE_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "graph.h"
+#include "optim.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- safetensors ------------------------------------------------------------ */
+
+typedef struct syn_safetensors syn_safetensors;
+
+/* Reads and validates a whole file. owned: free with syn_safetensors_close. */
+SYN_API syn_status syn_safetensors_open(const char *path, syn_safetensors **out);
+SYN_API void syn_safetensors_close(syn_safetensors *f);
+SYN_API int syn_safetensors_count(const syn_safetensors *f);
+/* The i-th tensor in file order. data: borrowed, valid until close, aligned
+ * for its dtype. */
+SYN_API syn_status syn_safetensors_get(const syn_safetensors *f, int i, const char **name, syn_dtype *dt,
+                                       syn_shape *shape, const void **data, size_t *bytes);
+/* By name: SYN_ERR_ARG if absent. */
+SYN_API syn_status syn_safetensors_find(const syn_safetensors *f, const char *name, syn_dtype *dt,
+                                        syn_shape *shape, const void **data, size_t *bytes);
+/* A "__metadata__" value, or NULL. borrowed. */
+SYN_API const char *syn_safetensors_metadata(const syn_safetensors *f, const char *key);
+
+typedef struct syn_safetensors_writer syn_safetensors_writer;
+
+SYN_API syn_status syn_safetensors_writer_create(syn_safetensors_writer **out);
+SYN_API void syn_safetensors_writer_free(syn_safetensors_writer *w);
+/* Adds a tensor; the data (numel * dtype size bytes of host memory) is copied.
+ * Names are unique. */
+SYN_API syn_status syn_safetensors_add(syn_safetensors_writer *w, const char *name, syn_dtype dt,
+                                       syn_shape shape, const void *data);
+SYN_API syn_status syn_safetensors_set_metadata(syn_safetensors_writer *w, const char *key, const char *value);
+/* Writes the file atomically. */
+SYN_API syn_status syn_safetensors_write(const syn_safetensors_writer *w, const char *path);
+
+/* ---- parameter sets ------------------------------------------------------------ */
+
+/* Every parameter (trainable or not, e.g. batch-norm running statistics) of
+ * the set, by name, as F32. */
+SYN_API syn_status syn_params_save(const syn_params *p, const char *path);
+/* Copies the file's tensors into the parameters of the same names (on any
+ * device). strict: every parameter must be in the file and every tensor in the
+ * file must be a parameter; otherwise parameters absent from the file keep
+ * their values. Shapes and dtypes must match (SYN_ERR_FORMAT naming both). */
+SYN_API syn_status syn_params_load(syn_params *p, const char *path, bool strict);
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+/* A training run's state besides the weights. */
+typedef struct {
+    char model[4096];  /* the model's description (a model file's text, or a CLI line) */
+    int64_t epoch;     /* epochs completed */
+    int64_t step;      /* optimizer steps taken */
+    uint64_t seed;     /* the run's seed (the RNG streams are functions of seed and counters) */
+    uint64_t rng_counter;
+    float best_loss;
+} syn_checkpoint_info;
+
+/* Weights, optimizer state (may be NULL) and info in one safetensors file,
+ * written atomically; the Synapse version goes in the metadata. */
+SYN_API syn_status syn_checkpoint_save(const char *path, const syn_params *p, const syn_optim *opt,
+                                       const syn_checkpoint_info *info);
+/* Restores what syn_checkpoint_save wrote into an identically built model and
+ * optimizer (opt may be NULL); info may be NULL. */
+SYN_API syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt,
+                                       syn_checkpoint_info *info);
+
+/* ---- PNG ------------------------------------------------------------------------- */
+
+/* Writes n images (n, c, h, w) F32 (c = 1 grey, 3 RGB), values mapped from
+ * [lo, hi] to 0..255 (clamped), as one grid `cols` images wide with a 2-pixel
+ * border, through libpng. Written atomically. */
+SYN_API syn_status syn_png_write_grid(const char *path, const float *images, int n, int c, int h, int w,
+                                      int cols, float lo, float hi);
+/* Reads an 8-bit grey or RGB(A) PNG as (c, h, w) F32 in [0, 1] (alpha
+ * dropped). *out: owned, free(). */
+SYN_API syn_status syn_png_read(const char *path, float **out, int *c, int *h, int *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* Helpers shared by the synapse command's subcommands (cli.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+/* Prints a usage error and returns exit code 2. */
+int usage_error(const char *usage, const char *fmt, const char *arg) {
+    fputs("synapse: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n\n", stderr);
+    fputs(usage, stderr);
+    return 2;
+}
+
+/* Prints the library's last error and returns exit code 1. */
+int runtime_error(syn_status s) {
+    const char *msg = syn_last_error();
+    fprintf(stderr, "synapse: error: %s\n", msg && *msg ? msg : syn_status_str(s));
+    return 1;
+}
+
+bool parse_i64(const char *s, int64_t lo, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo) return false;
+    *out = v;
+    return true;
+}
+
+bool parse_f32(const char *s, float lo, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo) return false;
+    *out = v;
+    return true;
+}
+
+/* A device the run can use: parsed, built in, present. */
+int pick_device(const char *text, syn_device *dev) {
+    if (syn_device_parse(text, dev) != SYN_OK) {
+        fprintf(stderr, "synapse: error: %s\n", syn_last_error());
+        return 1;
+    }
+    if (dev->type == SYN_DEVICE_CUDA) {
+        if (!syn_backend_built(SYN_DEVICE_CUDA)) {
+            fprintf(stderr, "synapse: error: device %s: this synapse was built without the CUDA backend\n", text);
+            return 1;
+        }
+        int n = syn_device_count(SYN_DEVICE_CUDA);
+        if (dev->index >= n) {
+            fprintf(stderr, "synapse: error: device %s: %s\n", text,
+                    n == 0 ? "no CUDA device found" : "no such CUDA device (see synapse info)");
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* JSON number, or null when not finite (a diverged loss). */
+void json_num(const char *key, double v, const char *fmt) {
+    printf(",\"%s\":", key);
+    if (isfinite(v)) printf(fmt, v);
+    else fputs("null", stdout);
+}
+
+/* Copies s into buf without the characters JSON would need escaped. */
+void json_string(char *buf, size_t size, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 1 < size; s++)
+        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) buf[n++] = *s;
+    buf[n] = '\0';
+}

@@ -1,0 +1,32 @@
+/* Shared by the synapse command's subcommands: each lives in its own file
+ * (tools/synapse.c: info, train, summary; tools/cmd_*.c: the others) and is
+ * listed in the command table of tools/synapse.c. Exit codes: 0 ok, 1 runtime
+ * failure, 2 usage. */
+#ifndef SYN_CLI_H
+#define SYN_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "synapse/synapse.h"
+
+/* Prints "synapse: <fmt with arg>" and the usage text on stderr; returns 2. */
+int usage_error(const char *usage, const char *fmt, const char *arg);
+/* Prints the library's last error on stderr; returns 1. */
+int runtime_error(syn_status s);
+/* Strict number parsing: the whole string, >= lo. */
+bool parse_i64(const char *s, int64_t lo, int64_t *out);
+bool parse_f32(const char *s, float lo, float *out);
+/* A device the run can use: parsed, built in, present. Returns -1 to go on,
+ * else an exit code (the error printed). */
+int pick_device(const char *text, syn_device *dev);
+/* ,"key":v with fmt, or null when v is not finite. */
+void json_num(const char *key, double v, const char *fmt);
+/* Copies s into buf without the characters JSON would need escaped. */
+void json_string(char *buf, size_t size, const char *s);
+
+/* Subcommands in their own files: argv[0] is the command's name. */
+int cmd_gan(int argc, char **argv);      /* cmd_gan.c */
+int cmd_sample(int argc, char **argv);   /* cmd_gan.c */
+
+#endif
