@@ -203,6 +203,32 @@ SYN_API syn_node *syn_layer_norm_op(syn_graph *g, syn_node *x, syn_node *gamma, 
  * scaling the rest by 1/(1-p); identity in eval mode. */
 SYN_API syn_node *syn_dropout2d(syn_graph *g, syn_node *x, float p);
 
+/* ---- sequences ------------------------------------------------------------ */
+
+/* The `length` entries of `a` from `start` along `axis` (negative counts from
+ * the end); the gradient flows back into that window. */
+SYN_API syn_node *syn_slice(syn_graph *g, syn_node *a, int axis, int64_t start, int64_t length);
+/* idx: (...) I32 in [0, V)  weight: (V, D)  ->  (..., D): rows of the table.
+ * An index outside [0, V) is an error of the forward pass (SYN_ERR_ARG). */
+SYN_API syn_node *syn_embedding_op(syn_graph *g, syn_node *idx, syn_node *weight);
+
+typedef enum { SYN_RNN_TANH = 0, SYN_RNN_RELU, SYN_RNN_LSTM, SYN_RNN_GRU } syn_rnn_mode;
+
+/* One recurrent layer run over a whole sequence, batch first, with PyTorch's
+ * cell equations and weight layouts (gates stacked in the rows of the weights:
+ * LSTM i, f, g, o; GRU r, z, n):
+ *   x: (B, T, I)  w_ih: (G H, I)  w_hh: (G H, H)  b_ih, b_hh: (G H) or both NULL
+ *   state0: (B, S) or NULL (zeros)  lengths: (B) I32 in [0, T] or NULL (all T)
+ *   ->  (B, T, S)
+ * G is 1 (tanh, relu), 4 (LSTM) or 3 (GRU). The state S is h (H wide), or for
+ * the LSTM h and c side by side (2H wide: [..., :H] is h, [..., H:] is c).
+ * Output step t is the state after step t. Past a sample's length the state is
+ * carried unchanged, so step T-1 holds every sample's final state (PyTorch's
+ * packed sequences pad with zeros instead: mask the padded steps in the loss).
+ * The gradient flows into every input but lengths. */
+SYN_API syn_node *syn_rnn_op(syn_graph *g, syn_rnn_mode mode, syn_node *x, syn_node *w_ih, syn_node *w_hh,
+                             syn_node *b_ih, syn_node *b_hh, syn_node *state0, syn_node *lengths);
+
 /* Node facts. */
 SYN_API syn_shape syn_node_shape(const syn_node *n);
 SYN_API syn_dtype syn_node_dtype(const syn_node *n);

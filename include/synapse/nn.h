@@ -44,6 +44,30 @@ SYN_API syn_node *syn_batch_norm(syn_graph *g, syn_node *x, const char *name);
 /* Layer norm over the last dim (eps 1e-5): "<name>.weight" = 1, "<name>.bias" = 0. */
 SYN_API syn_node *syn_layer_norm(syn_graph *g, syn_node *x, const char *name);
 
+/* idx: (...) I32 -> (..., dim): a table "<name>.weight" (num, dim) ~ N(0, 1),
+ * as PyTorch's Embedding. */
+SYN_API syn_node *syn_embedding(syn_graph *g, syn_node *idx, int64_t num, int64_t dim, const char *name);
+
+/* A stack of recurrent layers (syn_rnn_op), PyTorch's nn.RNN / LSTM / GRU with
+ * batch_first: parameters "<name>.weight_ih_l<k>", "<name>.weight_hh_l<k>",
+ * "<name>.bias_ih_l<k>", "<name>.bias_hh_l<k>", all U(+-1/sqrt(hidden)). */
+typedef struct {
+    syn_rnn_mode mode;
+    int64_t hidden;
+    int layers;     /* 0 means 1 */
+    float dropout;  /* between layers, in training mode */
+    bool no_bias;
+} syn_rnn_config;
+
+/* x: (B, T, I) -> the top layer's h at every step (B, T, hidden).
+ * state0: (B, layers, S) or NULL (zeros), S = hidden, or 2 hidden for the LSTM
+ * (h then c). lengths: (B) I32 or NULL (see syn_rnn_op). If state_out is not
+ * NULL it receives the final state (B, layers, S) in the same layout, so a
+ * truncated-BPTT loop feeds it back as the next batch's state0 (as an input:
+ * detached). */
+SYN_API syn_node *syn_rnn(syn_graph *g, syn_node *x, const syn_rnn_config *cfg, syn_node *state0, syn_node *lengths,
+                          const char *name, syn_node **state_out);
+
 typedef enum {
     SYN_ACT_NONE = 0,
     SYN_ACT_RELU,

@@ -102,7 +102,7 @@ syn_status syn__infer_shape_cnn(syn_node *n, syn_shape *out, syn_dtype *dt) {
         *out = *x;
         return SYN_OK;
     default:
-        return syn__error(SYN_ERR_UNSUPPORTED, "%s: no shape rule", syn__op_name[n->op]);
+        return syn__infer_shape_rnn(n, out, dt);
     }
 }
 

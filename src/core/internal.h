@@ -96,6 +96,21 @@ enum {
     SYN_A_INCL = SYN_A_GROUPS /* count_include_pad (avg pooling) */
 };
 
+/* Attribute slots of the recurrent op (graph_rnn.c). Inputs: x, w_ih, w_hh,
+ * then b_ih, b_hh when SYN_A_RNN_BIAS, state0 when SYN_A_RNN_STATE, lengths
+ * when SYN_A_RNN_LENGTHS. */
+enum {
+    SYN_A_RNN_MODE,    /* syn_rnn_mode */
+    SYN_A_RNN_HIDDEN,  /* H */
+    SYN_A_RNN_BIAS,    /* 0/1 */
+    SYN_A_RNN_STATE,   /* input index of state0, 0 if none */
+    SYN_A_RNN_LENGTHS  /* input index of lengths, 0 if none */
+};
+/* Gates per step of each recurrent mode (RNN 1, LSTM 4, GRU 3) and the
+ * state width S (LSTM carries h and c: 2H). */
+static inline int syn__rnn_gates(int mode) { return mode == SYN_RNN_LSTM ? 4 : mode == SYN_RNN_GRU ? 3 : 1; }
+static inline int64_t syn__rnn_state(int mode, int64_t H) { return mode == SYN_RNN_LSTM ? 2 * H : H; }
+
 struct syn_node {
     syn_graph *g;
     int id;               /* index in g->nodes (build order is a topological order) */
@@ -154,8 +169,10 @@ syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in,
                          const int64_t *iv);
 /* Shape inference for one node from its inputs' current shapes. */
 syn_status syn__infer_shape(syn_node *n, syn_shape *out, syn_dtype *dt);
-/* The same for the convolution family (graph_cnn.c). */
+/* The same for the convolution family (graph_cnn.c) and the sequence ops
+ * (graph_rnn.c). */
 syn_status syn__infer_shape_cnn(syn_node *n, syn_shape *out, syn_dtype *dt);
+syn_status syn__infer_shape_rnn(syn_node *n, syn_shape *out, syn_dtype *dt);
 /* Shape errors naming the op, a reason and the input shapes. */
 syn_status syn__shape_err(const syn_node *n, const char *what);
 /* Plans buffers for every value and gradient and allocates them. */

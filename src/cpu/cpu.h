@@ -55,6 +55,10 @@ SYN_CPU_KERNEL(batch_norm)
 SYN_CPU_KERNEL(layer_norm)
 /* elementwise.c */
 SYN_CPU_KERNEL(dropout2d)
+/* rnn.c */
+SYN_CPU_KERNEL(slice)
+SYN_CPU_KERNEL(embedding)
+SYN_CPU_KERNEL(rnn)
 
 /* optim.c */
 syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a);

@@ -1,0 +1,325 @@
+/* Sequence kernels on the CPU: slice, embedding, and the recurrent op (tanh /
+ * relu RNN, LSTM, GRU). The recurrent op does its input projection for all
+ * steps in one GEMM, one (B, H) x (H, G H) GEMM per step for the recurrence,
+ * and readable loops for the cell equations; the backward pass runs the steps
+ * in reverse, then forms the weight and input gradients with three GEMMs. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#include "cpu.h"
+
+/* ---- slice ---------------------------------------------------------------- */
+
+/* outer, the sliced axis' full and window sizes, inner */
+static void slice_dims(const syn_node *n, int64_t *outer, int64_t *full, int64_t *inner) {
+    const syn_shape *x = &n->in[0]->shape;
+    int axis = syn__axis((int)n->i[0], x->ndim);
+    *outer = *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= x->dim[d];
+    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->dim[d];
+    *full = x->dim[axis];
+}
+
+syn_status syn__cpu_slice_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    int64_t outer, full, inner, start = n->i[1], len = n->i[2];
+    slice_dims(n, &outer, &full, &inner);
+    size_t es = syn_dtype_size(n->dtype);
+    const char *x = n->in[0]->value;
+    char *y = n->value;
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(y + (size_t)(o * len * inner) * es, x + (size_t)((o * full + start) * inner) * es, (size_t)(len * inner) * es);
+    return SYN_OK;
+}
+
+syn_status syn__cpu_slice_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float *dx = syn__cgrad(n, 0);
+    if (!dx) return SYN_OK;
+    int64_t outer, full, inner, start = n->i[1], len = n->i[2];
+    slice_dims(n, &outer, &full, &inner);
+    const float *dy = n->grad;
+    for (int64_t o = 0; o < outer; o++) {
+        float *d = dx + (o * full + start) * inner;
+        const float *s = dy + o * len * inner;
+        for (int64_t k = 0; k < len * inner; k++) d[k] += s[k];
+    }
+    return SYN_OK;
+}
+
+/* ---- embedding -------------------------------------------------------------- */
+
+syn_status syn__cpu_embedding_fwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    const int32_t *idx = n->in[0]->value;
+    const float *w = syn__cin(n, 1);
+    int64_t rows = syn__numel(n->in[0]), V = n->in[1]->shape.dim[0], D = n->in[1]->shape.dim[1];
+    float *y = n->value;
+    for (int64_t r = 0; r < rows; r++) {
+        if (idx[r] < 0 || idx[r] >= V)
+            return syn__error(SYN_ERR_ARG, "embedding: index %d at position %lld is outside the table's %lld rows",
+                              idx[r], (long long)r, (long long)V);
+        memcpy(y + r * D, w + (int64_t)idx[r] * D, (size_t)D * sizeof *y);
+    }
+    return SYN_OK;
+}
+
+syn_status syn__cpu_embedding_bwd(syn_backend *be, syn_node *n) {
+    (void)be;
+    float *dw = syn__cgrad(n, 1);
+    if (!dw) return SYN_OK;
+    const int32_t *idx = n->in[0]->value;
+    int64_t rows = syn__numel(n->in[0]), D = n->in[1]->shape.dim[1];
+    const float *dy = n->grad;
+    for (int64_t r = 0; r < rows; r++) {
+        float *d = dw + (int64_t)idx[r] * D;
+        for (int64_t k = 0; k < D; k++) d[k] += dy[r * D + k];
+    }
+    return SYN_OK;
+}
+
+/* ---- the recurrent op ------------------------------------------------------------ */
+
+/* Everything a step needs, read once from the node. */
+typedef struct {
+    int mode;
+    int64_t B, T, In, H, G, S;
+    const float *x, *wi, *wh, *bi, *bh, *s0;
+    const int32_t *len;
+    float *y, *gates, *ghn; /* output; saved gates (B, T, G H); GRU: W_hn h + b_hn (B, T, H) */
+} rnn_args;
+
+static syn_status rnn_read(const syn_node *n, rnn_args *a) {
+    memset(a, 0, sizeof *a);
+    a->mode = (int)n->i[SYN_A_RNN_MODE];
+    a->B = n->in[0]->shape.dim[0];
+    a->T = n->in[0]->shape.dim[1];
+    a->In = n->in[0]->shape.dim[2];
+    a->H = n->i[SYN_A_RNN_HIDDEN];
+    a->G = syn__rnn_gates(a->mode);
+    a->S = syn__rnn_state(a->mode, a->H);
+    a->x = syn__cin(n, 0);
+    a->wi = syn__cin(n, 1);
+    a->wh = syn__cin(n, 2);
+    if (n->i[SYN_A_RNN_BIAS]) {
+        a->bi = syn__cin(n, 3);
+        a->bh = syn__cin(n, 4);
+    }
+    if (n->i[SYN_A_RNN_STATE]) a->s0 = syn__cin(n, (int)n->i[SYN_A_RNN_STATE]);
+    if (n->i[SYN_A_RNN_LENGTHS]) {
+        a->len = n->in[n->i[SYN_A_RNN_LENGTHS]]->value;
+        for (int64_t b = 0; b < a->B; b++)
+            if (a->len[b] < 0 || a->len[b] > a->T)
+                return syn__error(SYN_ERR_ARG, "rnn: length %d of sample %lld is outside [0, %lld]", a->len[b],
+                                  (long long)b, (long long)a->T);
+    }
+    a->y = n->value;
+    a->gates = n->aux;
+    a->ghn = a->mode == SYN_RNN_GRU ? a->gates + a->B * a->T * a->G * a->H : NULL;
+    return SYN_OK;
+}
+
+static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+/* The state before step t of sample b (NULL: zeros). */
+static inline const float *prev_state(const rnn_args *a, int64_t b, int64_t t) {
+    if (t > 0) return a->y + (b * a->T + t - 1) * a->S;
+    return a->s0 ? a->s0 + b * a->S : NULL;
+}
+
+/* hw (B, G H) = h_{t-1} W_hh^T + b_hh */
+static void recurrent_gemm(const rnn_args *a, int64_t t, float *hw) {
+    int64_t GH = a->G * a->H;
+    for (int64_t b = 0; b < a->B; b++) {
+        if (a->bh) memcpy(hw + b * GH, a->bh, (size_t)GH * sizeof *hw);
+        else memset(hw + b * GH, 0, (size_t)GH * sizeof *hw);
+    }
+    const float *h = t > 0 ? a->y + (t - 1) * a->S : a->s0;
+    if (!h) return;
+    int64_t ld = t > 0 ? a->T * a->S : a->S;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)a->B, (blasint)GH, (blasint)a->H, 1.0f, h,
+                (blasint)ld, a->wh, (blasint)a->H, 1.0f, hw, (blasint)GH);
+}
+
+/* One step of one sample: gates g (the input part, overwritten with the
+ * activated gates), hw the recurrent part, hp the previous state (or NULL). */
+static void cell_forward(const rnn_args *a, float *g, const float *hw, const float *hp, float *y, float *ghn) {
+    int64_t H = a->H;
+    switch (a->mode) {
+    case SYN_RNN_TANH:
+    case SYN_RNN_RELU:
+        for (int64_t j = 0; j < H; j++) {
+            float v = g[j] + hw[j];
+            y[j] = a->mode == SYN_RNN_TANH ? tanhf(v) : (v > 0.0f ? v : 0.0f);
+        }
+        break;
+    case SYN_RNN_LSTM:
+        for (int64_t j = 0; j < H; j++) {
+            float i = sigm(g[j] + hw[j]), f = sigm(g[H + j] + hw[H + j]);
+            float c_ = tanhf(g[2 * H + j] + hw[2 * H + j]), o = sigm(g[3 * H + j] + hw[3 * H + j]);
+            float c = f * (hp ? hp[H + j] : 0.0f) + i * c_;
+            g[j] = i, g[H + j] = f, g[2 * H + j] = c_, g[3 * H + j] = o;
+            y[H + j] = c;
+            y[j] = o * tanhf(c);
+        }
+        break;
+    default: /* GRU */
+        for (int64_t j = 0; j < H; j++) {
+            float r = sigm(g[j] + hw[j]), z = sigm(g[H + j] + hw[H + j]);
+            float nn = tanhf(g[2 * H + j] + r * hw[2 * H + j]);
+            g[j] = r, g[H + j] = z, g[2 * H + j] = nn;
+            ghn[j] = hw[2 * H + j];
+            y[j] = (1.0f - z) * nn + z * (hp ? hp[j] : 0.0f);
+        }
+        break;
+    }
+}
+
+syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
+    rnn_args a;
+    SYN_TRY(rnn_read(n, &a));
+    int64_t B = a.B, T = a.T, GH = a.G * a.H, S = a.S;
+    if (B == 0 || T == 0) return SYN_OK;
+    /* the input projection of every step at once: gates = x W_ih^T + b_ih */
+    for (int64_t r = 0; r < B * T; r++) {
+        if (a.bi) memcpy(a.gates + r * GH, a.bi, (size_t)GH * sizeof(float));
+        else memset(a.gates + r * GH, 0, (size_t)GH * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)(B * T), (blasint)GH, (blasint)a.In, 1.0f, a.x,
+                (blasint)a.In, a.wi, (blasint)a.In, 1.0f, a.gates, (blasint)GH);
+    float *hw;
+    SYN_TRY(be->workspace(be, (size_t)(B * GH) * sizeof(float), (void **)&hw));
+    for (int64_t t = 0; t < T; t++) {
+        recurrent_gemm(&a, t, hw);
+#pragma omp parallel for schedule(static) if (B * GH >= SYN_CPU_PAR_MIN)
+        for (int64_t b = 0; b < B; b++) {
+            const float *hp = prev_state(&a, b, t);
+            float *y = a.y + (b * T + t) * S;
+            float *g = a.gates + (b * T + t) * GH;
+            if (a.len && t >= a.len[b]) { /* past the end: carry the state */
+                if (hp) memcpy(y, hp, (size_t)S * sizeof *y);
+                else memset(y, 0, (size_t)S * sizeof *y);
+                memset(g, 0, (size_t)GH * sizeof *g);
+                if (a.ghn) memset(a.ghn + (b * T + t) * a.H, 0, (size_t)a.H * sizeof *g);
+                continue;
+            }
+            cell_forward(&a, g, hw + b * GH, hp, y, a.ghn ? a.ghn + (b * T + t) * a.H : NULL);
+        }
+    }
+    return SYN_OK;
+}
+
+/* One step of one sample backward: dh (and dc) the state's gradient after
+ * the step; writes the pre-activation gradients of the input part (di) and of
+ * the recurrent part (dr; the same except the GRU's candidate) and the direct
+ * part of the previous state's gradient (dprev: c for the LSTM, z dh for the
+ * GRU; the GEMM with W_hh adds the rest). */
+static void cell_backward(const rnn_args *a, const float *g, const float *ghn, const float *y, const float *hp,
+                          const float *dh, const float *dc, float *di, float *dr, float *dprev) {
+    int64_t H = a->H;
+    switch (a->mode) {
+    case SYN_RNN_TANH:
+    case SYN_RNN_RELU:
+        for (int64_t j = 0; j < H; j++) {
+            float h = y[j];
+            float d = dh[j] * (a->mode == SYN_RNN_TANH ? 1.0f - h * h : (h > 0.0f ? 1.0f : 0.0f));
+            di[j] = dr[j] = d;
+            dprev[j] = 0.0f;
+        }
+        break;
+    case SYN_RNN_LSTM:
+        for (int64_t j = 0; j < H; j++) {
+            float i = g[j], f = g[H + j], c_ = g[2 * H + j], o = g[3 * H + j];
+            float tc = tanhf(y[H + j]);
+            float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);
+            float cp = hp ? hp[H + j] : 0.0f;
+            di[j] = dcj * c_ * i * (1.0f - i);
+            di[H + j] = dcj * cp * f * (1.0f - f);
+            di[2 * H + j] = dcj * i * (1.0f - c_ * c_);
+            di[3 * H + j] = dh[j] * tc * o * (1.0f - o);
+            dprev[j] = 0.0f;
+            dprev[H + j] = dcj * f;
+        }
+        memcpy(dr, di, (size_t)(4 * H) * sizeof *dr);
+        break;
+    default: /* GRU */
+        for (int64_t j = 0; j < H; j++) {
+            float r = g[j], z = g[H + j], nn = g[2 * H + j], hpj = hp ? hp[j] : 0.0f;
+            float dn = dh[j] * (1.0f - z) * (1.0f - nn * nn);
+            float dz = dh[j] * (hpj - nn) * z * (1.0f - z);
+            float drr = dn * ghn[j] * r * (1.0f - r);
+            di[j] = dr[j] = drr;
+            di[H + j] = dr[H + j] = dz;
+            di[2 * H + j] = dn;
+            dr[2 * H + j] = dn * r;
+            dprev[j] = dh[j] * z;
+        }
+        break;
+    }
+}
+
+syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
+    rnn_args a;
+    SYN_TRY(rnn_read(n, &a));
+    int64_t B = a.B, T = a.T, H = a.H, GH = a.G * H, S = a.S, BT = B * T;
+    if (B == 0 || T == 0) return SYN_OK;
+    bool gru = a.mode == SYN_RNN_GRU;
+    /* workspace: dI (BT, GH), dR (BT, GH; GRU only), the running state
+     * gradient (B, S) twice, the previous h of every step (BT, H) */
+    size_t nf = (size_t)(BT * GH) * (gru ? 2 : 1) + (size_t)(2 * B * S) + (size_t)(BT * H);
+    float *ws;
+    SYN_TRY(be->workspace(be, nf * sizeof(float), (void **)&ws));
+    float *dI = ws, *dR = gru ? dI + BT * GH : dI, *dnext = dR + BT * GH, *dcur = dnext + B * S, *hprev = dcur + B * S;
+    const float *dy = n->grad;
+    memset(dnext, 0, (size_t)(B * S) * sizeof *dnext);
+    for (int64_t t = T - 1; t >= 0; t--) {
+#pragma omp parallel for schedule(static) if (B * GH >= SYN_CPU_PAR_MIN)
+        for (int64_t b = 0; b < B; b++) {
+            float *d = dcur + b * S, *dn = dnext + b * S;
+            const float *dyt = dy + (b * T + t) * S;
+            for (int64_t k = 0; k < S; k++) d[k] = dyt[k] + dn[k];
+            float *di = dI + (b * T + t) * GH, *dr = dR + (b * T + t) * GH;
+            if (a.len && t >= a.len[b]) { /* the carried state passes its gradient on */
+                memcpy(dn, d, (size_t)S * sizeof *dn);
+                memset(di, 0, (size_t)GH * sizeof *di);
+                if (gru) memset(dr, 0, (size_t)GH * sizeof *dr);
+                continue;
+            }
+            cell_backward(&a, a.gates + (b * T + t) * GH, gru ? a.ghn + (b * T + t) * H : NULL, a.y + (b * T + t) * S,
+                          prev_state(&a, b, t), d, a.mode == SYN_RNN_LSTM ? d + H : NULL, di, dr, dn);
+        }
+        /* dh_{t-1} += dR_t W_hh */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)B, (blasint)H, (blasint)GH, 1.0f,
+                    dR + t * GH, (blasint)(T * GH), a.wh, (blasint)H, 1.0f, dnext, (blasint)S);
+    }
+    int st = (int)n->i[SYN_A_RNN_STATE];
+    float *ds0 = st ? syn__cgrad(n, st) : NULL;
+    if (ds0)
+        for (int64_t k = 0; k < B * S; k++) ds0[k] += dnext[k];
+    /* the previous h of every step, for dW_hh */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *hp = prev_state(&a, b, t);
+            if (hp) memcpy(hprev + (b * T + t) * H, hp, (size_t)H * sizeof *hprev);
+            else memset(hprev + (b * T + t) * H, 0, (size_t)H * sizeof *hprev);
+        }
+    float *dx = syn__cgrad(n, 0), *dwi = syn__cgrad(n, 1), *dwh = syn__cgrad(n, 2);
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)BT, (blasint)a.In, (blasint)GH, 1.0f, dI,
+                    (blasint)GH, a.wi, (blasint)a.In, 1.0f, dx, (blasint)a.In);
+    if (dwi)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)GH, (blasint)a.In, (blasint)BT, 1.0f, dI,
+                    (blasint)GH, a.x, (blasint)a.In, 1.0f, dwi, (blasint)a.In);
+    if (dwh)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)GH, (blasint)H, (blasint)BT, 1.0f, dR,
+                    (blasint)GH, hprev, (blasint)H, 1.0f, dwh, (blasint)H);
+    if (n->i[SYN_A_RNN_BIAS]) {
+        float *dbi = syn__cgrad(n, 3), *dbh = syn__cgrad(n, 4);
+        for (int64_t r = 0; r < BT; r++)
+            for (int64_t k = 0; k < GH; k++) {
+                if (dbi) dbi[k] += dI[r * GH + k];
+                if (dbh) dbh[k] += dR[r * GH + k];
+            }
+    }
+    return SYN_OK;
+}
