@@ -23,30 +23,7 @@
 #define TOL 1e-5
 #define TOL_CONV 1e-4
 
-/* ||got - want|| / max(||want||, 1e-30); NaN, an infinity mismatch or a size
- * mismatch is infinite, so it never passes. */
-static double rel_err(const float *got, const float *want, int64_t n) {
-    double diff = 0, mag = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(got[i]) || isnan(want[i]) || isinf(got[i]) != isinf(want[i])) return INFINITY;
-        if (isinf(want[i])) {
-            if (got[i] != want[i]) return INFINITY;
-            continue;
-        }
-        double d = (double)got[i] - want[i];
-        diff += d * d;
-        mag += (double)want[i] * want[i];
-    }
-    if (diff == 0) return 0;
-    return sqrt(diff) / sqrt(mag > 1e-60 ? mag : 1e-60);
-}
-
-#define CHECK_CLOSE(what, got, want, n, tol)                                                                 \
-    do {                                                                                                     \
-        double e_ = rel_err((got), (want), (n));                                                             \
-        ck_assert_msg(e_ <= (tol), "%s: cuda differs from cpu by %g (relative by norm, limit %g, seed %llu)", \
-                      (what), e_, (double)(tol), (unsigned long long)tu_seed());                             \
-    } while (0)
+#define CHECK_CLOSE(what, got, want, n, tol) TU_REL_CLOSE(what, got, want, n, tol)
 
 static float *fmalloc(int64_t n) {
     float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));

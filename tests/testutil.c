@@ -70,3 +70,19 @@ const char *tu_source_path(const char *rel, char *buf, size_t size) {
     snprintf(buf, size, "%s/%s", root ? root : ".", rel);
     return buf;
 }
+
+double tu_rel_err(const float *got, const float *want, int64_t n) {
+    double diff = 0, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(want[i]) || isinf(got[i]) != isinf(want[i])) return INFINITY;
+        if (isinf(want[i])) {
+            if (got[i] != want[i]) return INFINITY;
+            continue;
+        }
+        double d = (double)got[i] - want[i];
+        diff += d * d;
+        mag += (double)want[i] * want[i];
+    }
+    if (diff == 0) return 0;
+    return sqrt(diff) / sqrt(mag > 1e-60 ? mag : 1e-60);
+}

@@ -31,6 +31,16 @@ double tu_close_ratio(const float *a, const double *ref, int64_t n, double atol,
                   "values differ from the reference (ratio %g, seed %llu)",                           \
                   tu_close_ratio((a), (ref), (n), (atol), (rtol)), (unsigned long long)tu_seed())
 
+/* ||got - want|| / max(||want||, 1e-30) over n values (backend comparisons);
+ * NaN or an infinity mismatch is infinite, so it never passes. */
+double tu_rel_err(const float *got, const float *want, int64_t n);
+#define TU_REL_CLOSE(what, got, want, n, tol)                                                                  \
+    do {                                                                                                       \
+        double tu_e_ = tu_rel_err((got), (want), (n));                                                         \
+        ck_assert_msg(tu_e_ <= (tol), "%s: cuda differs from cpu by %g (relative by norm, limit %g, seed %llu)", \
+                      (what), tu_e_, (double)(tol), (unsigned long long)tu_seed());                            \
+    } while (0)
+
 /* Runs a suite, prints Check's summary; returns the process exit code. */
 int tu_run(Suite *s);
 /* The same without forking (CK_NOFORK): for suites that use CUDA, which must

@@ -444,6 +444,7 @@ static const syn_backend cuda_template = {
         K(CONV2D, conv2d), K(CONV_TRANSPOSE2D, conv_transpose2d),
         K(MAX_POOL2D, max_pool2d), K(AVG_POOL2D, avg_pool2d), K(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
         K(BATCH_NORM, batch_norm), K(LAYER_NORM, layer_norm), K(DROPOUT2D, dropout2d),
+        K(SLICE, slice), K(EMBEDDING, embedding), K(RNN, rnn),
     },
     .bwd = {
         B(ADD, add), B(SUB, sub), B(MUL, mul), B(DIV, div),
@@ -458,6 +459,7 @@ static const syn_backend cuda_template = {
         B(CONV2D, conv2d), B(CONV_TRANSPOSE2D, conv_transpose2d),
         B(MAX_POOL2D, max_pool2d), B(AVG_POOL2D, avg_pool2d), B(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
         B(BATCH_NORM, batch_norm), B(LAYER_NORM, layer_norm), B(DROPOUT2D, dropout2d),
+        B(SLICE, slice), B(EMBEDDING, embedding), B(RNN, rnn),
     },
 };
 

@@ -161,6 +161,10 @@ SYN_CUDA_KERNEL(batch_norm)
 SYN_CUDA_KERNEL(layer_norm)
 /* elementwise.cu */
 SYN_CUDA_KERNEL(dropout2d)
+/* rnn.cu */
+SYN_CUDA_KERNEL(slice)
+SYN_CUDA_KERNEL(embedding)
+SYN_CUDA_KERNEL(rnn)
 
 /* optim.cu */
 syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a);

@@ -1,0 +1,274 @@
+/* Backend consistency for the sequence ops: slice, embedding and the
+ * recurrent op (tanh, relu, LSTM, GRU; initial state, per-sample lengths, a
+ * long sequence), forward and backward on cuda:0 against the CPU backend on
+ * the same inputs (parameters initialised from one seed on both devices);
+ * the bad-index and bad-length errors; and three Adam steps of a 2-layer
+ * character LSTM. Runs without forking; without a GPU it prints one line and
+ * succeeds. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+/* The cell math is the CPU's (expf, tanhf, no FMA contraction); the GEMMs sum
+ * in cuBLAS's order, and errors grow along the sequence. */
+#define TOL 1e-4
+
+typedef enum { K_SLICE, K_EMBEDDING, K_RNN } kind;
+
+typedef struct {
+    const char *what;
+    kind k;
+    syn_rnn_mode mode;
+    int B, T, I, H;
+    bool bias, state;
+    int lengths[4]; /* all 0: none */
+} op_case;
+
+static const op_case cases[] = {
+    {"slice (B,T,I) axis 1", K_SLICE, 0, 3, 9, 5, 0, false, false, {0}},
+    {"embedding (3,9) of 11x5", K_EMBEDDING, 0, 3, 9, 11, 5, false, false, {0}},
+    {"rnn tanh", K_RNN, SYN_RNN_TANH, 3, 7, 5, 6, true, false, {0}},
+    {"rnn relu state0", K_RNN, SYN_RNN_RELU, 2, 6, 4, 5, true, true, {0}},
+    {"lstm", K_RNN, SYN_RNN_LSTM, 3, 7, 5, 6, true, false, {0}},
+    {"lstm state0 lengths", K_RNN, SYN_RNN_LSTM, 4, 6, 3, 5, true, true, {6, 2, 0, 4}},
+    {"lstm no bias, one step", K_RNN, SYN_RNN_LSTM, 1, 1, 3, 4, false, true, {0}},
+    {"lstm long (T 211)", K_RNN, SYN_RNN_LSTM, 2, 211, 3, 8, true, false, {0}},
+    {"lstm wide (B 64, H 256)", K_RNN, SYN_RNN_LSTM, 64, 5, 16, 256, true, true, {0}},
+    {"gru", K_RNN, SYN_RNN_GRU, 3, 7, 5, 6, true, false, {0}},
+    {"gru state0 lengths", K_RNN, SYN_RNN_GRU, 4, 6, 3, 5, true, true, {1, 6, 3, 5}},
+    {"gru long (T 203)", K_RNN, SYN_RNN_GRU, 2, 203, 3, 8, true, true, {0}},
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *y, *loss, *idx, *len;
+} rig;
+
+static syn_node *param(syn_graph *g, const char *name, syn_shape s, float lo, float hi) {
+    syn_init init = {SYN_INIT_UNIFORM, lo, hi, 0};
+    syn_node *p = syn_param(g, name, s, &init);
+    ck_assert_msg(p != NULL, "param %s: %s", name, syn_last_error());
+    return p;
+}
+
+static bool has_lengths(const op_case *c) {
+    for (int b = 0; b < c->B && b < 4; b++)
+        if (c->lengths[b]) return true;
+    return false;
+}
+
+static syn_node *build_op(rig *r, const op_case *c) {
+    syn_graph *g = r->g;
+    switch (c->k) {
+    case K_SLICE: return syn_slice(g, param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1), 1, 2, 5);
+    case K_EMBEDDING:
+        r->idx = syn_input(g, "idx", SYN_I32, syn_shape2(c->B, c->T));
+        return syn_embedding_op(g, r->idx, param(g, "w", syn_shape2(c->I, c->H), -1, 1));
+    case K_RNN: {
+        int64_t G = c->mode == SYN_RNN_LSTM ? 4 : c->mode == SYN_RNN_GRU ? 3 : 1, H = c->H;
+        int64_t S = c->mode == SYN_RNN_LSTM ? 2 * H : H;
+        float k = 1.0f / sqrtf((float)H);
+        syn_node *x = param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1);
+        syn_node *wi = param(g, "w_ih", syn_shape2(G * H, c->I), -k, k), *wh = param(g, "w_hh", syn_shape2(G * H, H), -k, k);
+        syn_node *bi = c->bias ? param(g, "b_ih", syn_shape1(G * H), -k, k) : NULL;
+        syn_node *bh = c->bias ? param(g, "b_hh", syn_shape1(G * H), -k, k) : NULL;
+        syn_node *s0 = c->state ? param(g, "s0", syn_shape2(c->B, S), -1, 1) : NULL;
+        r->len = has_lengths(c) ? syn_input(g, "len", SYN_I32, syn_shape1(c->B)) : NULL;
+        return syn_rnn_op(g, c->mode, x, wi, wh, bi, bh, s0, r->len);
+    }
+    }
+    return NULL;
+}
+
+static void rig_build(rig *r, const op_case *c, syn_device dev, uint64_t seed) {
+    memset(r, 0, sizeof *r);
+    TU_OK(syn_params_create(dev, seed, &r->p));
+    TU_OK(syn_graph_create(r->p, &r->g));
+    r->y = build_op(r, c);
+    ck_assert_msg(r->y != NULL, "%s: build failed: %s", c->what, syn_last_error());
+    TU_OK(syn_graph_keep(r->g, r->y));
+    int np = syn_params_count(r->p);
+    syn_node *operand[8];
+    for (int i = 0; i < np; i++) {
+        const char *name;
+        syn_tensor *t;
+        TU_OK(syn_params_get(r->p, i, &name, &t, NULL));
+        operand[i] = syn_param(r->g, name, syn_tensor_shape(t), NULL);
+    }
+    r->loss = syn_sum(r->g, syn_mul(r->g, r->y, param(r->g, "wgt", syn_node_shape(r->y), -1, 1)), SYN_ALL_AXES, false);
+    /* + sum(p * wgt_p): the op's backward must accumulate, not overwrite */
+    for (int i = 0; i < np; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "wgt%d", i);
+        syn_node *wp = param(r->g, name, syn_node_shape(operand[i]), -1, 1);
+        r->loss = syn_add(r->g, r->loss, syn_sum(r->g, syn_mul(r->g, operand[i], wp), SYN_ALL_AXES, false));
+    }
+    ck_assert_msg(r->loss != NULL, "%s: build failed: %s", c->what, syn_last_error());
+    TU_OK(syn_graph_compile(r->g, dev, NULL));
+    if (r->idx) {
+        int32_t *idx = malloc(sizeof(int32_t) * (size_t)(c->B * c->T));
+        for (int i = 0; i < c->B * c->T; i++) idx[i] = (int32_t)((i * 7 + 3) % c->I); /* repeats */
+        TU_OK(syn_graph_feed(r->g, r->idx, idx, syn_shape2(c->B, c->T)));
+        free(idx);
+    }
+    if (r->len) TU_OK(syn_graph_feed(r->g, r->len, c->lengths, syn_shape1(c->B)));
+}
+
+static void rig_free(rig *r) {
+    syn_graph_free(r->g);
+    syn_params_free(r->p);
+}
+
+static float *read_tensor(syn_tensor *t, int64_t *n) {
+    *n = syn_tensor_numel(t);
+    float *h = malloc((size_t)(*n > 0 ? *n : 1) * sizeof(float));
+    ck_assert_ptr_nonnull(h);
+    TU_OK(syn_tensor_read(t, h, (size_t)*n * sizeof(float)));
+    return h;
+}
+
+START_TEST(op_matches_cpu) {
+    const op_case *c = &cases[_i];
+    uint64_t seed = tu_seed() ^ ((uint64_t)_i * 0x9E3779B97F4A7C15ull);
+    rig cpu, gpu;
+    rig_build(&cpu, c, syn_cpu(), seed);
+    rig_build(&gpu, c, syn_cuda(0), seed);
+    char what[160];
+    rig *rs[2] = {&cpu, &gpu};
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_params_zero_grad(rs[k]->p));
+        TU_OK(syn_graph_forward(rs[k]->g));
+        TU_OK(syn_graph_backward(rs[k]->g, rs[k]->loss));
+    }
+    syn_shape ys = syn_graph_shape(cpu.g, cpu.y);
+    int64_t n = syn_shape_numel(&ys);
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    TU_OK(syn_graph_read(gpu.g, gpu.y, a, (size_t)n * sizeof *a));
+    TU_OK(syn_graph_read(cpu.g, cpu.y, b, (size_t)n * sizeof *b));
+    snprintf(what, sizeof what, "%s: forward", c->what);
+    TU_REL_CLOSE(what, a, b, n, TOL);
+    free(a);
+    free(b);
+    for (int i = 0; i < syn_params_count(cpu.p); i++) {
+        const char *name;
+        syn_tensor *gc, *gg;
+        TU_OK(syn_params_get(cpu.p, i, &name, NULL, &gc));
+        TU_OK(syn_params_get(gpu.p, i, NULL, NULL, &gg));
+        int64_t n1, n2;
+        float *x = read_tensor(gg, &n1), *y = read_tensor(gc, &n2);
+        ck_assert_int_eq(n1, n2);
+        snprintf(what, sizeof what, "%s: gradient of %s", c->what, name);
+        TU_REL_CLOSE(what, x, y, n1, TOL);
+        free(x);
+        free(y);
+    }
+    rig_free(&gpu);
+    rig_free(&cpu);
+}
+END_TEST
+
+/* The bad index and the bad length are errors on the GPU too, naming them. */
+START_TEST(bad_index_and_length) {
+    const op_case *c = &cases[1];
+    rig r;
+    rig_build(&r, c, syn_cuda(0), 1);
+    int32_t idx[27] = {0};
+    idx[13] = c->I;
+    TU_OK(syn_graph_feed(r.g, r.idx, idx, syn_shape2(c->B, c->T)));
+    ck_assert_int_eq(syn_graph_forward(r.g), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "index 11 at position 13"), "%s", syn_last_error());
+    rig_free(&r);
+    c = &cases[5];
+    rig_build(&r, c, syn_cuda(0), 1);
+    int32_t len[4] = {1, 2, 7, 0};
+    TU_OK(syn_graph_feed(r.g, r.len, len, syn_shape1(4)));
+    ck_assert_int_eq(syn_graph_forward(r.g), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "length 7 of sample 2"), "%s", syn_last_error());
+    rig_free(&r);
+}
+END_TEST
+
+/* A 2-layer character LSTM (embedding, LSTM, linear, cross-entropy), three
+ * Adam steps on both devices: losses and final weights agree. */
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_optim *o;
+    syn_node *tok, *lab, *loss;
+} charlm;
+
+static void charlm_build(charlm *m, syn_device dev) {
+    enum { B = 8, T = 24, V = 40 };
+    TU_OK(syn_params_create(dev, 42, &m->p));
+    TU_OK(syn_graph_create(m->p, &m->g));
+    m->tok = syn_input(m->g, "tok", SYN_I32, syn_shape2(B, T));
+    m->lab = syn_input(m->g, "lab", SYN_I32, syn_shape1(B * T));
+    syn_rnn_config cfg = {SYN_RNN_LSTM, 32, 2, 0.0f, false};
+    syn_node *h = syn_rnn(m->g, syn_embedding(m->g, m->tok, V, 16, "emb"), &cfg, NULL, NULL, "lstm", NULL);
+    syn_node *logits = syn_linear(m->g, syn_reshape(m->g, h, syn_shape2(-1, 32)), V, "out", NULL);
+    m->loss = syn_cross_entropy(m->g, logits, m->lab);
+    TU_OK(syn_graph_compile(m->g, dev, NULL));
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+    oc.lr = 0.01f;
+    TU_OK(syn_optim_create(m->p, &oc, &m->o));
+    int32_t tok[B * T], lab[B * T];
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int32_t)((i * 13 + 5) % V);
+        lab[i] = (int32_t)((i * 13 + 18) % V);
+    }
+    TU_OK(syn_graph_feed(m->g, m->tok, tok, syn_shape2(B, T)));
+    TU_OK(syn_graph_feed(m->g, m->lab, lab, syn_shape1(B * T)));
+}
+
+START_TEST(charlm_adam_steps_match) {
+    charlm m[2];
+    charlm_build(&m[0], syn_cpu());
+    charlm_build(&m[1], syn_cuda(0));
+    for (int step = 0; step < 3; step++) {
+        float l[2];
+        for (int k = 0; k < 2; k++) {
+            TU_OK(syn_params_zero_grad(m[k].p));
+            TU_OK(syn_graph_forward(m[k].g));
+            TU_OK(syn_graph_backward(m[k].g, m[k].loss));
+            TU_OK(syn_optim_step(m[k].o));
+            TU_OK(syn_graph_read_scalar(m[k].g, m[k].loss, &l[k]));
+        }
+        ck_assert_msg(fabsf(l[0] - l[1]) <= 1e-4f * fabsf(l[0]), "step %d: loss cpu %.7g cuda %.7g", step, l[0], l[1]);
+    }
+    for (int i = 0; i < syn_params_count(m[0].p); i++) {
+        const char *name;
+        syn_tensor *a, *b;
+        TU_OK(syn_params_get(m[0].p, i, &name, &a, NULL));
+        TU_OK(syn_params_get(m[1].p, i, NULL, &b, NULL));
+        int64_t n1, n2;
+        float *x = read_tensor(b, &n1), *y = read_tensor(a, &n2);
+        TU_REL_CLOSE(name, x, y, n1, 1e-4);
+        free(x);
+        free(y);
+    }
+    for (int k = 0; k < 2; k++) {
+        syn_optim_free(m[k].o);
+        syn_graph_free(m[k].g);
+        syn_params_free(m[k].p);
+    }
+}
+END_TEST
+
+int main(void) {
+    if (!syn_backend_built(SYN_DEVICE_CUDA) || syn_device_count(SYN_DEVICE_CUDA) == 0) {
+        printf("no CUDA device: %d tests skipped\n", N_CASES + 2);
+        return EXIT_SUCCESS;
+    }
+    Suite *s = suite_create("cuda_rnn");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, op_matches_cpu, 0, N_CASES);
+    tcase_add_test(tc, bad_index_and_length);
+    tcase_add_test(tc, charlm_adam_steps_match);
+    suite_add_tcase(s, tc);
+    return tu_run_nofork(s);
+}
