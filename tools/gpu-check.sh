@@ -30,8 +30,10 @@ if [ "${1:-}" = "--prepare" ]; then
     cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$B" -j "$(nproc)"
     "$B/synapse" info | grep -q 'backends:.*cuda' || { echo "gpu-check: $B has no CUDA backend" >&2; exit 1; }
-    mkdir -p carry/fashion-mnist
+    mkdir -p carry/fashion-mnist carry/lib
     cp -u /usr/share/datasets/fashion-mnist/*-ubyte* carry/fashion-mnist/
+    # shared libraries the GPU machine may lack (their Debian archives are not PIC)
+    for l in libjansson.so.4 libpng16.so.16; do cp -uL "/usr/lib/$(gcc -print-multiarch)/$l" carry/lib/; done
     # only the executables (Check, Synapse and its kernels linked in) are needed
     # there: drop objects, archives and CMake's scratch to keep the carry small
     find "$B" -name '*.o' -delete
@@ -52,6 +54,9 @@ LIBS=""
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
     [ -d "$d" ] && LIBS="$LIBS${LIBS:+:}$d"
 done
+# carry/lib: libjansson and libpng from the development machine, last, so the
+# machine's own copies win where it has them
+[ -d carry/lib ] && LIBS="$LIBS${LIBS:+:}$ROOT/carry/lib"
 SYNENV=(env "LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "SYN_SOURCE_DIR=$ROOT")
 run_syn() { "${SYNENV[@]}" "$@"; }
 
@@ -164,6 +169,7 @@ sanitize() { # name, log, timeout, extra env, test binary, tool options...
 }
 sanitize "memcheck test_cuda" memcheck.log 240 SYN_CUDA_NO_CACHE=1 test_cuda --tool memcheck
 sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_cnn --tool memcheck
+sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_rnn --tool memcheck
 sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
 
 # ---- benchmarks -------------------------------------------------------------------------------
