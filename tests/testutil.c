@@ -1,5 +1,7 @@
 #include "testutil.h"
 #include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -85,4 +87,31 @@ double tu_rel_err(const float *got, const float *want, int64_t n) {
     }
     if (diff == 0) return 0;
     return sqrt(diff) / sqrt(mag > 1e-60 ? mag : 1e-60);
+}
+
+const char *tu_cli_path(char *buf, size_t size, const char *who) {
+    const char *dir = getenv("SYN_BINARY_DIR");
+    snprintf(buf, size, "%s/synapse", dir ? dir : ".");
+    if (access(buf, X_OK) == 0) return buf;
+    fprintf(stderr, "%s: SKIPPED CLI checks: no executable %s (run from the build dir or set SYN_BINARY_DIR)\n", who, buf);
+    return NULL;
+}
+
+int tu_run_cmd(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 4096, len = 0, k;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += k;
+        if (cap - len < 2) {
+            buf = realloc(buf, cap *= 2);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -48,6 +48,13 @@ int tu_run(Suite *s);
  * but not the process. */
 int tu_run_nofork(Suite *s);
 
+/* The synapse binary next to the test (ctest runs in the build dir; else
+ * $SYN_BINARY_DIR), or NULL with a visible SKIPPED line naming `who`. */
+const char *tu_cli_path(char *buf, size_t size, const char *who);
+/* Runs a shell command; its stdout (and stderr if the command merges it) in
+ * *out (malloc'd, NUL-terminated); returns the exit status (-1: killed). */
+int tu_run_cmd(const char *cmd, char **out);
+
 /* A path under the source tree ($SYN_SOURCE_DIR, else "."). */
 const char *tu_source_path(const char *rel, char *buf, size_t size);
 

@@ -69,7 +69,7 @@ void json_num(const char *key, double v, const char *fmt) {
 }
 
 /* Copies s into buf without the characters JSON would need escaped. */
-void json_string(char *buf, size_t size, const char *s) {
+void json_clean_string(char *buf, size_t size, const char *s) {
     size_t n = 0;
     for (; *s && n + 1 < size; s++)
         if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) buf[n++] = *s;

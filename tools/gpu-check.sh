@@ -142,6 +142,33 @@ except Exception as e:
     record "train fashion-mnist" "$status" "$fig (need >= $MIN_ACC)" $(($(now) - t0))
 fi
 
+# ---- the char-LSTM (ANCHORS.md's set-up) on the GPU, and PyTorch's twin ---------------------
+# CHARLM_STEPS=0 skips both; the target is <= 2.30 validation bits per byte.
+CHARLM_STEPS=${CHARLM_STEPS:-3000}
+json_field() { python3 -c 'import json,sys
+try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
+except Exception: print("none")' "$1" "$2"; }
+if [ "$CHARLM_STEPS" -gt 0 ]; then
+    t0=$(now)
+    run_syn timeout 300 "$B/synapse" charlm --device cuda --steps "$CHARLM_STEPS" --eval-every 500 --sample 300 \
+        >"$LOG/charlm.json" 2>"$LOG/charlm.log"
+    rc=$?
+    bpb=$(json_field "$LOG/charlm.json" val_bpb) secs=$(json_field "$LOG/charlm.json" seconds)
+    ok=$(python3 -c "import sys; print(1 if sys.argv[1] not in ('None','none') and float(sys.argv[1]) <= 2.30 else 0)" "$bpb")
+    if [ $rc -eq 0 ] && [ "$ok" = 1 ]; then record "charlm cuda" PASS "val $bpb bits/byte, $secs s" $(($(now) - t0))
+    else record "charlm cuda" FAIL "exit $rc, val $bpb bits/byte (need <= 2.30; see charlm.log)" $(($(now) - t0)); fi
+    if env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+        t0=$(now)
+        env -u LD_LIBRARY_PATH timeout 300 python3 benchmarks/pytorch/charlm.py --device cuda --steps "$CHARLM_STEPS" \
+            >"$LOG/charlm_torch.json" 2>"$LOG/charlm_torch.log"
+        rc=$?
+        st=PASS; [ $rc -ne 0 ] && st=FAIL
+        record "charlm pytorch cuda" $st "val $(json_field "$LOG/charlm_torch.json" val_bpb) bits/byte, $(json_field "$LOG/charlm_torch.json" seconds) s" $(($(now) - t0))
+    else
+        record "charlm pytorch cuda" SKIP "PyTorch with CUDA not importable" 0
+    fi
+fi
+
 # ---- compute-sanitizer over test_cuda -----------------------------------------------------------
 # memcheck runs the whole suite with the caching allocator off
 # (SYN_CUDA_NO_CACHE=1), so every allocation has its true bounds;

@@ -11,8 +11,7 @@
 #include <string.h>
 #include "synapse/synapse.h"
 #include "cli.h"
-
-#define MAX_HIDDEN 16
+#include "train_cli.h"
 
 static const char usage_text[] =
     "usage: synapse <command> [options]\n"
@@ -22,8 +21,13 @@ static const char usage_text[] =
     "  train [options]      train an MLP (see synapse train --help)\n"
     "  train MODEL.cfg [options]\n"
     "                       train the network a model file describes (models/*.cfg)\n"
+    "  eval MODEL CKPT [options]\n"
+    "                       test-set loss and accuracy of a checkpoint (MODEL: a model file or mlp)\n"
     "  summary MODEL.cfg [--input C,H,W] [--batch N]\n"
     "                       a model file's layers, output shapes, parameters and FLOPs\n"
+    "  charlm [options]     train a character-level language model (see synapse charlm --help)\n"
+    "  complete MODEL PROMPT [-n N] [--temperature T] [--top-k K]\n"
+    "                       continue a prompt with a saved character model\n"
     "  --version            print the version\n"
     "  --help               this text\n";
 
@@ -61,6 +65,10 @@ static const char train_usage_text[] =
     "                           the rate by 0.1 every third of the epochs\n"
     "  --warmup N               linear warm-up over N steps\n"
     "  --device D               cpu|cuda|cuda:N (default cpu)\n"
+    "  --save CKPT              write a checkpoint (weights, optimizer state, progress)\n"
+    "                           after every epoch, atomically\n"
+    "  --resume CKPT            continue the run CKPT holds (same model, data and\n"
+    "                           optimizer flags; --epochs counts the total)\n"
     "  --quiet                  no header, no progress\n"
     "  --help                   this text\n"
     "\n"
@@ -89,27 +97,6 @@ static int cmd_info(void) {
 
 /* ---- train: options ---------------------------------------------------------- */
 
-typedef struct {
-    const char *data, *data_dir, *csv, *label, *loss, *device;
-    const char *model; /* a model file, or NULL for the MLP */
-    bool mlp_flags;    /* --hidden, --activation or --dropout given */
-    bool regression, quiet;
-    float test_fraction;
-    int64_t hidden[MAX_HIDDEN];
-    int n_hidden;
-    syn_activation act;
-    float dropout;
-    syn_optim_kind optim;
-    float lr, momentum, weight_decay; /* < 0: the optimizer's default */
-    int epochs;
-    int64_t batch;
-    uint64_t seed;
-    float min_error, clip;
-    int patience;
-    syn_sched_kind schedule;
-    int64_t warmup;
-} train_opts;
-
 static bool parse_hidden(const char *s, train_opts *o) {
     char *end;
     o->n_hidden = 0;
@@ -128,7 +115,8 @@ static bool parse_hidden(const char *s, train_opts *o) {
 enum {
     OPT_DATA = 256, OPT_DATA_DIR, OPT_CSV, OPT_LABEL, OPT_REGRESSION, OPT_TEST_FRACTION, OPT_HIDDEN,
     OPT_ACTIVATION, OPT_DROPOUT, OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_EPOCHS,
-    OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE
+    OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE,
+    OPT_SAVE, OPT_RESUME
 };
 
 static const struct option train_longopts[] = {
@@ -143,12 +131,28 @@ static const struct option train_longopts[] = {
     {"min-error", required_argument, 0, OPT_MIN_ERROR}, {"patience", required_argument, 0, OPT_PATIENCE},
     {"clip", required_argument, 0, OPT_CLIP},           {"schedule", required_argument, 0, OPT_SCHEDULE},
     {"warmup", required_argument, 0, OPT_WARMUP},       {"loss", required_argument, 0, OPT_LOSS},
-    {"device", required_argument, 0, OPT_DEVICE},       {"quiet", no_argument, 0, 'q'},
+    {"device", required_argument, 0, OPT_DEVICE},       {"save", required_argument, 0, OPT_SAVE},
+    {"resume", required_argument, 0, OPT_RESUME},       {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},                      {0, 0, 0, 0}};
 
-/* Fills o from argv; returns -1 to go on, else an exit code (0 after --help). */
-static int parse_train(int argc, char **argv, train_opts *o) {
-    const char *U = train_usage_text;
+/* Options that only train takes (eval rejects them). */
+static bool train_only(int c) {
+    switch (c) {
+    case OPT_OPTIMIZER: case OPT_LR: case OPT_MOMENTUM: case OPT_WEIGHT_DECAY: case OPT_EPOCHS: case OPT_MIN_ERROR:
+    case OPT_PATIENCE: case OPT_CLIP: case OPT_SCHEDULE: case OPT_WARMUP: case OPT_SAVE: case OPT_RESUME: return true;
+    default: return false;
+    }
+}
+
+static const char *opt_name(int c) {
+    for (const struct option *q = train_longopts; q->name; q++)
+        if (q->val == c) return q->name;
+    return "?";
+}
+
+int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
+    const bool eval = eval_usage != NULL;
+    const char *U = eval ? eval_usage : train_usage_text;
     memset(o, 0, sizeof *o);
     o->data = "fashion-mnist";
     o->data_dir = SYN_FASHION_MNIST_DIR;
@@ -170,6 +174,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
     int64_t v;
     while ((c = getopt_long(argc, argv, ":qh", train_longopts, NULL)) != -1) {
         const char *a = optarg;
+        if (eval && train_only(c)) return usage_error(U, "--%s is a train option, not an eval one", opt_name(c));
         switch (c) {
         case 'h': fputs(U, stdout); return 0;
         case 'q': o->quiet = true; break;
@@ -243,11 +248,20 @@ static int parse_train(int argc, char **argv, train_opts *o) {
             o->loss = a;
             break;
         case OPT_DEVICE: o->device = a; break;
+        case OPT_SAVE: o->save = a; break;
+        case OPT_RESUME: o->resume = a; break;
         case ':': return usage_error(U, "option %s needs a value", argv[optind - 1]);
         default: return usage_error(U, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) o->model = argv[optind++];
+    if (eval) {
+        if (argc - optind != 2) return usage_error(U, "%s", "eval wants MODEL (a model file or mlp) and CKPT");
+        o->model = strcmp(argv[optind], "mlp") == 0 ? NULL : argv[optind];
+        o->resume = argv[optind + 1];
+        optind += 2;
+    } else if (optind < argc) {
+        o->model = argv[optind++];
+    }
     if (optind < argc) return usage_error(U, "unexpected argument '%s'", argv[optind]);
     if (o->model && o->mlp_flags)
         return usage_error(U, "--hidden, --activation and --dropout shape the MLP; %s defines its own layers", o->model);
@@ -265,10 +279,9 @@ static int parse_train(int argc, char **argv, train_opts *o) {
     return -1;
 }
 
-/* ---- train: the run ----------------------------------------------------------- */
+/* ---- train: data and network ----------------------------------------------------- */
 
-/* Loads and standardises the train and test sets. */
-static syn_status load_data(const train_opts *o, syn_dataset **train, syn_dataset **test) {
+syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test) {
     syn_status s;
     *train = *test = NULL;
     if (o->csv) {
@@ -315,124 +328,217 @@ static int model_input(syn_model_desc *md, const syn_dataset *ds, int64_t batch,
     return -1;
 }
 
+int train_net_load(const train_opts *o, train_net *n) {
+    memset(n, 0, sizeof *n);
+    if (!o->model) return -1;
+    syn_status s = syn_model_desc_load(o->model, &n->md);
+    if (s != SYN_OK) return runtime_error(s);
+    /* The file's text is what a checkpoint records (the parse succeeded, so it
+     * is readable). */
+    FILE *f = fopen(o->model, "rb");
+    size_t k = f ? fread(n->desc, 1, sizeof n->desc - 1, f) : 0;
+    n->desc[k] = '\0';
+    if (f) fclose(f);
+    return -1;
+}
+
+void train_net_free(train_net *n) {
+    syn_model_desc_free(n->md);
+    syn_graph_free(n->graph);
+    syn_params_free(n->params);
+    memset(n, 0, sizeof *n);
+}
+
+int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, bool inference, train_net *n) {
+    int rc;
+    /* x: (batch, dim) -> mlp -> (batch, out), or (batch, C, H, W) -> model
+     * file -> (batch, out); y: labels (batch) or targets (batch, t) */
+    const bool classify = n->classify = !o->regression;
+    const int64_t out = classify ? train->num_classes : train->target_dim;
+    syn_model *m = &n->m;
+    n->xs = syn_shape2(o->batch, train->dim);
+    if (n->md && (rc = model_input(n->md, train, o->batch, &n->xs)) >= 0) return rc;
+    syn_status s = syn_params_create(dev, o->seed, &n->params);
+    if (s == SYN_OK) s = syn_graph_create(n->params, &n->graph);
+    if (s != SYN_OK) return runtime_error(s);
+    syn_graph *g = n->graph;
+    m->graph = g;
+    /* Inputs first: they are written before the forward pass runs. */
+    m->x = syn_input(g, "x", SYN_F32, n->xs);
+    m->y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o->batch)) : syn_input(g, "y", SYN_F32, syn_shape2(o->batch, out));
+    m->logits = n->md ? syn_model_build(g, n->md, m->x)
+                      : syn_mlp(g, m->x, o->hidden, o->n_hidden, out, o->act, o->dropout);
+    if (n->md && m->logits) {
+        syn_shape ls = syn_node_shape(m->logits);
+        if (ls.ndim != 2 || ls.dim[1] != out) {
+            char a[64];
+            syn_shape per = ls;
+            per.dim[0] = 1;
+            fprintf(stderr, "synapse: error: %s gives %s per sample; the data set needs (1,%lld) (%s)\n", o->model,
+                    syn_shape_str(&per, a, sizeof a), (long long)out, classify ? "its classes" : "its targets");
+            return 1;
+        }
+    }
+    if (classify) {
+        m->loss = syn_cross_entropy(g, m->logits, m->y);
+    } else {
+        m->loss = strcmp(o->loss, "sse") == 0 ? syn_sse_loss(g, m->logits, m->y) : syn_mse_loss(g, m->logits, m->y);
+        m->logits = NULL; /* no accuracy for regression */
+    }
+    s = syn_graph_status(g);
+    if (s == SYN_OK && classify) s = syn_graph_keep(g, m->logits);
+    syn_compile_opts co = {inference};
+    if (s == SYN_OK) s = syn_graph_compile(g, dev, &co);
+    if (s != SYN_OK) return runtime_error(s);
+
+    int len = snprintf(n->name, sizeof n->name, "mlp %lld", (long long)train->dim);
+    for (int i = 0; i < o->n_hidden && len < (int)sizeof n->name; i++)
+        len += snprintf(n->name + len, sizeof n->name - (size_t)len, "-%lld", (long long)o->hidden[i]);
+    if (len < (int)sizeof n->name) snprintf(n->name + len, sizeof n->name - (size_t)len, "-%lld", (long long)out);
+    if (n->md) json_clean_string(n->name, sizeof n->name, syn_model_desc_name(n->md));
+    else
+        snprintf(n->desc, sizeof n->desc, "%s %s dropout %g loss %s", n->name, syn_activation_name(o->act),
+                 (double)o->dropout, o->loss);
+    return -1;
+}
+
+/* ---- train: the run ----------------------------------------------------------- */
+
+/* --save: a checkpoint after every epoch (syn_fit's on_epoch). */
+typedef struct {
+    const char *path;
+    const syn_params *params;
+    const syn_optim *opt;
+    const char *desc;
+    uint64_t seed;
+} save_ctx;
+
+static syn_status save_epoch(void *user, const syn_fit_state *st) {
+    const save_ctx *c = user;
+    syn_checkpoint_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.model, sizeof info.model, "%s", c->desc);
+    info.epoch = st->epoch;
+    info.step = st->step;
+    info.seed = c->seed;
+    info.rng_counter = st->rng_counter;
+    info.best_loss = st->best_loss;
+    info.stale_epochs = st->stale;
+    return syn_checkpoint_save(c->path, c->params, c->opt, &info);
+}
+
+/* --resume: weights, optimizer state and the loop's state from a checkpoint
+ * written by --save with the same model, data and optimizer flags. */
+static int resume_from(const train_opts *o, train_net *n, syn_optim *opt, syn_fit_state *rs) {
+    syn_checkpoint_info info;
+    syn_status s = syn_checkpoint_load(o->resume, n->params, opt, &info);
+    if (s != SYN_OK) return runtime_error(s);
+    if (strcmp(info.model, n->desc) != 0) {
+        fprintf(stderr, "synapse: error: %s was written for another model (%.200s) than this one (%.200s)\n",
+                o->resume, info.model, n->desc);
+        return 1;
+    }
+    if (info.seed != o->seed) {
+        fprintf(stderr, "synapse: error: %s was written with --seed %llu, this run has --seed %llu\n", o->resume,
+                (unsigned long long)info.seed, (unsigned long long)o->seed);
+        return 1;
+    }
+    if (info.epoch >= o->epochs) {
+        fprintf(stderr, "synapse: error: %s has %lld epochs done already; --epochs %d counts them too\n", o->resume,
+                (long long)info.epoch, o->epochs);
+        return 1;
+    }
+    memset(rs, 0, sizeof *rs);
+    rs->epoch = (int)info.epoch;
+    rs->step = info.step;
+    rs->rng_counter = info.rng_counter;
+    rs->best_loss = info.best_loss;
+    rs->stale = (int)info.stale_epochs;
+    return -1;
+}
+
 static int cmd_train(int argc, char **argv) {
     train_opts o;
-    int rc = parse_train(argc, argv, &o);
+    int rc = train_parse(argc, argv, &o, NULL);
     if (rc >= 0) return rc;
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
 
     syn_dataset *train = NULL, *test = NULL;
-    syn_params *params = NULL;
-    syn_graph *g = NULL;
     syn_optim *opt = NULL;
-    syn_model_desc *md = NULL;
-    syn_status s = o.model ? syn_model_desc_load(o.model, &md) : SYN_OK;
-    if (s != SYN_OK) return runtime_error(s);
-    s = load_data(&o, &train, &test);
+    train_net net;
+    if ((rc = train_net_load(&o, &net)) >= 0) return rc;
+    syn_status s = train_load_data(&o, &train, &test);
     if (s != SYN_OK) {
-        syn_model_desc_free(md);
+        train_net_free(&net);
         return runtime_error(s);
     }
-
-    /* x: (batch, dim) -> mlp -> (batch, out), or (batch, C, H, W) -> model
-     * file -> (batch, out); y: labels (batch) or targets (batch, t) */
-    const bool classify = !o.regression;
-    const int64_t out = classify ? train->num_classes : train->target_dim;
-    syn_model m = {0};
-    syn_shape xs = syn_shape2(o.batch, train->dim);
-    if (md && (rc = model_input(md, train, o.batch, &xs)) >= 0) goto done;
-    s = syn_params_create(dev, o.seed, &params);
-    if (s == SYN_OK) s = syn_graph_create(params, &g);
-    if (s == SYN_OK) {
-        m.graph = g;
-        /* Inputs first: they are written before the forward pass runs. */
-        m.x = syn_input(g, "x", SYN_F32, xs);
-        m.y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o.batch))
-                       : syn_input(g, "y", SYN_F32, syn_shape2(o.batch, out));
-        m.logits = md ? syn_model_build(g, md, m.x) : syn_mlp(g, m.x, o.hidden, o.n_hidden, out, o.act, o.dropout);
-        if (md && m.logits) {
-            syn_shape ls = syn_node_shape(m.logits);
-            if (ls.ndim != 2 || ls.dim[1] != out) {
-                char a[64];
-                syn_shape per = ls;
-                per.dim[0] = 1;
-                fprintf(stderr, "synapse: error: %s gives %s per sample; the data set needs (1,%lld) (%s)\n", o.model,
-                        syn_shape_str(&per, a, sizeof a), (long long)out, classify ? "its classes" : "its targets");
-                rc = 1;
-            }
-        }
-        if (classify) {
-            m.loss = syn_cross_entropy(g, m.logits, m.y);
-        } else {
-            m.loss = strcmp(o.loss, "sse") == 0 ? syn_sse_loss(g, m.logits, m.y) : syn_mse_loss(g, m.logits, m.y);
-            m.logits = NULL; /* no accuracy for regression */
-        }
-        s = syn_graph_status(g);
-    }
-    if (rc >= 0) goto done; /* reported above */
-    if (s == SYN_OK && classify) s = syn_graph_keep(g, m.logits);
-    if (s == SYN_OK) s = syn_graph_compile(g, dev, NULL);
+    if ((rc = train_net_build(&o, dev, train, false, &net)) >= 0) goto done;
     syn_optim_config oc = syn_optim_defaults(o.optim);
     if (o.lr > 0.0f) oc.lr = o.lr;
     if (o.momentum >= 0.0f) oc.momentum = o.momentum;
     if (o.weight_decay >= 0.0f) oc.weight_decay = o.weight_decay;
-    if (s == SYN_OK) s = syn_optim_create(params, &oc, &opt);
-
-    char model[160], devname[32];
-    int len = snprintf(model, sizeof model, "mlp %lld", (long long)train->dim);
-    for (int i = 0; i < o.n_hidden && len < (int)sizeof model; i++)
-        len += snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)o.hidden[i]);
-    if (len < (int)sizeof model) snprintf(model + len, sizeof model - (size_t)len, "-%lld", (long long)out);
-    if (md) json_string(model, sizeof model, syn_model_desc_name(md));
-    syn_device_str(dev, devname, sizeof devname);
-
-    syn_fit_result res;
-    if (s == SYN_OK) {
-        if (!o.quiet) {
-            char desc[256] = "";
-            if (syn_device_describe(dev, desc, sizeof desc) != SYN_OK) desc[0] = '\0';
-            char a[64];
-            syn_shape sample = xs; /* without the batch */
-            sample.ndim--;
-            for (int k = 0; k < sample.ndim; k++) sample.dim[k] = xs.dim[k + 1];
-            if (md)
-                fprintf(stderr, "synapse: %s (%s), %d layers, input %s, %lld parameters\n", model, o.model,
-                        syn_model_desc_layers(md), syn_shape_str(&sample, a, sizeof a),
-                        (long long)syn_params_numel(params));
-            else
-                fprintf(stderr, "synapse: %s (%s%s), %lld parameters\n", model, syn_activation_name(o.act),
-                        o.dropout > 0.0f ? ", dropout" : "", (long long)syn_params_numel(params));
-            fprintf(stderr, "synapse: device %s%s%s\n", devname, *desc ? ": " : "", desc);
-            fprintf(stderr, "synapse: %s lr %g, batch %lld, %d epochs, loss %s; %lld train / %lld test samples\n",
-                    syn_optim_kind_name(o.optim), (double)oc.lr, (long long)o.batch, o.epochs, o.loss,
-                    (long long)train->n, (long long)test->n);
-        }
-        syn_fit_config fc = {0};
-        fc.epochs = o.epochs;
-        fc.batch_size = o.batch;
-        fc.seed = o.seed;
-        fc.min_loss = o.min_error;
-        fc.patience = o.patience;
-        fc.clip_norm = o.clip;
-        fc.schedule.kind = o.schedule;
-        fc.schedule.warmup_steps = o.warmup;
-        if (o.schedule == SYN_SCHED_STEP) {
-            int64_t per_epoch = (train->n + o.batch - 1) / o.batch;
-            fc.schedule.step_size = per_epoch * ((o.epochs + 2) / 3);
-            fc.schedule.gamma = 0.1f;
-        }
-        fc.progress = o.quiet ? SYN_PROGRESS_OFF : SYN_PROGRESS_AUTO;
-        fc.out = stderr;
-        s = syn_fit(&m, opt, train, test, &fc, &res);
+    s = syn_optim_create(net.params, &oc, &opt);
+    if (s != SYN_OK) {
+        rc = runtime_error(s);
+        goto done;
     }
+    syn_fit_state rs;
+    if (o.resume && (rc = resume_from(&o, &net, opt, &rs)) >= 0) goto done;
+
+    char devname[32];
+    syn_device_str(dev, devname, sizeof devname);
+    if (!o.quiet) {
+        char desc[256] = "";
+        if (syn_device_describe(dev, desc, sizeof desc) != SYN_OK) desc[0] = '\0';
+        char a[64];
+        syn_shape sample = net.xs; /* without the batch */
+        sample.ndim--;
+        for (int k = 0; k < sample.ndim; k++) sample.dim[k] = net.xs.dim[k + 1];
+        if (net.md)
+            fprintf(stderr, "synapse: %s (%s), %d layers, input %s, %lld parameters\n", net.name, o.model,
+                    syn_model_desc_layers(net.md), syn_shape_str(&sample, a, sizeof a),
+                    (long long)syn_params_numel(net.params));
+        else
+            fprintf(stderr, "synapse: %s (%s%s), %lld parameters\n", net.name, syn_activation_name(o.act),
+                    o.dropout > 0.0f ? ", dropout" : "", (long long)syn_params_numel(net.params));
+        fprintf(stderr, "synapse: device %s%s%s\n", devname, *desc ? ": " : "", desc);
+        fprintf(stderr, "synapse: %s lr %g, batch %lld, %d epochs, loss %s; %lld train / %lld test samples\n",
+                syn_optim_kind_name(o.optim), (double)oc.lr, (long long)o.batch, o.epochs, o.loss,
+                (long long)train->n, (long long)test->n);
+        if (o.resume) fprintf(stderr, "synapse: resuming from %s after epoch %d\n", o.resume, rs.epoch);
+    }
+    syn_fit_config fc = {0};
+    fc.epochs = o.epochs;
+    fc.batch_size = o.batch;
+    fc.seed = o.seed;
+    fc.min_loss = o.min_error;
+    fc.patience = o.patience;
+    fc.clip_norm = o.clip;
+    fc.schedule.kind = o.schedule;
+    fc.schedule.warmup_steps = o.warmup;
+    if (o.schedule == SYN_SCHED_STEP) {
+        int64_t per_epoch = (train->n + o.batch - 1) / o.batch;
+        fc.schedule.step_size = per_epoch * ((o.epochs + 2) / 3);
+        fc.schedule.gamma = 0.1f;
+    }
+    fc.progress = o.quiet ? SYN_PROGRESS_OFF : SYN_PROGRESS_AUTO;
+    fc.out = stderr;
+    fc.resume = o.resume ? &rs : NULL;
+    save_ctx sc = {o.save, net.params, opt, net.desc, o.seed};
+    if (o.save) {
+        fc.on_epoch = save_epoch;
+        fc.user = &sc;
+    }
+    syn_fit_result res;
+    s = syn_fit(&net.m, opt, train, test, &fc, &res);
     if (s == SYN_OK) {
         if (!o.quiet && strcmp(res.stop_reason, "epochs") != 0)
             fprintf(stderr, "synapse: stopped after %d epochs (%s)\n", res.epochs_run, res.stop_reason);
-        printf("{\"model\":\"%s\",\"device\":\"%s\",\"epochs\":%d", model, devname, res.epochs_run);
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"epochs\":%d", net.name, devname, res.epochs_run);
         json_num("train_loss", res.train_loss, "%.6g");
         json_num("test_loss", res.test_loss, "%.6g");
-        if (classify) json_num("test_accuracy", res.test_accuracy, "%.4f");
+        if (net.classify) json_num("test_accuracy", res.test_accuracy, "%.4f");
         else fputs(",\"test_accuracy\":null", stdout);
         json_num("seconds", res.seconds, "%.2f");
         json_num("samples_per_s", res.samples_per_s, "%.0f");
@@ -441,10 +547,8 @@ static int cmd_train(int argc, char **argv) {
     }
     rc = s == SYN_OK ? 0 : runtime_error(s);
 done:
-    syn_model_desc_free(md);
     syn_optim_free(opt);
-    syn_graph_free(g);
-    syn_params_free(params);
+    train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(test);
     return rc;
@@ -516,7 +620,10 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"train", cmd_train},
+    {"eval", cmd_eval},
     {"summary", cmd_summary},
+    {"charlm", cmd_charlm},
+    {"complete", cmd_complete},
 };
 
 int main(int argc, char **argv) {

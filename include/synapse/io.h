@@ -34,8 +34,9 @@ typedef struct syn_safetensors syn_safetensors;
 SYN_API syn_status syn_safetensors_open(const char *path, syn_safetensors **out);
 SYN_API void syn_safetensors_close(syn_safetensors *f);
 SYN_API int syn_safetensors_count(const syn_safetensors *f);
-/* The i-th tensor in file order. data: borrowed, valid until close, aligned
- * for its dtype. */
+/* The i-th tensor in file order (by data offset; for a file written by
+ * syn_safetensors_write, the order of syn_safetensors_add). data: borrowed,
+ * valid until close, aligned for its dtype (a copy: the file is not mapped). */
 SYN_API syn_status syn_safetensors_get(const syn_safetensors *f, int i, const char **name, syn_dtype *dt,
                                        syn_shape *shape, const void **data, size_t *bytes);
 /* By name: SYN_ERR_ARG if absent. */
@@ -53,7 +54,10 @@ SYN_API void syn_safetensors_writer_free(syn_safetensors_writer *w);
 SYN_API syn_status syn_safetensors_add(syn_safetensors_writer *w, const char *name, syn_dtype dt,
                                        syn_shape shape, const void *data);
 SYN_API syn_status syn_safetensors_set_metadata(syn_safetensors_writer *w, const char *key, const char *value);
-/* Writes the file atomically. */
+/* Writes the file atomically: __metadata__ (if any key was set) first, then
+ * the tensors in the order they were added, their data back to back in that
+ * order; the header is padded with spaces to a multiple of 8 bytes, as the
+ * reference writer does. SYN_ERR_IO names the path and the system's error. */
 SYN_API syn_status syn_safetensors_write(const syn_safetensors_writer *w, const char *path);
 
 /* ---- parameter sets ------------------------------------------------------------ */
@@ -75,16 +79,28 @@ typedef struct {
     int64_t epoch;     /* epochs completed */
     int64_t step;      /* optimizer steps taken */
     uint64_t seed;     /* the run's seed (the RNG streams are functions of seed and counters) */
-    uint64_t rng_counter;
-    float best_loss;
+    uint64_t rng_counter; /* the training graph's dropout counter (syn_fit_state) */
+    float best_loss;      /* early stopping: the best watched loss so far (INFINITY: none) */
+    int64_t stale_epochs; /* early stopping: epochs since best_loss improved */
 } syn_checkpoint_info;
 
 /* Weights, optimizer state (may be NULL) and info in one safetensors file,
  * written atomically; the Synapse version goes in the metadata. */
 SYN_API syn_status syn_checkpoint_save(const char *path, const syn_params *p, const syn_optim *opt,
                                        const syn_checkpoint_info *info);
+/* Tensor names: the parameters' own, then "optim.<param>.<state>" with
+ * PyTorch's state names (exp_avg, exp_avg_sq, momentum_buffer, square_avg)
+ * and "optim.<param>.step" (i64 scalar); metadata: model, epoch, step, seed,
+ * rng_counter, best_loss, stale_epochs, synapse.version, optim.kind,
+ * optim.config (JSON text, for reading; the current lr) and optim.steps. */
+
 /* Restores what syn_checkpoint_save wrote into an identically built model and
- * optimizer (opt may be NULL); info may be NULL. */
+ * optimizer (opt may be NULL: its tensors are then skipped); info may be NULL
+ * (then a plain parameter file loads too). Every parameter must be in the
+ * file and every non-optimizer tensor a parameter; the optimizer must be of
+ * the saved kind. Everything is checked before anything changes
+ * (SYN_ERR_FORMAT naming the file and the fault); the optimizer's own config
+ * (lr ...) is kept, its state and step counts are replaced. */
 SYN_API syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt,
                                        syn_checkpoint_info *info);
 

@@ -13,5 +13,6 @@
 #include "synapse/train.h"
 #include "synapse/model.h"
 #include "synapse/io.h"
+#include "synapse/text.h"
 
 #endif

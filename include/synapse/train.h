@@ -24,8 +24,19 @@ typedef struct {
 
 typedef enum { SYN_PROGRESS_AUTO = 0, SYN_PROGRESS_BAR, SYN_PROGRESS_LINES, SYN_PROGRESS_OFF } syn_progress;
 
+/* The loop's state after an epoch: what a run needs to resume there. */
+typedef struct syn_fit_result syn_fit_result;
 typedef struct {
-    int epochs;
+    int epoch;                 /* epochs completed */
+    int64_t step;              /* optimizer steps taken (the schedule's clock) */
+    uint64_t rng_counter;      /* the graph's dropout counter */
+    float best_loss;           /* early stopping: the best watched loss (INFINITY: none yet) */
+    int stale;                 /* early stopping: epochs since best_loss improved */
+    const syn_fit_result *res; /* this epoch's losses; ignored when resuming */
+} syn_fit_state;
+
+typedef struct {
+    int epochs;                /* the run's total, resumed epochs included */
     int64_t batch_size;
     uint64_t seed;          /* shuffling and dropout */
     float min_loss;         /* stop when the epoch's train loss <= min_loss (0: off) */
@@ -34,9 +45,20 @@ typedef struct {
     syn_schedule schedule;  /* steps count optimizer steps */
     syn_progress progress;  /* AUTO: a bar on a terminal, plain lines otherwise */
     FILE *out;              /* NULL: stderr */
+    /* Resuming at an epoch boundary: the state on_epoch was given there (with
+     * the model's weights and the optimizer's state restored by the caller,
+     * e.g. syn_checkpoint_load). Epochs resume->epoch+1 .. epochs then run as
+     * if the run had never stopped: the shuffling of epoch e is a function of
+     * (seed, e) and dropout of (seed, rng_counter). NULL: a fresh run. */
+    const syn_fit_state *resume;
+    /* Called after every epoch (after evaluation and the stopping checks),
+     * e.g. to write a checkpoint; a status other than SYN_OK ends the fit
+     * with that status. NULL: none. */
+    syn_status (*on_epoch)(void *user, const syn_fit_state *st);
+    void *user;
 } syn_fit_config;
 
-typedef struct {
+struct syn_fit_result {
     int epochs_run;
     float train_loss;       /* mean over the last epoch */
     float train_accuracy;   /* -1 for regression */
@@ -45,10 +67,11 @@ typedef struct {
     double seconds;         /* training + evaluation */
     double samples_per_s;   /* training samples per second */
     const char *stop_reason; /* "epochs", "min_loss", "patience" */
-} syn_fit_result;
+};
 
 /* Trains `m` (compiled, with backward) on `train`; evaluates on `test` (may be
- * NULL) after each epoch in eval mode. */
+ * NULL) after each epoch in eval mode. res->epochs_run counts resumed epochs
+ * too; seconds and samples_per_s cover this call only. */
 SYN_API syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const syn_dataset *test,
                            const syn_fit_config *cfg, syn_fit_result *res);
 

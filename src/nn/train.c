@@ -244,6 +244,13 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     if (!(cfg->clip_norm >= 0.0f) || !(cfg->min_loss >= 0.0f) || cfg->patience < 0)
         return syn__error(SYN_ERR_ARG, "%s: clip_norm %g, min_loss %g and patience %d must not be negative", fn,
                           (double)cfg->clip_norm, (double)cfg->min_loss, cfg->patience);
+    const syn_fit_state *rs = cfg->resume;
+    if (rs && (rs->epoch < 0 || rs->step < 0 || rs->stale < 0))
+        return syn__error(SYN_ERR_ARG, "%s: resume state epoch %d, step %lld, stale %d must not be negative", fn,
+                          rs->epoch, (long long)rs->step, rs->stale);
+    if (rs && rs->epoch >= cfg->epochs)
+        return syn__error(SYN_ERR_ARG, "%s: the run to resume has done %d epochs already, and epochs is %d", fn,
+                          rs->epoch, cfg->epochs);
     SYN_TRY(check_data(m, &mi, train, "training", fn));
     if (test) SYN_TRY(check_data(m, &mi, test, "test", fn));
     syn_params *params = syn_graph_params(m->graph);
@@ -276,8 +283,22 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     syn_graph_set_seed(g, cfg->seed);
     double train_time = 0.0, best = INFINITY;
     int64_t step = 0, samples = 0;
-    int stale = 0;
-    for (int epoch = 1; epoch <= cfg->epochs && s == SYN_OK; epoch++) {
+    int stale = 0, first = 1;
+    if (rs) {
+        /* The loader's epoch e is shuffled by (seed, e): walk it past the
+         * epochs done (data.h has no seek) to reach the same orders. */
+        for (int e = 0; e < rs->epoch && s == SYN_OK; e++) {
+            syn_batch b;
+            do s = syn_loader_next(ld, &b);
+            while (s == SYN_OK && b.n > 0);
+        }
+        g->rng_counter = rs->rng_counter;
+        step = rs->step;
+        best = rs->best_loss;
+        stale = rs->stale;
+        first = rs->epoch + 1;
+    }
+    for (int epoch = first; epoch <= cfg->epochs && s == SYN_OK; epoch++) {
         const double t_epoch = now_s();
         double loss_sum = 0.0;
         int64_t seen = 0, correct = 0, batch_i = 0;
@@ -321,19 +342,24 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         epoch_line(&pg, epoch, res->train_loss, res->train_accuracy, test, res->test_loss, res->test_accuracy,
                    (double)seen / (t_trained - t_epoch), now_s() - t_epoch);
 
-        if (cfg->min_loss > 0.0f && res->train_loss <= cfg->min_loss) {
-            res->stop_reason = "min_loss";
-            break;
-        }
-        if (cfg->patience > 0) {
+        const char *stop = NULL;
+        if (cfg->min_loss > 0.0f && res->train_loss <= cfg->min_loss) stop = "min_loss";
+        if (!stop && cfg->patience > 0) {
             double watched = test ? res->test_loss : res->train_loss;
             if (watched < best) {
                 best = watched;
                 stale = 0;
             } else if (++stale >= cfg->patience) {
-                res->stop_reason = "patience";
-                break;
+                stop = "patience";
             }
+        }
+        if (cfg->on_epoch) {
+            syn_fit_state st = {epoch, step, g->rng_counter, (float)best, stale, res};
+            if ((s = cfg->on_epoch(cfg->user, &st)) != SYN_OK) break;
+        }
+        if (stop) {
+            res->stop_reason = stop;
+            break;
         }
     }
     if (pg.mode == SYN_PROGRESS_BAR && s != SYN_OK) fputc('\n', pg.out);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include "../backend.h"
+#include "optim_internal.h"
 
 /* One parameter's state, indexed like the set's items (parameters are only
  * ever appended). Each keeps its own step count, as torch.optim's state["step"]:
@@ -211,3 +212,97 @@ void syn_optim_set_lr(syn_optim *o, float lr) {
 
 float syn_optim_lr(const syn_optim *o) { return o ? o->cfg.lr : 0.0f; }
 int64_t syn_optim_steps(const syn_optim *o) { return o ? o->steps : 0; }
+
+/* ---- state access for checkpoints (optim_internal.h) ------------------------- */
+
+const char *syn__optim_state_name(const syn_optim_config *cfg, int which) {
+    switch (cfg->kind) {
+    case SYN_OPTIM_SGD: return which == 0 && cfg->momentum != 0.0f ? "momentum_buffer" : NULL;
+    case SYN_OPTIM_RMSPROP: return which == 0 ? "square_avg" : NULL;
+    case SYN_OPTIM_ADAM:
+    case SYN_OPTIM_ADAMW: return which == 0 ? "exp_avg" : which == 1 ? "exp_avg_sq" : NULL;
+    }
+    return NULL;
+}
+
+syn_params *syn__optim_params(const syn_optim *o) { return o->params; }
+const syn_optim_config *syn__optim_config(const syn_optim *o) { return &o->cfg; }
+
+int64_t syn__optim_param_step(const syn_optim *o, int i) {
+    return i >= 0 && i < o->n_slots ? o->slots[i].step : 0;
+}
+
+static float *slot_buf(const syn_optim *o, int i, int which) {
+    if (i < 0 || i >= o->n_slots) return NULL;
+    return which == 0 ? o->slots[i].s1 : which == 1 ? o->slots[i].s2 : NULL;
+}
+
+bool syn__optim_state_has(const syn_optim *o, int i, int which, int64_t *n) {
+    float *b = slot_buf(o, i, which);
+    if (b && n) *n = o->slots[i].n;
+    return b != NULL;
+}
+
+syn_status syn__optim_state_read(const syn_optim *o, int i, int which, float *host, int64_t n) {
+    float *b = slot_buf(o, i, which);
+    if (!b || o->slots[i].n != n)
+        return syn__error(SYN_ERR_ARG, "optimizer state: parameter %d has no buffer %d of %lld floats", i, which,
+                          (long long)n);
+    syn_backend *be = o->params->be;
+    return be->copy_d2h(be, host, b, (size_t)n * sizeof(float));
+}
+
+void syn__optim_reset(syn_optim *o) {
+    syn_backend *be = o->params->be;
+    for (int i = 0; i < o->n_slots; i++) {
+        if (o->slots[i].s1) be->free(be, o->slots[i].s1);
+        if (o->slots[i].s2) be->free(be, o->slots[i].s2);
+    }
+    free(o->slots);
+    o->slots = NULL;
+    o->n_slots = 0;
+    o->steps = 0;
+}
+
+/* Slots for every parameter of the set (zeroed, without buffers). */
+static syn_status grow_slots(syn_optim *o) {
+    int n = o->params->n;
+    if (n <= o->n_slots) return SYN_OK;
+    slot *sl = realloc(o->slots, (size_t)n * sizeof *sl);
+    if (!sl) return syn__error(SYN_ERR_OOM, "optimizer: cannot grow state to %d parameters", n);
+    memset(sl + o->n_slots, 0, (size_t)(n - o->n_slots) * sizeof *sl);
+    o->slots = sl;
+    o->n_slots = n;
+    return SYN_OK;
+}
+
+syn_status syn__optim_state_write(syn_optim *o, int i, int which, const float *host, int64_t n) {
+    syn_params *ps = o->params;
+    if (i < 0 || i >= ps->n || (which != 0 && which != 1))
+        return syn__error(SYN_ERR_ARG, "optimizer state: no parameter %d / buffer %d", i, which);
+    int64_t want = syn_tensor_numel(ps->items[i].value);
+    if (n != want)
+        return syn__error(SYN_ERR_SHAPE, "optimizer state: parameter '%s' has %lld elements, the state %lld",
+                          ps->items[i].name, (long long)want, (long long)n);
+    SYN_TRY(grow_slots(o));
+    slot *sl = &o->slots[i];
+    if ((sl->s1 || sl->s2) && sl->n != n)
+        return syn__error(SYN_ERR_SHAPE, "optimizer state: parameter '%s' has state of %lld elements, not %lld",
+                          ps->items[i].name, (long long)sl->n, (long long)n);
+    float **b = which == 0 ? &sl->s1 : &sl->s2;
+    syn_backend *be = ps->be;
+    if (!*b) SYN_TRY(state_buffer(be, n, b));
+    sl->n = n;
+    return be->copy_h2d(be, *b, host, (size_t)n * sizeof(float));
+}
+
+syn_status syn__optim_set_param_step(syn_optim *o, int i, int64_t step) {
+    if (i < 0 || i >= o->params->n || step < 0)
+        return syn__error(SYN_ERR_ARG, "optimizer state: parameter %d, step %lld", i, (long long)step);
+    SYN_TRY(grow_slots(o));
+    o->slots[i].step = step;
+    if (!o->slots[i].s1 && !o->slots[i].s2) o->slots[i].n = syn_tensor_numel(o->params->items[i].value);
+    return SYN_OK;
+}
+
+void syn__optim_set_steps(syn_optim *o, int64_t steps) { o->steps = steps; }

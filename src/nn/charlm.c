@@ -1,0 +1,499 @@
+/* Character-level language models (text.h): byte embedding, a stack of
+ * recurrent layers, a linear decoder; truncated BPTT over contiguous streams;
+ * bits per byte; autocomplete by greedy, temperature or top-k sampling; save
+ * and load as safetensors with the configuration in the metadata. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "../core/internal.h"
+#include "../core/rng.h"
+#include "../io/io_internal.h"
+
+#define VOCAB 256
+
+/* ---- corpora ---------------------------------------------------------------- */
+
+syn_status syn_text_load_file(const char *path, uint8_t **text, size_t *len) {
+    if (!path || !text || !len) return syn__error(SYN_ERR_ARG, "syn_text_load_file: NULL argument");
+    *text = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return syn__error(SYN_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = syn__malloc(cap, path);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            syn__error(SYN_ERR_OOM, "%s: cannot hold %zu bytes", path, cap * 2);
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = buf && ferror(f);
+    fclose(f);
+    if (!buf) return SYN_ERR_OOM;
+    if (bad) {
+        free(buf);
+        return syn__error(SYN_ERR_IO, "%s: read error", path);
+    }
+    *text = buf;
+    *len = n;
+    return SYN_OK;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A fortune text file: not an index (.dat), not a .u8 link, not art/ascii-art/off. */
+static bool fortune_file(const char *name) {
+    size_t n = strlen(name);
+    if (name[0] == '.') return false;
+    if ((n > 4 && strcmp(name + n - 4, ".dat") == 0) || (n > 3 && strcmp(name + n - 3, ".u8") == 0)) return false;
+    return strcmp(name, "art") != 0 && strcmp(name, "ascii-art") != 0 && strcmp(name, "off") != 0;
+}
+
+syn_status syn_text_load_fortunes(const char *dir, uint8_t **text, size_t *len) {
+    if (!text || !len) return syn__error(SYN_ERR_ARG, "syn_text_load_fortunes: NULL argument");
+    *text = NULL;
+    *len = 0;
+    if (!dir) dir = "/usr/share/games/fortunes";
+    DIR *d = opendir(dir);
+    if (!d) return syn__error(SYN_ERR_IO, "%s: %s (Debian package: fortunes)", dir, strerror(errno));
+    char **names = NULL;
+    int n = 0, cap = 0;
+    syn_status s = SYN_OK;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!fortune_file(e->d_name)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, (size_t)cap * sizeof *nn);
+            if (!nn) {
+                s = syn__error(SYN_ERR_OOM, "%s: file list", dir);
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            s = syn__error(SYN_ERR_OOM, "%s: file list", dir);
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (s == SYN_OK && n == 0) s = syn__error(SYN_ERR_IO, "%s: no fortune files", dir);
+    if (s == SYN_OK) qsort(names, (size_t)n, sizeof *names, by_name);
+    uint8_t *all = NULL;
+    size_t total = 0;
+    for (int i = 0; i < n && s == SYN_OK; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        uint8_t *part;
+        size_t plen;
+        s = syn_text_load_file(path, &part, &plen);
+        if (s != SYN_OK) break;
+        uint8_t *na = realloc(all, total + plen + 1);
+        if (!na) {
+            free(part);
+            s = syn__error(SYN_ERR_OOM, "%s: %zu bytes", dir, total + plen);
+            break;
+        }
+        all = na;
+        memcpy(all + total, part, plen);
+        total += plen;
+        free(part);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    if (s != SYN_OK) {
+        free(all);
+        return s;
+    }
+    *text = all;
+    *len = total;
+    return SYN_OK;
+}
+
+/* ---- the model -------------------------------------------------------------------- */
+
+/* One compiled graph: tokens (B, T) and the state in, logits, the final state
+ * and (with labels) the mean cross-entropy out. */
+typedef struct {
+    syn_graph *g;
+    syn_node *tok, *lab, *state, *state_out, *logits, *loss;
+    int64_t B, T;
+    bool train;
+} lm_graph;
+
+struct syn_charlm {
+    syn_charlm_config cfg;
+    syn_device dev;
+    syn_params *params;
+    lm_graph train, eval, gen;
+    int64_t S; /* state width per layer */
+};
+
+static const char *const cell_names[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+
+static void graph_free(lm_graph *l) {
+    syn_graph_free(l->g);
+    memset(l, 0, sizeof *l);
+}
+
+static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, bool train, bool with_loss) {
+    if (l->g && l->B == B && l->T == T) return SYN_OK;
+    graph_free(l);
+    SYN_TRY(syn_graph_create(m->params, &l->g));
+    syn_graph *g = l->g;
+    int L = m->cfg.layers;
+    l->tok = syn_input(g, "tokens", SYN_I32, syn_shape2(B, T));
+    l->state = syn_input(g, "state", SYN_F32, syn_shape3(B, L, m->S));
+    syn_rnn_config rc = {m->cfg.mode, m->cfg.hidden, L, m->cfg.dropout, false};
+    syn_node *e = syn_embedding(g, l->tok, VOCAB, m->cfg.embed, "embedding");
+    syn_node *h = syn_rnn(g, e, &rc, l->state, NULL, "rnn", &l->state_out);
+    l->logits = syn_linear(g, syn_reshape(g, h, syn_shape2(-1, m->cfg.hidden)), VOCAB, "decoder", NULL);
+    if (with_loss) {
+        l->lab = syn_input(g, "labels", SYN_I32, syn_shape1(B * T));
+        l->loss = syn_cross_entropy(g, l->logits, l->lab);
+    }
+    syn_status s = syn_graph_status(g);
+    if (s == SYN_OK) s = syn_graph_keep(g, l->logits);
+    if (s == SYN_OK) s = syn_graph_keep(g, l->state_out);
+    syn_compile_opts o = {!train};
+    if (s == SYN_OK) s = syn_graph_compile(g, m->dev, &o);
+    if (s != SYN_OK) {
+        graph_free(l);
+        return s;
+    }
+    syn_graph_set_training(g, train);
+    l->B = B;
+    l->T = T;
+    l->train = train;
+    return SYN_OK;
+}
+
+syn_status syn_charlm_create(const syn_charlm_config *cfg, syn_device dev, uint64_t seed, syn_charlm **out) {
+    if (!cfg || !out) return syn__error(SYN_ERR_ARG, "syn_charlm_create: NULL argument");
+    *out = NULL;
+    if ((unsigned)cfg->mode > SYN_RNN_GRU || cfg->embed < 1 || cfg->hidden < 1 || cfg->layers < 1 || cfg->layers > 64 ||
+        !(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return syn__error(SYN_ERR_ARG, "charlm: bad configuration (mode %d, embed %lld, hidden %lld, layers %d, dropout %g)",
+                          (int)cfg->mode, (long long)cfg->embed, (long long)cfg->hidden, cfg->layers, cfg->dropout);
+    syn_charlm *m = syn__calloc(1, sizeof *m, "syn_charlm_create");
+    if (!m) return SYN_ERR_OOM;
+    m->cfg = *cfg;
+    m->dev = dev;
+    m->S = cfg->mode == SYN_RNN_LSTM ? 2 * cfg->hidden : cfg->hidden;
+    syn_status s = syn_params_create(dev, seed, &m->params);
+    /* the generation graph creates every parameter, in a fixed order */
+    if (s == SYN_OK) s = graph_build(m, &m->gen, 1, 1, false, false);
+    if (s != SYN_OK) {
+        syn_charlm_free(m);
+        return s;
+    }
+    *out = m;
+    return SYN_OK;
+}
+
+void syn_charlm_free(syn_charlm *m) {
+    if (!m) return;
+    graph_free(&m->train);
+    graph_free(&m->eval);
+    graph_free(&m->gen);
+    syn_params_free(m->params);
+    free(m);
+}
+
+syn_params *syn_charlm_params(syn_charlm *m) { return m ? m->params : NULL; }
+syn_charlm_config syn_charlm_get_config(const syn_charlm *m) {
+    syn_charlm_config c = {0};
+    return m ? m->cfg : c;
+}
+
+/* ---- streams ---------------------------------------------------------------------- */
+
+/* Window k of B contiguous streams of length Ls: tokens and next-byte labels. */
+static void window(const uint8_t *text, int64_t Ls, int64_t B, int64_t T, int64_t k, int32_t *tok, int32_t *lab) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const uint8_t *p = text + b * Ls + k * T + t;
+            tok[b * T + t] = p[0];
+            lab[b * T + t] = p[1];
+        }
+}
+
+typedef struct {
+    int32_t *tok, *lab;
+    float *state;
+} host_bufs;
+
+static syn_status bufs_make(host_bufs *h, int64_t B, int64_t T, int64_t state_n) {
+    h->tok = malloc((size_t)(B * T) * sizeof *h->tok);
+    h->lab = malloc((size_t)(B * T) * sizeof *h->lab);
+    h->state = calloc((size_t)state_n, sizeof *h->state);
+    if (!h->tok || !h->lab || !h->state) {
+        free(h->tok), free(h->lab), free(h->state);
+        return syn__error(SYN_ERR_OOM, "charlm: batch buffers");
+    }
+    return SYN_OK;
+}
+
+static void bufs_free(host_bufs *h) { free(h->tok), free(h->lab), free(h->state); }
+
+/* One forward (and backward when training) of window k with the carried state. */
+static syn_status run_window(lm_graph *l, const host_bufs *h, float *loss) {
+    syn_status s = syn_graph_feed(l->g, l->tok, h->tok, syn_shape2(l->B, l->T));
+    if (s == SYN_OK) s = syn_graph_feed(l->g, l->lab, h->lab, syn_shape1(l->B * l->T));
+    if (s == SYN_OK) s = syn_graph_feed(l->g, l->state, h->state, syn_node_shape(l->state));
+    if (s == SYN_OK) s = syn_graph_forward(l->g);
+    if (s == SYN_OK && l->train) s = syn_graph_backward(l->g, l->loss);
+    if (s == SYN_OK) s = syn_graph_read_scalar(l->g, l->loss, loss);
+    if (s == SYN_OK) {
+        syn_shape ss = syn_node_shape(l->state);
+        s = syn_graph_read(l->g, l->state_out, h->state, (size_t)syn_shape_numel(&ss) * sizeof(float));
+    }
+    return s;
+}
+
+syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n, int64_t batch, int64_t seq,
+                                    double *bpb) {
+    if (!m || !text || !bpb || batch < 1 || seq < 1) return syn__error(SYN_ERR_ARG, "syn_charlm_bits_per_byte: bad argument");
+    int64_t Ls = n > 1 ? (int64_t)(n - 1) / batch : 0;
+    if (Ls < 1) return syn__error(SYN_ERR_ARG, "charlm: %zu bytes are too few for %lld streams", n, (long long)batch);
+    if (seq > Ls) seq = Ls;
+    int64_t W = Ls / seq;
+    SYN_TRY(graph_build(m, &m->eval, batch, seq, false, true));
+    host_bufs h;
+    SYN_TRY(bufs_make(&h, batch, seq, batch * m->cfg.layers * m->S));
+    double sum = 0;
+    syn_status s = SYN_OK;
+    for (int64_t k = 0; k < W && s == SYN_OK; k++) {
+        float l;
+        window(text, Ls, batch, seq, k, h.tok, h.lab);
+        s = run_window(&m->eval, &h, &l);
+        sum += l;
+    }
+    bufs_free(&h);
+    if (s == SYN_OK) *bpb = sum / (double)W / log(2.0);
+    return s;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train, const uint8_t *val, size_t n_val,
+                            const syn_charlm_train_config *cfg, syn_charlm_result *res) {
+    if (!m || !train || !cfg || !res) return syn__error(SYN_ERR_ARG, "syn_charlm_train: NULL argument");
+    memset(res, 0, sizeof *res);
+    res->val_bpb = -1;
+    int64_t B = cfg->batch, T = cfg->seq;
+    if (B < 1 || T < 1 || cfg->steps < 0 || !(cfg->lr > 0))
+        return syn__error(SYN_ERR_ARG, "charlm train: batch %lld, seq %lld, steps %lld, lr %g", (long long)B,
+                          (long long)T, (long long)cfg->steps, cfg->lr);
+    int64_t Ls = n_train > 1 ? (int64_t)(n_train - 1) / B : 0;
+    if (Ls < T)
+        return syn__error(SYN_ERR_ARG, "charlm train: %zu bytes are too few for %lld streams of %lld", n_train,
+                          (long long)B, (long long)T);
+    int64_t W = Ls / T;
+    SYN_TRY(graph_build(m, &m->train, B, T, true, true));
+    syn_graph_set_seed(m->train.g, cfg->seed);
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+    oc.lr = cfg->lr;
+    syn_optim *opt;
+    SYN_TRY(syn_optim_create(m->params, &oc, &opt));
+    host_bufs h;
+    syn_status s = bufs_make(&h, B, T, B * m->cfg.layers * m->S);
+    if (s != SYN_OK) {
+        syn_optim_free(opt);
+        return s;
+    }
+    double t0 = now_s(), train_time = 0, run = 0;
+    int64_t in_run = 0;
+    for (int64_t step = 0; step < cfg->steps && s == SYN_OK; step++) {
+        int64_t k = step % W;
+        if (k == 0) memset(h.state, 0, (size_t)(B * m->cfg.layers * m->S) * sizeof *h.state);
+        window(train, Ls, B, T, k, h.tok, h.lab);
+        double ts = now_s();
+        float l = 0;
+        s = syn_params_zero_grad(m->params);
+        if (s == SYN_OK) s = run_window(&m->train, &h, &l);
+        if (s == SYN_OK && cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
+        if (s == SYN_OK) s = syn_optim_step(opt);
+        train_time += now_s() - ts;
+        run += l;
+        in_run++;
+        bool last = step + 1 == cfg->steps, eval = last || (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0);
+        if (s == SYN_OK && eval) {
+            res->train_bpb = (float)(run / (double)in_run / log(2.0));
+            run = 0;
+            in_run = 0;
+            if (val && n_val > 1) {
+                double v;
+                size_t nv = cfg->eval_bytes > 0 && (size_t)cfg->eval_bytes < n_val ? (size_t)cfg->eval_bytes : n_val;
+                s = syn_charlm_bits_per_byte(m, val, nv, B, T, &v);
+                if (s == SYN_OK) res->val_bpb = (float)v;
+            }
+            if (s == SYN_OK && cfg->out) {
+                fprintf(cfg->out, "step %6lld  train %.3f bits/byte", (long long)(step + 1), res->train_bpb);
+                if (res->val_bpb >= 0) fprintf(cfg->out, "  validation %.3f bits/byte", res->val_bpb);
+                fprintf(cfg->out, "  %.1f s\n", now_s() - t0);
+                fflush(cfg->out);
+            }
+        }
+        res->steps = step + 1;
+    }
+    res->seconds = now_s() - t0;
+    res->bytes_per_s = train_time > 0 ? (double)(res->steps * B * T) / train_time : 0;
+    bufs_free(&h);
+    syn_optim_free(opt);
+    return s;
+}
+
+/* ---- generation ------------------------------------------------------------------------ */
+
+/* A byte drawn from logits: argmax when temperature <= 0, else from
+ * softmax(logits / temperature) restricted to the top_k largest. */
+static int draw(const float *logits, const syn_sampling *sp, uint64_t index) {
+    int best = 0;
+    for (int v = 1; v < VOCAB; v++)
+        if (logits[v] > logits[best]) best = v;
+    if (!sp || sp->temperature <= 0) return best;
+    float cut = -INFINITY;
+    if (sp->top_k > 0 && sp->top_k < VOCAB) { /* the k-th largest logit */
+        float sorted[VOCAB];
+        memcpy(sorted, logits, sizeof sorted);
+        for (int i = 0; i < sp->top_k; i++) { /* partial selection */
+            int mx = i;
+            for (int j = i + 1; j < VOCAB; j++)
+                if (sorted[j] > sorted[mx]) mx = j;
+            float t = sorted[i];
+            sorted[i] = sorted[mx];
+            sorted[mx] = t;
+        }
+        cut = sorted[sp->top_k - 1];
+    }
+    double p[VOCAB], total = 0;
+    for (int v = 0; v < VOCAB; v++) {
+        p[v] = logits[v] >= cut ? exp(((double)logits[v] - logits[best]) / sp->temperature) : 0.0;
+        total += p[v];
+    }
+    double u = syn__philox_uniform(sp->seed, SYN_STREAM_SAMPLE, index) * total;
+    for (int v = 0; v < VOCAB; v++) {
+        if (u < p[v]) return v;
+        u -= p[v];
+    }
+    return best;
+}
+
+syn_status syn_charlm_generate(syn_charlm *m, const uint8_t *prompt, size_t prompt_len, size_t n, const syn_sampling *sp,
+                               uint8_t *out) {
+    if (!m || (!prompt && prompt_len) || (!out && n)) return syn__error(SYN_ERR_ARG, "syn_charlm_generate: NULL argument");
+    lm_graph *l = &m->gen;
+    int64_t sn = (int64_t)m->cfg.layers * m->S;
+    float *state = calloc((size_t)sn, sizeof *state), logits[VOCAB];
+    if (!state) return syn__error(SYN_ERR_OOM, "charlm generate: state");
+    static const uint8_t newline = '\n';
+    if (prompt_len == 0) { /* an empty prompt starts as after a line break */
+        prompt = &newline;
+        prompt_len = 1;
+    }
+    /* one step per prompt byte and per generated byte but the last; the
+     * step after byte i predicts byte i + 1 */
+    syn_status s = SYN_OK;
+    for (size_t i = 0; n && i < prompt_len + n - 1 && s == SYN_OK; i++) {
+        int32_t tok = i < prompt_len ? prompt[i] : out[i - prompt_len];
+        s = syn_graph_feed(l->g, l->tok, &tok, syn_shape2(1, 1));
+        if (s == SYN_OK) s = syn_graph_feed(l->g, l->state, state, syn_shape3(1, m->cfg.layers, m->S));
+        if (s == SYN_OK) s = syn_graph_forward(l->g);
+        if (s == SYN_OK && i + 1 >= prompt_len) s = syn_graph_read(l->g, l->logits, logits, sizeof logits);
+        if (s == SYN_OK) s = syn_graph_read(l->g, l->state_out, state, (size_t)sn * sizeof *state);
+        if (s == SYN_OK && i + 1 >= prompt_len)
+            out[i + 1 - prompt_len] = (uint8_t)draw(logits, sp, (uint64_t)(i + 1 - prompt_len));
+    }
+    free(state);
+    return s;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+syn_status syn_charlm_save(const syn_charlm *m, const char *path) {
+    if (!m || !path) return syn__error(SYN_ERR_ARG, "syn_charlm_save: NULL argument");
+    syn_safetensors_writer *w;
+    SYN_TRY(syn_safetensors_writer_create(&w));
+    char v[64];
+    syn_status s = syn_safetensors_set_metadata(w, "format", "synapse.charlm");
+    if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "cell", cell_names[m->cfg.mode]);
+    snprintf(v, sizeof v, "%lld", (long long)m->cfg.embed);
+    if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "embed", v);
+    snprintf(v, sizeof v, "%lld", (long long)m->cfg.hidden);
+    if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "hidden", v);
+    snprintf(v, sizeof v, "%d", m->cfg.layers);
+    if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "layers", v);
+    snprintf(v, sizeof v, "%.9g", m->cfg.dropout);
+    if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "dropout", v);
+    if (s == SYN_OK) s = syn__params_add_all(w, m->params, path);
+    if (s == SYN_OK) s = syn_safetensors_write(w, path);
+    syn_safetensors_writer_free(w);
+    return s;
+}
+
+static syn_status meta_int(const syn_safetensors *f, const char *path, const char *key, int64_t lo, int64_t *out) {
+    const char *v = syn_safetensors_metadata(f, key);
+    char *end;
+    errno = 0;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || errno || end == v || *end || x < lo)
+        return syn__error(SYN_ERR_FORMAT, "%s: metadata '%s' is %s%s%s (a character model needs an integer >= %lld)", path,
+                          key, v ? "'" : "missing", v ? v : "", v ? "'" : "", (long long)lo);
+    *out = x;
+    return SYN_OK;
+}
+
+syn_status syn_charlm_load(const char *path, syn_device dev, syn_charlm **out) {
+    if (!path || !out) return syn__error(SYN_ERR_ARG, "syn_charlm_load: NULL argument");
+    *out = NULL;
+    syn_safetensors *f;
+    SYN_TRY(syn_safetensors_open(path, &f));
+    syn_charlm_config cfg = {0};
+    int64_t e = 0, h = 0, l = 0;
+    const char *fmt = syn_safetensors_metadata(f, "format"), *cell = syn_safetensors_metadata(f, "cell");
+    syn_status s = SYN_OK;
+    if (!fmt || strcmp(fmt, "synapse.charlm") != 0)
+        s = syn__error(SYN_ERR_FORMAT, "%s: not a character model (metadata format is %s)", path, fmt ? fmt : "missing");
+    int mode = -1;
+    for (int k = 0; s == SYN_OK && k < 4; k++)
+        if (cell && strcmp(cell, cell_names[k]) == 0) mode = k;
+    if (s == SYN_OK && mode < 0) s = syn__error(SYN_ERR_FORMAT, "%s: unknown cell '%s'", path, cell ? cell : "(missing)");
+    if (s == SYN_OK) s = meta_int(f, path, "embed", 1, &e);
+    if (s == SYN_OK) s = meta_int(f, path, "hidden", 1, &h);
+    if (s == SYN_OK) s = meta_int(f, path, "layers", 1, &l);
+    const char *dr = syn_safetensors_metadata(f, "dropout");
+    float dropout = dr ? strtof(dr, NULL) : 0.0f;
+    syn_safetensors_close(f);
+    if (s != SYN_OK) return s;
+    cfg.mode = (syn_rnn_mode)mode;
+    cfg.embed = e;
+    cfg.hidden = h;
+    cfg.layers = l > 64 ? 65 : (int)l;
+    cfg.dropout = dropout;
+    syn_charlm *m;
+    SYN_TRY(syn_charlm_create(&cfg, dev, 0, &m));
+    s = syn_params_load(m->params, path, true);
+    if (s != SYN_OK) {
+        syn_charlm_free(m);
+        return s;
+    }
+    *out = m;
+    return SYN_OK;
+}

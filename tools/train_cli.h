@@ -1,0 +1,62 @@
+/* train's options, data and network (tools/synapse.c), shared with the
+ * commands that rebuild the same network: eval (tools/cmd_io.c). */
+#ifndef SYN_TRAIN_CLI_H
+#define SYN_TRAIN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "synapse/synapse.h"
+
+#define MAX_HIDDEN 16
+
+typedef struct {
+    const char *data, *data_dir, *csv, *label, *loss, *device;
+    const char *model;  /* a model file, or NULL for the MLP */
+    const char *save;   /* --save: a checkpoint after every epoch */
+    const char *resume; /* --resume (train), or eval's CKPT */
+    bool mlp_flags;     /* --hidden, --activation or --dropout given */
+    bool regression, quiet;
+    float test_fraction;
+    int64_t hidden[MAX_HIDDEN];
+    int n_hidden;
+    syn_activation act;
+    float dropout;
+    syn_optim_kind optim;
+    float lr, momentum, weight_decay; /* < 0: the optimizer's default */
+    int epochs;
+    int64_t batch;
+    uint64_t seed;
+    float min_error, clip;
+    int patience;
+    syn_sched_kind schedule;
+    int64_t warmup;
+} train_opts;
+
+/* train (eval_usage NULL): `train [MODEL.cfg] [options]`; eval: `eval MODEL
+ * CKPT [options]` with the data and model options only (MODEL "mlp" for the
+ * MLP), eval_usage its help text. Returns -1 to go on, else an exit code (0
+ * after --help). */
+int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage);
+/* Loads and standardises the train and test sets. */
+syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test);
+
+/* The network a train_opts describes, built and compiled. */
+typedef struct {
+    syn_model_desc *md; /* the model file's, NULL for the MLP */
+    syn_params *params;
+    syn_graph *graph;
+    syn_model m;
+    syn_shape xs;       /* x: (batch, ...) */
+    bool classify;
+    char name[160];     /* "mlp 784-256-128-10" or the model file's name (JSON-safe) */
+    char desc[4096];    /* what a checkpoint records: the MLP's line or the model file's text */
+} train_net;
+
+/* Loads o->model (if any) into n->md; -1 to go on, else an exit code. */
+int train_net_load(const train_opts *o, train_net *n);
+/* Builds and compiles the network for the data set's shapes (inference: no
+ * backward pass planned). -1 to go on, else an exit code (error printed). */
+int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, bool inference, train_net *n);
+void train_net_free(train_net *n);
+
+#endif
