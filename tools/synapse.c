@@ -28,6 +28,8 @@ static const char usage_text[] =
     "  charlm [options]     train a character-level language model (see synapse charlm --help)\n"
     "  complete MODEL PROMPT [-n N] [--temperature T] [--top-k K]\n"
     "                       continue a prompt with a saved character model\n"
+    "  forecast --csv FILE --column C [options]\n"
+    "                       forecast the next value of a CSV column's series (see synapse forecast --help)\n"
     "  --version            print the version\n"
     "  --help               this text\n";
 
@@ -624,6 +626,7 @@ static const struct {
     {"summary", cmd_summary},
     {"charlm", cmd_charlm},
     {"complete", cmd_complete},
+    {"forecast", cmd_forecast},
 };
 
 int main(int argc, char **argv) {

@@ -14,5 +14,6 @@
 #include "synapse/model.h"
 #include "synapse/io.h"
 #include "synapse/text.h"
+#include "synapse/forecast.h"
 
 #endif
