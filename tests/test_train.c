@@ -570,6 +570,21 @@ START_TEST(test_cli) {
     ck_assert_ptr_nonnull(strstr(out, "synapse: error: "));
     free(out);
 
+    /* augmentation needs images: a table is refused with the reason */
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --crop-pad 2 --flip --quiet 2>&1", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_msg(strstr(out, "synapse: error: ") != NULL, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --crop-pad -1 2>&1", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--crop-pad"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --schedule onecycle --optimizer sgd --nesterov --momentum 0.9 "
+             "--epochs 2 --quiet 2>/dev/null", bin, csv);
+    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(last_line(out), "\"epochs\":2"));
+    free(out);
+
     snprintf(cmd, sizeof cmd, "%s train --help", bin);
     ck_assert_int_eq(run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--batch-size"));

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The one script for a lent GPU machine (see DEVICE.md, "How to use a lease
-# well"): every Check suite (the CUDA consistency suite included), a 10-epoch
-# Fashion-MNIST MLP trained on the GPU (test accuracy must reach 0.88),
-# compute-sanitizer memcheck and racecheck over test_cuda, the MLP/SGEMM benchmarks on
-# CPU, CUDA and PyTorch CUDA. Logs go to $OUT (else ./gpu-check-logs); a
-# summary table is printed last; the exit status is 1 if any step failed.
+# well"): every Check suite (the CUDA consistency suites included), a 10-epoch
+# Fashion-MNIST MLP trained on the GPU (test accuracy must reach 0.88), the
+# Fashion-MNIST CNN and ResNet-18 (crop+flip) runs, the char-LSTM and its
+# PyTorch twin, compute-sanitizer memcheck and racecheck over the CUDA suites,
+# the MLP/SGEMM benchmarks on CPU, CUDA and PyTorch CUDA. Logs go to $OUT
+# (else ./gpu-check-logs); a summary table is printed last; the exit status is
+# 1 if any step failed. The long runs can be shortened or skipped:
+# CNN_EPOCHS, RESNET_EPOCHS, CHARLM_STEPS (0 skips).
 #
 #   tools/gpu-check.sh             on the GPU machine (well under 6 minutes on an H100)
 #   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, copy
@@ -140,6 +143,32 @@ except Exception as e:
     [ $rc -ne 0 ] && { status=FAIL; fig="exit $rc: $fig (see train.log)"; }
     case $status in PASS|FAIL) ;; *) status=FAIL ;; esac
     record "train fashion-mnist" "$status" "$fig (need >= $MIN_ACC)" $(($(now) - t0))
+fi
+
+# ---- CNNs on the GPU (ANCHORS.md's runs): the Fashion-MNIST CNN (PyTorch 0.9193 in
+# 10 epochs) and ResNet-18 with crop+flip, Nesterov SGD, one-cycle (PyTorch 0.9461 in
+# 15 epochs; target >= 0.946). CNN_EPOCHS=0 / RESNET_EPOCHS=0 skip them.
+train_run() { # name, min accuracy, timeout, synapse train arguments...
+    local name=$1 min=$2 limit=$3 t0 rc res
+    shift 3
+    t0=$(now)
+    run_syn timeout "$limit" "$B/synapse" train "$@" --device cuda --data-dir "$DATA" \
+        >"$LOG/$name.json" 2>"$LOG/$name.log"
+    rc=$?
+    res=$(python3 -c 'import json,sys
+try:
+    r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); a = r.get("test_accuracy")
+    print(("PASS" if a is not None and a >= float(sys.argv[2]) else "FAIL") + " acc %s, %s s, %s samples/s" % (a, r.get("seconds"), r.get("samples_per_s")))
+except Exception as e: print("FAIL no JSON result (%s)" % e)' "$LOG/$name.json" "$min")
+    [ $rc -ne 0 ] && res="FAIL exit $rc (see $name.log)"
+    record "$name" "${res%% *}" "${res#* } (need >= $min)" $(($(now) - t0))
+}
+if [ -n "$DATA" ] && [ "${CNN_EPOCHS:-10}" -gt 0 ]; then
+    train_run "train cnn" 0.915 300 models/fmnist_cnn.cfg --epochs "${CNN_EPOCHS:-10}" --schedule cosine
+fi
+if [ -n "$DATA" ] && [ "${RESNET_EPOCHS:-15}" -gt 0 ]; then
+    train_run "train resnet18" 0.946 540 models/resnet18.cfg --epochs "${RESNET_EPOCHS:-15}" --batch-size 256 \
+        --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --crop-pad 2 --flip
 fi
 
 # ---- the char-LSTM (ANCHORS.md's set-up) on the GPU, and PyTorch's twin ---------------------

@@ -63,7 +63,11 @@ static const char train_usage_text[] =
     "  --min-error E            stop once the epoch's train loss is <= E\n"
     "  --patience N             stop after N epochs without a better test loss\n"
     "  --clip NORM              clip the global gradient norm\n"
-    "  --schedule S             constant|step|cosine (default constant); step multiplies\n"
+    "  --nesterov               SGD with Nesterov momentum\n"
+    "  --crop-pad N             augment: random crops from images zero-padded by N pixels\n"
+    "  --flip                   augment: random horizontal flips\n"
+    "  --schedule S             constant|step|cosine|onecycle (default constant); onecycle\n"
+    "                           warms up over 30% of the steps, then anneals by cosine; step multiplies\n"
     "                           the rate by 0.1 every third of the epochs\n"
     "  --warmup N               linear warm-up over N steps\n"
     "  --device D               cpu|cuda|cuda:N (default cpu)\n"
@@ -117,7 +121,7 @@ static bool parse_hidden(const char *s, train_opts *o) {
 enum {
     OPT_DATA = 256, OPT_DATA_DIR, OPT_CSV, OPT_LABEL, OPT_REGRESSION, OPT_TEST_FRACTION, OPT_HIDDEN,
     OPT_ACTIVATION, OPT_DROPOUT, OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_EPOCHS,
-    OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE,
+    OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE, OPT_NESTEROV, OPT_CROP_PAD, OPT_FLIP,
     OPT_SAVE, OPT_RESUME
 };
 
@@ -134,14 +138,16 @@ static const struct option train_longopts[] = {
     {"clip", required_argument, 0, OPT_CLIP},           {"schedule", required_argument, 0, OPT_SCHEDULE},
     {"warmup", required_argument, 0, OPT_WARMUP},       {"loss", required_argument, 0, OPT_LOSS},
     {"device", required_argument, 0, OPT_DEVICE},       {"save", required_argument, 0, OPT_SAVE},
-    {"resume", required_argument, 0, OPT_RESUME},       {"quiet", no_argument, 0, 'q'},
+    {"resume", required_argument, 0, OPT_RESUME},       {"nesterov", no_argument, 0, OPT_NESTEROV},
+    {"crop-pad", required_argument, 0, OPT_CROP_PAD},   {"flip", no_argument, 0, OPT_FLIP},       {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},                      {0, 0, 0, 0}};
 
 /* Options that only train takes (eval rejects them). */
 static bool train_only(int c) {
     switch (c) {
     case OPT_OPTIMIZER: case OPT_LR: case OPT_MOMENTUM: case OPT_WEIGHT_DECAY: case OPT_EPOCHS: case OPT_MIN_ERROR:
-    case OPT_PATIENCE: case OPT_CLIP: case OPT_SCHEDULE: case OPT_WARMUP: case OPT_SAVE: case OPT_RESUME: return true;
+    case OPT_PATIENCE: case OPT_CLIP: case OPT_SCHEDULE: case OPT_WARMUP: case OPT_SAVE: case OPT_RESUME:
+    case OPT_NESTEROV: case OPT_CROP_PAD: case OPT_FLIP: return true;
     default: return false;
     }
 }
@@ -239,7 +245,14 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
             if (strcmp(a, "constant") == 0) o->schedule = SYN_SCHED_CONSTANT;
             else if (strcmp(a, "step") == 0) o->schedule = SYN_SCHED_STEP;
             else if (strcmp(a, "cosine") == 0) o->schedule = SYN_SCHED_COSINE;
-            else return usage_error(U, "unknown --schedule '%s' (constant, step, cosine)", a);
+            else if (strcmp(a, "onecycle") == 0) o->schedule = SYN_SCHED_COSINE, o->onecycle = true;
+            else return usage_error(U, "unknown --schedule '%s' (constant, step, cosine, onecycle)", a);
+            break;
+        case OPT_NESTEROV: o->nesterov = true; break;
+        case OPT_FLIP: o->flip = true; break;
+        case OPT_CROP_PAD:
+            if (!parse_i64(a, 0, &v) || v > 64) return usage_error(U, "--crop-pad must be in 0..64, got '%s'", a);
+            o->crop_pad = (int)v;
             break;
         case OPT_WARMUP:
             if (!parse_i64(a, 0, &o->warmup)) return usage_error(U, "--warmup must be >= 0, got '%s'", a);
@@ -479,6 +492,7 @@ static int cmd_train(int argc, char **argv) {
     syn_optim_config oc = syn_optim_defaults(o.optim);
     if (o.lr > 0.0f) oc.lr = o.lr;
     if (o.momentum >= 0.0f) oc.momentum = o.momentum;
+    oc.nesterov = o.nesterov;
     if (o.weight_decay >= 0.0f) oc.weight_decay = o.weight_decay;
     s = syn_optim_create(net.params, &oc, &opt);
     if (s != SYN_OK) {
@@ -519,6 +533,9 @@ static int cmd_train(int argc, char **argv) {
     fc.clip_norm = o.clip;
     fc.schedule.kind = o.schedule;
     fc.schedule.warmup_steps = o.warmup;
+    if (o.onecycle) fc.schedule.warmup_steps = (int64_t)(0.3 * (double)o.epochs * (double)((train->n + o.batch - 1) / o.batch));
+    fc.augment.pad_crop = o.crop_pad;
+    fc.augment.hflip = o.flip;
     if (o.schedule == SYN_SCHED_STEP) {
         int64_t per_epoch = (train->n + o.batch - 1) / o.batch;
         fc.schedule.step_size = per_epoch * ((o.epochs + 2) / 3);

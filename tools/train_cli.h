@@ -29,7 +29,11 @@ typedef struct {
     float min_error, clip;
     int patience;
     syn_sched_kind schedule;
+    bool onecycle;      /* --schedule onecycle: warm-up over 30% of the steps, then cosine */
     int64_t warmup;
+    bool nesterov;
+    int crop_pad;       /* --crop-pad: random crop from the image padded by this much */
+    bool flip;          /* --flip: random horizontal flips */
 } train_opts;
 
 /* train (eval_usage NULL): `train [MODEL.cfg] [options]`; eval: `eval MODEL

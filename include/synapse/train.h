@@ -56,6 +56,9 @@ typedef struct {
      * with that status. NULL: none. */
     syn_status (*on_epoch)(void *user, const syn_fit_state *st);
     void *user;
+    /* Random crop and flip of image samples for training batches (zeros:
+     * none); the test set is never augmented. */
+    syn_augment augment;
 } syn_fit_config;
 
 struct syn_fit_result {

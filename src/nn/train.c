@@ -262,6 +262,13 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     float *logit_buf = NULL;
     const float base_lr = syn_optim_lr(opt);
     syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
+    if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) {
+        s = syn_loader_set_augment(ld, &cfg->augment);
+        if (s != SYN_OK) {
+            syn_loader_free(ld);
+            ld = NULL;
+        }
+    }
     if (s == SYN_OK) {
         logit_buf = syn__malloc((size_t)(cfg->batch_size * (mi.classes ? mi.classes : 1)) * sizeof(float),
                                 "syn_fit: logits buffer");
