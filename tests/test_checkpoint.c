@@ -445,41 +445,8 @@ END_TEST
 
 /* ---- the CLI ------------------------------------------------------------------------- */
 
-static const char *cli_path(char *buf, size_t size) {
-    const char *dir = getenv("SYN_BINARY_DIR");
-    snprintf(buf, size, "%s/synapse", dir ? dir : ".");
-    if (access(buf, X_OK) == 0) return buf;
-    fprintf(stderr, "test_checkpoint: SKIPPED CLI checks: no executable %s (run from the build dir or set SYN_BINARY_DIR)\n",
-            buf);
-    return NULL;
-}
 
-/* Runs a shell command; its stdout into *out (malloc'd); returns the exit status. */
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 4096, len = 0, k;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += k;
-        if (cap - len < 2) {
-            buf = realloc(buf, cap *= 2);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-static const char *last_line(char *text) {
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
-    char *nl = strrchr(text, '\n');
-    return nl ? nl + 1 : text;
-}
 
 /* The text of "key":value in a JSON line, into buf. */
 static const char *json_field(const char *json, const char *key, char *buf, size_t size) {
@@ -497,7 +464,7 @@ static const char *json_field(const char *json, const char *key, char *buf, size
 
 START_TEST(cli_resume) {
     char bin[512], cmd[2048], a[64], b[64];
-    if (!cli_path(bin, sizeof bin)) return;
+    if (!tu_cli_path(bin, sizeof bin, "test_checkpoint")) return;
     /* a CSV table: 3 classes by a linear score of 4 features */
     const char *csv = tpath("t.csv");
     FILE *f = fopen(csv, "w");
@@ -517,23 +484,23 @@ START_TEST(cli_resume) {
     char *out_a, *out_b, *out_r, *out;
 
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --save %s 2>&1", bin, flags, ca);
-    ck_assert_int_eq(run_cmd(cmd, &out_a), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out_a), 0);
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 1 --save %s 2>&1", bin, flags, cb);
-    ck_assert_int_eq(run_cmd(cmd, &out_b), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out_b), 0);
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --resume %s 2>&1", bin, flags, cb);
-    ck_assert_int_eq(run_cmd(cmd, &out_r), 0);
-    const char *ja = last_line(out_a), *jr = last_line(out_r);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out_r), 0);
+    const char *ja = tu_last_line(out_a), *jr = tu_last_line(out_r);
     static const char *const keys[] = {"epochs", "train_loss", "test_loss", "test_accuracy"};
     for (int k = 0; k < 4; k++)
         ck_assert_msg(strcmp(json_field(ja, keys[k], a, sizeof a), json_field(jr, keys[k], b, sizeof b)) == 0,
                       "%s: %s uninterrupted, %s resumed", keys[k], a, b);
     /* and the one-epoch run really differs (the comparison can fail) */
-    ck_assert_str_ne(json_field(last_line(out_b), "train_loss", b, sizeof b), json_field(ja, "train_loss", a, sizeof a));
+    ck_assert_str_ne(json_field(tu_last_line(out_b), "train_loss", b, sizeof b), json_field(ja, "train_loss", a, sizeof a));
 
     /* eval reports the test loss train reported for the same weights */
     snprintf(cmd, sizeof cmd, "%s eval mlp %s --csv %s --label y --hidden 16,8 --dropout 0.2 --quiet 2>&1", bin, ca, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    const char *je = last_line(out);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    const char *je = tu_last_line(out);
     ck_assert_str_eq(json_field(je, "test_loss", b, sizeof b), json_field(ja, "test_loss", a, sizeof a));
     ck_assert_str_eq(json_field(je, "test_accuracy", b, sizeof b), json_field(ja, "test_accuracy", a, sizeof a));
     ck_assert_str_eq(json_field(je, "epoch", b, sizeof b), "3");
@@ -541,19 +508,19 @@ START_TEST(cli_resume) {
 
     /* resuming with another model, or past the end */
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --hidden 12,8 --dropout 0.2 --epochs 3 --resume %s --quiet 2>&1", bin, csv, cb);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_msg(strstr(out, "'linear0.weight' is f32 (16,4) in the file but f32 (12,4) in the model"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --resume %s 2>&1", bin, flags, ca);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "3 epochs done already"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --resume %s 2>&1", bin, flags, tpath("none.ckpt"));
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "none.ckpt"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s eval mlp %s --csv %s --label y --epochs 3 2>&1", bin, ca, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs is a train option"));
     free(out);
 

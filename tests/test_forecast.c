@@ -363,42 +363,8 @@ END_TEST
 
 /* ---- the CLI ----------------------------------------------------------------------- */
 
-/* The synapse binary next to the test (ctest runs in the build dir), or NULL. */
-static const char *cli_path(char *buf, size_t size) {
-    const char *dir = getenv("SYN_BINARY_DIR");
-    snprintf(buf, size, "%s/synapse", dir ? dir : ".");
-    if (access(buf, X_OK) == 0) return buf;
-    fprintf(stderr, "test_forecast: SKIPPED CLI checks: no executable %s (run from the build dir or set SYN_BINARY_DIR)\n",
-            buf);
-    return NULL;
-}
 
-/* Runs a shell command; its stdout goes to *out (malloc'd); returns the exit status. */
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 4096, len = 0, k;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += k;
-        if (cap - len < 2) {
-            buf = realloc(buf, cap *= 2);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-static const char *last_line(char *text) {
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
-    char *nl = strrchr(text, '\n');
-    return nl ? nl + 1 : text;
-}
 
 /* The number after "key": in a JSON line. */
 static double json_get(const char *json, const char *key) {
@@ -411,7 +377,7 @@ static double json_get(const char *json, const char *key) {
 
 START_TEST(cli_forecast) {
     char bin[512], cmd[1024];
-    if (!cli_path(bin, sizeof bin)) return;
+    if (!tu_cli_path(bin, sizeof bin, "test_forecast")) return;
     static float y[SERIES_N];
     make_series(y, SERIES_N);
     tmpfile_t t;
@@ -421,8 +387,8 @@ START_TEST(cli_forecast) {
     /* A short run (GRU, 16 wide, 8 epochs): the JSON line's fields, the baseline's value. */
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column load --cell gru --hidden 16 --epochs 8 --quiet", bin,
              t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    const char *json = last_line(out);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    const char *json = tu_last_line(out);
     ck_assert_msg(json[0] == '{' && json[strlen(json) - 1] == '}', "not one JSON object: '%s'", json);
     static const char *const keys[] = {"\"model\":\"gru 1x16 window 24\"", "\"column\":\"load\"", "\"device\":\"cpu\"",
                                        "\"values\":1200", "\"train_windows\":936", "\"test_targets\":240",
@@ -441,42 +407,42 @@ START_TEST(cli_forecast) {
 
     /* Progress goes to stderr, not stdout: without --quiet stdout is still the one line. */
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column 1 --hidden 4 --epochs 1 2>/dev/null", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_msg(out[0] == '{' && strchr(out, '\n') == strrchr(out, '\n'), "stdout: '%s'", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column nosuch 2>&1", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_msg(strstr(out, "synapse: error: ") && strstr(out, "'nosuch'"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column time 2>&1", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_msg(strstr(out, "series.csv:2:") && strstr(out, "'time'"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column load --window 2000 2>&1", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_msg(strstr(out, "too short"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s 2>&1", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_msg(strstr(out, "--column") && strstr(out, "usage:"), "%s", out);
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --csv %s --column load --cell transformer 2>&1", bin, t.path);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "transformer"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s forecast --help", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--test-fraction"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s --help", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "forecast"));
     free(out);
     tmp_remove(&t);

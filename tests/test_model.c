@@ -541,24 +541,6 @@ END_TEST
 
 /* ---- the CLI --------------------------------------------------------------------------------- */
 
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, len = 0, k;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += k;
-        if (cap - len < 2) {
-            buf = realloc(buf, cap *= 2);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 START_TEST(test_cli) {
     char bin[512], cmd[2048], model[1024], bad[] = "/tmp/syn_badmodel_XXXXXX", *out;
@@ -570,7 +552,7 @@ START_TEST(test_cli) {
     }
     tu_source_path("models/resnet18.cfg", model, sizeof model);
     snprintf(cmd, sizeof cmd, "%s summary %s --input 1,28,28 --batch 2", bin, model);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "parameters: 11,172,810 trainable")); /* 3 -> 1 input channels: -1,152 */
     ck_assert_ptr_nonnull(strstr(out, "(512,4,4)"));
     free(out);
@@ -581,28 +563,28 @@ START_TEST(test_cli) {
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     snprintf(cmd, sizeof cmd, "%s summary %s 2>&1", bin, bad);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     snprintf(cmd, sizeof cmd, "%s:6: [conv] activation = swish", bad);
     ck_assert_msg(strstr(out, cmd) != NULL, "'%s' lacks '%s'", out, cmd);
     free(out);
     snprintf(cmd, sizeof cmd, "%s train %s --quiet 2>&1", bin, bad);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, ":6: [conv] activation = swish"));
     free(out);
     remove(bad);
 
     snprintf(cmd, sizeof cmd, "%s train %s --hidden 64 2>&1", bin, model);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "defines its own layers"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s summary 2>&1", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, "%s summary %s --input 3,8 2>&1", bin, model);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     free(out);
     snprintf(cmd, sizeof cmd, "%s --help", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "summary MODEL.cfg"));
     free(out);
 
@@ -615,7 +597,7 @@ START_TEST(test_cli) {
     for (int i = 0; i < 20; i++) fprintf(f, "%d,%d,%d\n", i, i % 3, i % 2);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s train %s --csv %s --label y --quiet 2>&1", bin, model, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "takes images"));
     free(out);
     remove(csv);

@@ -493,54 +493,18 @@ END_TEST
 
 /* ---- the CLI -------------------------------------------------------------------------- */
 
-/* The synapse binary next to the test (ctest runs in the build dir), or NULL. */
-static const char *cli_path(char *buf, size_t size) {
-    const char *dir = getenv("SYN_BINARY_DIR");
-    snprintf(buf, size, "%s/synapse", dir ? dir : ".");
-    if (access(buf, X_OK) == 0) return buf;
-    fprintf(stderr, "test_train: SKIPPED CLI checks: no executable %s (run from the build dir or set SYN_BINARY_DIR)\n",
-            buf);
-    return NULL;
-}
 
-/* Runs a shell command; its output (stdout, or both if merged by the
- * command) goes to *out (malloc'd); returns the exit status. */
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    size_t k;
-    while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += k;
-        if (cap - len < 2) {
-            buf = realloc(buf, cap *= 2);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-static const char *last_line(char *text) {
-    size_t n = strlen(text);
-    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
-    char *nl = strrchr(text, '\n');
-    return nl ? nl + 1 : text;
-}
 
 START_TEST(test_cli) {
     char bin[512], csv[64], cmd[1024];
-    if (!cli_path(bin, sizeof bin)) return;
+    if (!tu_cli_path(bin, sizeof bin, "test_train")) return;
     char *out;
     write_csv(csv, sizeof csv, false, 200, 21);
 
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --epochs 3 --quiet 2>/dev/null", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    const char *json = last_line(out);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    const char *json = tu_last_line(out);
     ck_assert_msg(json[0] == '{' && json[strlen(json) - 1] == '}', "not one JSON object: '%s'", json);
     static const char *const keys[] = {"\"model\":\"mlp 4-256-128-3\"", "\"device\":\"cpu\"", "\"epochs\":3",
                                        "\"train_loss\":", "\"test_loss\":", "\"test_accuracy\":0.",
@@ -550,53 +514,53 @@ START_TEST(test_cli) {
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --regression --epochs 1 --quiet 2>/dev/null", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(last_line(out), "\"test_accuracy\":null"));
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(tu_last_line(out), "\"test_accuracy\":null"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s train --bogus 2>&1", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--bogus"));
     ck_assert_ptr_nonnull(strstr(out, "usage:"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --batch-size 0 2>&1", bin, csv);
-    ck_assert_int_ne(run_cmd(cmd, &out), 0);
+    ck_assert_int_ne(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "batch-size"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label nosuchcolumn --quiet 2>&1", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "synapse: error: "));
     free(out);
 
     /* augmentation needs images: a table is refused with the reason */
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --crop-pad 2 --flip --quiet 2>&1", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 1);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_msg(strstr(out, "synapse: error: ") != NULL, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --crop-pad -1 2>&1", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 2);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--crop-pad"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s train --csv %s --label y --schedule onecycle --optimizer sgd --nesterov --momentum 0.9 "
              "--epochs 2 --quiet 2>/dev/null", bin, csv);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
-    ck_assert_ptr_nonnull(strstr(last_line(out), "\"epochs\":2"));
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    ck_assert_ptr_nonnull(strstr(tu_last_line(out), "\"epochs\":2"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s train --help", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--batch-size"));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s --version", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, syn_version()));
     free(out);
 
     snprintf(cmd, sizeof cmd, "%s info", bin);
-    ck_assert_int_eq(run_cmd(cmd, &out), 0);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "cpu: "));
     ck_assert_ptr_nonnull(strstr(out, "cuda"));
     free(out);

@@ -1,5 +1,6 @@
 #include "testutil.h"
 #include <math.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -114,4 +115,11 @@ int tu_run_cmd(const char *cmd, char **out) {
     int st = pclose(p);
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *tu_last_line(char *text) {
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    return nl ? nl + 1 : text;
 }

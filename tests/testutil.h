@@ -54,6 +54,8 @@ const char *tu_cli_path(char *buf, size_t size, const char *who);
 /* Runs a shell command; its stdout (and stderr if the command merges it) in
  * *out (malloc'd, NUL-terminated); returns the exit status (-1: killed). */
 int tu_run_cmd(const char *cmd, char **out);
+/* The last line of text (trailing newlines cut off in place). */
+const char *tu_last_line(char *text);
 
 /* A path under the source tree ($SYN_SOURCE_DIR, else "."). */
 const char *tu_source_path(const char *rel, char *buf, size_t size);
