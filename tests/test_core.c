@@ -409,6 +409,50 @@ START_TEST(params_without_set) {
 }
 END_TEST
 
+/* A compiled graph keeps working after another graph adds parameters to its
+ * set (which may move the set's storage). */
+START_TEST(params_added_after_compile) {
+    syn_params *ps;
+    syn_graph *a, *b;
+    TU_OK(syn_params_create(syn_cpu(), 3, &ps));
+    TU_OK(syn_graph_create(ps, &a));
+    syn_node *x = syn_input(a, "x", SYN_F32, syn_shape2(2, 3));
+    syn_node *loss = syn_sum(a, syn_linear(a, x, 4, "first", NULL), SYN_ALL_AXES, false);
+    TU_OK(syn_graph_compile(a, syn_cpu(), NULL));
+    TU_OK(syn_graph_create(ps, &b));
+    syn_node *xb = syn_input(b, "x", SYN_F32, syn_shape2(2, 3));
+    syn_node *h = xb;
+    for (int i = 0; i < 40; i++) h = syn_linear(b, h, 3, NULL, NULL); /* 80 more parameters */
+    ck_assert_int_eq(syn_graph_status(b), SYN_OK);
+    float xs[6] = {1, 2, 3, 4, 5, 6}, l1, l2, g[12];
+    TU_OK(syn_graph_feed(a, x, xs, syn_shape2(2, 3)));
+    TU_OK(syn_params_zero_grad(ps));
+    TU_OK(syn_graph_forward(a));
+    TU_OK(syn_graph_backward(a, loss));
+    TU_OK(syn_graph_read_scalar(a, loss, &l1));
+    syn_tensor *w, *wg;
+    TU_OK(syn_params_find(ps, "first.weight", &w, &wg));
+    TU_OK(syn_tensor_read(wg, g, sizeof g));
+    for (int o = 0; o < 4; o++)
+        for (int i = 0; i < 3; i++) ck_assert_float_eq(g[o * 3 + i], xs[i] + xs[3 + i]); /* d sum / d w */
+    float wv[12], bv[4];
+    syn_tensor *bt;
+    TU_OK(syn_tensor_read(w, wv, sizeof wv));
+    TU_OK(syn_params_find(ps, "first.bias", &bt, NULL));
+    TU_OK(syn_tensor_read(bt, bv, sizeof bv));
+    l2 = 0;
+    for (int r = 0; r < 2; r++)
+        for (int o = 0; o < 4; o++) {
+            l2 += bv[o];
+            for (int i = 0; i < 3; i++) l2 += wv[o * 3 + i] * xs[r * 3 + i];
+        }
+    ck_assert_float_eq_tol(l1, l2, 1e-5);
+    syn_graph_free(b);
+    syn_graph_free(a);
+    syn_params_free(ps);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
@@ -427,6 +471,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, run_time_misuse);
     tcase_add_test(tc, late_input_survives_forward);
     tcase_add_test(tc, params_without_set);
+    tcase_add_test(tc, params_added_after_compile);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,6 +26,8 @@ void json_num(const char *key, double v, const char *fmt);
 void json_clean_string(char *buf, size_t size, const char *s);
 
 /* Subcommands in their own files: argv[0] is the command's name. */
+int cmd_gan(int argc, char **argv);      /* cmd_gan.c */
+int cmd_sample(int argc, char **argv);   /* cmd_gan.c */
 int cmd_eval(int argc, char **argv);     /* cmd_io.c */
 int cmd_charlm(int argc, char **argv);   /* cmd_text.c */
 int cmd_complete(int argc, char **argv); /* cmd_text.c */

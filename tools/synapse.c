@@ -25,6 +25,9 @@ static const char usage_text[] =
     "                       test-set loss and accuracy of a checkpoint (MODEL: a model file or mlp)\n"
     "  summary MODEL.cfg [--input C,H,W] [--batch N]\n"
     "                       a model file's layers, output shapes, parameters and FLOPs\n"
+    "  gan [options]        train a GAN, sample grids per epoch (see synapse gan --help)\n"
+    "  sample --model M GENERATOR.safetensors [-n N] [--out FILE.png]\n"
+    "                       images from a generator saved by synapse gan\n"
     "  charlm [options]     train a character-level language model (see synapse charlm --help)\n"
     "  complete MODEL PROMPT [-n N] [--temperature T] [--top-k K]\n"
     "                       continue a prompt with a saved character model\n"
@@ -641,6 +644,8 @@ static const struct {
     {"train", cmd_train},
     {"eval", cmd_eval},
     {"summary", cmd_summary},
+    {"gan", cmd_gan},
+    {"sample", cmd_sample},
     {"charlm", cmd_charlm},
     {"complete", cmd_complete},
     {"forecast", cmd_forecast},

@@ -14,6 +14,7 @@
 #include "synapse/model.h"
 #include "synapse/io.h"
 #include "synapse/text.h"
+#include "synapse/gan.h"
 #include "synapse/forecast.h"
 
 #endif

@@ -30,7 +30,7 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
             syn_tensor *t;
             syn_params_find(v->param_set, v->name, &t, NULL);
             for (int k = 0; k < v->param_set->n; k++)
-                if (v->param_set->items[k].value == t) v->param = &v->param_set->items[k];
+                if (v->param_set->items[k].value == t) v->param_index = k;
             continue;
         }
         if (syn__op_flags[v->op] & SYN_LEAF) continue;
@@ -128,7 +128,7 @@ syn_status syn_graph_forward(syn_graph *g) {
     for (int i = 0; i < g->n; i++) {
         syn_node *v = g->nodes[i];
         if (v->op == SYN_OP_PARAM) {
-            v->value = syn__tensor_data(v->param->value);
+            v->value = syn__tensor_data(syn__node_param(v)->value);
             continue;
         }
         if (syn__op_flags[v->op] & SYN_LEAF) continue;
@@ -172,7 +172,7 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
         for (int k = 0; k < v->n_in && s == SYN_OK; k++) {
             syn_node *u = v->in[k];
             if (u->op == SYN_OP_PARAM) {
-                u->grad = u->param->trainable ? syn__tensor_data(u->param->grad) : NULL;
+                u->grad = syn__node_param(u)->trainable ? syn__tensor_data(syn__node_param(u)->grad) : NULL;
             } else if (!u->requires_grad || u->grad_buf < 0) {
                 u->grad = NULL;
             } else if (!u->grad_live) {
@@ -213,7 +213,7 @@ static syn_status check_read(const syn_graph *g, const syn_node *n, size_t bytes
 
 syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
     SYN_TRY(check_read(g, n, bytes, "syn_graph_read"));
-    if (n->op == SYN_OP_PARAM) return syn_tensor_read(n->param->value, host, bytes);
+    if (n->op == SYN_OP_PARAM) return syn_tensor_read(syn__node_param(n)->value, host, bytes);
     if (!n->keep) return syn__error(SYN_ERR_ARG, "syn_graph_read: the value of node %d (%s) was not kept: call syn_graph_keep before compiling", n->id, syn__op_name[n->op]);
     if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_read: run syn_graph_forward first");
     return g->be->copy_d2h(g->be, host, n->value, bytes);
@@ -227,7 +227,7 @@ syn_status syn_graph_read_scalar(const syn_graph *g, const syn_node *n, float *o
 
 syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
     SYN_TRY(check_read(g, n, bytes, "syn_graph_read_grad"));
-    if (n->op == SYN_OP_PARAM) return syn_tensor_read(n->param->grad, host, bytes);
+    if (n->op == SYN_OP_PARAM) return syn_tensor_read(syn__node_param(n)->grad, host, bytes);
     if (!n->keep || n->grad_buf < 0)
         return syn__error(SYN_ERR_ARG, "syn_graph_read_grad: node %d (%s) has no kept gradient", n->id, syn__op_name[n->op]);
     if (!n->grad_live) return syn__error(SYN_ERR_ARG, "syn_graph_read_grad: no backward pass reached node %d (%s)", n->id, syn__op_name[n->op]);

@@ -123,7 +123,8 @@ struct syn_node {
     float f[SYN_NODE_MAX_F];   /* op attributes: slope, p, scalar ... */
     int64_t i[SYN_NODE_MAX_I]; /* op attributes: axes, perm, keepdim ... */
     char *name;                /* inputs and parameters */
-    syn__param *param;         /* PARAM: bound at compile (index into the set) */
+    int param_index;           /* PARAM: its index in param_set, bound at compile (an index,
+                                  not a pointer: adding parameters may move the set's array) */
     syn_params *param_set;
     uint64_t rng_seed, rng_offset; /* dropout: the stream of the last forward */
     bool requires_grad;
@@ -180,6 +181,9 @@ syn_status syn__memplan(syn_graph *g);
 void syn__memplan_free(syn_graph *g);
 /* A new automatic layer name "<prefix><k>" in buf. */
 const char *syn__layer_name(syn_graph *g, const char *prefix, const char *given, char *buf, size_t size);
+
+/* A PARAM node's parameter (valid after compile). */
+static inline syn__param *syn__node_param(const syn_node *n) { return &n->param_set->items[n->param_index]; }
 
 /* Elements of a node's current shape. */
 static inline int64_t syn__numel(const syn_node *n) { return syn_shape_numel(&n->shape); }
