@@ -29,6 +29,7 @@ void json_clean_string(char *buf, size_t size, const char *s);
 int cmd_gan(int argc, char **argv);      /* cmd_gan.c */
 int cmd_sample(int argc, char **argv);   /* cmd_gan.c */
 int cmd_eval(int argc, char **argv);     /* cmd_io.c */
+int cmd_predict(int argc, char **argv);  /* cmd_io.c */
 int cmd_charlm(int argc, char **argv);   /* cmd_text.c */
 int cmd_complete(int argc, char **argv); /* cmd_text.c */
 int cmd_forecast(int argc, char **argv); /* cmd_forecast.c */

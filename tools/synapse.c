@@ -23,6 +23,8 @@ static const char usage_text[] =
     "                       train the network a model file describes (models/*.cfg)\n"
     "  eval MODEL CKPT [options]\n"
     "                       test-set loss and accuracy of a checkpoint (MODEL: a model file or mlp)\n"
+    "  predict MODEL CKPT INPUT [--top K] [--json]\n"
+    "                       classes or values for an IDX, CSV or PNG input (see synapse predict --help)\n"
     "  summary MODEL.cfg [--input C,H,W] [--batch N]\n"
     "                       a model file's layers, output shapes, parameters and FLOPs\n"
     "  gan [options]        train a GAN, sample grids per epoch (see synapse gan --help)\n"
@@ -643,6 +645,7 @@ static const struct {
 } commands[] = {
     {"train", cmd_train},
     {"eval", cmd_eval},
+    {"predict", cmd_predict},
     {"summary", cmd_summary},
     {"gan", cmd_gan},
     {"sample", cmd_sample},

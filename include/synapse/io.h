@@ -62,13 +62,38 @@ SYN_API syn_status syn_safetensors_write(const syn_safetensors_writer *w, const 
 
 /* ---- parameter sets ------------------------------------------------------------ */
 
+/* PyTorch's state_dict layouts, which the nn.h builders follow (so a
+ * state_dict saved with safetensors loads into the Synapse model built with
+ * the same names, and back; tests/test_interop.c checks each against PyTorch):
+ *   Linear           weight (out, in), bias (out)
+ *   Conv2d           weight (K, C/groups, R, S), bias (K)
+ *   ConvTranspose2d  weight (C, K/groups, R, S), bias (K)
+ *   BatchNorm        weight, bias, running_mean, running_var (C) F32, and
+ *                    num_batches_tracked, an I64 scalar (see below)
+ *   LayerNorm        weight, bias (D)
+ *   Embedding        weight (num, dim)
+ *   RNN/LSTM/GRU     weight_ih_l<k> (G H, in), weight_hh_l<k> (G H, H),
+ *                    bias_ih_l<k>, bias_hh_l<k> (G H), gates stacked in the
+ *                    rows as PyTorch does: LSTM i, f, g, o; GRU r, z, n
+ *                    (batch_first; unidirectional only) */
+
 /* Every parameter (trainable or not, e.g. batch-norm running statistics) of
- * the set, by name, as F32. */
+ * the set, by name, in its dtype (F32), with metadata format = "pt". For each
+ * batch norm ("<bn>.running_mean" and "<bn>.running_var" in the set) it also
+ * writes "<bn>.num_batches_tracked" = 0 as an I64 scalar: Synapse does not
+ * count batches (its momentum is fixed), but the file then has exactly the
+ * keys of PyTorch's state_dict, which load_state_dict(strict=True) and
+ * safetensors.torch.load_model expect. */
 SYN_API syn_status syn_params_save(const syn_params *p, const char *path);
 /* Copies the file's tensors into the parameters of the same names (on any
  * device). strict: every parameter must be in the file and every tensor in the
- * file must be a parameter; otherwise parameters absent from the file keep
- * their values. Shapes and dtypes must match (SYN_ERR_FORMAT naming both). */
+ * file must be a parameter - except "<bn>.num_batches_tracked" as an I64
+ * scalar beside a batch norm "<bn>.running_mean" of the model, which is
+ * ignored (PyTorch's batch-norm counter; any other tensor the model lacks is
+ * still an error); not strict: tensors the model lacks are ignored and
+ * parameters absent from the file keep their values. Shapes and dtypes must
+ * match (SYN_ERR_FORMAT naming both). A checkpoint (syn_checkpoint_load)
+ * accepts the counter the same way. */
 SYN_API syn_status syn_params_load(syn_params *p, const char *path, bool strict);
 
 /* ---- checkpoints ------------------------------------------------------------------ */

@@ -1,0 +1,377 @@
+/* `synapse predict`: a tiny MLP trained through the CLI on data the tests
+ * write (a CSV table; a Fashion-MNIST-shaped IDX set), then predict on the
+ * held-out inputs: its classes give exactly the accuracy `synapse eval`
+ * reports (and its regression values eval's test loss), so weights and the
+ * training set's standardisation are applied as train applied them; the same
+ * image as IDX, gzip'd IDX and PNG predicts the same; text and JSON formats,
+ * --index and --top; bad inputs exit 1 with a message naming the fault. */
+#include <dirent.h>
+#include <math.h>
+#include <png.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "testutil.h"
+
+static char g_dir[64];
+
+static void dir_setup(void) {
+    strcpy(g_dir, "/tmp/syn_predict_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(g_dir));
+}
+
+static void dir_teardown(void) {
+    DIR *d = opendir(g_dir);
+    if (!d) return;
+    char p[512];
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
+    closedir(d);
+    rmdir(g_dir);
+}
+
+static const char *tpath(const char *name) {
+    static char bufs[16][512];
+    static int k;
+    char *b = bufs[k++ & 15];
+    snprintf(b, 512, "%s/%s", g_dir, name);
+    return b;
+}
+
+/* The number after "key": in a JSON line. */
+static double json_number(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    ck_assert_msg(p != NULL, "'%s' lacks %s", json, key);
+    return strtod(p + strlen(pat), NULL);
+}
+
+/* Runs a command that must exit with `want`; returns its output (malloc'd). */
+static char *run(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *run(int want, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *out;
+    int rc = tu_run_cmd(cmd, &out);
+    ck_assert_msg(rc == want, "%s -> %d (want %d): %s", cmd, rc, want, out);
+    return out;
+}
+
+/* predict's JSON lines: class (or value) and probability per index. */
+typedef struct {
+    int64_t n;
+    int cls[512];
+    double prob[512], value[512];
+} preds;
+
+static void parse_json_lines(const char *out, preds *p, bool classify) {
+    memset(p, 0, sizeof *p);
+    for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "{\"index\":", 9) != 0) continue;
+        long long i = (long long)json_number(line, "index");
+        ck_assert_int_eq(i, p->n); /* in order, every input */
+        ck_assert_int_lt(p->n, 512);
+        if (classify) {
+            p->cls[p->n] = (int)json_number(line, "class");
+            p->prob[p->n] = json_number(line, "probability");
+        } else {
+            p->value[p->n] = json_number(line, "value");
+        }
+        p->n++;
+    }
+}
+
+/* ---- CSV: classification and regression ----------------------------------------- */
+
+/* 300 rows, features a..d; y: 3 classes by a linear score, or the score itself. */
+static const char *write_csv(const char *name, bool regression) {
+    const char *csv = tpath(name);
+    FILE *f = fopen(csv, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("a,b,c,d,y\n", f);
+    tu_rng r = tu_rng_make(regression ? 11 : 12);
+    for (int i = 0; i < 300; i++) {
+        float x[4];
+        tu_fill(&r, x, 4, -1.0f, 1.0f);
+        x[3] = 3.0f * x[3] + 5.0f; /* a column far from standard, so standardisation matters */
+        float s = x[0] - x[1] + 0.5f * x[2] + 0.1f * (x[3] - 5.0f);
+        if (regression) fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f\n", x[0], x[1], x[2], x[3], 2.0f * s + 1.0f);
+        else fprintf(f, "%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], s < -0.3f ? 0 : s < 0.3f ? 1 : 2);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    return csv;
+}
+
+/* The CSV rows eval tests on (train's split with the default seed and
+ * fraction), as indices into the file's rows. */
+static int64_t test_rows(const char *csv, bool regression, int64_t *rows, float *labels) {
+    syn_csv_opts co = {"y", regression, 0};
+    syn_dataset *all, *train, *test;
+    TU_OK(syn_dataset_load_csv(csv, &co, &all));
+    TU_OK(syn_dataset_split(all, 0.2f, 1, &train, &test));
+    for (int64_t t = 0; t < test->n; t++) {
+        rows[t] = -1;
+        for (int64_t i = 0; i < all->n && rows[t] < 0; i++)
+            if (memcmp(all->x + i * all->dim, test->x + t * test->dim, (size_t)all->dim * sizeof(float)) == 0)
+                rows[t] = i;
+        ck_assert_int_ge(rows[t], 0);
+        labels[t] = regression ? test->targets[t] : (float)test->labels[t];
+    }
+    int64_t n = test->n;
+    syn_dataset_free(all);
+    syn_dataset_free(train);
+    syn_dataset_free(test);
+    return n;
+}
+
+START_TEST(csv_classes_match_eval_accuracy) {
+    char bin[512];
+    if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
+    const char *csv = write_csv("t.csv", false), *ck = tpath("m.ckpt");
+    char flags[1024];
+    snprintf(flags, sizeof flags, "--csv %s --label y --hidden 16 --activation tanh --batch-size 32", csv);
+    free(run(0, "%s train %s --epochs 15 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    double acc = json_number(tu_last_line(ev), "test_accuracy");
+    free(ev);
+    ck_assert_msg(acc > 0.6, "the model did not learn (accuracy %g): the comparison below would say little", acc);
+
+    /* the whole file, label column included (ignored), in JSON */
+    char *out = run(0, "%s predict mlp %s %s %s --json --top 2 --quiet", bin, ck, csv, flags);
+    static preds p;
+    parse_json_lines(out, &p, true);
+    ck_assert_int_eq(p.n, 300);
+    ck_assert_ptr_nonnull(strstr(out, "\"top\":[{\"class\":"));
+    free(out);
+    int64_t rows[300];
+    float labels[300];
+    int64_t nt = test_rows(csv, false, rows, labels), right = 0;
+    for (int64_t t = 0; t < nt; t++) right += p.cls[rows[t]] == (int)labels[t];
+    ck_assert_msg(fabs((double)right / (double)nt - acc) < 6e-5, "predict: %lld of %lld test rows right; eval: %g",
+                  (long long)right, (long long)nt, acc);
+    for (int i = 0; i < 300; i++) ck_assert(p.prob[i] >= 1.0 / 3.0 - 1e-6 && p.prob[i] <= 1.0);
+
+    /* the features alone, one row by --index, as text */
+    const char *feat = tpath("features.csv");
+    FILE *f = fopen(csv, "r"), *g = fopen(feat, "w");
+    ck_assert(f && g);
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        *strrchr(line, ',') = '\0';
+        fprintf(g, "%s\n", line);
+    }
+    fclose(f);
+    ck_assert_int_eq(fclose(g), 0);
+    out = run(0, "%s predict mlp %s %s %s --index 7 --top 3 2>/dev/null", bin, ck, feat, flags);
+    long long idx;
+    int cls;
+    double prob;
+    ck_assert_msg(sscanf(out, "%lld: class %d (%lf)  top: ", &idx, &cls, &prob) == 3, "%s", out);
+    ck_assert_int_eq(idx, 7);
+    ck_assert_int_eq(cls, p.cls[7]);
+    ck_assert_msg(fabs(prob - p.prob[7]) < 1e-4, "%s", out);
+    ck_assert_int_eq((int)(strchr(out, '\n') - out), (int)strlen(out) - 1); /* one line */
+    free(out);
+
+    /* bad inputs: exit 1, a message naming the fault */
+    const char *bad = tpath("bad.csv");
+    f = fopen(bad, "w");
+    fputs("a,b,c,y\n0.1,0.2,0.3,1\n", f);
+    fclose(f);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
+    ck_assert_msg(strstr(out, "3 feature columns; the model takes 4"), "%s", out);
+    free(out);
+    f = fopen(bad, "w");
+    fputs("a,c,b,d\n0.1,0.2,0.3,1\n", f);
+    fclose(f);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
+    ck_assert_msg(strstr(out, "column 2 is 'c', but the training CSV's feature there is 'b'"), "%s", out);
+    free(out);
+    f = fopen(bad, "w");
+    fputs("a,b,c,d\n0.1,0.2,x,1\n", f);
+    fclose(f);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
+    ck_assert_msg(strstr(out, "bad.csv:2: column 'c': 'x' is not a finite number"), "%s", out);
+    free(out);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("missing.csv"), flags);
+    ck_assert_msg(strstr(out, "missing.csv: cannot open"), "%s", out);
+    free(out);
+    out = run(1, "%s predict mlp %s %s %s --index 300 2>&1", bin, ck, csv, flags);
+    ck_assert_msg(strstr(out, "--index 300, but it holds 300 inputs"), "%s", out);
+    free(out);
+    out = run(1, "%s predict mlp %s %s --csv %s --label y --hidden 8 2>&1", bin, ck, csv, csv);
+    ck_assert_msg(strstr(out, "linear0.weight"), "%s", out); /* another MLP than the checkpoint's */
+    free(out);
+    out = run(2, "%s predict mlp %s %s 2>&1", bin, ck, flags);
+    ck_assert_msg(strstr(out, "predict wants MODEL"), "%s", out);
+    free(out);
+    out = run(2, "%s predict mlp %s %s %s --epochs 2 2>&1", bin, ck, csv, flags);
+    ck_assert_msg(strstr(out, "--epochs is a train option, not a predict one"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(csv_regression_matches_eval_loss) {
+    char bin[512];
+    if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
+    const char *csv = write_csv("r.csv", true), *ck = tpath("r.ckpt");
+    char flags[1024];
+    snprintf(flags, sizeof flags, "--csv %s --label y --regression --hidden 8 --batch-size 32", csv);
+    free(run(0, "%s train %s --epochs 5 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    double mse = json_number(tu_last_line(ev), "test_loss");
+    free(ev);
+    char *out = run(0, "%s predict mlp %s %s %s --json --quiet --batch-size 7", bin, ck, csv, flags);
+    static preds p;
+    parse_json_lines(out, &p, false);
+    ck_assert_int_eq(p.n, 300);
+    free(out);
+    int64_t rows[300];
+    float targets[300];
+    int64_t nt = test_rows(csv, true, rows, targets);
+    double sum = 0;
+    for (int64_t t = 0; t < nt; t++) sum += (p.value[rows[t]] - targets[t]) * (p.value[rows[t]] - targets[t]);
+    ck_assert_msg(fabs(sum / (double)nt - mse) <= 1e-4 * mse, "predict's MSE %g, eval's %g", sum / (double)nt, mse);
+}
+END_TEST
+
+/* ---- images: a Fashion-MNIST-shaped set ---------------------------------------------- */
+
+/* Class c: a bright 6x6 block at a place of its own, over noise. */
+static void make_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r) {
+    for (int i = 0; i < n; i++) {
+        int c = (int)(tu_next(r) % 10);
+        lab[i] = (uint8_t)c;
+        uint8_t *im = img + i * 784;
+        for (int k = 0; k < 784; k++) im[k] = (uint8_t)(tu_next(r) % 80);
+        int y0 = (c / 5) * 14 + 4, x0 = (c % 5) * 5 + 1;
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++) im[(y0 + y) * 28 + x0 + x] = (uint8_t)(180 + tu_next(r) % 76);
+    }
+}
+
+static void write_idx(const char *path, const uint8_t *data, int n, int ndim, bool gz) {
+    uint8_t h[16] = {0, 0, 8, (uint8_t)ndim, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n,
+                     0, 0, 0, 28, 0, 0, 0, 28};
+    size_t hb = ndim == 3 ? 16 : 8, db = (size_t)n * (ndim == 3 ? 784 : 1);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(gzwrite(f, h, (unsigned)hb), (int)hb);
+        ck_assert_int_eq(gzwrite(f, data, (unsigned)db), (int)db);
+        ck_assert_int_eq(gzclose(f), Z_OK);
+        return;
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(h, 1, hb, f), hb);
+    ck_assert_uint_eq(fwrite(data, 1, db, f), db);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) {
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w;
+    im.height = (png_uint_32)h;
+    im.format = rgb ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    ck_assert_msg(png_image_write_to_file(&im, path, 0, pix, 0, NULL), "%s", im.message);
+}
+
+START_TEST(idx_png_classes_match_eval_accuracy) {
+    char bin[512];
+    if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
+    enum { NTR = 300, NTE = 80 };
+    static uint8_t tr[NTR * 784], te[NTE * 784], ltr[NTR], lte[NTE];
+    tu_rng r = tu_rng_make(21);
+    make_images(tr, ltr, NTR, &r);
+    make_images(te, lte, NTE, &r);
+    write_idx(tpath("train-images-idx3-ubyte"), tr, NTR, 3, false);
+    write_idx(tpath("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
+    write_idx(tpath("t10k-images-idx3-ubyte"), te, NTE, 3, false);
+    write_idx(tpath("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
+    write_idx(tpath("test.idx.gz"), te, NTE, 3, true);
+    const char *ck = tpath("img.ckpt");
+    char flags[1024];
+    snprintf(flags, sizeof flags, "--data-dir %s --hidden 24 --batch-size 25", g_dir);
+    free(run(0, "%s train %s --epochs 4 --save %s --quiet 2>&1", bin, flags, ck));
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    double acc = json_number(tu_last_line(ev), "test_accuracy");
+    free(ev);
+    ck_assert_msg(acc > 0.5, "the model did not learn (accuracy %g)", acc);
+
+    /* every test image: the classes give eval's accuracy; gzip'd the same */
+    char *out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tpath("t10k-images-idx3-ubyte"), flags);
+    static preds p, pz;
+    parse_json_lines(out, &p, true);
+    ck_assert_int_eq(p.n, NTE);
+    int right = 0;
+    for (int i = 0; i < NTE; i++) right += p.cls[i] == lte[i];
+    ck_assert_msg(fabs((double)right / NTE - acc) < 6e-5, "predict: %d of %d right; eval: %g", right, NTE, acc);
+    char *outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tpath("test.idx.gz"), flags);
+    ck_assert_str_eq(outz, out);
+    free(outz);
+    free(out);
+
+    /* image 5 as a PNG: the same class and probability as from the IDX file */
+    write_png(tpath("five.png"), te + 5 * 784, 28, 28, false);
+    out = run(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tpath("five.png"), flags);
+    parse_json_lines(out, &pz, true);
+    ck_assert_int_eq(pz.n, 1);
+    ck_assert_int_eq(pz.cls[0], p.cls[5]);
+    ck_assert_msg(fabs(pz.prob[0] - p.prob[5]) < 1e-5, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "1 input from"));
+    free(out);
+
+    /* bad inputs */
+    static uint8_t rgb[28 * 28 * 3], small[20 * 20];
+    write_png(tpath("rgb.png"), rgb, 28, 28, true);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("rgb.png"), flags);
+    ck_assert_msg(strstr(out, "images of (3,28,28) (C,H,W); the model takes (1,28,28)"), "%s", out);
+    free(out);
+    write_png(tpath("small.png"), small, 20, 20, false);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("small.png"), flags);
+    ck_assert_msg(strstr(out, "images of (1,20,20) (C,H,W); the model takes (1,28,28)"), "%s", out);
+    free(out);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("t10k-labels-idx1-ubyte"), flags);
+    ck_assert_msg(strstr(out, "one byte per item (labels?)"), "%s", out);
+    free(out);
+    FILE *f = fopen(tpath("cut.idx"), "wb");
+    uint8_t h[16] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28};
+    fwrite(h, 1, 16, f);
+    fwrite(te, 1, 1000, f);
+    fclose(f);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("cut.idx"), flags);
+    ck_assert_msg(strstr(out, "truncated IDX data: 1000 of 1568 bytes"), "%s", out);
+    free(out);
+    f = fopen(tpath("x.csv"), "w");
+    fputs("a,b\n1,2\n", f);
+    fclose(f);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("x.csv"), flags);
+    ck_assert_msg(strstr(out, "a CSV table, but the model was trained on images"), "%s", out);
+    free(out);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("predict");
+    TCase *t = tcase_create("predict");
+    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, csv_classes_match_eval_accuracy);
+    tcase_add_test(t, csv_regression_matches_eval_loss);
+    tcase_add_test(t, idx_png_classes_match_eval_accuracy);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void) { return tu_run(suite()); }
