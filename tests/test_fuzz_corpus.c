@@ -2,6 +2,7 @@
  * build: every file goes through its target's entry point, which aborts on a
  * broken invariant; OK and error statuses both pass. Every folder under
  * tests/fuzz/ must have its target in `targets` below. */
+#define _GNU_SOURCE /* memfd_create, for fuzz_idx.c */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +12,21 @@
 
 #define SYN_FUZZ_REPLAY
 #include "fuzz/fuzz_safetensors.c"
+#include "fuzz/fuzz_idx.c"
+#include "fuzz/fuzz_csv.c"
+#include "fuzz/fuzz_model.c"
 
 /* The hook: one row per fuzz target, its corpus folder under tests/fuzz/ and
  * its entry point (tests/fuzz/fuzz_<dir>.c, included above like
- * fuzz_safetensors.c). IDX, CSV and model-file targets go here. */
+ * fuzz_safetensors.c). */
 static const struct {
     const char *dir;
     int (*one)(const uint8_t *data, size_t size);
 } targets[] = {
     {"safetensors", syn_fuzz_safetensors},
+    {"idx", syn_fuzz_idx},
+    {"csv", syn_fuzz_csv},
+    {"model", syn_fuzz_model},
 };
 enum { N_TARGETS = sizeof targets / sizeof *targets };
 

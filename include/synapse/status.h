@@ -14,10 +14,8 @@ extern "C" {
 #define SYN_API __attribute__((visibility("default")))
 #endif
 
-#define SYN_VERSION_MAJOR 0
-#define SYN_VERSION_MINOR 1
-#define SYN_VERSION_PATCH 0
-#define SYN_VERSION_STRING "0.1.0"
+/* SYN_VERSION_MAJOR/MINOR/PATCH/STRING/NUMBER, generated from CMake's project(VERSION). */
+#include "synapse/version.h"
 
 /* One list generates the enum and syn_status_str(). */
 #define SYN_STATUS_LIST(X)                       \

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#include <pthread.h>
 #include "cpu.h"
 
 static syn_status cpu_alloc(syn_backend *be, size_t bytes, void **out) {
@@ -51,9 +52,16 @@ static syn_status cpu_sync(syn_backend *be) {
     return SYN_OK;
 }
 
-/* One growing scratch buffer; kernels run one at a time on a backend. */
-static void *scratch;
-static size_t scratch_bytes;
+/* One growing scratch buffer per thread (kernels run one at a time in a
+ * thread; graphs in different threads run at once), freed when the thread
+ * exits through a key destructor. */
+static _Thread_local void *scratch;
+static _Thread_local size_t scratch_bytes;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) { free(p); }
+static void scratch_key_make(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
 
 static syn_status cpu_workspace(syn_backend *be, size_t bytes, void **out) {
     if (bytes > scratch_bytes) {
@@ -62,6 +70,8 @@ static syn_status cpu_workspace(syn_backend *be, size_t bytes, void **out) {
         free(scratch);
         scratch = p;
         scratch_bytes = bytes;
+        pthread_once(&scratch_once, scratch_key_make);
+        (void)pthread_setspecific(scratch_key, p); /* the destructor frees it at thread exit */
     }
     *out = scratch;
     return SYN_OK;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/internal.h"
 #include "dataset.h"
+#include "parse_mem.h"
 
 /* Integer class labels at or above this are treated as names (mapped to
  * 0,1,2..): used as is they would ask for millions of output units. */
@@ -89,6 +90,10 @@ static syn_status read_record(csv_reader *r, int *eof) {
         r->lineno++;
         if (len > 0 && r->line[len - 1] == '\n') len--;
         if (len > 0 && r->line[len - 1] == '\r') len--;
+        /* A UTF-8 byte order mark, as spreadsheet exports write: dropped here,
+         * before open_quote, so that it and split_record see the same text. */
+        const char *line = r->line;
+        if (r->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3, len -= 3;
         if (r->rec_len == 0) {
             if (len == 0) continue; /* blank lines between records carry nothing */
             r->rec_line = r->lineno;
@@ -102,7 +107,7 @@ static syn_status read_record(csv_reader *r, int *eof) {
             r->rec_cap = cap;
         }
         if (r->rec_len > 0) r->rec[r->rec_len++] = '\n';
-        memcpy(r->rec + r->rec_len, r->line, (size_t)len);
+        memcpy(r->rec + r->rec_len, line, (size_t)len);
         r->rec_len += (size_t)len;
         r->rec[r->rec_len] = 0;
         if (!open_quote(r->rec, r->delim)) return SYN_OK;
@@ -115,9 +120,6 @@ static int is_blank(char c, char delim) { return (c == ' ' || c == '\t') && c !=
  * trimmed of surrounding blanks, quoted ones keep their content exactly. */
 static syn_status split_record(csv_reader *r) {
     char *p = r->rec;
-    if (r->rec_line == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-        (unsigned char)p[2] == 0xBF)
-        p += 3; /* a UTF-8 byte order mark, as spreadsheet exports write */
     r->nf = 0;
     for (;;) {
         if (r->nf == r->fld_cap) {
@@ -341,19 +343,36 @@ static syn_status load(csv_reader *r, const char *label, bool regression, syn_da
     return SYN_OK;
 }
 
+/* Checks the options, reads the opened stream f (closed here) as `path`. */
+static syn_status load_stream(FILE *f, const char *path, const syn_csv_opts *opts, syn_dataset **out) {
+    csv_reader r = {0};
+    r.f = f;
+    r.path = path;
+    r.delim = opts && opts->delimiter ? opts->delimiter : ',';
+    syn_status s = r.delim == '"' || r.delim == '\n' || r.delim == '\r'
+                       ? syn__error(SYN_ERR_ARG, "%s: the delimiter cannot be a quote or a line break", path)
+                       : load(&r, opts ? opts->label : NULL, opts && opts->regression, out);
+    csv_close(&r);
+    return s;
+}
+
 syn_status syn_dataset_load_csv(const char *path, const syn_csv_opts *opts, syn_dataset **out) {
     if (!out) return syn__error(SYN_ERR_ARG, "CSV reader: NULL output");
     *out = NULL;
     if (!path) return syn__error(SYN_ERR_ARG, "CSV reader: NULL path");
-    csv_reader r = {0};
-    r.path = path;
-    r.delim = opts && opts->delimiter ? opts->delimiter : ',';
-    if (r.delim == '"' || r.delim == '\n' || r.delim == '\r')
-        return syn__error(SYN_ERR_ARG, "%s: the delimiter cannot be a quote or a line break", path);
     errno = 0;
-    r.f = fopen(path, "rb");
-    if (!r.f) return syn__error(SYN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    syn_status s = load(&r, opts ? opts->label : NULL, opts && opts->regression, out);
-    csv_close(&r);
-    return s;
+    FILE *f = fopen(path, "rb");
+    if (!f) return syn__error(SYN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return load_stream(f, path, opts, out);
+}
+
+syn_status syn__dataset_load_csv_mem(const void *data, size_t size, const char *name, const syn_csv_opts *opts,
+                                     syn_dataset **out) {
+    static const char empty[1] = "";
+    *out = NULL;
+    errno = 0;
+    /* fmemopen wants a non-NULL buffer; reading stops at `size`, not at a NUL. */
+    FILE *f = fmemopen((void *)(size ? data : empty), size, "rb");
+    if (!f) return syn__error(SYN_ERR_OOM, "%s: fmemopen: %s", name, strerror(errno));
+    return load_stream(f, name, opts, out);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "core/internal.h"
@@ -126,6 +127,34 @@ static syn_status idx_labels(gzFile f, const char *path, syn_dataset *ds) {
     return s;
 }
 
+/* A header must not make us allocate more than the file can fill (4 GB of
+ * floats for a few bytes claiming 1e9 pixels): the pixel bytes after the
+ * header of a raw file are its size less 16, a gzip'd one inflates to at
+ * most 1032 times its size (deflate's largest ratio). Fails as the
+ * pixel read would, before the floats are allocated. Not a regular file
+ * (size unknown): the pixel read finds a short file. */
+static syn_status idx_check_size(gzFile f, const char *path, uint64_t pixels) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return SYN_OK;
+    uint64_t size = (uint64_t)st.st_size;
+    if (gzdirect(f) && pixels > (size > 16 ? size - 16 : 0))
+        return syn__error(SYN_ERR_FORMAT, "%s: truncated: expected %llu pixel bytes, got %llu", path,
+                          (unsigned long long)pixels, (unsigned long long)(size > 16 ? size - 16 : 0));
+    if (gzdirect(f) || pixels / 1032 < size) return SYN_OK;
+    /* Too many for this gzip file: count what it holds for the message
+     * (at most 1032 times its size, a chunk at a time). */
+    unsigned char *buf = syn__malloc(IDX_CHUNK, "IDX reader");
+    if (!buf) return SYN_ERR_OOM;
+    uint64_t got = 0;
+    size_t n;
+    syn_status s;
+    while ((s = idx_read(f, path, buf, IDX_CHUNK, &n)) == SYN_OK && n > 0) got += n;
+    free(buf);
+    if (s != SYN_OK) return s;
+    return syn__error(SYN_ERR_FORMAT, "%s: truncated: expected %llu pixel bytes, got %llu", path,
+                      (unsigned long long)pixels, (unsigned long long)got);
+}
+
 static syn_status idx_load(const char *images_path, const char *labels_path, gzFile fi, gzFile fl,
                            syn_dataset **out) {
     uint64_t idims[3] = {0}, ldims[1] = {0}, ipix = 0, nlab = 0;
@@ -136,6 +165,7 @@ static syn_status idx_load(const char *images_path, const char *labels_path, gzF
     if (idims[0] != ldims[0])
         return syn__error(SYN_ERR_FORMAT, "%s: %llu labels, but %s holds %llu images", labels_path,
                           (unsigned long long)ldims[0], images_path, (unsigned long long)idims[0]);
+    SYN_TRY(idx_check_size(fi, images_path, ipix));
     int64_t n = (int64_t)idims[0], dim = (int64_t)(idims[1] * idims[2]);
 
     syn_dataset *ds;
