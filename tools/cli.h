@@ -33,5 +33,6 @@ int cmd_predict(int argc, char **argv);  /* cmd_io.c */
 int cmd_charlm(int argc, char **argv);   /* cmd_text.c */
 int cmd_complete(int argc, char **argv); /* cmd_text.c */
 int cmd_forecast(int argc, char **argv); /* cmd_forecast.c */
+int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
 
 #endif

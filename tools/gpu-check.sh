@@ -272,6 +272,38 @@ else
     record "pytorch bench cuda" SKIP "benchmarks/pytorch/bench_mlp.py absent" 0
 fi
 
+# ---- synapse bench --device all (issue #8): every workload on the CPU and the GPU, each
+# verified before it is timed, with the PyTorch twins (system python3's torch) beside them;
+# the table, JSON lines, Markdown and (with matplotlib) a chart go to the logs.
+# BENCH_ALL=0 skips it; BENCH_TIMEOUT (default 300 s) bounds it.
+if [ "${BENCH_ALL:-1}" != 0 ]; then
+    t0=$(now)
+    if [ -x "$B/synapse" ] && run_syn "$B/synapse" bench --list >/dev/null 2>&1; then
+        run_syn SYN_BENCH_PYTHON="env -u LD_LIBRARY_PATH python3" timeout "${BENCH_TIMEOUT:-300}" "$B/synapse" bench \
+            --device all --json "$LOG/bench_all.jsonl" --markdown "$LOG/bench_all.md" >"$LOG/bench_all.log" 2>&1
+        rc=$?
+        fig=$(python3 -c '
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+syn = {(r["workload"], r["device"]): r for r in rows if r["impl"] == "synapse"}
+pt = {(r["workload"], r["device"]): r for r in rows if r["impl"] == "pytorch" and r["status"] == "ok"}
+out = []
+for dev in sorted({d for _, d in syn}):
+    ok = [k for k, r in syn.items() if k[1] == dev and r["status"] == "ok"]
+    rat = [pt[k]["median_ms"] / syn[k]["median_ms"] for k in ok if k in pt]
+    g = " geomean PyTorch/Synapse %.2f" % math.exp(sum(map(math.log, rat)) / len(rat)) if rat else " no PyTorch"
+    out.append("%s %d/%d ok,%s" % (dev, len(ok), sum(1 for k in syn if k[1] == dev), g))
+print("; ".join(out) or "no results")' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
+        env -u LD_LIBRARY_PATH python3 benchmarks/chart.py "$LOG/bench_all.jsonl" -o "$LOG/bench_all.png" \
+            >>"$LOG/bench_all.log" 2>&1
+        if [ $rc -eq 0 ]; then record "synapse bench all" PASS "$fig" $(($(now) - t0))
+        elif [ $rc -eq 124 ]; then record "synapse bench all" FAIL "timed out after ${BENCH_TIMEOUT:-300} s (see bench_all.log)" $(($(now) - t0))
+        else record "synapse bench all" FAIL "exit $rc: $fig (see bench_all.log)" $(($(now) - t0)); fi
+    else
+        record "synapse bench all" SKIP "no synapse bench in $B" 0
+    fi
+fi
+
 # ---- summary (last) --------------------------------------------------------------------------------
 {
     echo

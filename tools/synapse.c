@@ -35,6 +35,8 @@ static const char usage_text[] =
     "                       continue a prompt with a saved character model\n"
     "  forecast --csv FILE --column C [options]\n"
     "                       forecast the next value of a CSV column's series (see synapse forecast --help)\n"
+    "  bench [--device cpu|cuda|all] [--workload NAME ...] [--json FILE] [--quick] [--list]\n"
+    "                       benchmarks verified against the CPU, with PyTorch beside them (see synapse bench --help)\n"
     "  --version            print the version\n"
     "  --help               this text\n";
 
@@ -652,6 +654,7 @@ static const struct {
     {"charlm", cmd_charlm},
     {"complete", cmd_complete},
     {"forecast", cmd_forecast},
+    {"bench", cmd_bench},
 };
 
 int main(int argc, char **argv) {

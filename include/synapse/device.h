@@ -39,6 +39,10 @@ SYN_API syn_status syn_device_describe(syn_device d, char *buf, size_t size);
 
 /* Waits until all work queued on the device has finished. */
 SYN_API syn_status syn_device_synchronize(syn_device d);
+/* Bytes of device memory the device's caching allocator has handed out and
+ * not freed (*in_use), and the most at any time (*peak). SYN_ERR_UNSUPPORTED
+ * for the CPU, whose memory is the process's (getrusage). */
+SYN_API syn_status syn_device_memory(syn_device d, size_t *in_use, size_t *peak);
 
 /* 1 if both name the same device. */
 static inline int syn_device_equal(syn_device a, syn_device b) {

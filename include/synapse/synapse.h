@@ -37,6 +37,7 @@
 #include "synapse/io.h"
 #include "synapse/text.h"
 #include "synapse/gan.h"
+#include "synapse/bench.h"
 #include "synapse/forecast.h"
 
 #endif

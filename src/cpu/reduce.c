@@ -2,6 +2,7 @@
  * log-softmax along one axis. A tensor is seen as (outer, C, inner) around the
  * softmax axis; reductions map each input element to its output element. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include "cpu.h"
 
@@ -28,16 +29,67 @@ static int64_t out_index(const syn_shape *x, const int64_t *ostride, int64_t i) 
     return o;
 }
 
+/* The reduced axes as one block: x seen as (outer, red, inner) with the
+ * reduced axes exactly the middle run of dims. false if they are not
+ * contiguous (or nothing is reduced). */
+static bool reduce_block(const syn_node *n, int64_t *outer, int64_t *red, int64_t *inner) {
+    const syn_shape *x = &n->in[0]->shape;
+    unsigned axes = (unsigned)n->i[0];
+    int first = -1, last = -1;
+    for (int d = 0; d < x->ndim; d++)
+        if (axes & (1u << d)) {
+            if (first < 0) first = d;
+            else if (last != d - 1) return false;
+            last = d;
+        }
+    if (first < 0) return false;
+    *outer = *red = *inner = 1;
+    for (int d = 0; d < x->ndim; d++) *(d < first ? outer : d <= last ? red : inner) *= x->dim[d];
+    return true;
+}
+
+/* Fixed chunks, each summed in double, then the chunks in order: the result
+ * does not depend on the thread count. */
+#define RED_CHUNK 65536
+
 static syn_status reduce_fwd(syn_node *n, bool mean) {
     const syn_shape *xs = &n->in[0]->shape;
     int64_t ostride[SYN_MAX_DIMS], nx = syn_shape_numel(xs), ny = syn__numel(n);
+    double scale = mean ? (double)ny / (double)(nx ? nx : 1) : 1.0;
+    const float *x = syn__cin(n, 0);
+    float *y = n->value;
+    int64_t outer, red, inner;
+    if (reduce_block(n, &outer, &red, &inner) && inner == 1) {
+        if (outer == 1) { /* everything: chunked */
+            int64_t nc = (red + RED_CHUNK - 1) / RED_CHUNK;
+            double *part = malloc((size_t)(nc ? nc : 1) * sizeof *part);
+            if (!part) return syn__error(SYN_ERR_OOM, "%s: %lld partial sums", syn__op_name[n->op], (long long)nc);
+#pragma omp parallel for if (nc > 1) schedule(static)
+            for (int64_t c = 0; c < nc; c++) {
+                double a = 0;
+                int64_t end = (c + 1) * RED_CHUNK < red ? (c + 1) * RED_CHUNK : red;
+                for (int64_t i = c * RED_CHUNK; i < end; i++) a += x[i];
+                part[c] = a;
+            }
+            double t = 0;
+            for (int64_t c = 0; c < nc; c++) t += part[c];
+            free(part);
+            y[0] = (float)(t * scale);
+            return SYN_OK;
+        }
+        /* trailing axes: one contiguous row per output */
+#pragma omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)
+        for (int64_t o = 0; o < outer; o++) {
+            double a = 0;
+            for (int64_t i = 0; i < red; i++) a += x[o * red + i];
+            y[o] = (float)(a * scale);
+        }
+        return SYN_OK;
+    }
     reduce_strides(n, ostride);
     double *acc = calloc((size_t)ny, sizeof *acc);
     if (!acc) return syn__error(SYN_ERR_OOM, "%s: %lld accumulators", syn__op_name[n->op], (long long)ny);
-    const float *x = syn__cin(n, 0);
     for (int64_t i = 0; i < nx; i++) acc[out_index(xs, ostride, i)] += x[i];
-    double scale = mean ? (double)ny / (double)(nx ? nx : 1) : 1.0;
-    float *y = n->value;
     for (int64_t o = 0; o < ny; o++) y[o] = (float)(acc[o] * scale);
     free(acc);
     return SYN_OK;
