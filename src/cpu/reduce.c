@@ -68,6 +68,7 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
             for (int64_t c = 0; c < nc; c++) {
                 double a = 0;
                 int64_t end = (c + 1) * RED_CHUNK < red ? (c + 1) * RED_CHUNK : red;
+#pragma omp simd reduction(+ : a)
                 for (int64_t i = c * RED_CHUNK; i < end; i++) a += x[i];
                 part[c] = a;
             }
@@ -81,6 +82,7 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
 #pragma omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)
         for (int64_t o = 0; o < outer; o++) {
             double a = 0;
+#pragma omp simd reduction(+ : a)
             for (int64_t i = 0; i < red; i++) a += x[o * red + i];
             y[o] = (float)(a * scale);
         }
