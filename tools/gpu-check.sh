@@ -10,8 +10,9 @@
 # CNN_EPOCHS, RESNET_EPOCHS, CHARLM_STEPS (0 skips).
 #
 #   tools/gpu-check.sh             on the GPU machine (well under 6 minutes on an H100)
-#   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, copy
-#                                  Fashion-MNIST into carry/, print what to carry
+#   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, pack
+#                                  its executables and copy Fashion-MNIST and two
+#                                  libraries into carry/ (~35 MB), print what to carry
 #
 # It uses a carried build (build-gpu with test_cuda and synapse in it) when
 # there is one, else configures and builds there (without Check installed the
@@ -37,12 +38,14 @@ if [ "${1:-}" = "--prepare" ]; then
     cp -u /usr/share/datasets/fashion-mnist/*-ubyte* carry/fashion-mnist/
     # shared libraries the GPU machine may lack (their Debian archives are not PIC)
     for l in libjansson.so.4 libpng16.so.16; do cp -uL "/usr/lib/$(gcc -print-multiarch)/$l" carry/lib/; done
-    # only the executables (Check, Synapse and its kernels linked in) are needed
-    # there: drop objects, archives and CMake's scratch to keep the carry small
-    find "$B" -name '*.o' -delete
-    rm -rf "$B/CMakeFiles" "$B"/lib*.a
-    du -sh "$B" carry
-    echo "carry: [\"$B\", \"carry\"]   command: tools/gpu-check.sh"
+    # only the executables (Check, Synapse and its kernels linked in) and the
+    # shared library are needed there; the static test binaries share most of
+    # their bytes, so one xz'd tar of them is a few MB where the files are 60+
+    rm -f carry/build-gpu.tar.xz
+    (cd "$B" && tar -cf - $(find . -maxdepth 1 -type f -executable -printf '%f\n') libsynapse.so*) |
+        xz -6 >carry/build-gpu.tar.xz
+    du -sh carry carry/build-gpu.tar.xz
+    echo "carry: [\"carry\"]   command: tools/gpu-check.sh"
     exit 0
 fi
 
@@ -60,7 +63,8 @@ done
 # carry/lib: libjansson and libpng from the development machine, last, so the
 # machine's own copies win where it has them
 [ -d carry/lib ] && LIBS="$LIBS${LIBS:+:}$ROOT/carry/lib"
-SYNENV=(env "LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "SYN_SOURCE_DIR=$ROOT")
+LIBS="$LIBS:$ROOT/$B" # libsynapse.so for what links it
+SYNENV=(env "LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "SYN_SOURCE_DIR=$ROOT" "SYN_BINARY_DIR=$ROOT/$B")
 run_syn() { "${SYNENV[@]}" "$@"; }
 
 names=() states=() figs=() secs=()
@@ -80,6 +84,11 @@ if [ -n "$gpu" ]; then record "gpu" PASS "$gpu" $(($(now) - t0)); else record "g
 
 # ---- build -----------------------------------------------------------------------------
 t0=$(now)
+if { [ ! -x "$B/test_cuda" ] || [ ! -x "$B/synapse" ]; } && [ -f carry/build-gpu.tar.xz ]; then
+    mkdir -p "$B"
+    tar -xJf carry/build-gpu.tar.xz -C "$B" 2>"$LOG/unpack.log" ||
+        python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' carry/build-gpu.tar.xz "$B" 2>>"$LOG/unpack.log"
+fi
 if [ -x "$B/test_cuda" ] && [ -x "$B/synapse" ]; then
     record "build" PASS "carried $B" 0
 else
