@@ -14,31 +14,8 @@
 #include <unistd.h>
 #include "testutil.h"
 
-static char g_dir[64];
 
-static void dir_setup(void) {
-    strcpy(g_dir, "/tmp/syn_ckpt_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
 
-static void dir_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    char p[512];
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
-    closedir(d);
-    rmdir(g_dir);
-}
-
-static const char *tpath(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ & 15];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
 
 /* ---- a small classifier ------------------------------------------------------------ */
 
@@ -174,7 +151,7 @@ START_TEST(resume_is_bit_identical) {
     float *va = params_dump(a.p, &na);
 
     /* stopped after epoch AT with a checkpoint */
-    const char *path = tpath("run.safetensors");
+    const char *path = tu_path("run.safetensors");
     net b;
     net_make(&b, 11, &oc);
     saver sv = {path, &b, AT, {0}};
@@ -286,7 +263,7 @@ START_TEST(load_errors) {
     memset(&info, 0, sizeof info);
     strcpy(info.model, "m");
     info.best_loss = INFINITY;
-    const char *path = tpath("a.safetensors");
+    const char *path = tu_path("a.safetensors");
     TU_OK(syn_checkpoint_save(path, a.p, a.o, &info));
     syn_checkpoint_info back;
     net b;
@@ -298,12 +275,12 @@ START_TEST(load_errors) {
     ck_assert_str_eq(back.model, "m");
 
     /* a checkpoint without optimizer state cannot fill an optimizer */
-    const char *nopt = tpath("noopt.safetensors");
+    const char *nopt = tu_path("noopt.safetensors");
     TU_OK(syn_checkpoint_save(nopt, a.p, NULL, &info));
     ck_assert_int_eq(syn_checkpoint_load(nopt, a.p, a.o, NULL), SYN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "no optimizer state"));
     /* a parameter file has no info */
-    const char *pf = tpath("params.safetensors");
+    const char *pf = tu_path("params.safetensors");
     TU_OK(syn_params_save(a.p, pf));
     ck_assert_int_eq(syn_checkpoint_load(pf, a.p, NULL, &back), SYN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "not a Synapse checkpoint"));
@@ -316,7 +293,7 @@ START_TEST(load_errors) {
     syn_safetensors_writer *w = sgd_writer(a.p);
     float z[3] = {0};
     TU_OK(syn_safetensors_add(w, "optim.linear1.bias.momentum_buffer", SYN_F32, syn_shape1(3), z));
-    const char *bad = tpath("bad.safetensors");
+    const char *bad = tu_path("bad.safetensors");
     TU_OK(syn_safetensors_write(w, bad));
     ck_assert_int_eq(syn_checkpoint_load(bad, b.p, b.o, NULL), SYN_ERR_FORMAT); /* sgd without momentum */
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "without momentum keeps no 'momentum_buffer'"));
@@ -385,7 +362,7 @@ static void writer_child(const char *path, int ready_fd) {
 }
 
 START_TEST(kill_during_write) {
-    const char *path = tpath("big.safetensors");
+    const char *path = tu_path("big.safetensors");
     enum { ROUNDS = 6 };
     int temps_seen = 0;
     tu_rng r = tu_rng_make(77);
@@ -426,7 +403,7 @@ START_TEST(kill_during_write) {
         syn_safetensors_close(f);
 
         /* nothing else but hidden temporaries ".big.safetensors.XXXXXX" */
-        DIR *dir = opendir(g_dir);
+        DIR *dir = opendir(tu_dir);
         ck_assert_ptr_nonnull(dir);
         char tmp[512];
         for (struct dirent *e; (e = readdir(dir));) {
@@ -434,7 +411,7 @@ START_TEST(kill_during_write) {
             ck_assert_msg(strncmp(e->d_name, ".big.safetensors.", 17) == 0 && strlen(e->d_name) == 23,
                           "unexpected file %s", e->d_name);
             temps_seen++;
-            unlink((snprintf(tmp, sizeof tmp, "%s/%s", g_dir, e->d_name), tmp));
+            unlink((snprintf(tmp, sizeof tmp, "%s/%s", tu_dir, e->d_name), tmp));
         }
         closedir(dir);
     }
@@ -466,7 +443,7 @@ START_TEST(cli_resume) {
     char bin[512], cmd[2048], a[64], b[64];
     if (!tu_cli_path(bin, sizeof bin, "test_checkpoint")) return;
     /* a CSV table: 3 classes by a linear score of 4 features */
-    const char *csv = tpath("t.csv");
+    const char *csv = tu_path("t.csv");
     FILE *f = fopen(csv, "w");
     ck_assert_ptr_nonnull(f);
     fputs("a,b,c,d,y\n", f);
@@ -480,7 +457,7 @@ START_TEST(cli_resume) {
     ck_assert_int_eq(fclose(f), 0);
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --hidden 16,8 --dropout 0.2 --batch-size 32 --quiet", csv);
-    const char *ca = tpath("A.ckpt"), *cb = tpath("B.ckpt");
+    const char *ca = tu_path("A.ckpt"), *cb = tu_path("B.ckpt");
     char *out_a, *out_b, *out_r, *out;
 
     snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --save %s 2>&1", bin, flags, ca);
@@ -515,7 +492,7 @@ START_TEST(cli_resume) {
     ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "3 epochs done already"));
     free(out);
-    snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --resume %s 2>&1", bin, flags, tpath("none.ckpt"));
+    snprintf(cmd, sizeof cmd, "%s train %s --epochs 3 --resume %s 2>&1", bin, flags, tu_path("none.ckpt"));
     ck_assert_int_eq(tu_run_cmd(cmd, &out), 1);
     ck_assert_ptr_nonnull(strstr(out, "none.ckpt"));
     free(out);
@@ -533,7 +510,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *t = tcase_create("checkpoint");
-    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(t, tu_dir_setup, tu_dir_teardown);
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, resume_is_bit_identical, 0, (int)(sizeof optims / sizeof *optims));
     tcase_add_test(t, load_errors);

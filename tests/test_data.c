@@ -10,34 +10,11 @@
 #include <zlib.h>
 #include "testutil.h"
 
-static char g_dir[64];
 
-static void dir_setup(void) {
-    strcpy(g_dir, "/tmp/syn_data_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
 
-static void dir_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    char p[512];
-    for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] != '.') unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
-    closedir(d);
-    rmdir(g_dir);
-}
-
-/* g_dir/name into a static ring of buffers (a test holds several paths at once). */
-static const char *tpath(const char *name) {
-    static char bufs[32][512];
-    static int k;
-    char *b = bufs[k++ & 31];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
 
 static const char *write_file(const char *name, const void *data, size_t len, int gz) {
-    const char *p = tpath(name);
+    const char *p = tu_path(name);
     if (gz) {
         gzFile f = gzopen(p, "wb");
         ck_assert_ptr_nonnull(f);
@@ -135,8 +112,8 @@ START_TEST(idx_errors) {
     const char *lt = write_idx("labels-short", 0x801, l4, 1, lab, 2, 0);
     EXPECT_ERR(syn_dataset_load_idx(ok, lt, &ds), SYN_ERR_FORMAT, "labels-short");
 
-    EXPECT_ERR(syn_dataset_load_idx(tpath("nope-images"), lp, &ds), SYN_ERR_IO, "nope-images");
-    EXPECT_ERR(syn_dataset_load_idx(ok, tpath("nope-labels"), &ds), SYN_ERR_IO, "nope-labels");
+    EXPECT_ERR(syn_dataset_load_idx(tu_path("nope-images"), lp, &ds), SYN_ERR_IO, "nope-images");
+    EXPECT_ERR(syn_dataset_load_idx(ok, tu_path("nope-labels"), &ds), SYN_ERR_IO, "nope-labels");
 
     uint32_t huge[3] = {1, 1u << 31, 1u << 31};
     const char *hp = write_idx("huge-images", 0x803, huge, 3, px, 100, 1);
@@ -290,7 +267,7 @@ static void csv_err(const char *text, const char *label, bool regression, syn_st
 START_TEST(csv_errors) {
     syn_csv_opts o = {"y", false, 0};
     syn_dataset *ds = NULL;
-    EXPECT_ERR(syn_dataset_load_csv(tpath("missing.csv"), &o, &ds), SYN_ERR_IO, "missing.csv");
+    EXPECT_ERR(syn_dataset_load_csv(tu_path("missing.csv"), &o, &ds), SYN_ERR_IO, "missing.csv");
     csv_err("", "y", false, SYN_ERR_FORMAT, "empty");
     csv_err("x,y\n", "y", false, SYN_ERR_FORMAT, "no data");
     csv_err("x,y\n1,0\n2,3,4\n", "y", false, SYN_ERR_FORMAT, ":3:");
@@ -504,7 +481,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("data");
     TCase *t = tcase_create("readers");
-    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(t, tu_dir_setup, tu_dir_teardown);
     tcase_set_timeout(t, 300);
     tcase_add_test(t, idx_gz);
     tcase_add_test(t, idx_raw);

@@ -16,31 +16,8 @@
 #include <unistd.h>
 #include "testutil.h"
 
-static char g_dir[64];
 
-static void dir_setup(void) {
-    strcpy(g_dir, "/tmp/syn_interop_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
 
-static void dir_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    char p[512];
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
-    closedir(d);
-    rmdir(g_dir);
-}
-
-static const char *tpath(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ & 15];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
 
 /* ---- a state_dict file written byte by byte, as PyTorch's safetensors does ---- */
 
@@ -88,7 +65,7 @@ static void st_write_raw(const char *path, const st_ent *e, int n) {
  * names, dtypes and shapes (PyTorch's state_dict), and the same values (but
  * num_batches_tracked, which Synapse writes as 0). */
 static void check_saved_like(syn_params *p, const st_ent *e, int n) {
-    const char *path = tpath("saved.safetensors");
+    const char *path = tu_path("saved.safetensors");
     TU_OK(syn_params_save(p, path));
     syn_safetensors *f;
     TU_OK(syn_safetensors_open(path, &f));
@@ -156,7 +133,7 @@ START_TEST(linear_state_dict) {
     tu_fill(&r, b, O, -1, 1);
     tu_fill(&r, x, N * I, -2, 2);
     st_ent e[] = {{"fc.weight", SYN_F32, syn_shape2(O, I), w}, {"fc.bias", SYN_F32, syn_shape1(O), b}};
-    const char *path = tpath("linear.safetensors");
+    const char *path = tu_path("linear.safetensors");
     st_write_raw(path, e, 2);
 
     net n;
@@ -211,7 +188,7 @@ START_TEST(conv_bn_state_dict) {
                   {"bn.running_var", SYN_F32, syn_shape1(CB_K), rv},
                   {"bn.num_batches_tracked", SYN_I64, syn_shape0(), &nbt}};
     const int ne = (int)(sizeof e / sizeof *e);
-    const char *path = tpath("convbn.safetensors");
+    const char *path = tu_path("convbn.safetensors");
     st_write_raw(path, e, ne);
 
     net n;
@@ -244,18 +221,18 @@ START_TEST(conv_bn_state_dict) {
     /* strict mode still rejects what the model lacks: a counter beside a layer
      * that is no batch norm, a counter that is not an I64 scalar, any other name */
     st_ent bad1[] = {e[0], e[1], e[2], e[3], e[4], e[5], e[6], {"conv.num_batches_tracked", SYN_I64, syn_shape0(), &nbt}};
-    st_write_raw(tpath("bad1.safetensors"), bad1, 8);
-    ck_assert_int_eq(syn_params_load(n.p, tpath("bad1.safetensors"), true), SYN_ERR_FORMAT);
+    st_write_raw(tu_path("bad1.safetensors"), bad1, 8);
+    ck_assert_int_eq(syn_params_load(n.p, tu_path("bad1.safetensors"), true), SYN_ERR_FORMAT);
     ck_assert_msg(strstr(syn_last_error(), "'conv.num_batches_tracked' in the file is not a parameter"), "%s",
                   syn_last_error());
-    TU_OK(syn_params_load(n.p, tpath("bad1.safetensors"), false)); /* lenient: ignored */
+    TU_OK(syn_params_load(n.p, tu_path("bad1.safetensors"), false)); /* lenient: ignored */
     float nbt_f = 17;
     st_ent bad2[] = {e[0], e[1], e[2], e[3], e[4], e[5], {"bn.num_batches_tracked", SYN_F32, syn_shape0(), &nbt_f}};
-    st_write_raw(tpath("bad2.safetensors"), bad2, 7);
-    ck_assert_int_eq(syn_params_load(n.p, tpath("bad2.safetensors"), true), SYN_ERR_FORMAT);
+    st_write_raw(tu_path("bad2.safetensors"), bad2, 7);
+    ck_assert_int_eq(syn_params_load(n.p, tu_path("bad2.safetensors"), true), SYN_ERR_FORMAT);
     /* and a file without the counter (as Synapse wrote before, or a hand-made one) loads strictly */
-    st_write_raw(tpath("nocount.safetensors"), e, 6);
-    TU_OK(syn_params_load(n.p, tpath("nocount.safetensors"), true));
+    st_write_raw(tu_path("nocount.safetensors"), e, 6);
+    TU_OK(syn_params_load(n.p, tu_path("nocount.safetensors"), true));
     net_end(&n);
 }
 END_TEST
@@ -333,7 +310,7 @@ START_TEST(embedding_lstm_state_dict) {
                   {"lstm.weight_hh_l0", SYN_F32, syn_shape2(G4, SQ_H), wh},
                   {"lstm.bias_ih_l0", SYN_F32, syn_shape1(G4), bi},
                   {"lstm.bias_hh_l0", SYN_F32, syn_shape1(G4), bh}};
-    const char *path = tpath("seq.safetensors");
+    const char *path = tu_path("seq.safetensors");
     st_write_raw(path, e, 5);
 
     net n;
@@ -375,7 +352,7 @@ START_TEST(gru_state_dict) {
                   {"gru.bias_ih_l0", SYN_F32, syn_shape1(G3), bi0},         {"gru.bias_hh_l0", SYN_F32, syn_shape1(G3), bh0},
                   {"gru.weight_ih_l1", SYN_F32, syn_shape2(G3, GR_H), wi1}, {"gru.weight_hh_l1", SYN_F32, syn_shape2(G3, GR_H), wh1},
                   {"gru.bias_ih_l1", SYN_F32, syn_shape1(G3), bi1},         {"gru.bias_hh_l1", SYN_F32, syn_shape1(G3), bh1}};
-    const char *path = tpath("gru.safetensors");
+    const char *path = tu_path("gru.safetensors");
     st_write_raw(path, e, 8);
 
     net n;
@@ -455,7 +432,7 @@ START_TEST(torch_round_trip) {
     char *out;
     find_python(py, sizeof py);
     tu_source_path("tests/interop/torch_roundtrip.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' export '%s' 2>&1", py, script, g_dir);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' export '%s' 2>&1", py, script, tu_dir);
     int rc = tu_run_cmd(cmd, &out);
     if (rc == 77 || rc == 127) { /* the script's "PyTorch not importable (...)", or no such python */
         const char *why = tu_last_line(out);
@@ -469,7 +446,7 @@ START_TEST(torch_round_trip) {
     for (size_t c = 0; c < sizeof torch_cases / sizeof *torch_cases; c++) {
         const char *name = torch_cases[c].name;
         syn_safetensors *io;
-        snprintf(p, sizeof p, "%s/%s_io.safetensors", g_dir, name);
+        snprintf(p, sizeof p, "%s/%s_io.safetensors", tu_dir, name);
         TU_OK(syn_safetensors_open(p, &io));
 
         /* PyTorch -> Synapse: its state_dict, strictly, and its outputs */
@@ -477,7 +454,7 @@ START_TEST(torch_round_trip) {
         syn_node *xn;
         net_begin(&n, 99);
         syn_node *yn = torch_cases[c].build(&n, &xn);
-        snprintf(p, sizeof p, "%s/%s.safetensors", g_dir, name);
+        snprintf(p, sizeof p, "%s/%s.safetensors", tu_dir, name);
         TU_OK(syn_params_load(n.p, p, true));
         void *x = read_tensor(io, "x", xn);
         float *want = read_tensor(io, "y", yn);
@@ -497,19 +474,19 @@ START_TEST(torch_round_trip) {
         yn = torch_cases[c].build(&m, &xn);
         net_run(&m, xn, x, yn, y, ny, 2);
         ck_assert_msg(tu_rel_err(y, want, ny) > 1e-2, "%s: Synapse's own model gives PyTorch's outputs", name);
-        snprintf(p, sizeof p, "%s/%s_syn.safetensors", g_dir, name);
+        snprintf(p, sizeof p, "%s/%s_syn.safetensors", tu_dir, name);
         TU_OK(syn_params_save(m.p, p));
         syn_safetensors_writer *w;
         TU_OK(syn_safetensors_writer_create(&w));
         TU_OK(syn_safetensors_add(w, "y", SYN_F32, syn_node_shape(yn), y));
-        snprintf(p, sizeof p, "%s/%s_syn_y.safetensors", g_dir, name);
+        snprintf(p, sizeof p, "%s/%s_syn_y.safetensors", tu_dir, name);
         TU_OK(syn_safetensors_write(w, p));
         syn_safetensors_writer_free(w);
         net_end(&m);
         free(x), free(want), free(y);
         syn_safetensors_close(io);
     }
-    snprintf(cmd, sizeof cmd, "'%s' '%s' check '%s' 2>&1", py, script, g_dir);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' check '%s' 2>&1", py, script, tu_dir);
     rc = tu_run_cmd(cmd, &out);
     ck_assert_msg(rc == 0, "%s -> %d: %s", cmd, rc, out);
     ck_assert_msg(strstr(out, "5 models ok"), "%s", out);
@@ -521,14 +498,14 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("interop");
     TCase *t = tcase_create("state_dict");
-    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(t, tu_dir_setup, tu_dir_teardown);
     tcase_add_test(t, linear_state_dict);
     tcase_add_test(t, conv_bn_state_dict);
     tcase_add_test(t, embedding_lstm_state_dict);
     tcase_add_test(t, gru_state_dict);
     suite_add_tcase(s, t);
     TCase *tt = tcase_create("torch");
-    tcase_add_checked_fixture(tt, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(tt, tu_dir_setup, tu_dir_teardown);
     tcase_set_timeout(tt, 120);
     tcase_add_test(tt, torch_round_trip);
     suite_add_tcase(s, tt);

@@ -16,31 +16,8 @@
 #include <zlib.h>
 #include "testutil.h"
 
-static char g_dir[64];
 
-static void dir_setup(void) {
-    strcpy(g_dir, "/tmp/syn_predict_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
 
-static void dir_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    char p[512];
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
-    closedir(d);
-    rmdir(g_dir);
-}
-
-static const char *tpath(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ & 15];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
 
 /* The number after "key": in a JSON line. */
 static double json_number(const char *json, const char *key) {
@@ -93,7 +70,7 @@ static void parse_json_lines(const char *out, preds *p, bool classify) {
 
 /* 300 rows, features a..d; y: 3 classes by a linear score, or the score itself. */
 static const char *write_csv(const char *name, bool regression) {
-    const char *csv = tpath(name);
+    const char *csv = tu_path(name);
     FILE *f = fopen(csv, "w");
     ck_assert_ptr_nonnull(f);
     fputs("a,b,c,d,y\n", f);
@@ -135,7 +112,7 @@ static int64_t test_rows(const char *csv, bool regression, int64_t *rows, float 
 START_TEST(csv_classes_match_eval_accuracy) {
     char bin[512];
     if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
-    const char *csv = write_csv("t.csv", false), *ck = tpath("m.ckpt");
+    const char *csv = write_csv("t.csv", false), *ck = tu_path("m.ckpt");
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --hidden 16 --activation tanh --batch-size 32", csv);
     free(run(0, "%s train %s --epochs 15 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
@@ -160,7 +137,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     for (int i = 0; i < 300; i++) ck_assert(p.prob[i] >= 1.0 / 3.0 - 1e-6 && p.prob[i] <= 1.0);
 
     /* the features alone, one row by --index, as text */
-    const char *feat = tpath("features.csv");
+    const char *feat = tu_path("features.csv");
     FILE *f = fopen(csv, "r"), *g = fopen(feat, "w");
     ck_assert(f && g);
     char line[256];
@@ -182,7 +159,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     free(out);
 
     /* bad inputs: exit 1, a message naming the fault */
-    const char *bad = tpath("bad.csv");
+    const char *bad = tu_path("bad.csv");
     f = fopen(bad, "w");
     fputs("a,b,c,y\n0.1,0.2,0.3,1\n", f);
     fclose(f);
@@ -201,7 +178,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
     ck_assert_msg(strstr(out, "bad.csv:2: column 'c': 'x' is not a finite number"), "%s", out);
     free(out);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("missing.csv"), flags);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("missing.csv"), flags);
     ck_assert_msg(strstr(out, "missing.csv: cannot open"), "%s", out);
     free(out);
     out = run(1, "%s predict mlp %s %s %s --index 300 2>&1", bin, ck, csv, flags);
@@ -222,7 +199,7 @@ END_TEST
 START_TEST(csv_regression_matches_eval_loss) {
     char bin[512];
     if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
-    const char *csv = write_csv("r.csv", true), *ck = tpath("r.ckpt");
+    const char *csv = write_csv("r.csv", true), *ck = tu_path("r.ckpt");
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --regression --hidden 8 --batch-size 32", csv);
     free(run(0, "%s train %s --epochs 5 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
@@ -295,14 +272,14 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     tu_rng r = tu_rng_make(21);
     make_images(tr, ltr, NTR, &r);
     make_images(te, lte, NTE, &r);
-    write_idx(tpath("train-images-idx3-ubyte"), tr, NTR, 3, false);
-    write_idx(tpath("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
-    write_idx(tpath("t10k-images-idx3-ubyte"), te, NTE, 3, false);
-    write_idx(tpath("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
-    write_idx(tpath("test.idx.gz"), te, NTE, 3, true);
-    const char *ck = tpath("img.ckpt");
+    write_idx(tu_path("train-images-idx3-ubyte"), tr, NTR, 3, false);
+    write_idx(tu_path("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
+    write_idx(tu_path("t10k-images-idx3-ubyte"), te, NTE, 3, false);
+    write_idx(tu_path("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
+    write_idx(tu_path("test.idx.gz"), te, NTE, 3, true);
+    const char *ck = tu_path("img.ckpt");
     char flags[1024];
-    snprintf(flags, sizeof flags, "--data-dir %s --hidden 24 --batch-size 25", g_dir);
+    snprintf(flags, sizeof flags, "--data-dir %s --hidden 24 --batch-size 25", tu_dir);
     free(run(0, "%s train %s --epochs 4 --save %s --quiet 2>&1", bin, flags, ck));
     char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
     double acc = json_number(tu_last_line(ev), "test_accuracy");
@@ -310,21 +287,21 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     ck_assert_msg(acc > 0.5, "the model did not learn (accuracy %g)", acc);
 
     /* every test image: the classes give eval's accuracy; gzip'd the same */
-    char *out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tpath("t10k-images-idx3-ubyte"), flags);
+    char *out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("t10k-images-idx3-ubyte"), flags);
     static preds p, pz;
     parse_json_lines(out, &p, true);
     ck_assert_int_eq(p.n, NTE);
     int right = 0;
     for (int i = 0; i < NTE; i++) right += p.cls[i] == lte[i];
     ck_assert_msg(fabs((double)right / NTE - acc) < 6e-5, "predict: %d of %d right; eval: %g", right, NTE, acc);
-    char *outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tpath("test.idx.gz"), flags);
+    char *outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
     ck_assert_str_eq(outz, out);
     free(outz);
     free(out);
 
     /* image 5 as a PNG: the same class and probability as from the IDX file */
-    write_png(tpath("five.png"), te + 5 * 784, 28, 28, false);
-    out = run(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tpath("five.png"), flags);
+    write_png(tu_path("five.png"), te + 5 * 784, 28, 28, false);
+    out = run(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tu_path("five.png"), flags);
     parse_json_lines(out, &pz, true);
     ck_assert_int_eq(pz.n, 1);
     ck_assert_int_eq(pz.cls[0], p.cls[5]);
@@ -334,29 +311,29 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
 
     /* bad inputs */
     static uint8_t rgb[28 * 28 * 3], small[20 * 20];
-    write_png(tpath("rgb.png"), rgb, 28, 28, true);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("rgb.png"), flags);
+    write_png(tu_path("rgb.png"), rgb, 28, 28, true);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("rgb.png"), flags);
     ck_assert_msg(strstr(out, "images of (3,28,28) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
-    write_png(tpath("small.png"), small, 20, 20, false);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("small.png"), flags);
+    write_png(tu_path("small.png"), small, 20, 20, false);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("small.png"), flags);
     ck_assert_msg(strstr(out, "images of (1,20,20) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("t10k-labels-idx1-ubyte"), flags);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("t10k-labels-idx1-ubyte"), flags);
     ck_assert_msg(strstr(out, "one byte per item (labels?)"), "%s", out);
     free(out);
-    FILE *f = fopen(tpath("cut.idx"), "wb");
+    FILE *f = fopen(tu_path("cut.idx"), "wb");
     uint8_t h[16] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28};
     fwrite(h, 1, 16, f);
     fwrite(te, 1, 1000, f);
     fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("cut.idx"), flags);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("cut.idx"), flags);
     ck_assert_msg(strstr(out, "truncated IDX data: 1000 of 1568 bytes"), "%s", out);
     free(out);
-    f = fopen(tpath("x.csv"), "w");
+    f = fopen(tu_path("x.csv"), "w");
     fputs("a,b\n1,2\n", f);
     fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tpath("x.csv"), flags);
+    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("x.csv"), flags);
     ck_assert_msg(strstr(out, "a CSV table, but the model was trained on images"), "%s", out);
     free(out);
 }
@@ -365,7 +342,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("predict");
     TCase *t = tcase_create("predict");
-    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(t, tu_dir_setup, tu_dir_teardown);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, csv_classes_match_eval_accuracy);
     tcase_add_test(t, csv_regression_matches_eval_loss);

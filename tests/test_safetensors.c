@@ -11,31 +11,8 @@
 #include "io/io_internal.h"
 #include "testutil.h"
 
-static char g_dir[64];
 
-static void dir_setup(void) {
-    strcpy(g_dir, "/tmp/syn_st_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_dir));
-}
 
-static void dir_teardown(void) {
-    DIR *d = opendir(g_dir);
-    if (!d) return;
-    char p[512];
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink((snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name), p));
-    closedir(d);
-    rmdir(g_dir);
-}
-
-static const char *tpath(const char *name) {
-    static char bufs[16][512];
-    static int k;
-    char *b = bufs[k++ & 15];
-    snprintf(b, 512, "%s/%s", g_dir, name);
-    return b;
-}
 
 static unsigned char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -58,9 +35,9 @@ static void spit(const char *path, const void *data, size_t len) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* The files in g_dir other than "." and "..". */
+/* The files in tu_dir other than "." and "..". */
 static int dir_entries(void) {
-    DIR *d = opendir(g_dir);
+    DIR *d = opendir(tu_dir);
     ck_assert_ptr_nonnull(d);
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
@@ -100,7 +77,7 @@ START_TEST(round_trip_all_dtypes) {
     TU_OK(syn_safetensors_set_metadata(w, "format", "pt"));
     TU_OK(syn_safetensors_set_metadata(w, "note", "ünïcode, \"quotes\" and\nnewlines"));
     TU_OK(syn_safetensors_set_metadata(w, "format", "pt2")); /* replaces */
-    const char *path = tpath("all.safetensors");
+    const char *path = tu_path("all.safetensors");
     TU_OK(syn_safetensors_write(w, path));
     syn_safetensors_writer_free(w);
     ck_assert_int_eq(dir_entries(), 1); /* no temporary file left */
@@ -160,7 +137,7 @@ START_TEST(empty_file_and_overwrite) {
     /* no tensors, no metadata: "{}" padded, still valid */
     syn_safetensors_writer *w;
     TU_OK(syn_safetensors_writer_create(&w));
-    const char *path = tpath("empty.safetensors");
+    const char *path = tu_path("empty.safetensors");
     TU_OK(syn_safetensors_write(w, path));
     syn_safetensors *f;
     TU_OK(syn_safetensors_open(path, &f));
@@ -198,7 +175,7 @@ START_TEST(reference_layout) {
     int64_t b = -7;
     memcpy(buf + 8 + padded, a, 8);
     memcpy(buf + 8 + padded + 8, &b, 8);
-    const char *path = tpath("ref.safetensors");
+    const char *path = tu_path("ref.safetensors");
     spit(path, buf, 8 + padded + 16);
     syn_safetensors *f;
     TU_OK(syn_safetensors_open(path, &f));
@@ -296,7 +273,7 @@ START_TEST(corrupt_file) {
         memcpy(buf, c->raw, (size_t)c->raw_len);
         len = (size_t)c->raw_len;
     }
-    const char *path = tpath("bad.safetensors");
+    const char *path = tu_path("bad.safetensors");
     spit(path, buf, len);
     syn_safetensors *f = (syn_safetensors *)&f; /* poisoned */
     syn_status s = syn_safetensors_open(path, &f);
@@ -314,10 +291,10 @@ END_TEST
 
 START_TEST(open_and_write_errors) {
     syn_safetensors *f;
-    ck_assert_int_eq(syn_safetensors_open(tpath("nope.safetensors"), &f), SYN_ERR_IO);
+    ck_assert_int_eq(syn_safetensors_open(tu_path("nope.safetensors"), &f), SYN_ERR_IO);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "nope.safetensors"));
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "No such file"));
-    ck_assert_int_eq(syn_safetensors_open(g_dir, &f), SYN_ERR_IO); /* a folder */
+    ck_assert_int_eq(syn_safetensors_open(tu_dir, &f), SYN_ERR_IO); /* a folder */
     ck_assert_int_eq(syn_safetensors_open(NULL, &f), SYN_ERR_ARG);
 
     syn_safetensors_writer *w;
@@ -337,10 +314,10 @@ START_TEST(open_and_write_errors) {
     ck_assert_int_eq(syn_safetensors_set_metadata(w, "k", "\xc3"), SYN_ERR_ARG);
     TU_OK(syn_safetensors_add(w, "nothing", SYN_F32, syn_shape1(0), NULL)); /* 0 bytes need no data */
 
-    ck_assert_int_eq(syn_safetensors_write(w, tpath("no/such/folder/x.safetensors")), SYN_ERR_IO);
+    ck_assert_int_eq(syn_safetensors_write(w, tu_path("no/such/folder/x.safetensors")), SYN_ERR_IO);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "no/such/folder/x.safetensors"));
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "No such file"));
-    ck_assert_int_eq(syn_safetensors_write(w, g_dir), SYN_ERR_IO); /* the target is a folder: rename fails */
+    ck_assert_int_eq(syn_safetensors_write(w, tu_dir), SYN_ERR_IO); /* the target is a folder: rename fails */
     ck_assert_int_eq(dir_entries(), 0);                           /* the temporary file was removed */
     /* a write into a full device */
     if (access("/dev/full", W_OK) == 0) {
@@ -380,7 +357,7 @@ static void read_param(syn_params *p, const char *name, float *out, size_t n) {
 START_TEST(params_round_trip_and_mismatch) {
     syn_params *a = make_params(1, syn_shape2(3, 4), true);
     syn_params *b = make_params(2, syn_shape2(3, 4), true);
-    const char *path = tpath("params.safetensors");
+    const char *path = tu_path("params.safetensors");
     TU_OK(syn_params_save(a, path));
     float wa[12], wb[12], ba[3], bb[3];
     read_param(b, "fc.weight", wb, 12);
@@ -415,7 +392,7 @@ START_TEST(params_round_trip_and_mismatch) {
     uint16_t half[12] = {0};
     TU_OK(syn_safetensors_add(w, "fc.weight", SYN_F16, syn_shape2(3, 4), half));
     TU_OK(syn_safetensors_add(w, "fc.bias", SYN_F32, syn_shape1(3), ba));
-    const char *p16 = tpath("f16.safetensors");
+    const char *p16 = tu_path("f16.safetensors");
     TU_OK(syn_safetensors_write(w, p16));
     syn_safetensors_writer_free(w);
     ck_assert_int_eq(syn_params_load(b, p16, true), SYN_ERR_FORMAT);
@@ -424,7 +401,7 @@ START_TEST(params_round_trip_and_mismatch) {
 
     /* strict: a parameter missing from the file, or a tensor that is no parameter */
     syn_params *d = make_params(4, syn_shape2(3, 4), false); /* no bias */
-    const char *pd = tpath("nobias.safetensors");
+    const char *pd = tu_path("nobias.safetensors");
     TU_OK(syn_params_save(d, pd));
     ck_assert_int_eq(syn_params_load(b, pd, true), SYN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "'fc.bias' of the model is not in the file"));
@@ -436,7 +413,7 @@ START_TEST(params_round_trip_and_mismatch) {
     ck_assert_int_eq(syn_params_load(d, path, true), SYN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "'fc.bias' in the file is not a parameter"));
     TU_OK(syn_params_load(d, path, false));
-    ck_assert_int_eq(syn_params_load(d, tpath("missing"), false), SYN_ERR_IO);
+    ck_assert_int_eq(syn_params_load(d, tu_path("missing"), false), SYN_ERR_IO);
     ck_assert_int_eq(syn_params_load(NULL, path, false), SYN_ERR_ARG);
 
     syn_params_free(a);
@@ -449,7 +426,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("safetensors");
     TCase *t = tcase_create("safetensors");
-    tcase_add_checked_fixture(t, dir_setup, dir_teardown);
+    tcase_add_checked_fixture(t, tu_dir_setup, tu_dir_teardown);
     tcase_add_test(t, round_trip_all_dtypes);
     tcase_add_test(t, empty_file_and_overwrite);
     tcase_add_test(t, reference_layout);

@@ -1,4 +1,7 @@
+#define _XOPEN_SOURCE 700
 #include "testutil.h"
+#include <ftw.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -122,4 +125,29 @@ const char *tu_last_line(char *text) {
     while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
     char *nl = strrchr(text, '\n');
     return nl ? nl + 1 : text;
+}
+
+char tu_dir[64];
+
+void tu_dir_setup(void) {
+    strcpy(tu_dir, "/tmp/syn_test_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tu_dir));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void tu_dir_teardown(void) {
+    if (tu_dir[0]) nftw(tu_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_dir[0] = '\0';
+}
+
+const char *tu_path(const char *name) {
+    static char bufs[16][512];
+    static int k;
+    char *b = bufs[k++ & 15];
+    snprintf(b, 512, "%s/%s", tu_dir, name);
+    return b;
 }

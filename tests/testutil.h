@@ -57,6 +57,15 @@ int tu_run_cmd(const char *cmd, char **out);
 /* The last line of text (trailing newlines cut off in place). */
 const char *tu_last_line(char *text);
 
+/* A fresh temporary folder per test (a checked fixture: tcase_add_checked_fixture(tc,
+ * tu_dir_setup, tu_dir_teardown)): its path in tu_dir; teardown removes it and
+ * everything in it. tu_path gives tu_dir/name from a ring of 16 buffers (a test
+ * holds several paths at once). */
+extern char tu_dir[64];
+void tu_dir_setup(void);
+void tu_dir_teardown(void);
+const char *tu_path(const char *name);
+
 /* A path under the source tree ($SYN_SOURCE_DIR, else "."). */
 const char *tu_source_path(const char *rel, char *buf, size_t size);
 
