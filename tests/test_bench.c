@@ -385,6 +385,9 @@ static Suite *suite(void) {
     tcase_add_loop_test(b, test_builtin_quick, 0, syn_bench_count());
     suite_add_tcase(s, b);
     TCase *c = tcase_create("cli");
+    /* every workload again through the CLI, and PyTorch's twin: left to the
+     * Release pass (the builtins above already run under the sanitizers) */
+    tcase_set_tags(c, "slow");
     tcase_set_timeout(c, 300);
     tcase_add_test(c, test_cli);
     tcase_add_test(c, test_cli_quick);
