@@ -197,7 +197,7 @@ static const syn_shape bcast_pairs[][2] = {
     {SH2(2, 3), SH2(2, 3)},    {SH1(1), SH2(5, 7)},       {SH2(5, 7), SH1(1)},    {SH2(13, 1), SH2(1, 31)},
     {SH3(2, 1, 33), SH2(65, 1)}, {SH1(1), SH1(1)},        {SH4(6, 1, 1, 3), SH3(2, 1, 3)},
     {SH3(2, 3, 1), SH3(2, 1, 4)}, {SH2(67, 521), SH1(521)}, {SH1(521), SH2(67, 521)},
-    {SH2(67, 521), SH2(67, 521)}, {SH3(67, 1, 521), SH2(1, 1)},
+    {SH2(67, 521), SH2(67, 521)}, {SH3(67, 1, 521), SH2(1, 1)}, {SH1(40001), SH1(40001)},
 };
 static const int n_pairs = (int)(sizeof bcast_pairs / sizeof bcast_pairs[0]);
 

@@ -131,7 +131,7 @@ static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
 static const syn_shape bcast_pairs[][2] = {
     {SH3(3, 1, 5), SH2(4, 1)}, {SH2(4, 1), SH3(3, 1, 5)}, {SH1(7), SH1(1)},          {SH1(1), SH2(5, 7)},
     {SH2(2, 3), SH2(2, 3)},    {SH2(13, 1), SH2(1, 4)},   {SH3(2, 3, 1), SH3(2, 1, 4)}, {SH1(1), SH1(1)},
-    {SH2(67, 521), SH1(521)},  {SH1(521), SH2(67, 521)},
+    {SH2(67, 521), SH1(521)},  {SH1(521), SH2(67, 521)}, {SH1(40001), SH1(40001)}, /* same shapes, threaded */
 };
 static const int n_pairs = (int)(sizeof bcast_pairs / sizeof bcast_pairs[0]);
 

@@ -2,6 +2,7 @@
  * detach. Broadcasting walks the output row by row (the last dim contiguous)
  * with per-operand strides that are 0 along broadcast dims. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 #include "cpu.h"
 #include "../core/rng.h"
@@ -50,11 +51,39 @@ static void row_offsets(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob) {
     *ob = b;
 }
 
+/* Both operands of the output's shape: one flat loop (threads split the
+ * elements, not the rows: a 1-D tensor is one row). */
+static bool same_shapes(const syn_node *n) {
+    return syn_shape_equal(&n->in[0]->shape, &n->shape) && syn_shape_equal(&n->in[1]->shape, &n->shape);
+}
+
 static syn_status binary_fwd(syn_node *n) {
-    bcast bc;
-    bcast_make(n, &bc);
     const float *a = syn__cin(n, 0), *b = syn__cin(n, 1);
     float *y = n->value;
+    if (same_shapes(n)) {
+        int64_t len = syn__numel(n);
+        switch (n->op) {
+        case SYN_OP_ADD:
+#pragma omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)
+            for (int64_t i = 0; i < len; i++) y[i] = a[i] + b[i];
+            break;
+        case SYN_OP_SUB:
+#pragma omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)
+            for (int64_t i = 0; i < len; i++) y[i] = a[i] - b[i];
+            break;
+        case SYN_OP_MUL:
+#pragma omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)
+            for (int64_t i = 0; i < len; i++) y[i] = a[i] * b[i];
+            break;
+        default:
+#pragma omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)
+            for (int64_t i = 0; i < len; i++) y[i] = a[i] / b[i];
+            break;
+        }
+        return SYN_OK;
+    }
+    bcast bc;
+    bcast_make(n, &bc);
     int64_t cols = bc.dim[bc.nd - 1], rows = syn__numel(n) / (cols ? cols : 1);
     int64_t ia = bc.sa[bc.nd - 1], ib = bc.sb[bc.nd - 1];
     syn_op op = n->op;
@@ -105,6 +134,35 @@ static void binary_bwd_one(syn_node *n, const bcast *bc, int k) {
 }
 
 static syn_status binary_bwd(syn_node *n) {
+    if (same_shapes(n)) {
+        const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
+        float *da = syn__cgrad(n, 0), *db = syn__cgrad(n, 1);
+        int64_t len = syn__numel(n);
+        syn_op op = n->op;
+#pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < len; i++) {
+            float g = dy[i];
+            switch (op) {
+            case SYN_OP_ADD:
+                if (da) da[i] += g;
+                if (db) db[i] += g;
+                break;
+            case SYN_OP_SUB:
+                if (da) da[i] += g;
+                if (db) db[i] -= g;
+                break;
+            case SYN_OP_MUL:
+                if (da) da[i] += g * b[i];
+                if (db) db[i] += g * a[i];
+                break;
+            default:
+                if (da) da[i] += g / b[i];
+                if (db) db[i] += -g * a[i] / (b[i] * b[i]);
+                break;
+            }
+        }
+        return SYN_OK;
+    }
     bcast bc;
     bcast_make(n, &bc);
     binary_bwd_one(n, &bc, 0);
