@@ -191,8 +191,8 @@ syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
     SYN_TRY(be->workspace(be, (size_t)(B * GH) * sizeof(float), (void **)&hw));
     for (int64_t t = 0; t < T; t++) {
         recurrent_gemm(&a, t, hw);
-/* one region per step: worth it only for wide steps (the regions are many) */
-#pragma omp parallel for schedule(static) if (B * GH >= 4 * SYN_CPU_PAR_MIN)
+/* one parallel region per step, for steps wide enough to pay for it */
+#pragma omp parallel for schedule(static) if (B * GH >= SYN_CPU_PAR_MIN)
         for (int64_t b = 0; b < B; b++) {
             const float *hp = prev_state(&a, b, t);
             float *y = a.y + (b * T + t) * S;
@@ -274,8 +274,8 @@ syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
     const float *dy = n->grad;
     memset(dnext, 0, (size_t)(B * S) * sizeof *dnext);
     for (int64_t t = T - 1; t >= 0; t--) {
-/* one region per step: worth it only for wide steps (the regions are many) */
-#pragma omp parallel for schedule(static) if (B * GH >= 4 * SYN_CPU_PAR_MIN)
+/* one parallel region per step, for steps wide enough to pay for it */
+#pragma omp parallel for schedule(static) if (B * GH >= SYN_CPU_PAR_MIN)
         for (int64_t b = 0; b < B; b++) {
             float *d = dcur + b * S, *dn = dnext + b * S;
             const float *dyt = dy + (b * T + t) * S;
