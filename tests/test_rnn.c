@@ -390,6 +390,52 @@ START_TEST(lstm_learns_delayed_echo) {
 }
 END_TEST
 
+/* syn_graph_feed_node carries the final state into the next batch on the
+ * device: two 4-step windows through one graph equal one 8-step run; it
+ * refuses a node that is not kept and a shape that does not fit. */
+START_TEST(state_fed_on_device) {
+    syn_params *ps;
+    syn_graph *g1, *g2;
+    TU_OK(syn_params_create(syn_cpu(), 4, &ps));
+    syn_rnn_config cfg = {SYN_RNN_GRU, 5, 2, 0.0f, false};
+    float x[2 * 8 * 3], whole[2 * 8 * 5], part[2 * 4 * 5], xw[2 * 4 * 3];
+    tu_rng r = tu_rng_make(650);
+    tu_fill(&r, x, 2 * 8 * 3, -1, 1);
+    TU_OK(syn_graph_create(ps, &g1));
+    syn_node *x1 = syn_input(g1, "x", SYN_F32, syn_shape3(2, 8, 3));
+    syn_node *y1 = syn_rnn(g1, x1, &cfg, NULL, NULL, "gru", NULL);
+    TU_OK(syn_graph_keep(g1, y1));
+    TU_OK(syn_graph_compile(g1, syn_cpu(), NULL));
+    TU_OK(syn_graph_feed(g1, x1, x, syn_shape3(2, 8, 3)));
+    TU_OK(syn_graph_forward(g1));
+    TU_OK(syn_graph_read(g1, y1, whole, sizeof whole));
+    TU_OK(syn_graph_create(ps, &g2));
+    syn_node *x2 = syn_input(g2, "x", SYN_F32, syn_shape3(2, 4, 3)), *s0 = syn_input(g2, "s0", SYN_F32, syn_shape3(2, 2, 5));
+    syn_node *st, *y2 = syn_rnn(g2, x2, &cfg, s0, NULL, "gru", &st);
+    syn_node *unkept = syn_mul_scalar(g2, y2, 2.0f); /* read by tanh: not kept */
+    ck_assert_ptr_nonnull(syn_tanh(g2, unkept));
+    TU_OK(syn_graph_keep(g2, y2));
+    TU_OK(syn_graph_compile(g2, syn_cpu(), NULL));
+    float zeros[2 * 2 * 5] = {0};
+    for (int w = 0; w < 2; w++) {
+        for (int b = 0; b < 2; b++) memcpy(xw + b * 12, x + b * 24 + w * 12, sizeof(float) * 12);
+        TU_OK(syn_graph_feed(g2, x2, xw, syn_shape3(2, 4, 3)));
+        if (w == 0) TU_OK(syn_graph_feed(g2, s0, zeros, syn_shape3(2, 2, 5)));
+        else TU_OK(syn_graph_feed_node(g2, s0, st));
+        TU_OK(syn_graph_forward(g2));
+        TU_OK(syn_graph_read(g2, y2, part, sizeof part));
+        for (int b = 0; b < 2; b++)
+            for (int k = 0; k < 20; k++) ck_assert_float_eq_tol(part[b * 20 + k], whole[b * 40 + w * 20 + k], 1e-6);
+    }
+    ck_assert_int_eq(syn_graph_feed_node(g2, s0, unkept), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "no kept value"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_graph_feed_node(g2, s0, y2), SYN_ERR_SHAPE);
+    syn_graph_free(g2);
+    syn_graph_free(g1);
+    syn_params_free(ps);
+}
+END_TEST
+
 /* Contexts in two threads at once on the CPU (each with an LSTM and a
  * convolution, both of which use the backend's scratch buffer) give the
  * results one thread gives. */
@@ -472,6 +518,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(t, layer_state_carries_across_batches, 0, 2);
     tcase_add_test(t, lstm_learns_delayed_echo);
     tcase_add_test(t, two_threads_at_once);
+    tcase_add_test(t, state_fed_on_device);
     suite_add_tcase(s, t);
     return s;
 }

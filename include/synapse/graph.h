@@ -254,6 +254,10 @@ SYN_API syn_device syn_graph_device(const syn_graph *g);
 SYN_API syn_status syn_graph_feed(syn_graph *g, syn_node *input, const void *host, syn_shape shape);
 /* Same from a tensor on any device. */
 SYN_API syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *input, const syn_tensor *t);
+/* Feeds a kept node's value from the last forward into an input of the same
+ * graph, on the device (no host round trip): a recurrent network's final state
+ * carried into the next batch (truncated BPTT). Shapes as for syn_graph_feed. */
+SYN_API syn_status syn_graph_feed_node(syn_graph *g, syn_node *input, const syn_node *from);
 
 SYN_API syn_status syn_graph_forward(syn_graph *g);
 /* Seeds d(loss)/d(loss) = 1 and runs the backward rules; `loss` must be a

@@ -109,6 +109,21 @@ syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *in, const syn_tensor *t
     return SYN_OK;
 }
 
+syn_status syn_graph_feed_node(syn_graph *g, syn_node *in, const syn_node *from) {
+    SYN_TRY(check_input(g, in, "syn_graph_feed_node"));
+    if (!from || from->g != g) return syn__error(SYN_ERR_ARG, "feed '%s': the source node is not of this graph", in->name);
+    if (!from->keep || !g->forward_done)
+        return syn__error(SYN_ERR_ARG, "feed '%s': node %d (%s) has no kept value (keep it, run forward)", in->name,
+                          from->id, syn__op_name[from->op]);
+    if (from->dtype != in->dtype)
+        return syn__error(SYN_ERR_ARG, "feed '%s': node is %s, input is %s", in->name, syn_dtype_name(from->dtype),
+                          syn_dtype_name(in->dtype));
+    SYN_TRY(check_feed_shape(in, from->shape));
+    SYN_TRY(g->be->copy_d2d(g->be, in->value, from->value, (size_t)syn__numel(from) * syn_dtype_size(from->dtype)));
+    in->shape = from->shape;
+    return SYN_OK;
+}
+
 /* Re-infers the shapes of op nodes from the inputs' current shapes. */
 static syn_status reshape_graph(syn_graph *g) {
     for (int i = 0; i < g->n; i++) {

@@ -185,6 +185,17 @@ const char *syn__layer_name(syn_graph *g, const char *prefix, const char *given,
 /* A PARAM node's parameter (valid after compile). */
 static inline syn__param *syn__node_param(const syn_node *n) { return &n->param_set->items[n->param_index]; }
 
+/* A slice node's input seen as (outer, full, inner) around its axis (the
+ * window is i[1] .. i[1] + i[2] along full): shared by the backends. */
+static inline void syn__slice_dims(const syn_node *n, int64_t *outer, int64_t *full, int64_t *inner) {
+    const syn_shape *x = &n->in[0]->shape;
+    int axis = (int)n->i[0] < 0 ? (int)n->i[0] + x->ndim : (int)n->i[0];
+    *outer = *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= x->dim[d];
+    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->dim[d];
+    *full = x->dim[axis];
+}
+
 /* Elements of a node's current shape. */
 static inline int64_t syn__numel(const syn_node *n) { return syn_shape_numel(&n->shape); }
 /* Normalises a possibly negative axis; -1 if out of range. */

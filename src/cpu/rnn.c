@@ -10,20 +10,10 @@
 
 /* ---- slice ---------------------------------------------------------------- */
 
-/* outer, the sliced axis' full and window sizes, inner */
-static void slice_dims(const syn_node *n, int64_t *outer, int64_t *full, int64_t *inner) {
-    const syn_shape *x = &n->in[0]->shape;
-    int axis = syn__axis((int)n->i[0], x->ndim);
-    *outer = *inner = 1;
-    for (int d = 0; d < axis; d++) *outer *= x->dim[d];
-    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->dim[d];
-    *full = x->dim[axis];
-}
-
 syn_status syn__cpu_slice_fwd(syn_backend *be, syn_node *n) {
     (void)be;
     int64_t outer, full, inner, start = n->i[1], len = n->i[2];
-    slice_dims(n, &outer, &full, &inner);
+    syn__slice_dims(n, &outer, &full, &inner);
     size_t es = syn_dtype_size(n->dtype);
     const char *x = n->in[0]->value;
     char *y = n->value;
@@ -37,7 +27,7 @@ syn_status syn__cpu_slice_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__cgrad(n, 0);
     if (!dx) return SYN_OK;
     int64_t outer, full, inner, start = n->i[1], len = n->i[2];
-    slice_dims(n, &outer, &full, &inner);
+    syn__slice_dims(n, &outer, &full, &inner);
     const float *dy = n->grad;
     for (int64_t o = 0; o < outer; o++) {
         float *d = dx + (o * full + start) * inner;
@@ -89,7 +79,9 @@ typedef struct {
     float *y, *gates, *ghn; /* output; saved gates (B, T, G H); GRU: W_hn h + b_hn (B, T, H) */
 } rnn_args;
 
-static syn_status rnn_read(const syn_node *n, rnn_args *a) {
+/* check: validate the lengths (the forward does; the backward reads what
+ * the forward accepted). */
+static syn_status rnn_read(const syn_node *n, rnn_args *a, bool check) {
     memset(a, 0, sizeof *a);
     a->mode = (int)n->i[SYN_A_RNN_MODE];
     a->B = n->in[0]->shape.dim[0];
@@ -108,7 +100,7 @@ static syn_status rnn_read(const syn_node *n, rnn_args *a) {
     if (n->i[SYN_A_RNN_STATE]) a->s0 = syn__cin(n, (int)n->i[SYN_A_RNN_STATE]);
     if (n->i[SYN_A_RNN_LENGTHS]) {
         a->len = n->in[n->i[SYN_A_RNN_LENGTHS]]->value;
-        for (int64_t b = 0; b < a->B; b++)
+        for (int64_t b = 0; check && b < a->B; b++)
             if (a->len[b] < 0 || a->len[b] > a->T)
                 return syn__error(SYN_ERR_ARG, "rnn: length %d of sample %lld is outside [0, %lld]", a->len[b],
                                   (long long)b, (long long)a->T);
@@ -177,7 +169,7 @@ static void cell_forward(const rnn_args *a, float *g, const float *hw, const flo
 
 syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
     rnn_args a;
-    SYN_TRY(rnn_read(n, &a));
+    SYN_TRY(rnn_read(n, &a, true));
     int64_t B = a.B, T = a.T, GH = a.G * a.H, S = a.S;
     if (B == 0 || T == 0) return SYN_OK;
     /* the input projection of every step at once: gates = x W_ih^T + b_ih */
@@ -261,7 +253,7 @@ static void cell_backward(const rnn_args *a, const float *g, const float *ghn, c
 
 syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
     rnn_args a;
-    SYN_TRY(rnn_read(n, &a));
+    SYN_TRY(rnn_read(n, &a, false));
     int64_t B = a.B, T = a.T, H = a.H, GH = a.G * H, S = a.S, BT = B * T;
     if (B == 0 || T == 0) return SYN_OK;
     bool gru = a.mode == SYN_RNN_GRU;

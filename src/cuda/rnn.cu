@@ -26,15 +26,6 @@ static syn_status gemm_ld(syn__cuda *cu, bool ta, bool tb, int64_t M, int64_t N,
 
 /* ---- slice ------------------------------------------------------------------------ */
 
-static void slice_dims(const syn_node *n, int64_t *outer, int64_t *full, int64_t *inner) {
-    const syn_shape *x = &n->in[0]->shape;
-    int axis = syn__axis((int)n->i[0], x->ndim);
-    *outer = *inner = 1;
-    for (int d = 0; d < axis; d++) *outer *= x->dim[d];
-    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->dim[d];
-    *full = x->dim[axis];
-}
-
 /* Where element i of the window lives in the full tensor. */
 struct slice_map {
     int64_t win, full, start, inner;
@@ -226,7 +217,7 @@ extern "C" {
 syn_status syn__cuda_slice_fwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     int64_t outer, full, inner;
-    slice_dims(n, &outer, &full, &inner);
+    syn__slice_dims(n, &outer, &full, &inner);
     slice_map m = {n->i[2] * inner, full, n->i[1], inner};
     syn__cuda *cu = syn__cu(be);
     /* f32 or i32: 4 bytes either way */
@@ -239,7 +230,7 @@ syn_status syn__cuda_slice_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__dgrad(n, 0);
     if (!dx) return SYN_OK;
     int64_t outer, full, inner;
-    slice_dims(n, &outer, &full, &inner);
+    syn__slice_dims(n, &outer, &full, &inner);
     slice_map m = {n->i[2] * inner, full, n->i[1], inner};
     syn__cuda *cu = syn__cu(be);
     LAUNCH(slice_bwd_kernel, syn__numel(n), m, (const float *)n->grad, dx, syn__numel(n));
@@ -286,7 +277,9 @@ typedef struct {
     float *y, *gates, *ghn;
 } rnn_args;
 
-static syn_status rnn_read(syn__cuda *cu, const syn_node *n, rnn_args *a) {
+/* check: validate the lengths (one stream wait); the forward does, the
+ * backward reads the lengths that forward accepted. */
+static syn_status rnn_read(syn__cuda *cu, const syn_node *n, rnn_args *a, bool check) {
     memset(a, 0, sizeof *a);
     a->d.mode = (int)n->i[SYN_A_RNN_MODE];
     a->d.B = n->in[0]->shape.dim[0];
@@ -308,6 +301,7 @@ static syn_status rnn_read(syn__cuda *cu, const syn_node *n, rnn_args *a) {
     a->ghn = a->d.mode == SYN_RNN_GRU ? a->gates + a->d.B * a->d.T * a->d.G * a->d.H : NULL;
     if (n->i[SYN_A_RNN_LENGTHS]) {
         a->len = (const int32_t *)n->in[n->i[SYN_A_RNN_LENGTHS]]->value;
+        if (!check) return SYN_OK;
         SYN_CUDA_TRY(cudaMemsetAsync(cu->flag, 0xff, sizeof *cu->flag, cu->stream));
         LAUNCH(check_lengths_kernel, a->d.B, a->len, a->d.B, a->d.T, cu->flag);
         unsigned long long bad = 0;
@@ -326,7 +320,7 @@ syn_status syn__cuda_rnn_fwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
     rnn_args a;
-    SYN_TRY(rnn_read(cu, n, &a));
+    SYN_TRY(rnn_read(cu, n, &a, true));
     rnn_dims d = a.d;
     int64_t GH = d.G * d.H, BT = d.B * d.T;
     if (BT == 0) return SYN_OK;
@@ -347,7 +341,7 @@ syn_status syn__cuda_rnn_bwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
     rnn_args a;
-    SYN_TRY(rnn_read(cu, n, &a));
+    SYN_TRY(rnn_read(cu, n, &a, false));
     rnn_dims d = a.d;
     int64_t H = d.H, GH = d.G * H, S = d.S, BT = d.B * d.T;
     if (BT == 0) return SYN_OK;

@@ -248,18 +248,18 @@ static syn_status bufs_make(host_bufs *h, int64_t B, int64_t T, int64_t state_n)
 
 static void bufs_free(host_bufs *h) { free(h->tok), free(h->lab), free(h->state); }
 
-/* One forward (and backward when training) of window k with the carried state. */
-static syn_status run_window(lm_graph *l, const host_bufs *h, float *loss) {
+/* One forward (and backward when training) of window k. The state input
+ * holds the carried state: zeros fed from the host when a pass over the
+ * streams starts (fresh), else the last window's final state, copied on the
+ * device. */
+static syn_status run_window(lm_graph *l, const host_bufs *h, bool fresh, float *loss) {
     syn_status s = syn_graph_feed(l->g, l->tok, h->tok, syn_shape2(l->B, l->T));
     if (s == SYN_OK) s = syn_graph_feed(l->g, l->lab, h->lab, syn_shape1(l->B * l->T));
-    if (s == SYN_OK) s = syn_graph_feed(l->g, l->state, h->state, syn_node_shape(l->state));
+    if (s == SYN_OK) s = fresh ? syn_graph_feed(l->g, l->state, h->state, syn_node_shape(l->state))
+                               : syn_graph_feed_node(l->g, l->state, l->state_out);
     if (s == SYN_OK) s = syn_graph_forward(l->g);
     if (s == SYN_OK && l->train) s = syn_graph_backward(l->g, l->loss);
     if (s == SYN_OK) s = syn_graph_read_scalar(l->g, l->loss, loss);
-    if (s == SYN_OK) {
-        syn_shape ss = syn_node_shape(l->state);
-        s = syn_graph_read(l->g, l->state_out, h->state, (size_t)syn_shape_numel(&ss) * sizeof(float));
-    }
     return s;
 }
 
@@ -278,7 +278,7 @@ syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n
     for (int64_t k = 0; k < W && s == SYN_OK; k++) {
         float l;
         window(text, Ls, batch, seq, k, h.tok, h.lab);
-        s = run_window(&m->eval, &h, &l);
+        s = run_window(&m->eval, &h, k == 0, &l);
         sum += l;
     }
     bufs_free(&h);
@@ -322,12 +322,11 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
     int64_t in_run = 0;
     for (int64_t step = 0; step < cfg->steps && s == SYN_OK; step++) {
         int64_t k = step % W;
-        if (k == 0) memset(h.state, 0, (size_t)(B * m->cfg.layers * m->S) * sizeof *h.state);
         window(train, Ls, B, T, k, h.tok, h.lab);
         double ts = now_s();
         float l = 0;
         s = syn_params_zero_grad(m->params);
-        if (s == SYN_OK) s = run_window(&m->train, &h, &l);
+        if (s == SYN_OK) s = run_window(&m->train, &h, k == 0, &l);
         if (s == SYN_OK && cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
         if (s == SYN_OK) s = syn_optim_step(opt);
         train_time += now_s() - ts;
@@ -414,10 +413,11 @@ syn_status syn_charlm_generate(syn_charlm *m, const uint8_t *prompt, size_t prom
     for (size_t i = 0; n && i < prompt_len + n - 1 && s == SYN_OK; i++) {
         int32_t tok = i < prompt_len ? prompt[i] : out[i - prompt_len];
         s = syn_graph_feed(l->g, l->tok, &tok, syn_shape2(1, 1));
-        if (s == SYN_OK) s = syn_graph_feed(l->g, l->state, state, syn_shape3(1, m->cfg.layers, m->S));
+        /* zeros first, then the last step's final state, copied on the device */
+        if (s == SYN_OK) s = i == 0 ? syn_graph_feed(l->g, l->state, state, syn_shape3(1, m->cfg.layers, m->S))
+                                    : syn_graph_feed_node(l->g, l->state, l->state_out);
         if (s == SYN_OK) s = syn_graph_forward(l->g);
         if (s == SYN_OK && i + 1 >= prompt_len) s = syn_graph_read(l->g, l->logits, logits, sizeof logits);
-        if (s == SYN_OK) s = syn_graph_read(l->g, l->state_out, state, (size_t)sn * sizeof *state);
         if (s == SYN_OK && i + 1 >= prompt_len)
             out[i + 1 - prompt_len] = (uint8_t)draw(logits, sp, (uint64_t)(i + 1 - prompt_len));
     }
