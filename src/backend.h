@@ -49,6 +49,13 @@ struct syn_backend {
      * use it for im2col columns, cuDNN workspaces ...); owned by the backend. */
     syn_status (*workspace)(syn_backend *be, size_t bytes, void **out);
     syn_status (*describe)(syn_backend *be, char *buf, size_t size);
+    /* Marks on the device's queue for syn_device_timer; NULL where the host
+     * clock times the work (the CPU, which runs it synchronously).
+     * mark_elapsed waits for `stop` and gives the device time from start. */
+    syn_status (*mark_create)(syn_backend *be, void **mark);
+    syn_status (*mark_record)(syn_backend *be, void *mark);
+    syn_status (*mark_elapsed)(syn_backend *be, void *start, void *stop, double *ms);
+    void (*mark_destroy)(syn_backend *be, void *mark);
 
     syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a);
     /* *acc += sum(x^2), acc a device float */

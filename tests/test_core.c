@@ -4,6 +4,7 @@
  * tested in test_ops.c. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include "testutil.h"
 #include "backend.h"
 #include "core/rng.h"
@@ -42,6 +43,30 @@ START_TEST(no_gpu_is_an_error) {
     ck_assert_int_ne(s, SYN_OK);
     ck_assert_ptr_null(t);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "cuda"));
+}
+END_TEST
+
+/* The device stopwatch: misuse is an error; on the CPU it reads the clock,
+ * so a 5 ms sleep between its marks is at least 5 ms (a lower bound only). */
+START_TEST(device_timer) {
+    syn_device_timer *t = NULL;
+    double ms = -1;
+    ck_assert_int_eq(syn_device_timer_create(syn_cpu(), NULL), SYN_ERR_ARG);
+    TU_OK(syn_device_timer_create(syn_cpu(), &t));
+    ck_assert_int_eq(syn_device_timer_stop(t, &ms), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "not started"), "%s", syn_last_error());
+    TU_OK(syn_device_timer_start(t));
+    struct timespec nap = {0, 5000000};
+    nanosleep(&nap, NULL);
+    TU_OK(syn_device_timer_stop(t, &ms));
+    ck_assert_msg(ms >= 4.99, "%g ms", ms);
+    syn_device_timer_free(t);
+    syn_device_timer_free(NULL);
+    if (syn_device_count(SYN_DEVICE_CUDA) == 0) {
+        t = NULL;
+        ck_assert_int_ne(syn_device_timer_create(syn_cuda(0), &t), SYN_OK);
+        ck_assert_ptr_null(t);
+    }
 }
 END_TEST
 
@@ -459,6 +484,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, status_strings);
     tcase_add_test(tc, device_parse);
     tcase_add_test(tc, no_gpu_is_an_error);
+    tcase_add_test(tc, device_timer);
     tcase_add_test(tc, tensor_roundtrip);
     tcase_add_test(tc, tensor_bad_shapes);
     tcase_add_test(tc, philox_known_answers);

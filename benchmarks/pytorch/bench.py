@@ -2,8 +2,8 @@
 """PyTorch twins of `synapse bench`'s workloads (include/synapse/bench.h,
 src/bench/): the same shapes, batch sizes (and the same reductions on the CPU
 and with --quick), initialisation where it matters, optimizers and
-verification, timed the same way (warm-up, then a wall clock around each step
-with a device synchronise before it is read; median, min, p90, max). Writes
+verification, timed the same way (warm-up, then each step between two CUDA events on a GPU,
+or the wall clock on the CPU; median, min, p90, max). Writes
 one JSON object per workload in synapse-bench/1's schema (impl "pytorch").
 
     bench.py [--device cpu|cuda[:N]] [--workload a,b,...] [--iters N] [--warmup N]
@@ -39,6 +39,30 @@ VSTEPS = 6
 def sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+class Clock:
+    """CUDA events on the device's current stream (the GPU's time from mark to
+    mark), the wall clock on the CPU: as syn_device_timer times Synapse."""
+
+    def __init__(self, dev):
+        self.cuda = dev.type == "cuda"
+        if self.cuda:
+            self.a = torch.cuda.Event(enable_timing=True)
+            self.b = torch.cuda.Event(enable_timing=True)
+
+    def start(self):
+        if self.cuda:
+            self.a.record()
+        else:
+            self.t0 = time.perf_counter()
+
+    def stop_ms(self):
+        if self.cuda:
+            self.b.record()
+            self.b.synchronize()
+            return self.a.elapsed_time(self.b)
+        return (time.perf_counter() - self.t0) * 1e3
 
 
 def host_peak_reset():
@@ -145,12 +169,11 @@ def run(w, dev, args):
             for _ in range(r["warmup"]):
                 w.step(s)
             sync(dev)
-            t = []
+            t, clock = [], Clock(dev)
             for _ in range(r["iters"]):
-                t0 = time.perf_counter()
+                clock.start()
                 w.step(s)
-                sync(dev)
-                t.append((time.perf_counter() - t0) * 1e3)
+                t.append(clock.stop_ms())
             ts = sorted(t)
             n = len(ts)
             r["median_ms"] = statistics.median(ts)
@@ -301,12 +324,11 @@ class Stream(Workload):
     def finish(self, s, r):
         dst = torch.empty_like(s["a"])
         dst.copy_(s["a"])
-        t = []
+        t, clock = [], Clock(s["dev"])
         for _ in range(5):
-            t0 = time.perf_counter()
+            clock.start()
             dst.copy_(s["a"])
-            sync(s["dev"])
-            t.append((time.perf_counter() - t0) * 1e3)
+            t.append(clock.stop_ms())
         r["ceiling"] = 8.0 * s["n"] / (sorted(t)[2] * 1e-3) * 1e-9
         r["ceiling_what"] = f"device copy of {s['n']} floats (r+w)"
 

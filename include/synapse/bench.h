@@ -5,10 +5,10 @@
  * reported and never timed), warm up, time `iters` steps, report the median,
  * spread, items/s and peak memory, and the machine the figures come from.
  *
- * Timing: CLOCK_MONOTONIC around each step, with syn_device_synchronize
- * before the clock is read (on a GPU this is host-side timing after a device
- * synchronise per step, not CUDA events: it includes one launch/sync latency,
- * a few microseconds, per step).
+ * Timing: syn_device_timer around each step: on a GPU, CUDA events recorded
+ * on the backend's stream before and after the step's work (the stream is
+ * idle when the step starts, as the previous stop waited for it), on the CPU
+ * CLOCK_MONOTONIC. The PyTorch twins time the same way.
  *
  * `synapse bench` (tools/cmd_bench.c) drives this and joins the PyTorch twins
  * (benchmarks/pytorch/bench.py); syn_bench_result_json writes the JSON line

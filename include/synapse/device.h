@@ -44,6 +44,20 @@ SYN_API syn_status syn_device_synchronize(syn_device d);
  * for the CPU, whose memory is the process's (getrusage). */
 SYN_API syn_status syn_device_memory(syn_device d, size_t *in_use, size_t *peak);
 
+/* A stopwatch on a device's queue. On a GPU it records events on the
+ * backend's stream, so it measures when the GPU reached each mark, not when
+ * the host queued the work; on the CPU it reads the monotonic clock.
+ *   syn_device_timer *t; syn_device_timer_create(dev, &t);
+ *   syn_device_timer_start(t); ...queue work...; syn_device_timer_stop(t, &ms);
+ * stop waits for the work queued before it. One thread at a time per timer. */
+typedef struct syn_device_timer syn_device_timer;
+SYN_API syn_status syn_device_timer_create(syn_device d, syn_device_timer **out);
+SYN_API syn_status syn_device_timer_start(syn_device_timer *t);
+/* Milliseconds from the last start to now (to when the device finished the
+ * work queued before this call); SYN_ERR_ARG when it was never started. */
+SYN_API syn_status syn_device_timer_stop(syn_device_timer *t, double *ms);
+SYN_API void syn_device_timer_free(syn_device_timer *t);
+
 /* 1 if both name the same device. */
 static inline int syn_device_equal(syn_device a, syn_device b) {
     return a.type == b.type && a.index == b.index;

@@ -238,13 +238,17 @@ syn_status syn_bench_run_workload(const syn_bench_workload *w, syn_device dev, c
     if (res->status == SYN_BENCH_OK) {
         for (int i = 0; i < res->warmup && s == SYN_OK; i++) s = w->step(state);
         if (s == SYN_OK) s = syn_device_synchronize(dev);
+        /* CUDA events on the GPU (the time the stream took from mark to
+         * mark, the step queued after an idle stream), the clock on the CPU */
+        syn_device_timer *clock = NULL;
+        if (s == SYN_OK) s = syn_device_timer_create(dev, &clock);
         for (int i = 0; i < res->iters && s == SYN_OK; i++) {
-            double t0 = syn__bench_now_ms();
-            s = w->step(state);
-            if (s == SYN_OK) s = syn_device_synchronize(dev);
-            t[i] = syn__bench_now_ms() - t0;
+            s = syn_device_timer_start(clock);
+            if (s == SYN_OK) s = w->step(state);
+            if (s == SYN_OK) s = syn_device_timer_stop(clock, &t[i]);
             if (devmem && syn__bench_device_mem(dev, &dev_now, &peak_now) && dev_now > dev_max) dev_max = dev_now;
         }
+        syn_device_timer_free(clock);
         if (s != SYN_OK) fail_note(res, SYN_BENCH_ERROR, "step", s);
         else summarise(t, res->iters, res);
         if (s == SYN_OK && w->finish) {

@@ -382,12 +382,16 @@ static syn_status stream_finish(void *p, syn_bench_result *r) {
     BTRY(syn_tensor_create(s->dev, SYN_F32, syn_shape1(s->n), &s->t1));
     BTRY(syn_tensor_copy(s->t1, s->t0)); /* first touch */
     double t[5];
-    for (int i = 0; i < 5; i++) {
-        double t0 = syn__bench_now_ms();
-        BTRY(syn_tensor_copy(s->t1, s->t0));
-        BTRY(syn_device_synchronize(s->dev));
-        t[i] = syn__bench_now_ms() - t0;
+    syn_device_timer *clock = NULL;
+    BTRY(syn_device_timer_create(s->dev, &clock));
+    syn_status st = SYN_OK;
+    for (int i = 0; i < 5 && st == SYN_OK; i++) {
+        st = syn_device_timer_start(clock);
+        if (st == SYN_OK) st = syn_tensor_copy(s->t1, s->t0);
+        if (st == SYN_OK) st = syn_device_timer_stop(clock, &t[i]);
     }
+    syn_device_timer_free(clock);
+    BTRY(st);
     for (int i = 1; i < 5; i++)
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
             double x = t[j];

@@ -1,8 +1,10 @@
 /* Device names and the backend registry: the only place besides src/cuda/
  * that knows whether the CUDA backend was built. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "../backend.h"
 #ifdef SYN_HAVE_CUDA
 #include "../cuda/cuda_common.h"
@@ -115,4 +117,67 @@ syn_status syn_device_synchronize(syn_device d) {
     syn_backend *be = NULL;
     SYN_TRY(syn__backend_get(d, &be));
     return be->synchronize(be);
+}
+
+/* ---- timers ------------------------------------------------------------------- */
+
+struct syn_device_timer {
+    syn_backend *be;
+    void *start, *stop; /* the backend's marks, or NULL with the host clock */
+    double t0;          /* host clock: ms at start */
+    bool started;
+};
+
+static double host_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+syn_status syn_device_timer_create(syn_device d, syn_device_timer **out) {
+    if (!out) return syn__error(SYN_ERR_ARG, "syn_device_timer_create: NULL output");
+    *out = NULL;
+    syn_backend *be = NULL;
+    SYN_TRY(syn__backend_get(d, &be));
+    syn_device_timer *t = syn__calloc(1, sizeof *t, "syn_device_timer_create");
+    if (!t) return SYN_ERR_OOM;
+    t->be = be;
+    if (be->mark_create) {
+        syn_status s = be->mark_create(be, &t->start);
+        if (s == SYN_OK) s = be->mark_create(be, &t->stop);
+        if (s != SYN_OK) {
+            syn_device_timer_free(t);
+            return s;
+        }
+    }
+    *out = t;
+    return SYN_OK;
+}
+
+syn_status syn_device_timer_start(syn_device_timer *t) {
+    if (!t) return syn__error(SYN_ERR_ARG, "syn_device_timer_start: NULL timer");
+    if (t->start) SYN_TRY(t->be->mark_record(t->be, t->start));
+    else t->t0 = host_ms();
+    t->started = true;
+    return SYN_OK;
+}
+
+syn_status syn_device_timer_stop(syn_device_timer *t, double *ms) {
+    if (!t || !ms) return syn__error(SYN_ERR_ARG, "syn_device_timer_stop: NULL %s", !t ? "timer" : "output");
+    if (!t->started) return syn__error(SYN_ERR_ARG, "syn_device_timer_stop: the timer was not started");
+    if (t->stop) {
+        SYN_TRY(t->be->mark_record(t->be, t->stop));
+        return t->be->mark_elapsed(t->be, t->start, t->stop, ms);
+    }
+    *ms = host_ms() - t->t0;
+    return SYN_OK;
+}
+
+void syn_device_timer_free(syn_device_timer *t) {
+    if (!t) return;
+    if (t->be->mark_destroy) {
+        t->be->mark_destroy(t->be, t->start);
+        t->be->mark_destroy(t->be, t->stop);
+    }
+    free(t);
 }

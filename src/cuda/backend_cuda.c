@@ -368,6 +368,36 @@ static syn_status cuda_sync(syn_backend *be) {
     return SYN_OK;
 }
 
+/* ---- timing marks: CUDA events on the backend's stream ---------------------------- */
+
+static syn_status cuda_mark_create(syn_backend *be, void **mark) {
+    SYN_CUDA_ENTER(be);
+    cudaEvent_t ev = NULL;
+    SYN_CUDA_TRY(cudaEventCreateWithFlags(&ev, cudaEventDefault));
+    *mark = ev;
+    return SYN_OK;
+}
+
+static syn_status cuda_mark_record(syn_backend *be, void *mark) {
+    SYN_CUDA_ENTER(be);
+    SYN_CUDA_TRY(cudaEventRecord((cudaEvent_t)mark, syn__cu(be)->stream));
+    return SYN_OK;
+}
+
+static syn_status cuda_mark_elapsed(syn_backend *be, void *start, void *stop, double *ms) {
+    SYN_CUDA_ENTER(be);
+    float f = 0;
+    SYN_CUDA_TRY(cudaEventSynchronize((cudaEvent_t)stop));
+    SYN_CUDA_TRY(cudaEventElapsedTime(&f, (cudaEvent_t)start, (cudaEvent_t)stop));
+    *ms = f;
+    return SYN_OK;
+}
+
+static void cuda_mark_destroy(syn_backend *be, void *mark) {
+    (void)be;
+    if (mark && cudaEventDestroy((cudaEvent_t)mark) != cudaSuccess) (void)cudaGetLastError();
+}
+
 /* "NVIDIA H100 80GB HBM3, 79.1 GiB, compute 9.0, 132 SMs, driver 13.0, runtime 13.0, cuBLAS 13.0.2, cuDNN 9.14.0, TF32 off" */
 static syn_status cuda_describe(syn_backend *be, char *buf, size_t size) {
     SYN_CUDA_ENTER(be);
@@ -428,6 +458,10 @@ static const syn_backend cuda_template = {
     .synchronize = cuda_sync,
     .workspace = cuda_workspace,
     .describe = cuda_describe,
+    .mark_create = cuda_mark_create,
+    .mark_record = cuda_mark_record,
+    .mark_elapsed = cuda_mark_elapsed,
+    .mark_destroy = cuda_mark_destroy,
     .optim_update = syn__cuda_optim_update,
     .sumsq = syn__cuda_sumsq,
     .clip_scale = syn__cuda_clip_scale,
