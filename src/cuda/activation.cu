@@ -57,6 +57,14 @@ static __global__ void act_bwd_kernel(A act, const float *x, const float *y, con
     }
 }
 
+/* ReLU selects rather than multiplies, as the CPU does: an inf or NaN dy
+ * where y <= 0 passes 0, not NaN (0 * inf). */
+template <>
+__global__ void act_bwd_kernel<relu_a>(relu_a, const float *, const float *y, const float *dy, float *dx, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
 /* ---- launchers ------------------------------------------------------------- */
 
 template <class A>

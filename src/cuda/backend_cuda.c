@@ -310,11 +310,52 @@ syn_status syn__cuda_memory_stats(int index, syn__cuda_mem_stats *out) {
 
 /* ---- copies, fills, synchronisation --------------------------------------------- */
 
-/* The source may be pageable and freed right after: wait for the copy. */
+/* Copies through staging buffer `st` (see syn__cuda_stage): waits for the
+ * buffer's previous copy, grows it if needed, fills it on the host and queues
+ * the DMA. *staged false (and SYN_OK) when no pinned memory could be had:
+ * the caller copies directly. */
+static syn_status stage_copy(syn__cuda *cu, syn__cuda_stage *st, void *dst, const void *src, size_t bytes,
+                             bool *staged) {
+    *staged = false;
+    if (st->done) SYN_CUDA_TRY(cudaEventSynchronize(st->done));
+    else SYN_CUDA_TRY(cudaEventCreateWithFlags(&st->done, cudaEventDisableTiming));
+    if (st->cap < bytes) {
+        void *old = st->host;
+        st->host = NULL;
+        st->cap = 0;
+        if (old) SYN_CUDA_TRY(cudaFreeHost(old));
+        size_t cap = (size_t)64 << 10;
+        while (cap < bytes) cap *= 2; /* grows a few times, then every step reuses it */
+        if (cudaMallocHost(&st->host, cap) != cudaSuccess) {
+            (void)cudaGetLastError();
+            st->host = NULL;
+            return SYN_OK;
+        }
+        st->cap = cap;
+    }
+    memcpy(st->host, src, bytes);
+    SYN_CUDA_TRY(cudaMemcpyAsync(dst, st->host, bytes, cudaMemcpyHostToDevice, cu->stream));
+    SYN_CUDA_TRY(cudaEventRecord(st->done, cu->stream));
+    *staged = true;
+    return SYN_OK;
+}
+
+/* The source may be pageable and freed right after: it is copied into a
+ * pinned staging buffer and the call returns with the DMA queued; large
+ * copies (or no pinned memory) go straight from src and wait. */
 static syn_status cuda_copy_h2d(syn_backend *be, void *dst, const void *src, size_t bytes) {
     if (!bytes) return SYN_OK;
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
+    if (bytes <= SYN_CUDA_STAGE_MAX) {
+        bool staged = false;
+        pthread_mutex_lock(&cu->stage_lock);
+        syn__cuda_stage *st = &cu->stage[cu->stage_next];
+        cu->stage_next = (cu->stage_next + 1) % SYN_CUDA_STAGES;
+        syn_status s = stage_copy(cu, st, dst, src, bytes, &staged);
+        pthread_mutex_unlock(&cu->stage_lock);
+        if (s != SYN_OK || staged) return s;
+    }
     SYN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu->stream));
     SYN_CUDA_TRY(cudaStreamSynchronize(cu->stream));
     return SYN_OK;
@@ -515,6 +556,10 @@ int syn__cuda_device_count(void) {
 static void destroy(syn__cuda *cu) {
     syn__cuda_cudnn_destroy(cu);
     if (cu->flag_host) cudaFreeHost(cu->flag_host);
+    for (int i = 0; i < SYN_CUDA_STAGES; i++) {
+        if (cu->stage[i].done) cudaEventDestroy(cu->stage[i].done);
+        if (cu->stage[i].host) cudaFreeHost(cu->stage[i].host);
+    }
     if (cu->flag) cudaFree(cu->flag);
     if (cu->partials) cudaFree(cu->partials);
     if (cu->blas) cublasDestroy(cu->blas);
@@ -522,6 +567,7 @@ static void destroy(syn__cuda *cu) {
     (void)cudaGetLastError();
     pthread_mutex_destroy(&cu->lock);
     pthread_mutex_destroy(&cu->dnn_lock);
+    pthread_mutex_destroy(&cu->stage_lock);
     free(cu->cached);
     free(cu->live);
     free(cu);
@@ -588,6 +634,7 @@ syn_status syn__cuda_backend(int index, syn_backend **out) {
     cu->index = index;
     pthread_mutex_init(&cu->lock, NULL);
     pthread_mutex_init(&cu->dnn_lock, NULL);
+    pthread_mutex_init(&cu->stage_lock, NULL);
     int prev = -1;
     if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
     syn_status s = create(cu);

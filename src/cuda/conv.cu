@@ -328,7 +328,8 @@ static bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
  *                    with filter w read as cuDNN's (k = C, c/g = K/G, R, S)
  *                    and the same padding, stride, dilation and groups; the
  *                    output padding only makes P, Q larger, which that
- *                    convolution's floor division absorbs. */
+ *                    convolution's floor division absorbs while it is below
+ *                    the stride (else SYN_ERR_UNSUPPORTED). */
 static syn_status problem_of(const syn_node *n, bool transposed, conv_problem *pb) {
     const syn_shape *x = &n->in[0]->shape, *w = &n->in[1]->shape, *y = &n->shape;
     int64_t v[16] = {x->dim[0], transposed ? y->dim[1] : x->dim[1], transposed ? y->dim[2] : x->dim[2],
@@ -347,6 +348,19 @@ static syn_status problem_of(const syn_node *n, bool transposed, conv_problem *p
                        iv[9], iv[10], iv[11], iv[12], iv[13], iv[14], iv[15]};
     if (pb->g < 1 || pb->c % pb->g || pb->k % pb->g)
         return syn__error(SYN_ERR_ARG, "%s: channels not divisible by groups %d", syn__op_name[n->op], pb->g);
+    if (transposed) {
+        /* The floor division absorbs an output padding below the stride only;
+         * one below the dilation but not the stride (allowed, as in PyTorch)
+         * gives cuDNN another x extent. */
+        int64_t hc = ((int64_t)pb->h + 2 * pb->ph - (int64_t)pb->dh * (pb->r - 1) - 1) / pb->sh + 1;
+        int64_t wc = ((int64_t)pb->w + 2 * pb->pw - (int64_t)pb->dw * (pb->s - 1) - 1) / pb->sw + 1;
+        if (hc != pb->p || wc != pb->q)
+            return syn__error(SYN_ERR_UNSUPPORTED,
+                              "conv_transpose2d on cuda: output padding (%lld, %lld) not below the stride (%d, %d) "
+                              "is not supported (x (%d,%d,%d,%d) -> y (%d,%d,%d,%d)); the CPU backend runs it",
+                              (long long)n->i[SYN_A_OPH], (long long)n->i[SYN_A_OPW], pb->sh, pb->sw, pb->n, pb->c,
+                              pb->p, pb->q, pb->n, pb->k, pb->h, pb->w);
+    }
     return SYN_OK;
 }
 

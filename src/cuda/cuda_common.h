@@ -35,6 +35,19 @@ typedef struct {
     uint64_t releases;/* cached blocks given back with cudaFree */
 } syn__cuda_mem_stats;
 
+/* Host->device copies go through a ring of pinned staging buffers: the
+ * caller's bytes are copied into one on the host, the DMA to the device is
+ * queued on the stream, and the call returns without waiting for the GPU
+ * (a buffer is reused once its event says the copy out of it is done).
+ * Copies above SYN_CUDA_STAGE_MAX, or when pinned memory runs out, wait. */
+#define SYN_CUDA_STAGES 4
+#define SYN_CUDA_STAGE_MAX ((size_t)64 << 20)
+typedef struct {
+    void *host;        /* pinned, cap bytes */
+    size_t cap;
+    cudaEvent_t done;  /* recorded after the copy out of host; NULL before the first */
+} syn__cuda_stage;
+
 /* The backend-private state of one GPU (be.impl points back here). */
 typedef struct {
     int index;
@@ -55,6 +68,9 @@ typedef struct {
     double *partials;              /* SYN_CUDA_RED_BLOCKS partial sums */
     unsigned long long *flag;      /* device: first bad row seen by cross-entropy */
     unsigned long long *flag_host; /* pinned host copy of flag */
+    pthread_mutex_t stage_lock;    /* guards stage[] and stage_next */
+    syn__cuda_stage stage[SYN_CUDA_STAGES];
+    int stage_next;
     /* workspace (be->workspace): one block from the caching allocator, grown
      * on demand; stream-ordered like everything else on this device */
     void *ws;

@@ -251,7 +251,8 @@ syn_status syn__cuda_embedding_fwd(syn_backend *be, syn_node *n) {
     SYN_TRY(read_flag(cu, &bad));
     if (bad != ~0ull) {
         int32_t v = 0;
-        SYN_CUDA_TRY(cudaMemcpy(&v, idx + bad, sizeof v, cudaMemcpyDeviceToHost));
+        SYN_CUDA_TRY(cudaMemcpyAsync(&v, idx + bad, sizeof v, cudaMemcpyDeviceToHost, cu->stream));
+        SYN_CUDA_TRY(cudaStreamSynchronize(cu->stream));
         return syn__error(SYN_ERR_ARG, "embedding: index %d at position %llu is outside the table's %lld rows", (int)v,
                           bad, (long long)V);
     }
@@ -308,7 +309,8 @@ static syn_status rnn_read(syn__cuda *cu, const syn_node *n, rnn_args *a, bool c
         SYN_TRY(read_flag(cu, &bad));
         if (bad != ~0ull) {
             int32_t v = 0;
-            SYN_CUDA_TRY(cudaMemcpy(&v, a->len + bad, sizeof v, cudaMemcpyDeviceToHost));
+            SYN_CUDA_TRY(cudaMemcpyAsync(&v, a->len + bad, sizeof v, cudaMemcpyDeviceToHost, cu->stream));
+            SYN_CUDA_TRY(cudaStreamSynchronize(cu->stream));
             return syn__error(SYN_ERR_ARG, "rnn: length %d of sample %llu is outside [0, %lld]", (int)v, bad,
                               (long long)a->d.T);
         }
