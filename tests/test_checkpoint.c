@@ -507,6 +507,122 @@ START_TEST(cli_resume) {
 }
 END_TEST
 
+/* A copy of checkpoint src's tensors (the optimizer's left out) with the
+ * input statistics' entries given (NULL: left out), and no run info: what
+ * syn_checkpoint_load(.., NULL, NULL) and syn_checkpoint_load_stats read. */
+static void write_with_stats(const char *src, const char *dst, const char *mean, const char *std) {
+    syn_safetensors *f;
+    TU_OK(syn_safetensors_open(src, &f));
+    syn_safetensors_writer *w;
+    TU_OK(syn_safetensors_writer_create(&w));
+    for (int i = 0; i < syn_safetensors_count(f); i++) {
+        const char *name;
+        syn_dtype dt;
+        syn_shape sh;
+        const void *data;
+        TU_OK(syn_safetensors_get(f, i, &name, &dt, &sh, &data, NULL));
+        if (strncmp(name, "optim.", 6) != 0) TU_OK(syn_safetensors_add(w, name, dt, sh, data));
+    }
+    if (mean) TU_OK(syn_safetensors_set_metadata(w, "input.mean", mean));
+    if (std) TU_OK(syn_safetensors_set_metadata(w, "input.std", std));
+    TU_OK(syn_safetensors_write(w, dst));
+    syn_safetensors_writer_free(w);
+    syn_safetensors_close(f);
+}
+
+/* The inputs' standardisation and the caller's data.* entries saved with a
+ * checkpoint: the doubles come back exactly, the tensors (so the parameter
+ * names) are those of a plain checkpoint, a file without them gives none, a
+ * damaged entry is SYN_ERR_FORMAT naming the file and the key. */
+START_TEST(input_stats) {
+    syn_optim_config adam = syn_optim_defaults(SYN_OPTIM_ADAM);
+    net a, b;
+    net_make(&a, 1, &adam);
+    net_make(&b, 2, &adam);
+    syn_checkpoint_info info;
+    memset(&info, 0, sizeof info);
+    strcpy(info.model, "m");
+    double mean[5] = {1.0 / 3.0, -2.5e-300, 12345.678901234567, 0, -7}, sd[5] = {0.1, 1e300, 3.0000000000000004, 1, 2};
+    syn_norm_stats st = {5, mean, sd};
+    const char *meta[] = {"shape", "5", "label", "y,\"z\""};
+    syn_checkpoint_data cd = {&st, meta, 2};
+    const char *path = tu_path("stats.safetensors"), *plain = tu_path("plain.safetensors");
+    TU_OK(syn_checkpoint_save_data(path, a.p, a.o, &info, &cd));
+    TU_OK(syn_checkpoint_save(plain, a.p, a.o, &info));
+    syn_norm_stats *back = (syn_norm_stats *)1;
+    TU_OK(syn_checkpoint_load_stats(path, &back));
+    ck_assert_int_eq(back->count, 5);
+    for (int k = 0; k < 5; k++) ck_assert(back->mean[k] == mean[k] && back->std[k] == sd[k]);
+    syn_norm_stats_free(back);
+    syn_safetensors *f, *g;
+    TU_OK(syn_safetensors_open(path, &f));
+    TU_OK(syn_safetensors_open(plain, &g));
+    ck_assert_int_eq(syn_safetensors_count(f), syn_safetensors_count(g));
+    for (int i = 0; i < syn_safetensors_count(f); i++) {
+        const char *n1, *n2;
+        TU_OK(syn_safetensors_get(f, i, &n1, NULL, NULL, NULL, NULL));
+        TU_OK(syn_safetensors_get(g, i, &n2, NULL, NULL, NULL, NULL));
+        ck_assert_str_eq(n1, n2);
+    }
+    ck_assert_str_eq(syn_safetensors_metadata(f, "data.label"), "y,\"z\"");
+    ck_assert_str_eq(syn_safetensors_metadata(f, "data.shape"), "5");
+    syn_safetensors_close(f);
+    syn_safetensors_close(g);
+    syn_checkpoint_info in;
+    TU_OK(syn_checkpoint_load(path, b.p, b.o, &in));
+    ck_assert_str_eq(in.model, "m");
+
+    /* older files: none, and SYN_OK */
+    back = (syn_norm_stats *)1;
+    TU_OK(syn_checkpoint_load_stats(plain, &back));
+    ck_assert_ptr_null(back);
+    TU_OK(syn_params_save(a.p, tu_path("params.safetensors")));
+    TU_OK(syn_checkpoint_load_stats(tu_path("params.safetensors"), &back));
+    ck_assert_ptr_null(back);
+    const char *ok = tu_path("ok.safetensors");
+    write_with_stats(plain, ok, "1,2", "3,4");
+    TU_OK(syn_checkpoint_load_stats(ok, &back));
+    ck_assert(back->count == 2 && back->mean[1] == 2 && back->std[0] == 3);
+    syn_norm_stats_free(back);
+
+    /* damaged entries */
+    static const struct {
+        const char *mean, *std, *needle;
+    } bad[] = {
+        {"1,2", NULL, "has 'input.mean' but no 'input.std'"},
+        {NULL, "1", "has 'input.std' but no 'input.mean'"},
+        {"1,2", "1", "'input.mean' has 2 values but 'input.std' 1"},
+        {"1,2", "1,0", "'input.std': value 1, '0', is not a positive finite number"},
+        {"1,abc", "1,1", "'input.mean': value 1, 'abc'"},
+        {"1,nan", "1,1", "'nan'"},
+        {"1,,2", "1,1,1", "value 1, ''"},
+        {"1 2", "1", "'1 2'"},
+        {"", "", "value 0"},
+    };
+    const char *dst = tu_path("bad.safetensors");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_with_stats(plain, dst, bad[i].mean, bad[i].std);
+        back = (syn_norm_stats *)1;
+        ck_assert_int_eq(syn_checkpoint_load_stats(dst, &back), SYN_ERR_FORMAT);
+        ck_assert_ptr_null(back);
+        ck_assert_msg(strstr(syn_last_error(), "bad.safetensors") && strstr(syn_last_error(), bad[i].needle),
+                      "case %zu: '%s' lacks '%s'", i, syn_last_error(), bad[i].needle);
+        ck_assert_int_eq(syn_checkpoint_load(dst, b.p, NULL, NULL), SYN_ERR_FORMAT);
+    }
+
+    /* what cannot be saved */
+    sd[1] = 0;
+    ck_assert_int_eq(syn_checkpoint_save_data(dst, a.p, NULL, &info, &cd), SYN_ERR_ARG);
+    sd[1] = 1;
+    const char *twice[] = {"k", "1", "k", "2"};
+    syn_checkpoint_data cd2 = {NULL, twice, 2};
+    ck_assert_int_eq(syn_checkpoint_save_data(dst, a.p, NULL, &info, &cd2), SYN_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "'k' given twice"));
+    net_free(&a);
+    net_free(&b);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *t = tcase_create("checkpoint");
@@ -514,6 +630,7 @@ static Suite *suite(void) {
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, resume_is_bit_identical, 0, (int)(sizeof optims / sizeof *optims));
     tcase_add_test(t, load_errors);
+    tcase_add_test(t, input_stats);
     tcase_add_test(t, kill_during_write);
     tcase_add_test(t, cli_resume);
     suite_add_tcase(s, t);

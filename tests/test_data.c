@@ -272,17 +272,74 @@ START_TEST(csv_errors) {
     csv_err("x,y\n", "y", false, SYN_ERR_FORMAT, "no data");
     csv_err("x,y\n1,0\n2,3,4\n", "y", false, SYN_ERR_FORMAT, ":3:");
     csv_err("x,y\n1,0\n2\n", "y", false, SYN_ERR_FORMAT, ":3:");
-    csv_err("speed,y\n1,0\nfast,1\n", "y", false, SYN_ERR_FORMAT, ":3: column 'speed': not a number");
+    csv_err("speed,y\n1,0\nfast,1\n", "y", false, SYN_ERR_FORMAT, ":3: column 'speed' (field 1): not a number: 'fast'");
     csv_err("speed,y\n1,0\n12abc,1\n", "y", false, SYN_ERR_FORMAT, "speed");
     csv_err("speed,y\n1,0\nNaN,1\n", "y", false, SYN_ERR_FORMAT, ":3: column 'speed'");
     csv_err("speed,y\ninf,0\n", "y", false, SYN_ERR_FORMAT, ":2: column 'speed'");
     csv_err("speed,y\n1e39,0\n", "y", false, SYN_ERR_FORMAT, "speed");
-    csv_err("speed,w,y\n1,,0\n", "y", false, SYN_ERR_FORMAT, "column 'w': empty");
+    csv_err("speed,w,y\n1,,0\n", "y", false, SYN_ERR_FORMAT, "column 'w' (field 2): empty");
     csv_err("x,y\n1,0\n", "z", false, SYN_ERR_ARG, "'z'");
     csv_err("x,y\n1,0\n", "2", false, SYN_ERR_ARG, "'2'");
     csv_err("x,y\n1,abc\n", "y", true, SYN_ERR_FORMAT, "column 'y'");
     csv_err("x,y\n1,\"abc\n", "y", false, SYN_ERR_FORMAT, "unterminated");
     csv_err("y\n1\n", "y", false, SYN_ERR_FORMAT, "feature");
+}
+END_TEST
+
+/* Chosen columns, unlabelled: by name in any order (text columns unread), a
+ * name given twice takes the next column of that name, an index as text; the
+ * header by itself; quoting, BOM and CRLF as for the labelled reader. */
+START_TEST(csv_columns_and_header) {
+    const char *p = write_text("cols.csv", "\xEF\xBB\xBF" "id,\"x,1\",note,x,\"y\"\r\n"
+                                           "a,1.5,\"hello, world\",2,\"3\"\r\n"
+                                           "\r\n"
+                                           "b,\"-4\",\"multi\r\nline\",5e1,6\r\n");
+    const char *want[] = {"y", "x,1", "x"};
+    syn_dataset *ds = NULL;
+    TU_OK(syn_dataset_load_csv_columns(p, want, 3, 0, &ds));
+    ck_assert_int_eq(ds->n, 2);
+    ck_assert_int_eq(ds->dim, 3);
+    ck_assert_ptr_null(ds->labels);
+    ck_assert_ptr_null(ds->targets);
+    ck_assert_int_eq(ds->num_classes, 0);
+    ck_assert_float_eq(ds->x[0], 3.0f);
+    ck_assert_float_eq(ds->x[1], 1.5f);
+    ck_assert_float_eq(ds->x[2], 2.0f);
+    ck_assert_float_eq(ds->x[4], -4.0f);
+    ck_assert_float_eq(ds->x[5], 50.0f);
+    syn_dataset_free(ds);
+    const char *dup[] = {"v", "v", "0"};
+    p = write_text("dup.csv", "9;v;v\n1;2;3\n");
+    TU_OK(syn_dataset_load_csv_columns(p, dup, 3, ';', &ds));
+    ck_assert_float_eq(ds->x[0], 2.0f);
+    ck_assert_float_eq(ds->x[1], 3.0f);
+    ck_assert_float_eq(ds->x[2], 1.0f); /* "0": no such name, so the index */
+    syn_dataset_free(ds);
+
+    char **names = NULL;
+    int n = 0;
+    TU_OK(syn_csv_header_read(tu_path("cols.csv"), 0, &names, &n));
+    ck_assert_int_eq(n, 5);
+    ck_assert_str_eq(names[0], "id"); /* the BOM dropped */
+    ck_assert_str_eq(names[1], "x,1");
+    ck_assert_str_eq(names[4], "y");
+    syn_csv_header_free(names, n);
+    syn_csv_header_free(NULL, 0);
+
+    ds = (syn_dataset *)&n;
+    const char *none[] = {"nosuch"};
+    EXPECT_ERR(syn_dataset_load_csv_columns(tu_path("cols.csv"), none, 1, 0, &ds), SYN_ERR_ARG, "'nosuch'");
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "'id', 'x,1', 'note'"));
+    ck_assert_ptr_null(ds);
+    const char *text[] = {"note"};
+    EXPECT_ERR(syn_dataset_load_csv_columns(tu_path("cols.csv"), text, 1, 0, &ds), SYN_ERR_FORMAT,
+               "cols.csv:2: column 'note' (field 3): not a number: 'hello, world'");
+    EXPECT_ERR(syn_dataset_load_csv_columns(tu_path("cols.csv"), want, 0, 0, &ds), SYN_ERR_ARG, "at least one");
+    EXPECT_ERR(syn_dataset_load_csv_columns(tu_path("cols.csv"), want, 1, '"', &ds), SYN_ERR_ARG, "delimiter");
+    EXPECT_ERR(syn_csv_header_read(tu_path("nope.csv"), 0, &names, &n), SYN_ERR_IO, "nope.csv");
+    ck_assert_ptr_null(names);
+    EXPECT_ERR(syn_csv_header_read(write_text("e.csv", "\n\n"), 0, &names, &n), SYN_ERR_FORMAT, "empty file");
+    EXPECT_ERR(syn_csv_header_read(write_text("q.csv", "a,\"b\n"), 0, &names, &n), SYN_ERR_FORMAT, "unterminated");
 }
 END_TEST
 
@@ -478,6 +535,45 @@ START_TEST(standardize) {
 }
 END_TEST
 
+/* The statistics standardize applies, given back: applied to a copy of the
+ * raw data they give the same bits; wrong counts and values are refused
+ * without touching the data. */
+START_TEST(standardize_with_stats) {
+    for (int per = 0; per < 2; per++) {
+        syn_dataset *tr = make_ds(301, 4, false), *te = make_ds(40, 4, false), *te2 = make_ds(40, 4, false);
+        for (int64_t i = 0; i < tr->n; i++) tr->x[i * 4 + 2] = 1000 + 0.01f * tr->x[i * 4 + 2];
+        memcpy(te2->x, te->x, (size_t)(te->n * te->dim) * sizeof(float));
+        syn_norm_stats *st = NULL;
+        TU_OK(syn_dataset_standardize_stats(tr, te, per, &st));
+        ck_assert_int_eq(st->count, per ? 4 : 1);
+        for (int64_t k = 0; k < st->count; k++) ck_assert(st->std[k] > 0 && isfinite(st->mean[k]));
+        TU_OK(syn_dataset_standardize_with(te2, st));
+        ck_assert_mem_eq(te2->x, te->x, (size_t)(te->n * te->dim) * sizeof(float));
+
+        syn_dataset *w = make_ds(5, 3, false);
+        float before = w->x[0];
+        if (per) EXPECT_ERR(syn_dataset_standardize_with(w, st), SYN_ERR_SHAPE, "4 statistics for 3 features");
+        double keep = st->std[0];
+        st->std[0] = 0;
+        EXPECT_ERR(syn_dataset_standardize_with(te2, st), SYN_ERR_ARG, "std");
+        st->std[0] = keep;
+        te2->x[3] = NAN;
+        EXPECT_ERR(syn_dataset_standardize_with(te2, st), SYN_ERR_FORMAT, "NaN");
+        ck_assert_float_eq(w->x[0], before);
+        ck_assert_float_eq(te2->x[0], te->x[0]);
+        syn_norm_stats_free(st);
+        syn_norm_stats_free(NULL);
+        syn_dataset_free(w);
+        syn_dataset_free(tr);
+        syn_dataset_free(te);
+        syn_dataset_free(te2);
+    }
+    syn_norm_stats *st = (syn_norm_stats *)1;
+    ck_assert_int_eq(syn_dataset_standardize_stats(NULL, NULL, true, &st), SYN_ERR_ARG);
+    ck_assert_ptr_null(st);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("data");
     TCase *t = tcase_create("readers");
@@ -491,12 +587,14 @@ static Suite *suite(void) {
     tcase_add_test(t, csv_classes_regression);
     tcase_add_test(t, csv_quotes_crlf);
     tcase_add_test(t, csv_errors);
+    tcase_add_test(t, csv_columns_and_header);
     suite_add_tcase(s, t);
     TCase *l = tcase_create("loader");
     tcase_add_test(l, loader_coverage);
     tcase_add_test(l, loader_drop_last_and_errors);
     tcase_add_test(l, split);
     tcase_add_test(l, standardize);
+    tcase_add_test(l, standardize_with_stats);
     suite_add_tcase(s, l);
     return s;
 }

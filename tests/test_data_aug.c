@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
@@ -359,6 +360,60 @@ START_TEST(augment_reproducible) {
 }
 END_TEST
 
+/* Prefetch gives the same batches, bit for bit, as the plain loader: across
+ * epochs, with shuffling, drop_last and partial batches, with augmentation
+ * changed and prefetch switched off and on in the middle of an epoch. Each
+ * batch stays intact until the next call while the worker fills the other. */
+START_TEST(loader_prefetch_same_batches) {
+    syn_dataset *ds = make_images(29, 2, 5, 6, 0.0f, 1.0f, 31);
+    static const struct {
+        int64_t batch;
+        bool shuffle, drop_last, augment;
+    } cs[] = {{4, true, false, true}, {4, true, true, false}, {29, false, false, true}, {1, true, false, false},
+              {7, false, true, true}};
+    syn_augment aug = {2, true}, flip_only = {0, true};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        syn_loader *plain = NULL, *pre = NULL;
+        TU_OK(syn_loader_create(ds, cs[c].batch, cs[c].shuffle, 77 + c, cs[c].drop_last, &plain));
+        TU_OK(syn_loader_create(ds, cs[c].batch, cs[c].shuffle, 77 + c, cs[c].drop_last, &pre));
+        TU_OK(syn_loader_set_prefetch(pre, true));
+        TU_OK(syn_loader_set_prefetch(pre, true)); /* twice: no second worker */
+        if (cs[c].augment) {
+            TU_OK(syn_loader_set_augment(plain, &aug));
+            TU_OK(syn_loader_set_augment(pre, &aug));
+        }
+        float *held = malloc((size_t)(cs[c].batch * ds->dim) * sizeof(float));
+        int64_t calls = 4 * (syn_loader_batches(plain) + 1);
+        for (int64_t k = 0; k < calls; k++) {
+            if (k == calls / 3 && cs[c].augment) { /* takes effect from the next batch on, both ways */
+                TU_OK(syn_loader_set_augment(plain, &flip_only));
+                TU_OK(syn_loader_set_augment(pre, &flip_only));
+            }
+            if (k == calls / 2) TU_OK(syn_loader_set_prefetch(pre, false));
+            if (k == calls / 2 + 3) TU_OK(syn_loader_set_prefetch(pre, true));
+            syn_batch a, b;
+            TU_OK(syn_loader_next(plain, &a));
+            TU_OK(syn_loader_next(pre, &b));
+            ck_assert_msg(a.n == b.n, "case %zu call %lld: %lld rows, prefetch %lld", c, (long long)k, (long long)a.n,
+                          (long long)b.n);
+            if (!a.n) continue;
+            ck_assert(memcmp(a.labels, b.labels, (size_t)a.n * sizeof(int32_t)) == 0);
+            ck_assert_msg(memcmp(a.x, b.x, (size_t)(a.n * ds->dim) * sizeof(float)) == 0, "case %zu call %lld", c,
+                          (long long)k);
+            memcpy(held, b.x, (size_t)(b.n * ds->dim) * sizeof(float));
+            struct timespec nap = {0, 200000}; /* the worker fills the other slot meanwhile */
+            nanosleep(&nap, NULL);
+            ck_assert(memcmp(held, b.x, (size_t)(b.n * ds->dim) * sizeof(float)) == 0);
+        }
+        free(held);
+        syn_loader_free(plain);
+        syn_loader_free(pre); /* with a fill in flight */
+    }
+    ck_assert_int_eq(syn_loader_set_prefetch(NULL, true), SYN_ERR_ARG);
+    syn_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(augment_errors) {
     syn_dataset *ds = make_images(6, 2, 3, 3, 0, 1, 10);
     syn_loader *l = NULL;
@@ -542,6 +597,7 @@ static Suite *suite(void) {
     tcase_add_test(a, augment_crop);
     tcase_add_test(a, augment_reproducible);
     tcase_add_test(a, augment_errors);
+    tcase_add_test(a, loader_prefetch_same_batches);
     suite_add_tcase(s, a);
     TCase *c = tcase_create("cifar10");
     tcase_add_checked_fixture(c, dir_setup, dir_teardown);

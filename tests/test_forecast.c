@@ -107,6 +107,20 @@ START_TEST(reader_columns_quotes_and_line_ends) {
                   "%s", syn_last_error());
     tmp_remove(&t);
 
+    /* The delimiter inside quotes, in the header and in another column, with
+     * ';' as the delimiter: the same tokenizer as the data set reader. */
+    tmp_write(&t, "semi.csv", "\"when;where\";\"load;kW\"\r\n\"mon;here\";\"1.25\"\r\n\"tue;there\"; 2 \r\n");
+    TU_OK(syn_series_load_csv(t.path, "load;kW", ';', &s));
+    ck_assert_int_eq(s->n, 2);
+    ck_assert_str_eq(s->name, "load;kW");
+    ck_assert_float_eq(s->values[0], 1.25f);
+    ck_assert_float_eq(s->values[1], 2.0f);
+    syn_series_free(s);
+    ck_assert_int_eq(syn_series_load_csv(t.path, "load", ';', &s), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "'when;where', 'load;kW'"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_series_load_csv(t.path, "load;kW", '"', &s), SYN_ERR_ARG);
+    tmp_remove(&t);
+
     /* A one-column file and another delimiter; a header name that looks like an index wins. */
     tmp_write(&t, "one.csv", "1;0\n3;4\n5;6\n");
     TU_OK(syn_series_load_csv(t.path, "0", ';', &s));

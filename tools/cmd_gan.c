@@ -345,6 +345,7 @@ int cmd_gan(int argc, char **argv) {
     }
     if (s == SYN_OK) s = syn_gan_create(&cfg, dev, &gan);
     if (s == SYN_OK) s = syn_loader_create(ds, o.batch, true, o.seed, true, &ld); /* whole batches: batch norm */
+    if (s == SYN_OK && dev.type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
     if (s == SYN_OK) {
         buf = malloc((size_t)(o.batch * per) * sizeof *buf);
         samples = malloc((size_t)(cfg.n_fixed * per) * sizeof *samples);

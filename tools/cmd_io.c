@@ -3,7 +3,9 @@
  * (or of a parameter file) and reports the test set's loss and accuracy as
  * one JSON line on stdout. `synapse predict MODEL CKPT INPUT`: the same
  * network's outputs for new inputs (an IDX images file, a CSV table or a
- * PNG), standardised with the training data's statistics as train did. */
+ * PNG), standardised with the training data's statistics as train did: those
+ * the checkpoint records, or (older checkpoints, parameter files) recomputed
+ * from the training data. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -21,6 +23,9 @@ static const char eval_usage_text[] =
     "MODEL is a model file (models/*.cfg) or mlp; CKPT a checkpoint written by\n"
     "synapse train --save (or a parameter file). The network is rebuilt from the\n"
     "same flags train had, the weights loaded, and the test set evaluated.\n"
+    "\n"
+    "The test set is standardised with the statistics the checkpoint records (a\n"
+    "parameter file or an older checkpoint: recomputed from the training set).\n"
     "\n"
     "  --data, --data-dir, --csv, --label, --regression, --test-fraction, --seed\n"
     "                           the data, as for train (the CSV split depends on --seed)\n"
@@ -54,21 +59,115 @@ static int load_weights(const train_opts *o, train_net *net, bool *ckpt, syn_che
     return -1;
 }
 
+/* "synapse: error: ..." on stderr; returns 1. */
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("synapse: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* A metadata integer in [lo, hi], or -1. */
+static int64_t meta_int(const syn_safetensors *f, const char *key, int64_t lo, int64_t hi) {
+    char full[64];
+    snprintf(full, sizeof full, "data.%s", key);
+    const char *v = syn_safetensors_metadata(f, full);
+    int64_t x;
+    return v && parse_i64(v, lo, &x) && x <= hi ? x : -1;
+}
+
+/* What the model was trained on, as train recorded it in the checkpoint
+ * (DATA_* in train_cli.h): a data set of no rows with the training set's
+ * sample shape and outputs in *shape and, for a CSV, the training header and
+ * its label's index (owned: syn_csv_header_free). Returns 1 if the file has
+ * the record, 0 if not (an older checkpoint, a parameter file), -1 with the
+ * error printed if it is damaged. */
+static int ckpt_data(const train_opts *o, syn_dataset *shape, char ***names, int *count, int *label) {
+    syn_safetensors *f = NULL;
+    memset(shape, 0, sizeof *shape);
+    *names = NULL;
+    *count = 0;
+    *label = -1;
+    if (syn_safetensors_open(o->resume, &f) != SYN_OK) return 0; /* load_weights reports it */
+    int rc = 0;
+    const char *sh = syn_safetensors_metadata(f, "data." DATA_SHAPE);
+    if (!sh) goto done;
+    rc = -1;
+    syn_shape ss = {0};
+    for (const char *p = sh; *p && ss.ndim < 3; ss.ndim++) {
+        char *end;
+        long long d = strtoll(p, &end, 10);
+        if (end == p || d < 1 || (*end && *end != ',')) break;
+        ss.dim[ss.ndim] = d;
+        p = *end ? end + 1 : end;
+    }
+    shape->sample_shape = ss;
+    shape->dim = ss.ndim == 1 || ss.ndim == 3 ? syn_shape_numel(&ss) : -1;
+    int64_t out = meta_int(f, DATA_OUTPUTS, 1, 1 << 20);
+    if (shape->dim < 1 || out < 1 || (ss.ndim == 3) == (o->csv != NULL)) {
+        fail("%s: its record of the training data (data.*) is damaged or is not for %s", o->resume,
+             o->csv ? "a CSV table" : "images");
+        goto done;
+    }
+    if (o->regression) shape->target_dim = out;
+    else shape->num_classes = (int)out;
+    if (o->csv) {
+        int64_t n = meta_int(f, DATA_COLUMNS, 2, 1 << 24), lab = meta_int(f, DATA_LABEL, 0, n - 1);
+        if (n < 0 || lab < 0 || n - 1 != shape->dim || !(*names = calloc((size_t)n, sizeof **names))) {
+            fail("%s: its record of the training CSV's columns (data.*) is damaged", o->resume);
+            goto done;
+        }
+        *count = (int)n;
+        *label = (int)lab;
+        char key[64];
+        for (int k = 0; k < n; k++) {
+            snprintf(key, sizeof key, "data." DATA_COLUMN "%d", k);
+            const char *v = syn_safetensors_metadata(f, key);
+            if (!v || !((*names)[k] = strdup(v))) {
+                fail("%s: its record of the training CSV's columns lacks '%s'", o->resume, key);
+                goto done;
+            }
+        }
+    }
+    rc = 1;
+done:
+    syn_safetensors_close(f);
+    if (rc != 1) {
+        syn_csv_header_free(*names, *count);
+        *names = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
     train_opts o;
     int rc = train_parse(argc, argv, &o, eval_usage_text);
     if (rc >= 0) return rc;
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
-    syn_dataset *train = NULL, *test = NULL;
+    syn_dataset *train = NULL, *test = NULL, shape;
+    syn_norm_stats *st = NULL;
+    char **names = NULL;
+    int ncol = 0, label;
     train_net net;
     if ((rc = train_net_load(&o, &net)) >= 0) return rc;
-    syn_status s = train_load_data(&o, &train, &test); /* train: the standardisation's statistics */
+    /* The statistics the checkpoint records, else the training set's. */
+    syn_status s = syn_checkpoint_load_stats(o.resume, &st);
+    if (s == SYN_OK) s = st ? train_load_test(&o, st, &test) : train_load_data(&o, &train, &test, NULL);
     if (s != SYN_OK) {
-        train_net_free(&net);
-        return runtime_error(s);
+        rc = runtime_error(s);
+        goto done;
     }
-    if ((rc = train_net_build(&o, dev, train, true, &net)) >= 0) goto done;
+    int have = ckpt_data(&o, &shape, &names, &ncol, &label);
+    if (have < 0) {
+        rc = 1;
+        goto done;
+    }
+    if ((rc = train_net_build(&o, dev, have ? &shape : train ? train : test, true, &net)) >= 0) goto done;
     syn_checkpoint_info info;
     bool ckpt;
     if ((rc = load_weights(&o, &net, &ckpt, &info)) >= 0) goto done;
@@ -95,6 +194,8 @@ done:
     train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(test);
+    syn_norm_stats_free(st);
+    syn_csv_header_free(names, ncol);
     return rc;
 }
 
@@ -112,11 +213,13 @@ static const char predict_usage_text[] =
     "For each input it prints the predicted class and the K most probable classes\n"
     "(the softmax of the logits), or the regression targets.\n"
     "\n"
-    "Inputs are standardised as train standardised its data: with the statistics\n"
-    "of the training set, which a checkpoint does not record. predict recomputes\n"
-    "them exactly as train did, from the same data flags (--data-dir, or --csv,\n"
-    "--label, --test-fraction and --seed, which pick the CSV's training rows), so\n"
-    "the training data must be at hand.\n"
+    "Inputs are standardised as train standardised its data, with the training\n"
+    "set's statistics, which train --save records in the checkpoint with the\n"
+    "data's shapes and a CSV's column names: the training data need not be at\n"
+    "hand. For a parameter file or an older checkpoint predict recomputes them\n"
+    "from the same data flags (--data-dir, or --csv, --label, --test-fraction\n"
+    "and --seed, which pick the CSV's training rows), so the data must be there.\n"
+    "The data flags still say what the model was trained on (--csv: a table).\n"
     "\n"
     "  --top K                  the K most probable classes (default 3)\n"
     "  --index I                only input I (0-based)\n"
@@ -165,29 +268,34 @@ typedef struct {
     const char *input;
 } predict_opts;
 
-/* The training set as train_load_data (tools/synapse.c) reads it, before it
- * is standardised: predict needs the statistics. */
-static syn_status load_train_raw(const train_opts *o, syn_dataset **train) {
-    *train = NULL;
-    if (!o->csv) return syn_dataset_load_fashion_mnist(o->data_dir, true, train);
-    syn_csv_opts co = {o->label, o->regression, 0};
-    syn_dataset *all = NULL, *test = NULL;
-    syn_status s = syn_dataset_load_csv(o->csv, &co, &all);
-    if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, train, &test);
-    syn_dataset_free(all);
-    syn_dataset_free(test);
-    return s;
-}
+/* The training CSV's columns: its header, and the label's index in it. */
+typedef struct {
+    char **names;
+    int n, label;
+} train_columns;
 
-/* "synapse: error: ..." on stderr; returns 1. */
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("synapse: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
+/* What predict takes from the training data: its standardisation, shapes and
+ * (a CSV) columns, from the checkpoint's record of them, else from the data
+ * (an older checkpoint, a parameter file): the training set standardised as
+ * train did, in *train. -1 to go on, else an exit code (the error printed). */
+static int training_facts(const train_opts *o, syn_norm_stats **st, syn_dataset *shape, syn_dataset **train,
+                          train_columns *tc) {
+    *train = NULL;
+    syn_status s = syn_checkpoint_load_stats(o->resume, st);
+    if (s != SYN_OK) return runtime_error(s);
+    int have = *st ? ckpt_data(o, shape, &tc->names, &tc->n, &tc->label) : 0;
+    if (have < 0) return 1;
+    if (have) return -1;
+    syn_norm_stats_free(*st);
+    *st = NULL;
+    syn_dataset *test = NULL;
+    s = train_load_data(o, train, &test, st);
+    syn_dataset_free(test);
+    if (s == SYN_OK && o->csv) s = train_csv_header(o, &tc->names, &tc->n, &tc->label);
+    if (s != SYN_OK) return runtime_error(s);
+    if (o->csv && tc->label < 0) return fail("%s: no label column '%s' in its header", o->csv, o->label);
+    *shape = **train;
+    return -1;
 }
 
 static syn_dataset *dataset_new(int64_t n, syn_shape sample) {
@@ -273,69 +381,21 @@ done:
     return rc;
 }
 
-/* Splits a CSV line in place at commas: blanks around a field and the quotes
- * around a quoted one are removed (a quoted delimiter is not supported).
- * Returns the field count; *fields: malloc'd. */
-static int split_line(char *line, char ***fields) {
-    int n = 1;
-    for (const char *p = line; *p; p++) n += *p == ',';
-    char **f = malloc((size_t)n * sizeof *f);
-    if (!f) return -1;
-    for (int k = 0; k < n; k++) {
-        char *end = strchr(line, ',');
-        if (end) *end = '\0';
-        while (*line == ' ' || *line == '\t') line++;
-        size_t len = strlen(line);
-        while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r' || line[len - 1] == '\n'))
-            line[--len] = '\0';
-        if (len >= 2 && line[0] == '"' && line[len - 1] == '"') line[len - 1] = '\0', line++;
-        f[k] = line;
-        if (end) line = end + 1;
-    }
-    *fields = f;
-    return n;
-}
-
-/* The header row of a CSV file: returns its field count (the fields point
- * into *line), or -1 with the error printed. keep: the file, open after it. */
-static int read_header(const char *path, char **line, char ***fields, FILE **keep) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -fail("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 0;
-    if (getline(line, &cap, f) < 0) {
-        fclose(f);
-        return -fail("%s: empty file: a header row is needed", path);
-    }
-    int n = split_line(*line, fields);
-    if (keep) *keep = f;
-    else fclose(f);
-    return n < 0 ? -fail("%s: out of memory", path) : n;
-}
-
 /* A CSV of the training CSV's feature columns (by name, in its order), with
- * or without its label column, parsed as the CSV reader parses numbers. */
-static int read_csv(const train_opts *o, const char *path, int64_t dim, syn_dataset **out) {
-    char *tline = NULL, *line = NULL, **tf = NULL, **f = NULL, **rf = NULL;
-    FILE *in = NULL;
-    syn_dataset *ds = NULL;
-    int rc = 1, nt, n, label = -1;
-    if ((nt = read_header(o->csv, &tline, &tf, NULL)) < 0) goto done;
-    /* the training label column: a matching name wins, else a 0-based index
-     * (train has read the file with it already) */
-    for (int k = 0; k < nt && label < 0; k++)
-        if (strcmp(tf[k], o->label) == 0) label = k;
-    if (label < 0) label = atoi(o->label);
-    if (label < 0 || label >= nt) {
-        rc = fail("%s: no label column '%s' in its header", o->csv, o->label);
-        goto done;
-    }
-    if ((n = read_header(path, &line, &f, &in)) < 0) goto done;
+ * or without its label column, read by the library's CSV reader (quoting,
+ * BOM, CRLF and number rules as for training). */
+static int read_csv(const char *path, const train_columns *tc, int64_t dim, syn_dataset **out) {
+    char **f = NULL, **tf = tc->names;
+    const char **want = NULL;
+    int n = 0, nt = tc->n, label = tc->label, rc = 1;
+    syn_status s = syn_csv_header_read(path, 0, &f, &n);
+    if (s != SYN_OK) return runtime_error(s);
     int in_label = -1;
     for (int k = 0; k < n; k++)
         if (strcmp(f[k], tf[label]) == 0) in_label = k;
     if (n - (in_label >= 0) != dim || nt - 1 != dim) {
-        rc = fail("%s: %d feature columns; the model takes %lld (the columns of %s but its label '%s')", path,
-                  n - (in_label >= 0), (long long)dim, o->csv, tf[label]);
+        rc = fail("%s: %d feature columns; the model takes %lld (the training CSV's columns but its label '%s')", path,
+                  n - (in_label >= 0), (long long)dim, tf[label]);
         goto done;
     }
     for (int k = 0, j = 0; k < n; k++) { /* the feature names, in the training order */
@@ -347,67 +407,24 @@ static int read_csv(const train_opts *o, const char *path, int64_t dim, syn_data
         }
         j++;
     }
-    int64_t cap = 64, rows = 0;
-    ds = dataset_new(cap, syn_shape1(dim));
-    if (!ds) {
+    if (!(want = malloc((size_t)dim * sizeof *want))) {
         rc = fail("%s: out of memory", path);
         goto done;
     }
-    char *buf = NULL;
-    size_t bcap = 0;
-    for (long long lineno = 2; getline(&buf, &bcap, in) >= 0; lineno++) {
-        if (strspn(buf, " \t\r\n") == strlen(buf)) continue;
-        free(rf);
-        int m = split_line(buf, &rf);
-        if (m != n) {
-            free(buf);
-            rc = fail("%s:%lld: %d fields, the header has %d", path, lineno, m, n);
-            goto done;
-        }
-        if (rows == cap) {
-            float *x = realloc(ds->x, (size_t)(2 * cap * dim) * sizeof(float));
-            if (!x) {
-                free(buf);
-                rc = fail("%s: out of memory", path);
-                goto done;
-            }
-            ds->x = x;
-            cap *= 2;
-        }
-        for (int k = 0, j = 0; k < m; k++) {
-            if (k == in_label) continue;
-            char *end;
-            errno = 0;
-            double v = strtod(rf[k], &end);
-            if (end == rf[k] || *end || !isfinite(v) || !isfinite((float)v)) {
-                rc = fail("%s:%lld: column '%s': '%s' is not a finite number", path, lineno, f[k], rf[k]);
-                free(buf);
-                goto done;
-            }
-            ds->x[rows * dim + j++] = (float)v;
-        }
-        rows++;
-    }
-    free(buf);
-    if (rows == 0) {
-        rc = fail("%s: no rows after the header", path);
-        goto done;
-    }
-    ds->n = rows;
-    *out = ds;
-    ds = NULL;
-    rc = -1;
+    for (int k = 0, j = 0; k < nt; k++)
+        if (k != label) want[j++] = tf[k];
+    s = syn_dataset_load_csv_columns(path, want, (int)dim, 0, out);
+    rc = s == SYN_OK ? -1 : runtime_error(s);
 done:
-    if (in) fclose(in);
-    free(tline), free(tf), free(line), free(f), free(rf);
-    syn_dataset_free(ds);
+    free(want);
+    syn_csv_header_free(f, n);
     return rc;
 }
 
 /* INPUT by its content: a PNG signature, an IDX magic number, else CSV text;
  * checked against what the model was trained on. */
-static int read_input(const train_opts *o, const char *path, const syn_dataset *train, syn_dataset **out,
-                      const char **kind) {
+static int read_input(const train_opts *o, const char *path, const syn_dataset *train, const train_columns *tc,
+                      syn_dataset **out, const char **kind) {
     gzFile f = gzopen(path, "rb");
     if (!f) return fail("%s: cannot open: %s", path, strerror(errno));
     unsigned char b[8];
@@ -439,7 +456,7 @@ static int read_input(const train_opts *o, const char *path, const syn_dataset *
         if (!o->csv)
             return fail("%s: a CSV table, but the model was trained on images (%s): give an IDX file or a PNG", path,
                         o->data);
-        return read_csv(o, path, train->dim, out);
+        return read_csv(path, tc, train->dim, out);
     }
     /* images: the training samples' shape exactly */
     syn_shape is = (*out)->sample_shape;
@@ -603,14 +620,12 @@ int cmd_predict(int argc, char **argv) {
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
     train_net net;
     if ((rc = train_net_load(&o, &net)) >= 0) return rc;
-    syn_dataset *train = NULL, *in = NULL;
+    syn_dataset *train = NULL, *in = NULL, shape;
+    syn_norm_stats *st = NULL;
+    train_columns tc = {NULL, 0, -1};
     const char *kind = "";
-    syn_status s = load_train_raw(&o, &train);
-    if (s != SYN_OK) {
-        rc = runtime_error(s);
-        goto done;
-    }
-    if ((rc = read_input(&o, po.input, train, &in, &kind)) >= 0) goto done;
+    if ((rc = training_facts(&o, &st, &shape, &train, &tc)) >= 0) goto done;
+    if ((rc = read_input(&o, po.input, &shape, &tc, &in, &kind)) >= 0) goto done;
     int64_t first = 0;
     if (po.index >= 0) { /* keep input `index` only */
         if (po.index >= in->n) {
@@ -621,23 +636,25 @@ int cmd_predict(int argc, char **argv) {
         in->n = 1;
         first = po.index;
     }
-    /* train's statistics, on the training data train saw (tables per column) */
-    s = syn_dataset_standardize(train, in, o.csv != NULL);
+    /* train's statistics (tables per column) */
+    syn_status s = syn_dataset_standardize_with(in, st);
     if (s != SYN_OK) {
         rc = runtime_error(s);
         goto done;
     }
-    if ((rc = train_net_build(&o, dev, train, true, &net)) >= 0) goto done;
+    if ((rc = train_net_build(&o, dev, &shape, true, &net)) >= 0) goto done;
     syn_checkpoint_info info;
     bool ckpt;
     if ((rc = load_weights(&o, &net, &ckpt, &info)) >= 0) goto done;
     if (!o.quiet)
         fprintf(stderr, "synapse: %s from %s%s; %lld input%s from %s (%s)\n", net.name, o.resume,
                 ckpt ? " (checkpoint)" : "", (long long)in->n, in->n == 1 ? "" : "s", po.input, kind);
-    rc = run_predict(&o, &po, dev, &net, in, first, net.classify ? train->num_classes : train->target_dim);
+    rc = run_predict(&o, &po, dev, &net, in, first, net.classify ? shape.num_classes : shape.target_dim);
 done:
     train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(in);
+    syn_norm_stats_free(st);
+    syn_csv_header_free(tc.names, tc.n);
     return rc;
 }

@@ -78,8 +78,8 @@ static const char train_usage_text[] =
     "                           the rate by 0.1 every third of the epochs\n"
     "  --warmup N               linear warm-up over N steps\n"
     "  --device D               cpu|cuda|cuda:N (default cpu)\n"
-    "  --save CKPT              write a checkpoint (weights, optimizer state, progress)\n"
-    "                           after every epoch, atomically\n"
+    "  --save CKPT              write a checkpoint (weights, optimizer state, progress,\n"
+    "                           the inputs' standardisation) after every epoch, atomically\n"
     "  --resume CKPT            continue the run CKPT holds (same model, data and\n"
     "                           optimizer flags; --epochs counts the total)\n"
     "  --quiet                  no header, no progress\n"
@@ -303,27 +303,120 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
 
 /* ---- train: data and network ----------------------------------------------------- */
 
-syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test) {
+/* The data sets as the flags give them, before standardisation; train NULL:
+ * the test set alone. */
+static syn_status load_raw(const train_opts *o, syn_dataset **train, syn_dataset **test) {
     syn_status s;
-    *train = *test = NULL;
+    syn_dataset *tr = NULL;
+    *test = NULL;
     if (o->csv) {
         syn_csv_opts co = {o->label, o->regression, 0};
         syn_dataset *all = NULL;
         s = syn_dataset_load_csv(o->csv, &co, &all);
-        if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, train, test);
+        if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, &tr, test);
         syn_dataset_free(all);
     } else {
-        s = syn_dataset_load_fashion_mnist(o->data_dir, true, train);
+        s = train ? syn_dataset_load_fashion_mnist(o->data_dir, true, &tr) : SYN_OK;
         if (s == SYN_OK) s = syn_dataset_load_fashion_mnist(o->data_dir, false, test);
     }
+    if (s == SYN_OK && train) *train = tr;
+    else syn_dataset_free(tr);
+    return s;
+}
+
+syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test, syn_norm_stats **stats) {
+    *train = NULL;
+    syn_status s = load_raw(o, train, test);
     /* Tables get per-column statistics; pixels one global mean and std. */
-    if (s == SYN_OK) s = syn_dataset_standardize(*train, *test, o->csv != NULL);
+    if (s == SYN_OK) s = syn_dataset_standardize_stats(*train, *test, o->csv != NULL, stats);
     if (s != SYN_OK) {
         syn_dataset_free(*train);
         syn_dataset_free(*test);
         *train = *test = NULL;
     }
     return s;
+}
+
+syn_status train_load_test(const train_opts *o, const syn_norm_stats *st, syn_dataset **test) {
+    syn_status s = load_raw(o, NULL, test);
+    if (s == SYN_OK) s = syn_dataset_standardize_with(*test, st);
+    if (s != SYN_OK) {
+        syn_dataset_free(*test);
+        *test = NULL;
+    }
+    return s;
+}
+
+syn_status train_csv_header(const train_opts *o, char ***names, int *count, int *label) {
+    *label = -1;
+    syn_status s = syn_csv_header_read(o->csv, 0, names, count);
+    if (s != SYN_OK) return s;
+    for (int k = 0; k < *count && *label < 0; k++)
+        if (strcmp((*names)[k], o->label) == 0) *label = k;
+    char *end;
+    long v = strtol(o->label, &end, 10);
+    if (*label < 0 && end != o->label && *end == '\0' && v >= 0 && v < *count) *label = (int)v;
+    return SYN_OK; /* *label -1: no such column (train's reader says so first) */
+}
+
+/* train's record of its data for predict (DATA_* in train_cli.h): 2 * n
+ * malloc'd strings, key and value. */
+typedef struct {
+    char **kv;
+    int n, cap;
+} data_meta;
+
+static void data_meta_free(data_meta *m) {
+    for (int i = 0; i < 2 * m->n; i++) free(m->kv[i]);
+    free(m->kv);
+    memset(m, 0, sizeof *m);
+}
+
+static bool data_meta_add(data_meta *m, const char *key, const char *value) {
+    if (m->n == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 16;
+        char **kv = realloc(m->kv, (size_t)(2 * cap) * sizeof *kv);
+        if (!kv) return false;
+        m->kv = kv;
+        m->cap = cap;
+    }
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return false;
+    }
+    m->kv[2 * m->n] = k;
+    m->kv[2 * m->n + 1] = v;
+    m->n++;
+    return true;
+}
+
+/* The sample shape and outputs, and a CSV's header and label index. */
+static syn_status data_meta_make(const train_opts *o, const syn_dataset *train, data_meta *m) {
+    char buf[64], key[32];
+    int len = 0;
+    for (int k = 0; k < train->sample_shape.ndim; k++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%lld", k ? "," : "", (long long)train->sample_shape.dim[k]);
+    bool ok = data_meta_add(m, DATA_SHAPE, buf);
+    snprintf(buf, sizeof buf, "%lld", (long long)(o->regression ? train->target_dim : train->num_classes));
+    ok = ok && data_meta_add(m, DATA_OUTPUTS, buf);
+    if (ok && o->csv) {
+        char **names;
+        int n, label;
+        syn_status s = train_csv_header(o, &names, &n, &label);
+        if (s != SYN_OK) return s;
+        snprintf(buf, sizeof buf, "%d", n);
+        ok = data_meta_add(m, DATA_COLUMNS, buf);
+        snprintf(buf, sizeof buf, "%d", label);
+        ok = ok && data_meta_add(m, DATA_LABEL, buf);
+        for (int k = 0; k < n && ok; k++) {
+            snprintf(key, sizeof key, DATA_COLUMN "%d", k);
+            ok = data_meta_add(m, key, names[k]);
+        }
+        syn_csv_header_free(names, n);
+    }
+    return ok ? SYN_OK : SYN_ERR_OOM;
 }
 
 /* A model file's input from the data set: (batch, C, H, W) for image samples,
@@ -433,6 +526,7 @@ typedef struct {
     const syn_optim *opt;
     const char *desc;
     uint64_t seed;
+    const syn_checkpoint_data *data; /* what predict needs: the standardisation, the data's shapes */
 } save_ctx;
 
 static syn_status save_epoch(void *user, const syn_fit_state *st) {
@@ -446,7 +540,7 @@ static syn_status save_epoch(void *user, const syn_fit_state *st) {
     info.rng_counter = st->rng_counter;
     info.best_loss = st->best_loss;
     info.stale_epochs = st->stale;
-    return syn_checkpoint_save(c->path, c->params, c->opt, &info);
+    return syn_checkpoint_save_data(c->path, c->params, c->opt, &info, c->data);
 }
 
 /* --resume: weights, optimizer state and the loop's state from a checkpoint
@@ -487,15 +581,21 @@ static int cmd_train(int argc, char **argv) {
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
 
     syn_dataset *train = NULL, *test = NULL;
+    syn_norm_stats *stats = NULL;
+    data_meta meta = {0};
     syn_optim *opt = NULL;
     train_net net;
     if ((rc = train_net_load(&o, &net)) >= 0) return rc;
-    syn_status s = train_load_data(&o, &train, &test);
+    syn_status s = train_load_data(&o, &train, &test, &stats);
     if (s != SYN_OK) {
         train_net_free(&net);
         return runtime_error(s);
     }
     if ((rc = train_net_build(&o, dev, train, false, &net)) >= 0) goto done;
+    if (o.save && (s = data_meta_make(&o, train, &meta)) != SYN_OK) {
+        rc = s == SYN_ERR_OOM ? (fputs("synapse: error: out of memory\n", stderr), 1) : runtime_error(s);
+        goto done;
+    }
     syn_optim_config oc = syn_optim_defaults(o.optim);
     if (o.lr > 0.0f) oc.lr = o.lr;
     if (o.momentum >= 0.0f) oc.momentum = o.momentum;
@@ -551,7 +651,8 @@ static int cmd_train(int argc, char **argv) {
     fc.progress = o.quiet ? SYN_PROGRESS_OFF : SYN_PROGRESS_AUTO;
     fc.out = stderr;
     fc.resume = o.resume ? &rs : NULL;
-    save_ctx sc = {o.save, net.params, opt, net.desc, o.seed};
+    syn_checkpoint_data cd = {stats, (const char *const *)meta.kv, meta.n};
+    save_ctx sc = {o.save, net.params, opt, net.desc, o.seed, &cd};
     if (o.save) {
         fc.on_epoch = save_epoch;
         fc.user = &sc;
@@ -577,6 +678,8 @@ done:
     train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(test);
+    syn_norm_stats_free(stats);
+    data_meta_free(&meta);
     return rc;
 }
 

@@ -41,8 +41,25 @@ typedef struct {
  * MLP), eval_usage its help text. Returns -1 to go on, else an exit code (0
  * after --help). */
 int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage);
-/* Loads and standardises the train and test sets. */
-syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test);
+/* Loads the train and test sets and standardises both with the training
+ * set's statistics, returned in *stats (stats may be NULL).
+ * owned: syn_dataset_free, syn_norm_stats_free. */
+syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset **test, syn_norm_stats **stats);
+/* The test set alone (for a CSV: the rows train held out, the same split),
+ * standardised with given statistics (a checkpoint's). */
+syn_status train_load_test(const train_opts *o, const syn_norm_stats *st, syn_dataset **test);
+/* The training CSV's header and its label column's index (a matching name,
+ * else a 0-based index, as the reader takes --label). owned: syn_csv_header_free. */
+syn_status train_csv_header(const train_opts *o, char ***names, int *count, int *label);
+
+/* What train records in a checkpoint besides the standardisation statistics,
+ * so that predict needs no training data: __metadata__ "data.<key>" entries
+ * (syn_checkpoint_save_data) with these keys. */
+#define DATA_SHAPE "shape"     /* one sample's shape: "1,28,28", or "4" for a table */
+#define DATA_OUTPUTS "outputs" /* classes, or regression targets */
+#define DATA_COLUMNS "columns" /* a CSV: its header's column count, the label's included */
+#define DATA_COLUMN "column."  /* a CSV: "column.<k>", the k-th header name */
+#define DATA_LABEL "label"     /* a CSV: the label column's index in the header */
 
 /* The network a train_opts describes, built and compiled. */
 typedef struct {

@@ -59,13 +59,33 @@ typedef struct {
     char delimiter;     /* 0: ',' */
 } syn_csv_opts;
 
-/* A CSV file with a header row; every column but the label must be numeric
- * and finite. opts NULL: label in the last column, classification, ','.
- * Class labels that are all integers in [0, 2^20) are kept as they are
- * (num_classes = max + 1); any other set of values is numbered 0, 1, 2 ... in
- * order of first appearance. Errors: SYN_ERR_IO (cannot open), SYN_ERR_ARG
- * (no such label column), SYN_ERR_FORMAT (file:line and column in the message). */
+/* A CSV file with a header row; every feature column must be numeric and
+ * finite. opts NULL: label in the last column, classification, ','.
+ * Fields follow RFC 4180 (a quoted field may hold the delimiter, "" and line
+ * breaks); CRLF, a UTF-8 BOM, blank lines and blanks around unquoted fields
+ * are accepted. Class labels that are all integers in [0, 2^20) are kept as
+ * they are (num_classes = max + 1); any other set of values is numbered 0, 1,
+ * 2 ... in order of first appearance. Errors: SYN_ERR_IO (cannot open),
+ * SYN_ERR_ARG (no such label column: the message lists the header),
+ * SYN_ERR_FORMAT (file:line, the column's name and field number, and the
+ * offending text). */
 SYN_API syn_status syn_dataset_load_csv(const char *path, const syn_csv_opts *opts, syn_dataset **out);
+/* Chosen columns of a CSV file, read by the same rules, as the features of an
+ * unlabelled data set (inputs for a trained model: num_classes 0, labels and
+ * targets NULL): columns[0..n) in this order, each the first header column of
+ * that name not taken by an earlier one, else a 0-based index as text. The
+ * other columns are not read (they may hold anything). delimiter 0: ','.
+ * Errors as syn_dataset_load_csv's (SYN_ERR_ARG: no such column, n < 1). */
+SYN_API syn_status syn_dataset_load_csv_columns(const char *path, const char *const *columns, int n, char delimiter,
+                                                syn_dataset **out);
+
+/* The header row of a CSV file, read by the same rules (delimiter 0: ',').
+ * *names receives *count strings. owned: free with syn_csv_header_free.
+ * Errors: SYN_ERR_IO (cannot open), SYN_ERR_FORMAT (an empty file, a bad
+ * quote), SYN_ERR_ARG (a quote or line break as the delimiter). */
+SYN_API syn_status syn_csv_header_read(const char *path, char delimiter, char ***names, int *count);
+/* Frees what syn_csv_header_read returned; NULL is a no-op. */
+SYN_API void syn_csv_header_free(char **names, int count);
 
 /* Splits off the last `fraction` of rows after a seeded shuffle into *second
  * (round(n * fraction) rows; the rest in *first). Both are deep copies; both
@@ -78,6 +98,31 @@ SYN_API syn_status syn_dataset_split(const syn_dataset *ds, float fraction, uint
  * `other` (may be NULL). Constant features get std 1. A NaN or inf in either
  * set is SYN_ERR_FORMAT and leaves both unchanged. */
 SYN_API syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool per_feature);
+
+/* Standardisation statistics: x[j] = (x[j] - mean[k]) / std[k] with k = j
+ * when count is the number of features, k = 0 when count is 1 (one mean and
+ * std over all values). Computed and applied in double; std > 0. A caller
+ * may fill one itself (for syn_dataset_standardize_with); one the library
+ * returns is owned: free with syn_norm_stats_free. */
+typedef struct {
+    int64_t count;
+    double *mean;
+    double *std;
+} syn_norm_stats;
+
+SYN_API void syn_norm_stats_free(syn_norm_stats *st); /* NULL: no-op */
+
+/* syn_dataset_standardize, also returning the statistics it applied (stats
+ * may be NULL; on error *stats is NULL), e.g. to save with a checkpoint
+ * (syn_checkpoint_save_data) and apply to new inputs later. */
+SYN_API syn_status syn_dataset_standardize_stats(syn_dataset *train, syn_dataset *other, bool per_feature,
+                                                 syn_norm_stats **stats);
+/* Applies given statistics to ds exactly as syn_dataset_standardize applies
+ * the ones it computes (the same data and statistics give the same bits).
+ * Errors, leaving ds unchanged: SYN_ERR_SHAPE (count neither 1 nor ds->dim),
+ * SYN_ERR_ARG (a non-finite mean or std, or std <= 0), SYN_ERR_FORMAT (a NaN
+ * or inf in ds). */
+SYN_API syn_status syn_dataset_standardize_with(syn_dataset *ds, const syn_norm_stats *stats);
 
 /* Per-channel normalisation of images, sample_shape (C, H, W):
  * x[c] = (x[c] - mean[c]) / std[c], with each channel's mean and population
@@ -114,6 +159,14 @@ SYN_API void syn_loader_free(syn_loader *l);
  * next call starts a new (reshuffled) epoch. */
 SYN_API syn_status syn_loader_next(syn_loader *l, syn_batch *b);
 SYN_API int64_t syn_loader_batches(const syn_loader *l); /* per epoch */
+/* With prefetch on, a worker thread of the loader gathers (and augments) the
+ * next batch while the caller works on the current one, in a second set of
+ * buffers; each batch stays valid until the next call, as without it. The
+ * batches are bit-identical either way. Off by default: it pays when the
+ * step runs elsewhere (a GPU); on the CPU the worker competes with the
+ * kernels' threads. syn_fit turns it on for non-CPU devices. Errors:
+ * SYN_ERR_OOM (the second buffers), SYN_ERR_UNSUPPORTED (no thread). */
+SYN_API syn_status syn_loader_set_prefetch(syn_loader *l, bool on);
 
 /* Random augmentation of image samples (torchvision's RandomCrop(size,
  * padding=pad_crop) followed by RandomHorizontalFlip()), applied by the

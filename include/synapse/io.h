@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "data.h"
 #include "graph.h"
 #include "optim.h"
 #include "tensor.h"
@@ -128,6 +129,31 @@ SYN_API syn_status syn_checkpoint_save(const char *path, const syn_params *p, co
  * (lr ...) is kept, its state and step counts are replaced. */
 SYN_API syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt,
                                        syn_checkpoint_info *info);
+
+/* What inference needs besides the weights, saved with a checkpoint so that
+ * a trained model can be applied to new inputs without its training data. */
+typedef struct {
+    const syn_norm_stats *stats; /* the standardisation the inputs had (NULL: none): __metadata__
+                                    "input.mean" and "input.std", each `count` comma-separated
+                                    decimals ("%.17g", so the doubles come back exactly) */
+    const char *const *meta;     /* n_meta (key, value) pairs, 2 * n_meta strings, stored as
+                                    __metadata__ "data.<key>" (read them with
+                                    syn_safetensors_metadata); keys non-empty and unique */
+    int n_meta;
+} syn_checkpoint_data;
+
+/* syn_checkpoint_save plus `data` (may be NULL: then the same file). The
+ * parameters' tensors and names are those of syn_checkpoint_save: the extras
+ * are metadata only, which PyTorch's loaders ignore. */
+SYN_API syn_status syn_checkpoint_save_data(const char *path, const syn_params *p, const syn_optim *opt,
+                                            const syn_checkpoint_info *info, const syn_checkpoint_data *data);
+/* The standardisation statistics a checkpoint carries: *out NULL (and
+ * SYN_OK) for a file without them (older checkpoints, parameter files).
+ * SYN_ERR_FORMAT, naming the file and the key, for only one of the two
+ * entries, a value that is not a finite number (or a std <= 0), or counts
+ * that differ. syn_checkpoint_load makes the same checks.
+ * owned: free with syn_norm_stats_free. */
+SYN_API syn_status syn_checkpoint_load_stats(const char *path, syn_norm_stats **out);
 
 /* ---- PNG ------------------------------------------------------------------------- */
 

@@ -117,7 +117,7 @@ static syn_status check_finite(const syn_dataset *ds, const char *which) {
     return SYN_OK;
 }
 
-/* x[r, j] = (x[r, j] - mean[j % nstat]) / sd[j % nstat] */
+/* x[r, j] = (x[r, j] - mean[k]) / sd[k], k = j per feature, else 0 */
 static void apply(syn_dataset *ds, const double *mean, const double *sd, bool per_feature) {
     for (int64_t r = 0; r < ds->n; r++) {
         float *row = ds->x + r * ds->dim;
@@ -128,7 +128,33 @@ static void apply(syn_dataset *ds, const double *mean, const double *sd, bool pe
     }
 }
 
-syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool per_feature) {
+void syn_norm_stats_free(syn_norm_stats *st) {
+    if (!st) return;
+    free(st->mean);
+    free(st->std);
+    free(st);
+}
+
+syn_status syn__norm_stats_alloc(int64_t count, const char *what, syn_norm_stats **out) {
+    *out = NULL;
+    if (count < 1 || (uint64_t)count > SIZE_MAX / sizeof(double))
+        return syn__error(SYN_ERR_ARG, "%s: %lld statistics", what, (long long)count);
+    syn_norm_stats *st = syn__calloc(1, sizeof *st, what);
+    if (!st) return SYN_ERR_OOM;
+    st->count = count;
+    st->mean = syn__calloc((size_t)count, sizeof *st->mean, what);
+    st->std = st->mean ? syn__calloc((size_t)count, sizeof *st->std, what) : NULL;
+    if (!st->std) {
+        syn_norm_stats_free(st);
+        return SYN_ERR_OOM;
+    }
+    *out = st;
+    return SYN_OK;
+}
+
+syn_status syn_dataset_standardize_stats(syn_dataset *train, syn_dataset *other, bool per_feature,
+                                         syn_norm_stats **stats) {
+    if (stats) *stats = NULL;
     if (!train) return syn__error(SYN_ERR_ARG, "dataset standardize: NULL dataset");
     if (train->n < 1 || train->dim < 1)
         return syn__error(SYN_ERR_ARG, "dataset standardize: the training set is empty (%lld x %lld)",
@@ -141,13 +167,9 @@ syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool 
     if (other) SYN_TRY(check_finite(other, "the other set"));
 
     int64_t nstat = per_feature ? train->dim : 1;
-    double *mean = syn__calloc((size_t)nstat, sizeof *mean, "dataset standardize");
-    double *sd = syn__calloc((size_t)nstat, sizeof *sd, "dataset standardize");
-    if (!mean || !sd) {
-        free(mean);
-        free(sd);
-        return SYN_ERR_OOM;
-    }
+    syn_norm_stats *st;
+    SYN_TRY(syn__norm_stats_alloc(nstat, "dataset standardize", &st));
+    double *mean = st->mean, *sd = st->std;
     /* Two passes in double: the one-pass E[x^2]-E[x]^2 cancels badly when the
      * mean is large against the spread (pixel data, timestamps). */
     for (int64_t r = 0; r < train->n; r++) {
@@ -172,7 +194,26 @@ syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool 
     }
     apply(train, mean, sd, per_feature);
     if (other) apply(other, mean, sd, per_feature);
-    free(mean);
-    free(sd);
+    if (stats) *stats = st;
+    else syn_norm_stats_free(st);
+    return SYN_OK;
+}
+
+syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool per_feature) {
+    return syn_dataset_standardize_stats(train, other, per_feature, NULL);
+}
+
+syn_status syn_dataset_standardize_with(syn_dataset *ds, const syn_norm_stats *st) {
+    if (!ds || !st) return syn__error(SYN_ERR_ARG, "dataset standardize: NULL %s", ds ? "statistics" : "dataset");
+    if (st->count != 1 && st->count != ds->dim)
+        return syn__error(SYN_ERR_SHAPE, "dataset standardize: %lld statistics for %lld features (want 1 or %lld)",
+                          (long long)st->count, (long long)ds->dim, (long long)ds->dim);
+    if (!st->mean || !st->std) return syn__error(SYN_ERR_ARG, "dataset standardize: NULL mean or std");
+    for (int64_t k = 0; k < st->count; k++)
+        if (!isfinite(st->mean[k]) || !isfinite(st->std[k]) || !(st->std[k] > 0))
+            return syn__error(SYN_ERR_ARG, "dataset standardize: statistic %lld: mean %g, std %g (want finite, std > 0)",
+                              (long long)k, st->mean[k], st->std[k]);
+    SYN_TRY(check_finite(ds, "the data set"));
+    apply(ds, st->mean, st->std, st->count != 1 || ds->dim == 1);
     return SYN_OK;
 }

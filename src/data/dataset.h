@@ -1,5 +1,6 @@
-/* Private helpers shared by the data readers and the loader (defined in
- * dataset.c): allocating a data set and the seeded shuffle. Not exported. */
+/* Private helpers shared by the data readers, the loader and checkpoints
+ * (defined in dataset.c): allocating a data set and standardisation
+ * statistics, and the seeded shuffle. Not exported. */
 #ifndef SYN_DATA_DATASET_H
 #define SYN_DATA_DATASET_H
 
@@ -16,5 +17,9 @@ syn_status syn__dataset_alloc(int64_t n, int64_t dim, bool has_labels, int64_t t
 /* idx[0..n) := a permutation of 0..n-1 that is a pure function of
  * (seed, stream): Fisher-Yates from the identity driven by Philox. */
 void syn__shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t stream);
+
+/* count zeroed means and stds (SYN_ERR_ARG for count < 1, SYN_ERR_OOM
+ * naming `what`). owned: free with syn_norm_stats_free. */
+syn_status syn__norm_stats_alloc(int64_t count, const char *what, syn_norm_stats **out);
 
 #endif

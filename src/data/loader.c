@@ -2,12 +2,32 @@
  * copies each batch's rows into contiguous buffers it owns, optionally
  * augmenting images (random padded crop, horizontal flip) on the way. The
  * order and the augmentation of epoch e are pure functions of (seed, e), so
- * runs are reproducible. */
+ * runs are reproducible.
+ *
+ * With prefetch on, a worker thread fills the next batch into the second of
+ * two buffer slots while the caller trains on the first. The bookkeeping (the
+ * epoch's order, the position) stays on the calling thread; the worker only
+ * runs fill(), a pure function of (epoch, position, augmentation), so the
+ * batches are the same bits with prefetch on or off. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/internal.h"
 #include "core/rng.h"
 #include "dataset.h"
+
+/* A batch's rows: order[pos, pos + m) of epoch `epoch`; m == 0 marks the end
+ * of an epoch. */
+typedef struct {
+    int64_t m, pos;
+    uint64_t epoch;
+} span;
+
+typedef struct {
+    float *x;         /* batch * dim */
+    int32_t *labels;  /* batch, or NULL */
+    float *targets;   /* batch * target_dim, or NULL */
+} slot;
 
 struct syn_loader {
     const syn_dataset *ds; /* borrowed */
@@ -18,19 +38,60 @@ struct syn_loader {
     int64_t pos;       /* next position in order[] */
     bool ordered;      /* order[] holds this epoch's permutation */
     int64_t *order;    /* n row indices */
-    float *x;          /* batch * dim */
-    int32_t *labels;   /* batch, or NULL */
-    float *targets;    /* batch * target_dim, or NULL */
+    slot slots[2];     /* the second only with prefetch */
+    int cur;           /* the slot handed out last */
     bool augment;      /* aug has something on; the data set is (C, H, W) */
     syn_augment aug;
+    /* prefetch: the worker fills `ahead` into slots[ahead_slot] */
+    bool prefetch, ahead_valid;
+    span ahead;
+    int ahead_slot;
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool job, quit; /* under mu: a fill is asked for / running; the worker should end */
 };
+
+static void slot_free(slot *s) {
+    free(s->x);
+    free(s->labels);
+    free(s->targets);
+    memset(s, 0, sizeof *s);
+}
+
+static bool slot_alloc(slot *s, const syn_dataset *ds, int64_t batch) {
+    bool ok = (s->x = syn__malloc((size_t)batch * (size_t)ds->dim * sizeof(float), "loader batch")) != NULL;
+    if (ok && ds->labels) ok = (s->labels = syn__malloc((size_t)batch * sizeof(int32_t), "loader batch")) != NULL;
+    if (ok && ds->targets)
+        ok = (s->targets = syn__malloc((size_t)batch * (size_t)ds->target_dim * sizeof(float), "loader batch")) != NULL;
+    return ok;
+}
+
+/* Waits until the worker has finished the asked-for fill. */
+static void wait_job(syn_loader *l) {
+    pthread_mutex_lock(&l->mu);
+    while (l->job) pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void stop_worker(syn_loader *l) {
+    if (!l->prefetch) return;
+    pthread_mutex_lock(&l->mu);
+    l->quit = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->worker, NULL);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    l->prefetch = l->ahead_valid = l->quit = false;
+}
 
 void syn_loader_free(syn_loader *l) {
     if (!l) return;
+    stop_worker(l);
     free(l->order);
-    free(l->x);
-    free(l->labels);
-    free(l->targets);
+    slot_free(&l->slots[0]);
+    slot_free(&l->slots[1]);
     free(l);
 }
 
@@ -56,10 +117,7 @@ syn_status syn_loader_create(const syn_dataset *ds, int64_t batch, bool shuffle,
     l->drop_last = drop_last;
     l->seed = seed;
     bool ok = (l->order = syn__malloc((size_t)ds->n * sizeof *l->order, "loader")) != NULL;
-    ok = ok && (l->x = syn__malloc((size_t)batch * (size_t)ds->dim * sizeof(float), "loader batch")) != NULL;
-    if (ok && ds->labels) ok = (l->labels = syn__malloc((size_t)batch * sizeof(int32_t), "loader batch")) != NULL;
-    if (ok && ds->targets)
-        ok = (l->targets = syn__malloc((size_t)batch * (size_t)ds->target_dim * sizeof(float), "loader batch")) != NULL;
+    ok = ok && slot_alloc(&l->slots[0], ds, batch);
     if (!ok) {
         syn_loader_free(l);
         return SYN_ERR_OOM;
@@ -74,6 +132,8 @@ int64_t syn_loader_batches(const syn_loader *l) {
     return l->drop_last ? n / l->batch : (n + l->batch - 1) / l->batch;
 }
 
+static void refill_ahead(syn_loader *l);
+
 static bool is_chw(const syn_dataset *ds) {
     const syn_shape *s = &ds->sample_shape;
     return s->ndim == 3 && s->dim[0] >= 1 && s->dim[1] >= 1 && s->dim[2] >= 1 && syn_shape_numel(s) == ds->dim;
@@ -81,8 +141,10 @@ static bool is_chw(const syn_dataset *ds) {
 
 syn_status syn_loader_set_augment(syn_loader *l, const syn_augment *aug) {
     if (!l) return syn__error(SYN_ERR_ARG, "loader augment: NULL loader");
+    if (l->prefetch) wait_job(l); /* the worker reads the settings */
     if (!aug) {
         l->augment = false;
+        refill_ahead(l);
         return SYN_OK;
     }
     if (aug->pad_crop < 0) return syn__error(SYN_ERR_ARG, "loader augment: pad_crop %d (must be >= 0)", aug->pad_crop);
@@ -93,6 +155,7 @@ syn_status syn_loader_set_augment(syn_loader *l, const syn_augment *aug) {
     }
     l->aug = *aug;
     l->augment = aug->pad_crop > 0 || aug->hflip;
+    refill_ahead(l);
     return SYN_OK;
 }
 
@@ -132,9 +195,9 @@ static void augment_sample(float *dst, const float *src, int64_t C, int64_t H, i
  * depend on the batch size or on shuffling; the stream changes each epoch.
  * Words: v[0] the crop's dy, v[1] its dx, v[2] the flip, fixed whatever is
  * on, so turning the crop on or off does not change the flips. */
-static void augment_row(const syn_loader *l, float *dst, int64_t s) {
+static void augment_row(const syn_loader *l, uint64_t epoch, float *dst, int64_t s) {
     const syn_dataset *ds = l->ds;
-    syn__philox_block b = syn__philox(l->seed, SYN_STREAM_AUGMENT + l->epoch, (uint64_t)s);
+    syn__philox_block b = syn__philox(l->seed, SYN_STREAM_AUGMENT + epoch, (uint64_t)s);
     int64_t p = l->aug.pad_crop, dy = 0, dx = 0;
     if (p > 0) {
         /* 2p+1 offsets from 32 bits: the modulo bias (2p+1)/2^32 is nil. */
@@ -147,8 +210,9 @@ static void augment_row(const syn_loader *l, float *dst, int64_t s) {
                    ds->sample_shape.dim[2], dy, dx, flip);
 }
 
-syn_status syn_loader_next(syn_loader *l, syn_batch *b) {
-    if (!l || !b) return syn__error(SYN_ERR_ARG, "loader next: NULL %s", l ? "batch" : "loader");
+/* The next span: shuffles at the start of an epoch, reports its end once
+ * (the next call reshuffles). Calling thread only. */
+static span advance(syn_loader *l) {
     const syn_dataset *ds = l->ds;
     if (!l->ordered) {
         if (l->shuffle) {
@@ -158,31 +222,126 @@ syn_status syn_loader_next(syn_loader *l, syn_batch *b) {
         }
         l->ordered = true;
     }
-    int64_t m = ds->n - l->pos;
-    if (m > l->batch) m = l->batch;
-    if (m == 0 || (l->drop_last && m < l->batch)) {
-        /* End of epoch: report it once, the next call reshuffles. */
+    span sp = {ds->n - l->pos, l->pos, l->epoch};
+    if (sp.m > l->batch) sp.m = l->batch;
+    if (sp.m == 0 || (l->drop_last && sp.m < l->batch)) {
         l->epoch++;
         l->pos = 0;
         l->ordered = false;
-        memset(b, 0, sizeof *b);
-        return SYN_OK;
+        sp.m = 0;
+        return sp;
     }
-    for (int64_t r = 0; r < m; r++) {
-        int64_t s = l->order[l->pos + r];
+    l->pos += sp.m;
+    return sp;
+}
+
+/* Copies (and augments) the span's rows into slot k. Reads order[], which
+ * the calling thread leaves alone until the fill is done. */
+static void fill(const syn_loader *l, int k, span sp) {
+    const syn_dataset *ds = l->ds;
+    const slot *d = &l->slots[k];
+    for (int64_t r = 0; r < sp.m; r++) {
+        int64_t s = l->order[sp.pos + r];
         if (l->augment)
-            augment_row(l, l->x + r * ds->dim, s);
+            augment_row(l, sp.epoch, d->x + r * ds->dim, s);
         else
-            memcpy(l->x + r * ds->dim, ds->x + s * ds->dim, (size_t)ds->dim * sizeof(float));
-        if (l->labels) l->labels[r] = ds->labels[s];
-        if (l->targets)
-            memcpy(l->targets + r * ds->target_dim, ds->targets + s * ds->target_dim,
+            memcpy(d->x + r * ds->dim, ds->x + s * ds->dim, (size_t)ds->dim * sizeof(float));
+        if (d->labels) d->labels[r] = ds->labels[s];
+        if (d->targets)
+            memcpy(d->targets + r * ds->target_dim, ds->targets + s * ds->target_dim,
                    (size_t)ds->target_dim * sizeof(float));
     }
-    l->pos += m;
-    b->n = m;
-    b->x = l->x;
-    b->labels = l->labels;
-    b->targets = l->targets;
+}
+
+static void *worker_main(void *arg) {
+    syn_loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->job && !l->quit) pthread_cond_wait(&l->cv, &l->mu);
+        if (l->quit) break;
+        pthread_mutex_unlock(&l->mu);
+        fill(l, l->ahead_slot, l->ahead); /* ahead is not touched while job is set */
+        pthread_mutex_lock(&l->mu);
+        l->job = false;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* Starts filling the next span into the slot not handed out. */
+static void start_ahead(syn_loader *l) {
+    l->ahead = advance(l);
+    l->ahead_slot = l->cur ^ 1;
+    l->ahead_valid = true;
+    if (l->ahead.m == 0) return; /* the end-of-epoch marker needs no rows */
+    pthread_mutex_lock(&l->mu);
+    l->job = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The prepared batch again, with the current augmentation settings. */
+static void refill_ahead(syn_loader *l) {
+    if (!l->prefetch || !l->ahead_valid) return;
+    wait_job(l);
+    if (l->ahead.m > 0) fill(l, l->ahead_slot, l->ahead);
+}
+
+syn_status syn_loader_set_prefetch(syn_loader *l, bool on) {
+    if (!l) return syn__error(SYN_ERR_ARG, "loader prefetch: NULL loader");
+    if (!on) {
+        if (!l->prefetch) return SYN_OK;
+        bool rewind = l->ahead_valid;
+        if (rewind) wait_job(l);
+        span sp = l->ahead;
+        stop_worker(l);
+        if (rewind) { /* the prepared batch comes again from the next call: back to its span */
+            l->epoch = sp.epoch;
+            l->pos = sp.pos;
+            l->ordered = true; /* order[] still holds epoch sp.epoch's permutation */
+        }
+        return SYN_OK;
+    }
+    if (l->prefetch) return SYN_OK;
+    if (!l->slots[1].x && !slot_alloc(&l->slots[1], l->ds, l->batch)) {
+        slot_free(&l->slots[1]);
+        return SYN_ERR_OOM;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->job = l->quit = l->ahead_valid = false;
+    if (pthread_create(&l->worker, NULL, worker_main, l) != 0) {
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+        return syn__error(SYN_ERR_UNSUPPORTED, "loader prefetch: cannot start the worker thread");
+    }
+    l->prefetch = true;
+    return SYN_OK;
+}
+
+syn_status syn_loader_next(syn_loader *l, syn_batch *b) {
+    if (!l || !b) return syn__error(SYN_ERR_ARG, "loader next: NULL %s", l ? "batch" : "loader");
+    span sp;
+    int k;
+    if (l->prefetch && l->ahead_valid) {
+        wait_job(l);
+        sp = l->ahead;
+        k = l->ahead_slot;
+        l->ahead_valid = false;
+    } else {
+        sp = advance(l);
+        k = l->prefetch ? l->cur ^ 1 : 0;
+        if (sp.m > 0) fill(l, k, sp);
+    }
+    memset(b, 0, sizeof *b);
+    if (sp.m > 0) {
+        l->cur = k;
+        b->n = sp.m;
+        b->x = l->slots[k].x;
+        b->labels = l->slots[k].labels;
+        b->targets = l->slots[k].targets;
+    }
+    if (l->prefetch) start_ahead(l);
     return SYN_OK;
 }

@@ -1,16 +1,22 @@
 /* Training checkpoints: one safetensors file with the weights (under their
  * own names), the optimizer's per-parameter state under PyTorch's names
  * ("optim.<param>.exp_avg", ".exp_avg_sq", ".momentum_buffer", ".square_avg",
- * ".step") and the run's info as __metadata__ strings. Loading checks every
- * tensor and every field before it changes anything. */
+ * ".step") and the run's info as __metadata__ strings, with what inference
+ * needs (the inputs' standardisation, the caller's "data.*" entries) as more
+ * strings. Loading checks every tensor and every field before it changes
+ * anything. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../data/dataset.h"
 #include "../optim/optim_internal.h"
 #include "io_internal.h"
 
 #define OPT_PREFIX "optim."
+#define STATS_MEAN "input.mean"
+#define STATS_STD "input.std"
+#define DATA_PREFIX "data."
 
 /* ---- saving ------------------------------------------------------------------- */
 
@@ -87,8 +93,58 @@ static syn_status add_optim(syn_safetensors_writer *w, const syn_optim *o, const
     return SYN_OK;
 }
 
+/* values[0..n) as comma-separated "%.17g" decimals. */
+static syn_status meta_doubles(syn_safetensors_writer *w, const char *key, const double *v, int64_t n,
+                               const char *path) {
+    if ((uint64_t)n > SIZE_MAX / 32) return syn__error(SYN_ERR_ARG, "%s: %lld statistics", path, (long long)n);
+    char *buf = malloc((size_t)n * 32 + 1), *q = buf;
+    if (!buf) return syn__error(SYN_ERR_OOM, "%s: out of memory for '%s'", path, key);
+    for (int64_t k = 0; k < n; k++) q += snprintf(q, 32, "%s%.17g", k ? "," : "", v[k]);
+    syn_status s = syn_safetensors_set_metadata(w, key, buf);
+    free(buf);
+    return s;
+}
+
+static syn_status add_data(syn_safetensors_writer *w, const syn_checkpoint_data *d, const char *path) {
+    const syn_norm_stats *st = d->stats;
+    if (st) {
+        if (st->count < 1 || !st->mean || !st->std)
+            return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: statistics of count %lld%s", (long long)st->count,
+                              st->mean && st->std ? "" : " with NULL values");
+        for (int64_t k = 0; k < st->count; k++)
+            if (!isfinite(st->mean[k]) || !(st->std[k] > 0) || !isfinite(st->std[k]))
+                return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: statistic %lld: mean %g, std %g", (long long)k,
+                                  st->mean[k], st->std[k]);
+        SYN_TRY(meta_doubles(w, STATS_MEAN, st->mean, st->count, path));
+        SYN_TRY(meta_doubles(w, STATS_STD, st->std, st->count, path));
+    }
+    if (d->n_meta > 0 && !d->meta) return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: NULL meta");
+    for (int i = 0; i < d->n_meta; i++) {
+        const char *key = d->meta[2 * i], *value = d->meta[2 * i + 1];
+        if (!key || !*key || !value)
+            return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: meta entry %d: %s", i,
+                              !key || !*key ? "empty key" : "NULL value");
+        for (int j = 0; j < i; j++)
+            if (strcmp(d->meta[2 * j], key) == 0)
+                return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: meta key '%s' given twice", key);
+        char *full = malloc(strlen(DATA_PREFIX) + strlen(key) + 1);
+        if (!full) return syn__error(SYN_ERR_OOM, "%s: out of memory for metadata", path);
+        strcpy(full, DATA_PREFIX);
+        strcat(full, key);
+        syn_status s = syn_safetensors_set_metadata(w, full, value);
+        free(full);
+        SYN_TRY(s);
+    }
+    return SYN_OK;
+}
+
 syn_status syn_checkpoint_save(const char *path, const syn_params *p, const syn_optim *opt,
                                const syn_checkpoint_info *info) {
+    return syn_checkpoint_save_data(path, p, opt, info, NULL);
+}
+
+syn_status syn_checkpoint_save_data(const char *path, const syn_params *p, const syn_optim *opt,
+                                    const syn_checkpoint_info *info, const syn_checkpoint_data *data) {
     if (!path || !p) return syn__error(SYN_ERR_ARG, "syn_checkpoint_save: NULL %s", path ? "parameter set" : "path");
     if (opt && syn__optim_params(opt) != p)
         return syn__error(SYN_ERR_ARG, "syn_checkpoint_save: the optimizer belongs to another parameter set");
@@ -102,6 +158,7 @@ syn_status syn_checkpoint_save(const char *path, const syn_params *p, const syn_
     if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "synapse.version", syn_version());
     if (s == SYN_OK) s = syn_safetensors_set_metadata(w, "synapse.content", "checkpoint");
     if (s == SYN_OK && info) s = add_info(w, info);
+    if (s == SYN_OK && data) s = add_data(w, data, path);
     if (s == SYN_OK) s = syn__params_add_all(w, p, path);
     if (s == SYN_OK && opt) s = add_optim(w, opt, path);
     if (s == SYN_OK) s = syn_safetensors_write(w, path);
@@ -269,6 +326,65 @@ static syn_status apply_optim(const syn_safetensors *f, const char *path, syn_op
     return SYN_OK;
 }
 
+/* The comma-separated decimals of __metadata__ `key` into v[0..n): each a
+ * finite number, and > 0 if positive. */
+static syn_status parse_doubles(const char *path, const char *key, const char *text, double *v, int64_t n,
+                                bool positive) {
+    const char *p = text;
+    for (int64_t k = 0; k < n; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtod(p, &end);
+        size_t len = strcspn(p, ",");
+        if (end == p || end != p + len || !isfinite(v[k]) || (positive && !(v[k] > 0)))
+            return syn__error(SYN_ERR_FORMAT, "%s: __metadata__ '%s': value %lld, '%.*s', is not a %s number", path, key,
+                              (long long)k, (int)(len < 40 ? len : 40), p, positive ? "positive finite" : "finite");
+        p = end + (*end == ',');
+    }
+    return SYN_OK;
+}
+
+static int64_t count_values(const char *s) {
+    int64_t n = 1;
+    for (; *s; s++) n += *s == ',';
+    return n;
+}
+
+/* The statistics in f, or *out NULL if it has none. */
+static syn_status read_stats(const syn_safetensors *f, const char *path, syn_norm_stats **out) {
+    *out = NULL;
+    const char *m = syn_safetensors_metadata(f, STATS_MEAN), *sd = syn_safetensors_metadata(f, STATS_STD);
+    if (!m && !sd) return SYN_OK;
+    if (!m || !sd)
+        return syn__error(SYN_ERR_FORMAT, "%s: __metadata__ has '%s' but no '%s'", path, m ? STATS_MEAN : STATS_STD,
+                          m ? STATS_STD : STATS_MEAN);
+    int64_t n = count_values(m);
+    if (count_values(sd) != n)
+        return syn__error(SYN_ERR_FORMAT, "%s: __metadata__ '%s' has %lld values but '%s' %lld", path, STATS_MEAN,
+                          (long long)n, STATS_STD, (long long)count_values(sd));
+    syn_norm_stats *st;
+    SYN_TRY(syn__norm_stats_alloc(n, path, &st));
+    syn_status s = parse_doubles(path, STATS_MEAN, m, st->mean, n, false);
+    if (s == SYN_OK) s = parse_doubles(path, STATS_STD, sd, st->std, n, true);
+    if (s != SYN_OK) {
+        syn_norm_stats_free(st);
+        return s;
+    }
+    *out = st;
+    return SYN_OK;
+}
+
+syn_status syn_checkpoint_load_stats(const char *path, syn_norm_stats **out) {
+    if (!out) return syn__error(SYN_ERR_ARG, "syn_checkpoint_load_stats: NULL output");
+    *out = NULL;
+    if (!path) return syn__error(SYN_ERR_ARG, "syn_checkpoint_load_stats: NULL path");
+    syn_safetensors *f;
+    SYN_TRY(syn_safetensors_open(path, &f));
+    syn_status s = read_stats(f, path, out);
+    syn_safetensors_close(f);
+    return s;
+}
+
 syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt, syn_checkpoint_info *info) {
     if (!path || !p) return syn__error(SYN_ERR_ARG, "syn_checkpoint_load: NULL %s", path ? "parameter set" : "path");
     if (opt && syn__optim_params(opt) != p)
@@ -276,7 +392,10 @@ syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt, 
     syn_safetensors *f;
     SYN_TRY(syn_safetensors_open(path, &f));
     syn_checkpoint_info in;
+    syn_norm_stats *st = NULL;
     syn_status s = info ? read_info(f, path, &in) : SYN_OK;
+    if (s == SYN_OK) s = read_stats(f, path, &st); /* checked only: syn_checkpoint_load_stats returns them */
+    syn_norm_stats_free(st);
     if (s == SYN_OK) s = syn__params_check(f, path, p, true, OPT_PREFIX);
     if (s == SYN_OK && opt) s = check_optim(f, path, opt);
     if (s == SYN_OK) s = syn__params_apply(f, path, p);

@@ -3,10 +3,9 @@
  * `horizon` steps later), trained with MSE and Adam on the first part of the
  * series, scored on the last part against the naive last-value forecast.
  *
- * The project's CSV reader (src/data/csv.c) builds a data set whose every
- * non-label column must be numeric; a series file usually has a date column,
- * or only the one column, so the column is read here by its own small reader. */
-#include <errno.h>
+ * A series file usually has a date column beside the values, so the column is
+ * read with the project's CSV tokenizer (src/data/csv_internal.h) alone, the
+ * other fields left unparsed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,200 +13,30 @@
 #include <time.h>
 #include "../core/internal.h"
 #include "../core/rng.h"
+#include "../data/csv_internal.h"
 #include "../data/dataset.h"
 
 /* ---- the CSV column reader ------------------------------------------------------ */
 
-typedef struct {
-    const char *path;
-    char delim;
-    char *buf;            /* the whole file */
-    size_t len, pos;
-    long long line;       /* the physical line at pos, 1-based */
-    long long rec_line;   /* the line the current record starts on */
-    char *text;           /* the current record's fields, unescaped, NUL-separated */
-    size_t *off;          /* field k starts at text + off[k] */
-    int nf, off_cap;
-} col_reader;
-
-static void col_reader_close(col_reader *r) {
-    free(r->buf);
-    free(r->text);
-    free(r->off);
-}
-
-/* Reads the whole file (regular or not) into r->buf. */
-static syn_status read_file(col_reader *r) {
-    errno = 0;
-    FILE *f = fopen(r->path, "rb");
-    if (!f) return syn__error(SYN_ERR_IO, "%s: cannot open: %s", r->path, strerror(errno));
-    size_t cap = 1 << 16;
-    syn_status s = SYN_OK;
-    r->buf = malloc(cap);
-    if (!r->buf) s = syn__error(SYN_ERR_OOM, "%s: cannot allocate %zu bytes", r->path, cap);
-    while (s == SYN_OK) {
-        if (r->len == cap) {
-            char *b = cap <= SIZE_MAX / 2 ? realloc(r->buf, cap * 2) : NULL;
-            if (!b) {
-                s = syn__error(SYN_ERR_OOM, "%s: cannot hold the file in memory", r->path);
-                break;
-            }
-            r->buf = b;
-            cap *= 2;
-        }
-        size_t k = fread(r->buf + r->len, 1, cap - r->len, f);
-        r->len += k;
-        if (k == 0) {
-            if (ferror(f)) s = syn__error(SYN_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    if (s != SYN_OK) return s;
-    /* Unescaped fields never outgrow their record: a delimiter or line end
-     * becomes each NUL, and one more closes the last field. */
-    r->text = malloc(r->len + 1);
-    if (!r->text) return syn__error(SYN_ERR_OOM, "%s: cannot allocate %zu bytes", r->path, r->len + 1);
-    r->line = 1;
-    if (r->len >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0) r->pos = 3; /* spreadsheet exports' BOM */
-    return SYN_OK;
-}
-
-static int blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-static syn_status add_field(col_reader *r, size_t start) {
-    if (r->nf == r->off_cap) {
-        int cap = r->off_cap ? 2 * r->off_cap : 16;
-        size_t *o = realloc(r->off, (size_t)cap * sizeof *o);
-        if (!o) return syn__error(SYN_ERR_OOM, "%s: cannot allocate the fields of a record", r->path);
-        r->off = o;
-        r->off_cap = cap;
-    }
-    r->off[r->nf++] = start;
-    return SYN_OK;
-}
-
-/* Parses the next non-blank record into r->text / r->off; *eof at the end. */
-static syn_status next_record(col_reader *r, int *eof) {
-    const char *b = r->buf;
-    const char d = r->delim;
-    /* Skip lines holding only blanks. */
-    for (;;) {
-        size_t p = r->pos;
-        while (p < r->len && blank(b[p]) && b[p] != d) p++;
-        if (p < r->len && b[p] == '\n') {
-            r->pos = p + 1;
-            r->line++;
-            continue;
-        }
-        if (p == r->len) {
-            r->pos = p;
-            *eof = 1;
-            return SYN_OK;
-        }
-        break;
-    }
-    *eof = 0;
-    r->rec_line = r->line;
-    r->nf = 0;
-    size_t w = 0; /* write position in r->text */
-    for (;;) {
-        while (r->pos < r->len && blank(b[r->pos]) && b[r->pos] != d) r->pos++;
-        SYN_TRY(add_field(r, w));
-        if (r->pos < r->len && b[r->pos] == '"') {
-            long long open_line = r->line;
-            r->pos++;
-            for (;;) {
-                if (r->pos == r->len)
-                    return syn__error(SYN_ERR_FORMAT, "%s:%lld: field %d: unterminated quoted field", r->path,
-                                      open_line, r->nf);
-                char c = b[r->pos++];
-                if (c == '"') {
-                    if (r->pos < r->len && b[r->pos] == '"') r->pos++;
-                    else break;
-                } else if (c == '\n') {
-                    r->line++;
-                }
-                r->text[w++] = c;
-            }
-            while (r->pos < r->len && blank(b[r->pos]) && b[r->pos] != d) r->pos++;
-            if (r->pos < r->len && b[r->pos] != d && b[r->pos] != '\n')
-                return syn__error(SYN_ERR_FORMAT, "%s:%lld: field %d: unexpected text after the closing quote",
-                                  r->path, r->line, r->nf);
-        } else {
-            size_t start = w;
-            while (r->pos < r->len && b[r->pos] != d && b[r->pos] != '\n') r->text[w++] = b[r->pos++];
-            while (w > start && blank(r->text[w - 1])) w--; /* trailing blanks and a CR */
-        }
-        r->text[w++] = 0;
-        if (r->pos == r->len) return SYN_OK;
-        char c = b[r->pos++];
-        if (c == '\n') {
-            r->line++;
-            return SYN_OK;
-        }
-        /* c is the delimiter: another field follows (maybe empty). */
-    }
-}
-
-static const char *field(const col_reader *r, int k) { return r->text + r->off[k]; }
-
-/* The column named `column`, else the 0-based index it spells. */
-static syn_status find_column(const col_reader *r, char **names, int ncol, const char *column, int *col) {
-    for (int c = 0; c < ncol; c++)
-        if (strcmp(names[c], column) == 0) {
-            *col = c;
-            return SYN_OK;
-        }
-    char *end;
-    errno = 0;
-    long v = strtol(column, &end, 10);
-    if (end != column && *end == 0 && errno == 0 && v >= 0 && v < ncol) {
-        *col = (int)v;
-        return SYN_OK;
-    }
-    char list[256];
-    size_t n = 0;
-    list[0] = 0;
-    for (int c = 0; c < ncol && n + 1 < sizeof list; c++) {
-        int k = snprintf(list + n, sizeof list - n, "%s'%s'", c ? ", " : "", names[c]);
-        if (k < 0) break;
-        n += (size_t)k;
-    }
-    if (n >= sizeof list) memcpy(list + sizeof list - 4, "...", 4);
-    return syn__error(SYN_ERR_ARG, "%s: no column '%s': the header has %s, and it is not an index below %d", r->path,
-                      column, list, ncol);
-}
-
 /* The data rows' values of column `col` into a growing array. */
-static syn_status read_values(col_reader *r, const char *name, int ncol, int col, float **vals, int64_t *n_out) {
+static syn_status read_values(syn__csv *r, const char *name, int ncol, int col, float **vals, int64_t *n_out) {
     int64_t n = 0, cap = 0;
     for (;;) {
-        int eof;
-        SYN_TRY(next_record(r, &eof));
+        bool eof;
+        SYN_TRY(syn__csv_next(r, &eof));
         if (eof) break;
         if (r->nf != ncol)
             return syn__error(SYN_ERR_FORMAT, "%s:%lld: %d fields, but the header has %d", r->path, r->rec_line,
                               r->nf, ncol);
-        const char *f = field(r, col);
-        if (!*f)
-            return syn__error(SYN_ERR_FORMAT, "%s:%lld: column '%s' (field %d): empty field", r->path, r->rec_line,
-                              name, col + 1);
-        char *end;
-        double v = strtod(f, &end);
-        if (end == f || *end)
-            return syn__error(SYN_ERR_FORMAT, "%s:%lld: column '%s' (field %d): not a number: '%.40s'", r->path,
-                              r->rec_line, name, col + 1, f);
-        if (!isfinite(v) || !isfinite((float)v))
-            return syn__error(SYN_ERR_FORMAT, "%s:%lld: column '%s' (field %d): '%.40s' is not a finite float32",
-                              r->path, r->rec_line, name, col + 1, f);
+        float v;
+        SYN_TRY(syn__csv_float(r, col, name, "value", &v));
         if (n == cap) {
             cap = cap ? 2 * cap : 1024;
             float *q = realloc(*vals, (size_t)cap * sizeof *q);
             if (!q) return syn__error(SYN_ERR_OOM, "%s: cannot allocate %lld values", r->path, (long long)cap);
             *vals = q;
         }
-        (*vals)[n++] = (float)v;
+        (*vals)[n++] = v;
     }
     *n_out = n;
     return SYN_OK;
@@ -224,22 +53,12 @@ syn_status syn_series_load_csv(const char *path, const char *column, char delimi
     if (!out) return syn__error(SYN_ERR_ARG, "syn_series_load_csv: NULL output");
     *out = NULL;
     if (!path || !column) return syn__error(SYN_ERR_ARG, "syn_series_load_csv: NULL %s", !path ? "path" : "column");
-    col_reader r = {0};
-    r.path = path;
-    r.delim = delimiter ? delimiter : ',';
-    if (r.delim == '"' || r.delim == '\n' || r.delim == '\r')
-        return syn__error(SYN_ERR_ARG, "%s: the delimiter cannot be a quote or a line break", path);
-    syn_status s = read_file(&r);
-    int eof = 1;
-    if (s == SYN_OK) s = next_record(&r, &eof);
-    if (s == SYN_OK && eof) s = syn__error(SYN_ERR_FORMAT, "%s: empty file (a header row is required)", path);
-    int ncol = s == SYN_OK ? r.nf : 0, col = -1;
+    syn__csv r;
     char **names = NULL;
-    if (s == SYN_OK && !(names = calloc((size_t)ncol, sizeof *names)))
-        s = syn__error(SYN_ERR_OOM, "%s: cannot allocate the header", path);
-    for (int c = 0; c < ncol && s == SYN_OK; c++)
-        if (!(names[c] = strdup(field(&r, c)))) s = syn__error(SYN_ERR_OOM, "%s: cannot allocate the header", path);
-    if (s == SYN_OK) s = find_column(&r, names, ncol, column, &col);
+    int ncol = 0, col = -1;
+    syn_status s = syn__csv_open(&r, NULL, path, delimiter);
+    if (s == SYN_OK) s = syn__csv_header(&r, &names, &ncol);
+    if (s == SYN_OK) s = syn__csv_find_column(path, names, ncol, column, "column", &col);
     float *vals = NULL;
     int64_t n = 0;
     if (s == SYN_OK) s = read_values(&r, names[col], ncol, col, &vals, &n);
@@ -254,10 +73,9 @@ syn_status syn_series_load_csv(const char *path, const char *column, char delimi
         vals = NULL;
         *out = ser;
     }
-    for (int c = 0; c < ncol && names; c++) free(names[c]);
-    free(names);
+    syn_csv_header_free(names, ncol);
     free(vals);
-    col_reader_close(&r);
+    syn__csv_close(&r);
     return s;
 }
 

@@ -150,6 +150,7 @@ static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset
     double sum = 0.0;
     int64_t seen = 0, correct = 0;
     syn_status s = syn_loader_create(ds, batch_size, false, 0, false, &ld);
+    if (s == SYN_OK && syn_graph_device(m->graph).type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
     if (s == SYN_OK && acc) {
         buf = syn__malloc((size_t)(batch_size * mi->classes) * sizeof(float), "evaluate: logits buffer");
         if (!buf) s = SYN_ERR_OOM;
@@ -262,12 +263,12 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     float *logit_buf = NULL;
     const float base_lr = syn_optim_lr(opt);
     syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
-    if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) {
-        s = syn_loader_set_augment(ld, &cfg->augment);
-        if (s != SYN_OK) {
-            syn_loader_free(ld);
-            ld = NULL;
-        }
+    if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
+    /* on a GPU the next batch is gathered while the step runs */
+    if (s == SYN_OK && syn_graph_device(g).type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
+    if (s != SYN_OK) {
+        syn_loader_free(ld);
+        ld = NULL;
     }
     if (s == SYN_OK) {
         logit_buf = syn__malloc((size_t)(cfg->batch_size * (mi.classes ? mi.classes : 1)) * sizeof(float),
