@@ -8,256 +8,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "testutil.h"
+#include "cudautil.h"
+#include "opcases.h"
 #ifdef SYN_HAVE_CUDA
 #include "cuda/cuda_common.h"
 #endif
 
-#define SH1(a) {1, {a}}
-#define SH2(a, b) {2, {a, b}}
-#define SH3(a, b, c) {3, {a, b, c}}
-#define SH4(a, b, c, d) {4, {a, b, c, d}}
-
 /* fp32 on both backends: within 1e-5 of the CPU, relative to the tensor's largest value */
 #define TOL 1e-5
+#define CHECK_CLOSE(what, got, want, n, tol) cu_check_close((what), (got), (want), (n), (tol), tu_max_rel_err)
 
-/* max|got - want| / max(1e-6, max|want|); NaN or a size mismatch is infinite */
-static double rel_err(const float *got, const float *want, int64_t n) {
-    double diff = 0, mag = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(got[i]) || isnan(want[i]) || isinf(got[i]) != isinf(want[i])) return INFINITY;
-        if (isinf(want[i])) {
-            if (got[i] != want[i]) return INFINITY;
-            continue;
-        }
-        double d = fabs((double)got[i] - want[i]);
-        if (d > diff) diff = d;
-        if (fabs(want[i]) > mag) mag = fabs(want[i]);
-    }
-    return diff / (mag > 1e-6 ? mag : 1e-6);
-}
+/* ---- the op cases (opcases.c) ------------------------------------------------------ */
 
-#define CHECK_CLOSE(what, got, want, n, tol)                                                                 \
-    do {                                                                                                     \
-        double e_ = rel_err((got), (want), (n));                                                             \
-        ck_assert_msg(e_ <= (tol), "%s: cuda differs from cpu by %g (relative, limit %g, seed %llu)", (what), \
-                      e_, (double)(tol), (unsigned long long)tu_seed());                                     \
-    } while (0)
+static const opc_case *cases[OPC_MAX];
+static int n_cases;
 
-static float *fmalloc(int64_t n) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-/* ---- the op cases ----------------------------------------------------------- */
-
-typedef enum {
-    K_ADD, K_SUB, K_MUL, K_DIV, K_ADD_SCALAR, K_MUL_SCALAR, K_POW_SCALAR, K_MATMUL, K_LINEAR,
-    K_RELU, K_LEAKY_RELU, K_SIGMOID, K_TANH, K_GELU, K_SOFTMAX, K_LOG_SOFTMAX, K_SUM, K_MEAN,
-    K_RESHAPE, K_TRANSPOSE, K_CONCAT, K_DROPOUT, K_DETACH, K_MSE, K_SSE, K_CE, K_BCE
-} kind;
-
-typedef struct {
-    const char *what;
-    kind k;
-    int n_in;        /* operands: parameters p0.. (CE: p0 logits, then labels) */
-    syn_shape in[3];
-    float lo[3], hi[3];
-    float f;         /* scalar, slope, dropout p */
-    int axis;
-    unsigned axes;
-    bool keep;
-    int perm[SYN_MAX_DIMS];
-    syn_shape target;
-    bool pos_dy;     /* upstream gradient in [0.5, 1.5] rather than [-1, 1] (see below) */
-} op_case;
-
-#define U(l, h) .lo = {l, l, l}, .hi = {h, h, h}
-
-static const op_case cases[] = {
-    {"add (5,7)+(5,7)", K_ADD, 2, {SH2(5, 7), SH2(5, 7)}, U(-1, 1)},
-    {"add (3,5,7)+(5,1)", K_ADD, 2, {SH3(3, 5, 7), SH2(5, 1)}, U(-1, 1)},
-    /* A scalar broadcast over > 1024 outputs takes the block-reduction path
-     * (double) while the CPU adds in float: positive terms keep the CPU's own
-     * rounding (~n eps) far below the tolerance, which cancellation would not. */
-    {"add (1)+(37,59)", K_ADD, 2, {SH1(1), SH2(37, 59)}, U(-1, 1), .pos_dy = true},
-    {"sub (4,1,6)-(3,1)", K_SUB, 2, {SH3(4, 1, 6), SH2(3, 1)}, U(-1, 1)},
-    {"sub (13,1)-(1,31)", K_SUB, 2, {SH2(13, 1), SH2(1, 31)}, U(-1, 1)},
-    {"mul (2,3,5)*(5)", K_MUL, 2, {SH3(2, 3, 5), SH1(5)}, U(-1, 1)},
-    {"mul (41,53)*(1)", K_MUL, 2, {SH2(41, 53), SH1(1)}, U(0.5f, 1.5f), .pos_dy = true},
-    {"mul (67,521)*(521)", K_MUL, 2, {SH2(67, 521), SH1(521)}, U(-1, 1)},
-    {"mul (6,1,1,3)*(2,1,3)", K_MUL, 2, {SH4(6, 1, 1, 3), SH3(2, 1, 3)}, U(-1, 1)},
-    {"div (6,9)/(1,9)", K_DIV, 2, {SH2(6, 9), SH2(1, 9)}, .lo = {-1, 0.5f}, .hi = {1, 2}},
-    {"div (2,3,1)/(2,1,4)", K_DIV, 2, {SH3(2, 3, 1), SH3(2, 1, 4)}, .lo = {-1, 0.5f}, .hi = {1, 2}},
-    {"add_scalar (7,13)", K_ADD_SCALAR, 1, {SH2(7, 13)}, U(-1, 1), .f = 2.5f},
-    {"mul_scalar (33,1031)", K_MUL_SCALAR, 1, {SH2(33, 1031)}, U(-1, 1), .f = -1.75f},
-    {"pow_scalar 2.5", K_POW_SCALAR, 1, {SH2(13, 7)}, U(0.5f, 2), .f = 2.5f},
-    {"pow_scalar 3 negative base", K_POW_SCALAR, 1, {SH1(31)}, U(-2, 2), .f = 3.0f},
-
-    {"matmul (7,65)@(65,9)", K_MATMUL, 2, {SH2(7, 65), SH2(65, 9)}, U(-1, 1)},
-    {"matmul batched (3,5,17)@(3,17,6)", K_MATMUL, 2, {SH3(3, 5, 17), SH3(3, 17, 6)}, U(-1, 1)},
-    {"matmul shared b (2,4,33)@(33,5)", K_MATMUL, 2, {SH3(2, 4, 33), SH2(33, 5)}, U(-1, 1)},
-    {"matmul 4-D (2,3,5,7)@(2,3,7,4)", K_MATMUL, 2, {SH4(2, 3, 5, 7), SH4(2, 3, 7, 4)}, U(-1, 1)},
-    {"linear (37,65) w(11,65) b", K_LINEAR, 3, {SH2(37, 65), SH2(11, 65), SH1(11)}, U(-1, 1)},
-    {"linear (37,65) w(11,65)", K_LINEAR, 2, {SH2(37, 65), SH2(11, 65)}, U(-1, 1)},
-    {"linear 3-D (2,5,13) w(7,13) b", K_LINEAR, 3, {SH3(2, 5, 13), SH2(7, 13), SH1(7)}, U(-1, 1)},
-    {"linear (300,20) w(70,20) b", K_LINEAR, 3, {SH2(300, 20), SH2(70, 20), SH1(70)}, U(-1, 1)},
-
-    {"relu (33,1031)", K_RELU, 1, {SH2(33, 1031)}, U(-1, 1)},
-    {"leaky_relu 0.1 (2,3,33)", K_LEAKY_RELU, 1, {SH3(2, 3, 33)}, U(-1, 1), .f = 0.1f},
-    {"sigmoid (7,13)", K_SIGMOID, 1, {SH2(7, 13)}, U(-8, 8)},
-    {"tanh (31)", K_TANH, 1, {SH1(31)}, U(-5, 5)},
-    {"gelu (2,3,33)", K_GELU, 1, {SH3(2, 3, 33)}, U(-5, 5)},
-
-    {"softmax last (9,37)", K_SOFTMAX, 1, {SH2(9, 37)}, U(-4, 4), .axis = -1},
-    {"softmax axis 0 (5,4,3)", K_SOFTMAX, 1, {SH3(5, 4, 3)}, U(-4, 4), .axis = 0},
-    {"softmax last (5,1000)", K_SOFTMAX, 1, {SH2(5, 1000)}, U(-4, 4), .axis = -1},
-    {"log_softmax last (9,100)", K_LOG_SOFTMAX, 1, {SH2(9, 100)}, U(-4, 4), .axis = -1},
-    {"log_softmax middle (3,7,5)", K_LOG_SOFTMAX, 1, {SH3(3, 7, 5)}, U(-4, 4), .axis = 1},
-    {"log_softmax logits ~1000", K_LOG_SOFTMAX, 1, {SH2(7, 13)}, U(990, 1010), .axis = -1},
-
-    {"sum all (7,11,13)", K_SUM, 1, {SH3(7, 11, 13)}, U(-1, 1), .axes = SYN_ALL_AXES},
-    {"sum axis 1 (4,300,3)", K_SUM, 1, {SH3(4, 300, 3)}, U(-1, 1), .axes = SYN_AXIS(1)},
-    {"sum axes 0,2 keepdim (5,6,7)", K_SUM, 1, {SH3(5, 6, 7)}, U(-1, 1), .axes = SYN_AXIS(0) | SYN_AXIS(2), .keep = true},
-    {"sum 4-D axes 1,3", K_SUM, 1, {SH4(2, 3, 5, 7)}, U(-1, 1), .axes = SYN_AXIS(1) | SYN_AXIS(3)},
-    {"mean all (3,7,5)", K_MEAN, 1, {SH3(3, 7, 5)}, U(-1, 1), .axes = SYN_ALL_AXES},
-    {"mean axis 0 (9,8)", K_MEAN, 1, {SH2(9, 8)}, U(-1, 1), .axes = SYN_AXIS(0)},
-    {"mean axis 1 (33,1031)", K_MEAN, 1, {SH2(33, 1031)}, U(-1, 1), .axes = SYN_AXIS(1)},
-
-    {"reshape (6,10)->(3,20)", K_RESHAPE, 1, {SH2(6, 10)}, U(-1, 1), .target = SH2(3, 20)},
-    {"transpose (13,17) (1,0)", K_TRANSPOSE, 1, {SH2(13, 17)}, U(-1, 1), .perm = {1, 0}},
-    {"transpose (4,5,6) (2,0,1)", K_TRANSPOSE, 1, {SH3(4, 5, 6)}, U(-1, 1), .perm = {2, 0, 1}},
-    {"transpose (2,3,4,5) (1,3,0,2)", K_TRANSPOSE, 1, {SH4(2, 3, 4, 5)}, U(-1, 1), .perm = {1, 3, 0, 2}},
-    {"concat 3-D axis 1", K_CONCAT, 3, {SH3(2, 3, 4), SH3(2, 5, 4), SH3(2, 1, 4)}, U(-1, 1), .axis = 1},
-    {"concat axis 0", K_CONCAT, 2, {SH2(3, 4), SH2(2, 4)}, U(-1, 1), .axis = 0},
-    {"concat axis -1", K_CONCAT, 3, {SH2(4, 2), SH2(4, 7), SH2(4, 1)}, U(-1, 1), .axis = -1},
-
-    {"dropout 0.3 training (40,50)", K_DROPOUT, 1, {SH2(40, 50)}, U(-1, 1), .f = 0.3f},
-    {"detach (8,9)", K_DETACH, 1, {SH2(8, 9)}, U(-1, 1)},
-
-    {"mse (13,7)", K_MSE, 2, {SH2(13, 7), SH2(13, 7)}, U(-1, 1)},
-    {"mse (33,1031)", K_MSE, 2, {SH2(33, 1031), SH2(33, 1031)}, U(-1, 1)},
-    {"sse (2,3,33)", K_SSE, 2, {SH3(2, 3, 33), SH3(2, 3, 33)}, U(-1, 1)},
-    {"cross_entropy (37,10)", K_CE, 2, {SH2(37, 10), SH1(37)}, U(-4, 4)},
-    {"cross_entropy (5,1000)", K_CE, 2, {SH2(5, 1000), SH1(5)}, U(-4, 4)},
-    {"cross_entropy (1031,33)", K_CE, 2, {SH2(1031, 33), SH1(1031)}, U(-4, 4)},
-    {"bce_with_logits (11,5)", K_BCE, 2, {SH2(11, 5), SH2(11, 5)}, .lo = {-10, 0}, .hi = {10, 1}},
-    {"bce_with_logits (33,1031)", K_BCE, 2, {SH2(33, 1031), SH2(33, 1031)}, .lo = {-30, 0}, .hi = {30, 1}},
-};
-#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
-
-/* One device's copy of a case: parameters (same seed on both devices, so the
- * same values), the op's output y, and L = sum(y * wgt) (a random upstream
- * gradient) or L = 1.7 y for scalar outputs. */
-typedef struct {
-    syn_params *p;
-    syn_graph *g;
-    syn_node *y, *loss, *labels;
-} rig;
-
-static syn_node *build_op(syn_graph *g, const op_case *c, syn_node **x) {
-    switch (c->k) {
-    case K_ADD: return syn_add(g, x[0], x[1]);
-    case K_SUB: return syn_sub(g, x[0], x[1]);
-    case K_MUL: return syn_mul(g, x[0], x[1]);
-    case K_DIV: return syn_div(g, x[0], x[1]);
-    case K_ADD_SCALAR: return syn_add_scalar(g, x[0], c->f);
-    case K_MUL_SCALAR: return syn_mul_scalar(g, x[0], c->f);
-    case K_POW_SCALAR: return syn_pow_scalar(g, x[0], c->f);
-    case K_MATMUL: return syn_matmul(g, x[0], x[1]);
-    case K_LINEAR: return syn_linear_op(g, x[0], x[1], c->n_in == 3 ? x[2] : NULL);
-    case K_RELU: return syn_relu(g, x[0]);
-    case K_LEAKY_RELU: return syn_leaky_relu(g, x[0], c->f);
-    case K_SIGMOID: return syn_sigmoid(g, x[0]);
-    case K_TANH: return syn_tanh(g, x[0]);
-    case K_GELU: return syn_gelu(g, x[0]);
-    case K_SOFTMAX: return syn_softmax(g, x[0], c->axis);
-    case K_LOG_SOFTMAX: return syn_log_softmax(g, x[0], c->axis);
-    case K_SUM: return syn_sum(g, x[0], c->axes, c->keep);
-    case K_MEAN: return syn_mean(g, x[0], c->axes, c->keep);
-    case K_RESHAPE: return syn_reshape(g, x[0], c->target);
-    case K_TRANSPOSE: return syn_transpose(g, x[0], c->perm);
-    case K_CONCAT: return syn_concat(g, x, c->n_in, c->axis);
-    case K_DROPOUT: return syn_dropout(g, x[0], c->f);
-    case K_DETACH: return syn_detach(g, x[0]);
-    case K_MSE: return syn_mse_loss(g, x[0], x[1]);
-    case K_SSE: return syn_sse_loss(g, x[0], x[1]);
-    case K_CE: return syn_cross_entropy(g, x[0], x[1]);
-    case K_BCE: return syn_bce_with_logits(g, x[0], x[1]);
-    }
-    return NULL;
-}
-
-static void rig_build(rig *r, const op_case *c, syn_device dev, uint64_t seed) {
-    memset(r, 0, sizeof *r);
-    TU_OK(syn_params_create(dev, seed, &r->p));
-    TU_OK(syn_graph_create(r->p, &r->g));
+/* One device's copy of a case: parameters p0.. (same seed on both devices, so
+ * the same values; cross-entropy's labels fed as an input), the op's output y,
+ * and L = sum(y * wgt) (a random upstream gradient) or L = 1.7 y for scalar
+ * outputs. */
+static void rig_build(cu_rig *r, const opc_case *c, syn_device dev, uint64_t seed, const int32_t *labels) {
+    cu_rig_open(r, dev, seed);
     syn_node *x[3] = {0};
     for (int k = 0; k < c->n_in; k++) {
-        if (c->k == K_CE && k == 1) {
-            x[k] = r->labels = syn_input(r->g, "labels", SYN_I32, c->in[k]);
+        if (opc_is_labels(c, k)) {
+            x[k] = syn_input(r->g, "labels", SYN_I32, c->in[k]);
             continue;
         }
         char name[16];
         snprintf(name, sizeof name, "p%d", k);
-        syn_init init = {SYN_INIT_UNIFORM, c->lo[k], c->hi[k], 0};
-        x[k] = syn_param(r->g, name, c->in[k], &init);
+        opc_range rg = opc_range_of(c, k);
+        x[k] = cu_param(r->g, name, c->in[k], rg.lo, rg.hi);
     }
-    r->y = build_op(r->g, c, x);
-    ck_assert_msg(r->y != NULL, "%s: build failed: %s", c->what, syn_last_error());
-    TU_OK(syn_graph_keep(r->g, r->y));
-    syn_shape ys = syn_node_shape(r->y);
-    if (ys.ndim == 0) {
-        r->loss = syn_mul_scalar(r->g, r->y, 1.7f); /* dL/dy = 1.7: kernels must read it */
-    } else {
-        syn_init init = {SYN_INIT_UNIFORM, c->pos_dy ? 0.5f : -1.0f, c->pos_dy ? 1.5f : 1.0f, 0};
-        syn_node *w = syn_param(r->g, "wgt", ys, &init);
-        r->loss = syn_sum(r->g, syn_mul(r->g, r->y, w), SYN_ALL_AXES, false);
-    }
-    ck_assert_msg(r->loss != NULL, "%s: build failed: %s", c->what, syn_last_error());
-    TU_OK(syn_graph_compile(r->g, dev, NULL));
-    syn_graph_set_seed(r->g, seed ^ 0x5eed);
-}
-
-static void rig_free(rig *r) {
-    syn_graph_free(r->g);
-    syn_params_free(r->p);
-}
-
-/* Forward and backward; labels (may be NULL) are fed first. */
-static void rig_run(rig *r, const int32_t *labels) {
-    TU_OK(syn_params_zero_grad(r->p));
-    if (r->labels) TU_OK(syn_graph_feed(r->g, r->labels, labels, syn_node_shape(r->labels)));
-    TU_OK(syn_graph_forward(r->g));
-    TU_OK(syn_graph_backward(r->g, r->loss));
-}
-
-static float *read_node(rig *r, int64_t *n) {
-    syn_shape s = syn_graph_shape(r->g, r->y);
-    *n = syn_shape_numel(&s);
-    float *v = fmalloc(*n);
-    TU_OK(syn_graph_read(r->g, r->y, v, (size_t)*n * sizeof(float)));
-    return v;
-}
-
-static float *read_param(syn_params *p, int i, bool grad, int64_t *n) {
-    syn_tensor *v, *gr;
-    TU_OK(syn_params_get(p, i, NULL, &v, &gr));
-    syn_tensor *t = grad ? gr : v;
-    *n = syn_tensor_numel(t);
-    float *h = fmalloc(*n);
-    TU_OK(syn_tensor_read(t, h, (size_t)*n * sizeof(float)));
-    return h;
+    syn_node *y = opc_build(r->g, x, c);
+    cu_rig_finish(r, c->what, y, dev, seed, c->pos_dy ? 0.5f : -1.0f, c->pos_dy ? 1.5f : 1.0f, false);
+    if (c->k == K_CE) TU_OK(syn_graph_feed(r->g, x[1], labels, c->in[1]));
 }
 
 /* Every op case: output, loss and every parameter gradient, CUDA vs CPU. */
 START_TEST(op_matches_cpu) {
-    const op_case *c = &cases[_i];
+    const opc_case *c = cases[_i];
     uint64_t seed = tu_seed() ^ ((uint64_t)_i * 0x9E3779B97F4A7C15ull);
-    rig cpu, gpu;
-    rig_build(&cpu, c, syn_cpu(), seed);
-    rig_build(&gpu, c, syn_cuda(0), seed);
     int32_t *labels = NULL;
     if (c->k == K_CE) {
         int64_t N = c->in[1].dim[0], C = c->in[0].dim[1];
@@ -266,27 +57,25 @@ START_TEST(op_matches_cpu) {
         tu_rng rng = tu_rng_make((uint64_t)_i);
         for (int64_t i = 0; i < N; i++) labels[i] = (int32_t)(tu_next(&rng) % (uint64_t)C);
     }
-    rig_run(&cpu, labels);
-    rig_run(&gpu, labels);
+    cu_rig cpu, gpu;
+    rig_build(&cpu, c, syn_cpu(), seed, labels);
+    rig_build(&gpu, c, syn_cuda(0), seed, labels);
+    cu_rig_run(&cpu);
+    cu_rig_run(&gpu);
+    cu_rig_compare_output(&gpu, &cpu, c->what, TOL, tu_max_rel_err);
 
-    char what[160];
-    int64_t n1, n2;
-    float *a = read_node(&gpu, &n1), *b = read_node(&cpu, &n2);
-    ck_assert_int_eq(n1, n2);
-    snprintf(what, sizeof what, "%s: forward", c->what);
-    CHECK_CLOSE(what, a, b, n1, TOL);
     /* L = sum(y * wgt) may cancel to near 0: measure its error against
      * sum |y * wgt|, the scale its rounding errors have */
     double scale = 0;
     syn_tensor *wt;
     if (syn_params_find(cpu.p, "wgt", &wt, NULL) == SYN_OK) {
-        float *w = fmalloc(n2);
-        TU_OK(syn_tensor_read(wt, w, (size_t)n2 * sizeof(float)));
-        for (int64_t i = 0; i < n2; i++) scale += fabs((double)b[i] * w[i]);
+        int64_t n;
+        float *b = cu_rig_output(&cpu, &n), *w = cu_fmalloc(n);
+        TU_OK(syn_tensor_read(wt, w, (size_t)n * sizeof(float)));
+        for (int64_t i = 0; i < n; i++) scale += fabs((double)b[i] * w[i]);
         free(w);
+        free(b);
     }
-    free(a);
-    free(b);
     float la, lb;
     TU_OK(syn_graph_read_scalar(gpu.g, gpu.loss, &la));
     TU_OK(syn_graph_read_scalar(cpu.g, cpu.loss, &lb));
@@ -295,37 +84,17 @@ START_TEST(op_matches_cpu) {
                   "%s: loss %.9g on cuda, %.9g on cpu (scale %g, seed %llu)", c->what, la, lb, scale,
                   (unsigned long long)tu_seed());
 
-    int np = syn_params_count(cpu.p);
-    ck_assert_int_eq(np, syn_params_count(gpu.p));
-    for (int i = 0; i < np; i++) {
-        const char *name;
-        TU_OK(syn_params_get(cpu.p, i, &name, NULL, NULL));
-        a = read_param(gpu.p, i, true, &n1);
-        b = read_param(cpu.p, i, true, &n2);
-        ck_assert_int_eq(n1, n2);
-        snprintf(what, sizeof what, "%s: gradient of %s", c->what, name);
-        CHECK_CLOSE(what, a, b, n1, TOL);
-        free(a);
-        free(b);
-    }
+    cu_compare_params(gpu.p, cpu.p, true, c->what, TOL, tu_max_rel_err);
     free(labels);
-    rig_free(&gpu);
-    rig_free(&cpu);
+    cu_rig_free(&gpu);
+    cu_rig_free(&cpu);
 }
 END_TEST
 
 /* ---- whole training steps ---------------------------------------------------------- */
 
-typedef struct {
-    syn_params *p;
-    syn_graph *g;
-    syn_node *x, *y, *loss;
-    syn_optim *opt;
-} mlp;
-
-static void mlp_build(mlp *m, syn_device dev, uint64_t seed, int64_t batch) {
-    TU_OK(syn_params_create(dev, seed, &m->p));
-    TU_OK(syn_graph_create(m->p, &m->g));
+static void mlp_build(cu_model *m, syn_device dev, uint64_t seed, int64_t batch) {
+    cu_model_open(m, dev, seed);
     int64_t hidden[1] = {64};
     m->x = syn_input(m->g, "x", SYN_F32, syn_shape2(batch, 784));
     m->y = syn_input(m->g, "y", SYN_I32, syn_shape1(batch));
@@ -334,70 +103,30 @@ static void mlp_build(mlp *m, syn_device dev, uint64_t seed, int64_t batch) {
      * continuous in the inputs, so fp32 rounding stays fp32-sized. */
     syn_node *logits = syn_mlp(m->g, m->x, hidden, 1, 10, SYN_ACT_TANH, 0.0f);
     m->loss = syn_cross_entropy(m->g, logits, m->y);
-    ck_assert_msg(m->loss != NULL, "mlp build: %s", syn_last_error());
-    TU_OK(syn_graph_compile(m->g, dev, NULL));
-    /* eps 1e-5 rather than 1e-8: with a tiny eps the first Adam step is
-     * lr * sign(g), which flips on rounding for the rare |g| ~ 1e-9 and
-     * would make the comparison flaky; a larger eps keeps it well-conditioned. */
-    syn_optim_config cfg = syn_optim_defaults(SYN_OPTIM_ADAM);
-    cfg.eps = 1e-5f;
-    TU_OK(syn_optim_create(m->p, &cfg, &m->opt));
-}
-
-static void mlp_free(mlp *m) {
-    syn_optim_free(m->opt);
-    syn_graph_free(m->g);
-    syn_params_free(m->p);
-}
-
-static float mlp_step(mlp *m, const float *x, const int32_t *y, int64_t rows) {
-    float loss;
-    TU_OK(syn_params_zero_grad(m->p));
-    TU_OK(syn_graph_feed(m->g, m->x, x, syn_shape2(rows, 784)));
-    TU_OK(syn_graph_feed(m->g, m->y, y, syn_shape1(rows)));
-    TU_OK(syn_graph_forward(m->g));
-    TU_OK(syn_graph_backward(m->g, m->loss));
-    TU_OK(syn_optim_step(m->opt));
-    TU_OK(syn_graph_read_scalar(m->g, m->loss, &loss));
-    return loss;
+    cu_model_finish(m, dev);
 }
 
 /* 784-64-10 tanh MLP, three Adam steps on random data (the last a partial batch):
  * losses and every parameter after each step. */
 START_TEST(mlp_adam_steps_match) {
-    const int64_t B = 32;
-    uint64_t seed = tu_seed() ^ 0xA11CEull;
-    mlp cpu, gpu;
-    mlp_build(&cpu, syn_cpu(), seed, B);
-    mlp_build(&gpu, syn_cuda(0), seed, B);
-    float *x = fmalloc(B * 784);
-    int32_t y[32];
-    tu_rng rng = tu_rng_make(77);
-    char what[128];
-    for (int step = 0; step < 3; step++) {
-        int64_t rows = step == 2 ? 17 : B;
-        tu_fill(&rng, x, rows * 784, 0.0f, 1.0f);
-        for (int64_t i = 0; i < rows; i++) y[i] = (int32_t)(tu_next(&rng) % 10);
-        float lc = mlp_step(&cpu, x, y, rows), lg = mlp_step(&gpu, x, y, rows);
-        snprintf(what, sizeof what, "mlp step %d: loss", step + 1);
-        CHECK_CLOSE(what, &lg, &lc, 1, TOL);
-        for (int i = 0; i < syn_params_count(cpu.p); i++) {
-            const char *name;
-            int64_t n1, n2;
-            TU_OK(syn_params_get(cpu.p, i, &name, NULL, NULL));
-            float *a = read_param(gpu.p, i, false, &n1), *b = read_param(cpu.p, i, false, &n2);
-            ck_assert_int_eq(n1, n2);
-            snprintf(what, sizeof what, "mlp step %d: parameter %s", step + 1, name);
-            CHECK_CLOSE(what, a, b, n1, TOL);
-            free(a);
-            free(b);
-        }
-    }
-    free(x);
-    mlp_free(&gpu);
-    mlp_free(&cpu);
+    const cu_steps s = {"mlp", 3, 32, 17, 10, 0.0f, 1.0f, 77, TOL, tu_max_rel_err};
+    cu_models_match(mlp_build, tu_seed() ^ 0xA11CEull, &s);
 }
 END_TEST
+
+/* The same random gradient, U(lo, hi), into parameter i of both sets. */
+static void write_grads(syn_params *ps[2], int i, tu_rng *rng, float lo, float hi) {
+    syn_tensor *gt;
+    TU_OK(syn_params_get(ps[0], i, NULL, NULL, &gt));
+    int64_t n = syn_tensor_numel(gt);
+    float *g = cu_fmalloc(n);
+    tu_fill(rng, g, n, lo, hi);
+    for (int d = 0; d < 2; d++) {
+        TU_OK(syn_params_get(ps[d], i, NULL, NULL, &gt));
+        TU_OK(syn_tensor_write(gt, g, (size_t)n * sizeof(float)));
+    }
+    free(g);
+}
 
 /* Every optimizer, three steps from identical parameters and gradients. */
 START_TEST(optimizers_match) {
@@ -427,23 +156,13 @@ START_TEST(optimizers_match) {
         }
         tu_rng rng = tu_rng_make(100 + (uint64_t)k);
         for (int step = 0; step < 3; step++) {
-            for (int i = 0; i < 2; i++) {
-                int64_t n = syn_shape_numel(&shapes[i]);
-                float *g = fmalloc(n);
-                tu_fill(&rng, g, n, -1, 1);
-                for (int d = 0; d < 2; d++) {
-                    syn_tensor *gt;
-                    TU_OK(syn_params_get(ps[d], i, NULL, NULL, &gt));
-                    TU_OK(syn_tensor_write(gt, g, (size_t)n * sizeof(float)));
-                }
-                free(g);
-            }
+            for (int i = 0; i < 2; i++) write_grads(ps, i, &rng, -1, 1);
             TU_OK(syn_optim_step(os[0]));
             TU_OK(syn_optim_step(os[1]));
         }
         for (int i = 0; i < 2; i++) {
             int64_t n1, n2;
-            float *a = read_param(ps[1], i, false, &n1), *b = read_param(ps[0], i, false, &n2);
+            float *a = cu_read_param(ps[1], i, false, &n1), *b = cu_read_param(ps[0], i, false, &n2);
             char what[96];
             snprintf(what, sizeof what, "%s config %d, parameter %d", syn_optim_kind_name(cfgs[k].kind), k, i);
             CHECK_CLOSE(what, a, b, n1, 1e-6);
@@ -469,22 +188,12 @@ START_TEST(clip_grad_norm_matches) {
         for (int i = 0; i < 2; i++) TU_OK(syn_params_add(ps[d], i ? "b" : "a", shapes[i], NULL, NULL));
     }
     tu_rng rng = tu_rng_make(9);
-    for (int i = 0; i < 2; i++) {
-        int64_t n = syn_shape_numel(&shapes[i]);
-        float *g = fmalloc(n);
-        tu_fill(&rng, g, n, -2, 2);
-        for (int d = 0; d < 2; d++) {
-            syn_tensor *gt;
-            TU_OK(syn_params_get(ps[d], i, NULL, NULL, &gt));
-            TU_OK(syn_tensor_write(gt, g, (size_t)n * sizeof(float)));
-        }
-        free(g);
-    }
+    for (int i = 0; i < 2; i++) write_grads(ps, i, &rng, -2, 2);
     for (int d = 0; d < 2; d++) TU_OK(syn_params_clip_grad_norm(ps[d], 1.5f, &norms[d]));
     CHECK_CLOSE("clip norm", &norms[1], &norms[0], 1, TOL);
     for (int i = 0; i < 2; i++) {
         int64_t n1, n2;
-        float *a = read_param(ps[1], i, true, &n1), *b = read_param(ps[0], i, true, &n2);
+        float *a = cu_read_param(ps[1], i, true, &n1), *b = cu_read_param(ps[0], i, true, &n2);
         CHECK_CLOSE("clipped gradient", a, b, n1, TOL);
         free(a);
         free(b);
@@ -496,30 +205,22 @@ END_TEST
 /* Dropout draws the same Philox numbers on both devices: identical masks,
  * bit for bit, forward and backward, across two forwards. */
 START_TEST(dropout_mask_identical) {
-    const op_case c = {"dropout 0.5", K_DROPOUT, 1, {SH2(61, 67)}, U(-1, 1), .f = 0.5f};
-    rig cpu, gpu;
-    rig_build(&cpu, &c, syn_cpu(), tu_seed());
-    rig_build(&gpu, &c, syn_cuda(0), tu_seed());
+    const opc_case c = {"dropout 0.5", K_DROPOUT, 1, {SH2(61, 67)}, .f = 0.5f};
+    cu_rig cpu, gpu;
+    rig_build(&cpu, &c, syn_cpu(), tu_seed(), NULL);
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed(), NULL);
     for (int round = 0; round < 2; round++) {
-        rig_run(&cpu, NULL);
-        rig_run(&gpu, NULL);
-        int64_t n1, n2, zeros = 0;
-        float *a = read_node(&gpu, &n1), *b = read_node(&cpu, &n2);
-        ck_assert_int_eq(n1, n2);
-        ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof(float)) == 0, "dropout outputs differ (round %d)", round);
-        for (int64_t i = 0; i < n1; i++) zeros += a[i] == 0.0f;
-        ck_assert_msg(zeros > n1 / 3 && zeros < 2 * n1 / 3, "dropout 0.5 zeroed %lld of %lld", (long long)zeros,
-                      (long long)n1);
+        cu_rig_run(&cpu);
+        cu_rig_run(&gpu);
+        int64_t n, zeros = 0;
+        float *a = cu_rig_same_bits(&gpu, &cpu, "dropout", round, &n);
+        for (int64_t i = 0; i < n; i++) zeros += a[i] == 0.0f;
+        ck_assert_msg(zeros > n / 3 && zeros < 2 * n / 3, "dropout 0.5 zeroed %lld of %lld", (long long)zeros,
+                      (long long)n);
         free(a);
-        free(b);
-        a = read_param(gpu.p, 0, true, &n1);
-        b = read_param(cpu.p, 0, true, &n2);
-        ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof(float)) == 0, "dropout gradients differ (round %d)", round);
-        free(a);
-        free(b);
     }
-    rig_free(&gpu);
-    rig_free(&cpu);
+    cu_rig_free(&gpu);
+    cu_rig_free(&cpu);
 }
 END_TEST
 
@@ -557,6 +258,50 @@ START_TEST(copies_and_fills) {
     for (int i = 0; i < 777; i++) ck_assert_int_eq(iv[i], -7);
     syn_tensor_free(t);
     TU_OK(syn_device_synchronize(syn_cuda(0)));
+}
+END_TEST
+
+/* Host->device copies return with the DMA queued from a pinned staging ring:
+ * the caller's buffer may change right after each write, more writes than
+ * the ring has buffers may be in flight, a buffer grows when a bigger copy
+ * comes, and a copy above the staging limit (64 MiB) goes directly. */
+START_TEST(staged_writes_survive_reuse) {
+    enum { N = 9 };
+    const int64_t sizes[N] = {1, 1000, 7, 1 << 16, 3 << 18, 5, 1 << 20, 333, (int64_t)(17 << 20)};
+    syn_tensor *t[N];
+    float *h = cu_fmalloc(sizes[N - 1]);
+    for (int k = 0; k < N; k++) {
+        for (int64_t i = 0; i < sizes[k]; i++) h[i] = (float)(k * 1000003 + i % 65521);
+        TU_OK(syn_tensor_from_host(syn_cuda(0), SYN_F32, syn_shape1(sizes[k]), h, &t[k]));
+        for (int64_t i = 0; i < sizes[k]; i++) h[i] = -1.0f; /* at once: the copy must not see this */
+    }
+    for (int k = 0; k < N; k++) {
+        TU_OK(syn_tensor_read(t[k], h, (size_t)sizes[k] * sizeof(float)));
+        for (int64_t i = 0; i < sizes[k]; i++)
+            if (h[i] != (float)(k * 1000003 + i % 65521))
+                ck_abort_msg("tensor %d (%lld floats): element %lld is %g, want %g", k, (long long)sizes[k],
+                             (long long)i, h[i], (float)(k * 1000003 + i % 65521));
+        syn_tensor_free(t[k]);
+    }
+    free(h);
+}
+END_TEST
+
+/* The device timer records CUDA events: it measures the queued work, and
+ * misuse is an error. */
+START_TEST(device_timer_events) {
+    syn_device_timer *clk = NULL;
+    double ms = -1;
+    TU_OK(syn_device_timer_create(syn_cuda(0), &clk));
+    ck_assert_int_eq(syn_device_timer_stop(clk, &ms), SYN_ERR_ARG);
+    syn_tensor *t;
+    TU_OK(syn_tensor_create(syn_cuda(0), SYN_F32, syn_shape1(1 << 24), &t));
+    TU_OK(syn_device_timer_start(clk));
+    for (int i = 0; i < 20; i++) TU_OK(syn_tensor_fill(t, (float)i));
+    TU_OK(syn_device_timer_stop(clk, &ms));
+    ck_assert_msg(ms > 0.0 && ms < 60000.0, "20 fills of 64 MiB took %g ms", ms);
+    syn_tensor_free(t);
+    syn_device_timer_free(clk);
 }
 END_TEST
 
@@ -640,32 +385,23 @@ END_TEST
 
 /* ---- the suite --------------------------------------------------------------------------- */
 
-#define PLAIN_TESTS(X)                                                                                   \
-    X(copies_and_fills) X(allocator_reuses_blocks) X(oom_is_an_error) X(errors_are_reported)                 \
-    X(dropout_mask_identical) X(optimizers_match) X(clip_grad_norm_matches) X(mlp_adam_steps_match)
-#define COUNT_ONE(t) +1
-enum { N_PLAIN = 0 PLAIN_TESTS(COUNT_ONE) };
-
-static Suite *cuda_suite(void) {
+int main(void) {
+    n_cases = opc_select(OPC_CUDA, cases);
     Suite *s = suite_create("cuda");
     TCase *tc = tcase_create("ops");
-    tcase_add_loop_test(tc, op_matches_cpu, 0, N_CASES);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu, n_cases);
     suite_add_tcase(s, tc);
     tc = tcase_create("device");
-#define ADD_ONE(t) tcase_add_test(tc, t);
-    PLAIN_TESTS(ADD_ONE)
-#undef ADD_ONE
+    CU_ADD_TEST(tc, copies_and_fills);
+    CU_ADD_TEST(tc, staged_writes_survive_reuse);
+    CU_ADD_TEST(tc, device_timer_events);
+    CU_ADD_TEST(tc, allocator_reuses_blocks);
+    CU_ADD_TEST(tc, oom_is_an_error);
+    CU_ADD_TEST(tc, errors_are_reported);
+    CU_ADD_TEST(tc, dropout_mask_identical);
+    CU_ADD_TEST(tc, optimizers_match);
+    CU_ADD_TEST(tc, clip_grad_norm_matches);
+    CU_ADD_TEST(tc, mlp_adam_steps_match);
     suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void) {
-    if (!syn_backend_built(SYN_DEVICE_CUDA) || syn_device_count(SYN_DEVICE_CUDA) == 0) {
-        printf("no CUDA device: %d tests skipped\n", N_CASES + N_PLAIN);
-        return EXIT_SUCCESS;
-    }
-    char desc[512];
-    if (syn_device_describe(syn_cuda(0), desc, sizeof desc) == SYN_OK) printf("cuda:0: %s\n", desc);
-    else printf("cuda:0: describe failed: %s\n", syn_last_error());
-    return tu_run_nofork(cuda_suite());
+    return cu_run(s);
 }

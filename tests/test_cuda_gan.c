@@ -7,9 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "testutil.h"
-
-enum { N_TESTS = 2 };
+#include "cudautil.h"
 
 /* Every trainable tensor of a set (no batch-norm running statistics), host copy. */
 static float *weights(syn_params *p, int64_t *count) {
@@ -104,23 +102,12 @@ END_TEST
 START_TEST(mlp_step_cuda_vs_cpu) { step_case(SYN_GAN_MLP, 64); }
 END_TEST
 
-static Suite *cuda_gan_suite(void) {
+int main(void) {
     Suite *s = suite_create("cuda_gan");
     TCase *tc = tcase_create("step");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, dcgan28_step_cuda_vs_cpu);
-    tcase_add_test(tc, mlp_step_cuda_vs_cpu);
+    CU_ADD_TEST(tc, dcgan28_step_cuda_vs_cpu);
+    CU_ADD_TEST(tc, mlp_step_cuda_vs_cpu);
     suite_add_tcase(s, tc);
-    return s;
-}
-
-int main(void) {
-    if (!syn_backend_built(SYN_DEVICE_CUDA) || syn_device_count(SYN_DEVICE_CUDA) == 0) {
-        printf("no CUDA device: %d tests skipped\n", N_TESTS);
-        return EXIT_SUCCESS;
-    }
-    char desc[512];
-    if (syn_device_describe(syn_cuda(0), desc, sizeof desc) == SYN_OK) printf("cuda:0: %s\n", desc);
-    else printf("cuda:0: describe failed: %s\n", syn_last_error());
-    return tu_run_nofork(cuda_gan_suite());
+    return cu_run(s);
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "testutil.h"
+#include "cudautil.h"
 
 /* The cell math is the CPU's (expf, tanhf, no FMA contraction); the GEMMs sum
  * in cuBLAS's order, and errors grow along the sequence. */
@@ -42,18 +42,11 @@ static const op_case cases[] = {
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
+/* One device's copy of a case (cudautil.h) and its index and length inputs. */
 typedef struct {
-    syn_params *p;
-    syn_graph *g;
-    syn_node *y, *loss, *idx, *len;
+    cu_rig r;
+    syn_node *idx, *len;
 } rig;
-
-static syn_node *param(syn_graph *g, const char *name, syn_shape s, float lo, float hi) {
-    syn_init init = {SYN_INIT_UNIFORM, lo, hi, 0};
-    syn_node *p = syn_param(g, name, s, &init);
-    ck_assert_msg(p != NULL, "param %s: %s", name, syn_last_error());
-    return p;
-}
 
 static bool has_lengths(const op_case *c) {
     for (int b = 0; b < c->B && b < 4; b++)
@@ -62,21 +55,21 @@ static bool has_lengths(const op_case *c) {
 }
 
 static syn_node *build_op(rig *r, const op_case *c) {
-    syn_graph *g = r->g;
+    syn_graph *g = r->r.g;
     switch (c->k) {
-    case K_SLICE: return syn_slice(g, param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1), 1, 2, 5);
+    case K_SLICE: return syn_slice(g, cu_param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1), 1, 2, 5);
     case K_EMBEDDING:
         r->idx = syn_input(g, "idx", SYN_I32, syn_shape2(c->B, c->T));
-        return syn_embedding_op(g, r->idx, param(g, "w", syn_shape2(c->I, c->H), -1, 1));
+        return syn_embedding_op(g, r->idx, cu_param(g, "w", syn_shape2(c->I, c->H), -1, 1));
     case K_RNN: {
         int64_t G = c->mode == SYN_RNN_LSTM ? 4 : c->mode == SYN_RNN_GRU ? 3 : 1, H = c->H;
         int64_t S = c->mode == SYN_RNN_LSTM ? 2 * H : H;
         float k = 1.0f / sqrtf((float)H);
-        syn_node *x = param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1);
-        syn_node *wi = param(g, "w_ih", syn_shape2(G * H, c->I), -k, k), *wh = param(g, "w_hh", syn_shape2(G * H, H), -k, k);
-        syn_node *bi = c->bias ? param(g, "b_ih", syn_shape1(G * H), -k, k) : NULL;
-        syn_node *bh = c->bias ? param(g, "b_hh", syn_shape1(G * H), -k, k) : NULL;
-        syn_node *s0 = c->state ? param(g, "s0", syn_shape2(c->B, S), -1, 1) : NULL;
+        syn_node *x = cu_param(g, "x", syn_shape3(c->B, c->T, c->I), -1, 1);
+        syn_node *wi = cu_param(g, "w_ih", syn_shape2(G * H, c->I), -k, k), *wh = cu_param(g, "w_hh", syn_shape2(G * H, H), -k, k);
+        syn_node *bi = c->bias ? cu_param(g, "b_ih", syn_shape1(G * H), -k, k) : NULL;
+        syn_node *bh = c->bias ? cu_param(g, "b_hh", syn_shape1(G * H), -k, k) : NULL;
+        syn_node *s0 = c->state ? cu_param(g, "s0", syn_shape2(c->B, S), -1, 1) : NULL;
         r->len = has_lengths(c) ? syn_input(g, "len", SYN_I32, syn_shape1(c->B)) : NULL;
         return syn_rnn_op(g, c->mode, x, wi, wh, bi, bh, s0, r->len);
     }
@@ -86,49 +79,16 @@ static syn_node *build_op(rig *r, const op_case *c) {
 
 static void rig_build(rig *r, const op_case *c, syn_device dev, uint64_t seed) {
     memset(r, 0, sizeof *r);
-    TU_OK(syn_params_create(dev, seed, &r->p));
-    TU_OK(syn_graph_create(r->p, &r->g));
-    r->y = build_op(r, c);
-    ck_assert_msg(r->y != NULL, "%s: build failed: %s", c->what, syn_last_error());
-    TU_OK(syn_graph_keep(r->g, r->y));
-    int np = syn_params_count(r->p);
-    syn_node *operand[8];
-    for (int i = 0; i < np; i++) {
-        const char *name;
-        syn_tensor *t;
-        TU_OK(syn_params_get(r->p, i, &name, &t, NULL));
-        operand[i] = syn_param(r->g, name, syn_tensor_shape(t), NULL);
-    }
-    r->loss = syn_sum(r->g, syn_mul(r->g, r->y, param(r->g, "wgt", syn_node_shape(r->y), -1, 1)), SYN_ALL_AXES, false);
-    /* + sum(p * wgt_p): the op's backward must accumulate, not overwrite */
-    for (int i = 0; i < np; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "wgt%d", i);
-        syn_node *wp = param(r->g, name, syn_node_shape(operand[i]), -1, 1);
-        r->loss = syn_add(r->g, r->loss, syn_sum(r->g, syn_mul(r->g, operand[i], wp), SYN_ALL_AXES, false));
-    }
-    ck_assert_msg(r->loss != NULL, "%s: build failed: %s", c->what, syn_last_error());
-    TU_OK(syn_graph_compile(r->g, dev, NULL));
+    cu_rig_open(&r->r, dev, seed);
+    cu_rig_finish(&r->r, c->what, build_op(r, c), dev, seed, -1, 1, true);
     if (r->idx) {
         int32_t *idx = malloc(sizeof(int32_t) * (size_t)(c->B * c->T));
+        ck_assert_ptr_nonnull(idx);
         for (int i = 0; i < c->B * c->T; i++) idx[i] = (int32_t)((i * 7 + 3) % c->I); /* repeats */
-        TU_OK(syn_graph_feed(r->g, r->idx, idx, syn_shape2(c->B, c->T)));
+        TU_OK(syn_graph_feed(r->r.g, r->idx, idx, syn_shape2(c->B, c->T)));
         free(idx);
     }
-    if (r->len) TU_OK(syn_graph_feed(r->g, r->len, c->lengths, syn_shape1(c->B)));
-}
-
-static void rig_free(rig *r) {
-    syn_graph_free(r->g);
-    syn_params_free(r->p);
-}
-
-static float *read_tensor(syn_tensor *t, int64_t *n) {
-    *n = syn_tensor_numel(t);
-    float *h = malloc((size_t)(*n > 0 ? *n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(h);
-    TU_OK(syn_tensor_read(t, h, (size_t)*n * sizeof(float)));
-    return h;
+    if (r->len) TU_OK(syn_graph_feed(r->r.g, r->len, c->lengths, syn_shape1(c->B)));
 }
 
 START_TEST(op_matches_cpu) {
@@ -137,37 +97,12 @@ START_TEST(op_matches_cpu) {
     rig cpu, gpu;
     rig_build(&cpu, c, syn_cpu(), seed);
     rig_build(&gpu, c, syn_cuda(0), seed);
-    char what[160];
-    rig *rs[2] = {&cpu, &gpu};
-    for (int k = 0; k < 2; k++) {
-        TU_OK(syn_params_zero_grad(rs[k]->p));
-        TU_OK(syn_graph_forward(rs[k]->g));
-        TU_OK(syn_graph_backward(rs[k]->g, rs[k]->loss));
-    }
-    syn_shape ys = syn_graph_shape(cpu.g, cpu.y);
-    int64_t n = syn_shape_numel(&ys);
-    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
-    TU_OK(syn_graph_read(gpu.g, gpu.y, a, (size_t)n * sizeof *a));
-    TU_OK(syn_graph_read(cpu.g, cpu.y, b, (size_t)n * sizeof *b));
-    snprintf(what, sizeof what, "%s: forward", c->what);
-    TU_REL_CLOSE(what, a, b, n, TOL);
-    free(a);
-    free(b);
-    for (int i = 0; i < syn_params_count(cpu.p); i++) {
-        const char *name;
-        syn_tensor *gc, *gg;
-        TU_OK(syn_params_get(cpu.p, i, &name, NULL, &gc));
-        TU_OK(syn_params_get(gpu.p, i, NULL, NULL, &gg));
-        int64_t n1, n2;
-        float *x = read_tensor(gg, &n1), *y = read_tensor(gc, &n2);
-        ck_assert_int_eq(n1, n2);
-        snprintf(what, sizeof what, "%s: gradient of %s", c->what, name);
-        TU_REL_CLOSE(what, x, y, n1, TOL);
-        free(x);
-        free(y);
-    }
-    rig_free(&gpu);
-    rig_free(&cpu);
+    cu_rig_run(&cpu.r);
+    cu_rig_run(&gpu.r);
+    cu_rig_compare_output(&gpu.r, &cpu.r, c->what, TOL, tu_rel_err);
+    cu_compare_params(gpu.r.p, cpu.r.p, true, c->what, TOL, tu_rel_err);
+    cu_rig_free(&gpu.r);
+    cu_rig_free(&cpu.r);
 }
 END_TEST
 
@@ -178,17 +113,17 @@ START_TEST(bad_index_and_length) {
     rig_build(&r, c, syn_cuda(0), 1);
     int32_t idx[27] = {0};
     idx[13] = c->I;
-    TU_OK(syn_graph_feed(r.g, r.idx, idx, syn_shape2(c->B, c->T)));
-    ck_assert_int_eq(syn_graph_forward(r.g), SYN_ERR_ARG);
+    TU_OK(syn_graph_feed(r.r.g, r.idx, idx, syn_shape2(c->B, c->T)));
+    ck_assert_int_eq(syn_graph_forward(r.r.g), SYN_ERR_ARG);
     ck_assert_msg(strstr(syn_last_error(), "index 11 at position 13"), "%s", syn_last_error());
-    rig_free(&r);
+    cu_rig_free(&r.r);
     c = &cases[5];
     rig_build(&r, c, syn_cuda(0), 1);
     int32_t len[4] = {1, 2, 7, 0};
-    TU_OK(syn_graph_feed(r.g, r.len, len, syn_shape1(4)));
-    ck_assert_int_eq(syn_graph_forward(r.g), SYN_ERR_ARG);
+    TU_OK(syn_graph_feed(r.r.g, r.len, len, syn_shape1(4)));
+    ck_assert_int_eq(syn_graph_forward(r.r.g), SYN_ERR_ARG);
     ck_assert_msg(strstr(syn_last_error(), "length 7 of sample 2"), "%s", syn_last_error());
-    rig_free(&r);
+    cu_rig_free(&r.r);
 }
 END_TEST
 
@@ -239,17 +174,7 @@ START_TEST(charlm_adam_steps_match) {
         }
         ck_assert_msg(fabsf(l[0] - l[1]) <= 1e-4f * fabsf(l[0]), "step %d: loss cpu %.7g cuda %.7g", step, l[0], l[1]);
     }
-    for (int i = 0; i < syn_params_count(m[0].p); i++) {
-        const char *name;
-        syn_tensor *a, *b;
-        TU_OK(syn_params_get(m[0].p, i, &name, &a, NULL));
-        TU_OK(syn_params_get(m[1].p, i, NULL, &b, NULL));
-        int64_t n1, n2;
-        float *x = read_tensor(b, &n1), *y = read_tensor(a, &n2);
-        TU_REL_CLOSE(name, x, y, n1, 1e-4);
-        free(x);
-        free(y);
-    }
+    cu_compare_params(m[1].p, m[0].p, false, "charlm after 3 steps", 1e-4, tu_rel_err);
     for (int k = 0; k < 2; k++) {
         syn_optim_free(m[k].o);
         syn_graph_free(m[k].g);
@@ -259,16 +184,12 @@ START_TEST(charlm_adam_steps_match) {
 END_TEST
 
 int main(void) {
-    if (!syn_backend_built(SYN_DEVICE_CUDA) || syn_device_count(SYN_DEVICE_CUDA) == 0) {
-        printf("no CUDA device: %d tests skipped\n", N_CASES + 2);
-        return EXIT_SUCCESS;
-    }
     Suite *s = suite_create("cuda_rnn");
     TCase *tc = tcase_create("ops");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, op_matches_cpu, 0, N_CASES);
-    tcase_add_test(tc, bad_index_and_length);
-    tcase_add_test(tc, charlm_adam_steps_match);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu, N_CASES);
+    CU_ADD_TEST(tc, bad_index_and_length);
+    CU_ADD_TEST(tc, charlm_adam_steps_match);
     suite_add_tcase(s, tc);
-    return tu_run_nofork(s);
+    return cu_run(s);
 }

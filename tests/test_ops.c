@@ -5,16 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "testutil.h"
-#include "core/internal.h"
+#include "gradutil.h"
+#include "opcases.h"
 
 /* ---- shapes and indexing ----------------------------------------------- */
-
-#define SH0() {0, {0}}
-#define SH1(a) {1, {a}}
-#define SH2(a, b) {2, {a, b}}
-#define SH3(a, b, c) {3, {a, b, c}}
-#define SH4(a, b, c, d) {4, {a, b, c, d}}
 
 static int64_t nel(const syn_shape *s) { return syn_shape_numel(s); }
 
@@ -33,236 +27,17 @@ static int64_t bcast_index(const syn_shape *x, const syn_shape *y, const int64_t
     return o;
 }
 
-static void assert_shape(const char *what, syn_shape got, syn_shape want) {
-    char a[128], b[128];
-    ck_assert_msg(syn_shape_equal(&got, &want), "%s: shape %s, expected %s", what, syn_shape_str(&got, a, sizeof a),
-                  syn_shape_str(&want, b, sizeof b));
-}
+/* ---- the op cases (opcases.c) ----------------------------------------------- */
 
-/* ---- the op cases ------------------------------------------------------- */
-
-typedef enum {
-    K_ADD, K_SUB, K_MUL, K_DIV, K_ADD_SCALAR, K_MUL_SCALAR, K_POW_SCALAR, K_MATMUL, K_LINEAR,
-    K_RELU, K_LEAKY_RELU, K_SIGMOID, K_TANH, K_GELU, K_SOFTMAX, K_LOG_SOFTMAX, K_SUM, K_MEAN,
-    K_RESHAPE, K_FLATTEN, K_TRANSPOSE, K_CONCAT, K_DROPOUT, K_DETACH, K_MSE, K_SSE, K_CE, K_BCE
-} kind;
-
-/* Values in [lo, hi]; with sym, magnitudes in [lo, hi] and a random sign.
- * lo == hi == 0 means U(-1, 1). */
-typedef struct {
-    float lo, hi;
-    bool sym;
-} range;
-
-typedef struct {
-    const char *what;
-    kind k;
-    int n_in;
-    syn_shape in[3];
-    range r[3];
-    float f;            /* scalar, slope, dropout p */
-    int axis;           /* softmax, concat */
-    unsigned axes;      /* sum, mean */
-    bool keep;
-    int perm[SYN_MAX_DIMS];
-    syn_shape target;   /* reshape */
-} op_case;
-
-#define R(l, h) {l, h, false}
-#define RS(l, h) {l, h, true}
-#define U R(-1, 1)
-#define BIG_R 33
-#define BIG_C 1031 /* 33 * 1031 elements: above SYN_CPU_PAR_MIN, the OpenMP paths run */
-
-static const op_case cases[] = {
-    {"add_scalar (7,13)", K_ADD_SCALAR, 1, {SH2(7, 13)}, .r = {R(-1, 1)}, .f = 2.5f},
-    {"add_scalar (1)", K_ADD_SCALAR, 1, {SH1(1)}, .r = {R(-1, 1)}, .f = -3.0f},
-    {"mul_scalar (2,3,33)", K_MUL_SCALAR, 1, {SH3(2, 3, 33)}, .r = {R(-1, 1)}, .f = -1.75f},
-    {"mul_scalar big", K_MUL_SCALAR, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .f = 0.3f},
-    {"pow_scalar 2.5", K_POW_SCALAR, 1, {SH2(13, 7)}, .r = {R(0.1f, 3.0f)}, .f = 2.5f},
-    {"pow_scalar 3 negative base", K_POW_SCALAR, 1, {SH1(31)}, .r = {R(-2.0f, 2.0f)}, .f = 3.0f},
-    {"pow_scalar -0.5", K_POW_SCALAR, 1, {SH2(5, 7)}, .r = {R(0.5f, 2.0f)}, .f = -0.5f},
-    {"pow_scalar 2 big", K_POW_SCALAR, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .f = 2.0f},
-
-    {"matmul (7,65)@(65,13)", K_MATMUL, 2, {SH2(7, 65), SH2(65, 13)}, .r = {R(-1, 1)}},
-    {"matmul (1,1)@(1,1)", K_MATMUL, 2, {SH2(1, 1), SH2(1, 1)}, .r = {R(-1, 1)}},
-    {"matmul (1,65)@(65,1)", K_MATMUL, 2, {SH2(1, 65), SH2(65, 1)}, .r = {R(-1, 1)}},
-    {"matmul (65,33)@(33,65)", K_MATMUL, 2, {SH2(65, 33), SH2(33, 65)}, .r = {R(-1, 1)}},
-    {"matmul batched (3,7,65)@(3,65,13)", K_MATMUL, 2, {SH3(3, 7, 65), SH3(3, 65, 13)}, .r = {R(-1, 1)}},
-    {"matmul shared b (4,5,33)@(33,7)", K_MATMUL, 2, {SH3(4, 5, 33), SH2(33, 7)}, .r = {R(-1, 1)}},
-    {"matmul 4-D (2,3,5,7)@(2,3,7,4)", K_MATMUL, 2, {SH4(2, 3, 5, 7), SH4(2, 3, 7, 4)}, .r = {R(-1, 1)}},
-    {"matmul 4-D shared b (2,3,5,7)@(7,4)", K_MATMUL, 2, {SH4(2, 3, 5, 7), SH2(7, 4)}, .r = {R(-1, 1)}},
-
-    {"linear (7,65) w(13,65) b", K_LINEAR, 3, {SH2(7, 65), SH2(13, 65), SH1(13)}, .r = {R(-1, 1)}},
-    {"linear (7,65) w(13,65)", K_LINEAR, 2, {SH2(7, 65), SH2(13, 65)}, .r = {R(-1, 1)}},
-    {"linear 3-D (2,5,33) w(7,33) b", K_LINEAR, 3, {SH3(2, 5, 33), SH2(7, 33), SH1(7)}, .r = {R(-1, 1)}},
-    {"linear 3-D (2,5,33) w(7,33)", K_LINEAR, 2, {SH3(2, 5, 33), SH2(7, 33)}, .r = {R(-1, 1)}},
-    {"linear (1,1) w(1,1) b", K_LINEAR, 3, {SH2(1, 1), SH2(1, 1), SH1(1)}, .r = {R(-1, 1)}},
-    {"linear 1-D (33) w(5,33) b", K_LINEAR, 3, {SH1(33), SH2(5, 33), SH1(5)}, .r = {R(-1, 1)}},
-
-    {"relu (7,13)", K_RELU, 1, {SH2(7, 13)}, .r = {R(-1, 1)}},
-    {"relu (1)", K_RELU, 1, {SH1(1)}, .r = {R(-1, 1)}},
-    {"relu big", K_RELU, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}},
-    {"leaky_relu 0.01 (2,3,33)", K_LEAKY_RELU, 1, {SH3(2, 3, 33)}, .r = {R(-1, 1)}, .f = 0.01f},
-    {"leaky_relu 0.2 big", K_LEAKY_RELU, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .f = 0.2f},
-    {"sigmoid (7,13)", K_SIGMOID, 1, {SH2(7, 13)}, .r = {R(-8, 8)}},
-    {"sigmoid big", K_SIGMOID, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-20, 20)}},
-    {"tanh (31)", K_TANH, 1, {SH1(31)}, .r = {R(-5, 5)}},
-    {"tanh big", K_TANH, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-5, 5)}},
-    {"gelu (2,3,33)", K_GELU, 1, {SH3(2, 3, 33)}, .r = {R(-5, 5)}},
-    {"gelu big", K_GELU, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-6, 6)}},
-
-    {"softmax last (7,13)", K_SOFTMAX, 1, {SH2(7, 13)}, .r = {R(-4, 4)}, .axis = -1},
-    {"softmax (13) axis 0", K_SOFTMAX, 1, {SH1(13)}, .r = {R(-4, 4)}, .axis = 0},
-    {"softmax (1,1)", K_SOFTMAX, 1, {SH2(1, 1)}, .r = {R(-1, 1)}, .axis = 1},
-    {"softmax middle (3,7,5) axis 1", K_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-4, 4)}, .axis = 1},
-    {"softmax middle (3,7,5) axis -2", K_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-4, 4)}, .axis = -2},
-    {"softmax first (5,3) axis 0", K_SOFTMAX, 1, {SH2(5, 3)}, .r = {R(-4, 4)}, .axis = 0},
-    {"softmax logits ~1000", K_SOFTMAX, 1, {SH2(7, 13)}, .r = {R(990, 1010)}, .axis = -1},
-    {"softmax logits ~-1000 middle", K_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-1010, -990)}, .axis = 1},
-    {"softmax middle, logits in +-1000", K_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-1000, 1000)}, .axis = 1},
-    {"softmax big", K_SOFTMAX, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-4, 4)}, .axis = -1},
-    {"log_softmax last (7,13)", K_LOG_SOFTMAX, 1, {SH2(7, 13)}, .r = {R(-4, 4)}, .axis = -1},
-    {"log_softmax middle (3,7,5) axis 1", K_LOG_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-4, 4)}, .axis = 1},
-    {"log_softmax (1,1)", K_LOG_SOFTMAX, 1, {SH2(1, 1)}, .r = {R(-1, 1)}, .axis = -1},
-    {"log_softmax logits ~1000", K_LOG_SOFTMAX, 1, {SH2(7, 13)}, .r = {R(990, 1010)}, .axis = -1},
-    {"log_softmax logits ~-1000 middle", K_LOG_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-1010, -990)}, .axis = 1},
-    {"log_softmax middle, logits in +-1000", K_LOG_SOFTMAX, 1, {SH3(3, 7, 5)}, .r = {R(-1000, 1000)}, .axis = 1},
-    {"log_softmax big middle", K_LOG_SOFTMAX, 1, {SH3(BIG_R, 31, 37)}, .r = {R(-4, 4)}, .axis = 1},
-
-    {"sum axis 1", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(1)},
-    {"sum axis 1 keepdim", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(1), .keep = true},
-    {"sum axes 0,2", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(0) | SYN_AXIS(2)},
-    {"sum axes 0,2 keepdim", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(0) | SYN_AXIS(2), .keep = true},
-    {"sum all", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES},
-    {"sum all keepdim", K_SUM, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES, .keep = true},
-    {"sum (65) all", K_SUM, 1, {SH1(65)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES},
-    {"sum 4-D axes 1,3", K_SUM, 1, {SH4(2, 3, 5, 7)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(1) | SYN_AXIS(3)},
-    {"sum big axis 0", K_SUM, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(0)},
-    {"sum big axis 1 (rows)", K_SUM, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(1)},
-    {"sum all (3,70001): several chunks", K_SUM, 1, {SH2(3, 70001)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES},
-    {"mean all (3,70001)", K_MEAN, 1, {SH2(3, 70001)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES},
-    {"mean axis 2", K_MEAN, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(2)},
-    {"mean axes 0,1 keepdim", K_MEAN, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(0) | SYN_AXIS(1), .keep = true},
-    {"mean all", K_MEAN, 1, {SH3(3, 7, 5)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES},
-    {"mean all keepdim", K_MEAN, 1, {SH2(13, 1)}, .r = {R(-1, 1)}, .axes = SYN_ALL_AXES, .keep = true},
-    {"mean big axis 1", K_MEAN, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .axes = SYN_AXIS(1)},
-
-    {"reshape (3,4,5)->(12,5)", K_RESHAPE, 1, {SH3(3, 4, 5)}, .r = {R(-1, 1)}, .target = SH2(12, 5)},
-    {"reshape (3,4,5)->(-1,10)", K_RESHAPE, 1, {SH3(3, 4, 5)}, .r = {R(-1, 1)}, .target = SH2(-1, 10)},
-    {"reshape (3,4,5)->(3,-1)", K_RESHAPE, 1, {SH3(3, 4, 5)}, .r = {R(-1, 1)}, .target = SH2(3, -1)},
-    {"reshape (3,4,5)->(60)", K_RESHAPE, 1, {SH3(3, 4, 5)}, .r = {R(-1, 1)}, .target = SH1(60)},
-    {"reshape (7)->(7,1)", K_RESHAPE, 1, {SH1(7)}, .r = {R(-1, 1)}, .target = SH2(7, 1)},
-    {"reshape (2,3,5,7)->(2,-1,7)", K_RESHAPE, 1, {SH4(2, 3, 5, 7)}, .r = {R(-1, 1)}, .target = SH3(2, -1, 7)},
-    {"flatten (3,4,5)", K_FLATTEN, 1, {SH3(3, 4, 5)}, .r = {R(-1, 1)}},
-    {"flatten (7)", K_FLATTEN, 1, {SH1(7)}, .r = {R(-1, 1)}},
-    {"flatten (2,3,5,7)", K_FLATTEN, 1, {SH4(2, 3, 5, 7)}, .r = {R(-1, 1)}},
-
-    {"transpose (7,13) (1,0)", K_TRANSPOSE, 1, {SH2(7, 13)}, .r = {R(-1, 1)}, .perm = {1, 0}},
-    {"transpose (3,5,7) (2,0,1)", K_TRANSPOSE, 1, {SH3(3, 5, 7)}, .r = {R(-1, 1)}, .perm = {2, 0, 1}},
-    {"transpose (3,5,7) (1,2,0)", K_TRANSPOSE, 1, {SH3(3, 5, 7)}, .r = {R(-1, 1)}, .perm = {1, 2, 0}},
-    {"transpose (3,5,7) identity", K_TRANSPOSE, 1, {SH3(3, 5, 7)}, .r = {R(-1, 1)}, .perm = {0, 1, 2}},
-    {"transpose (2,3,5,7) (0,2,3,1)", K_TRANSPOSE, 1, {SH4(2, 3, 5, 7)}, .r = {R(-1, 1)}, .perm = {0, 2, 3, 1}},
-    {"transpose (2,3,5,7) (3,1,0,2)", K_TRANSPOSE, 1, {SH4(2, 3, 5, 7)}, .r = {R(-1, 1)}, .perm = {3, 1, 0, 2}},
-    {"transpose big (1,0)", K_TRANSPOSE, 1, {SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}, .perm = {1, 0}},
-
-    {"concat axis 0", K_CONCAT, 3, {SH2(2, 5), SH2(3, 5), SH2(1, 5)}, .r = {R(-1, 1)}, .axis = 0},
-    {"concat axis 1", K_CONCAT, 3, {SH2(4, 2), SH2(4, 7), SH2(4, 1)}, .r = {R(-1, 1)}, .axis = 1},
-    {"concat 3-D axis 1", K_CONCAT, 3, {SH3(2, 1, 4), SH3(2, 3, 4), SH3(2, 5, 4)}, .r = {R(-1, 1)}, .axis = 1},
-    {"concat 3-D axis -1", K_CONCAT, 3, {SH3(2, 3, 4), SH3(2, 3, 1), SH3(2, 3, 5)}, .r = {R(-1, 1)}, .axis = -1},
-    {"concat one input", K_CONCAT, 1, {SH2(3, 4)}, .r = {R(-1, 1)}, .axis = 0},
-
-    {"dropout eval = identity", K_DROPOUT, 1, {SH2(7, 13)}, .r = {R(-1, 1)}, .f = 0.5f},
-    {"detach (7,13)", K_DETACH, 1, {SH2(7, 13)}, .r = {R(-1, 1)}},
-
-    {"mse (7,13)", K_MSE, 2, {SH2(7, 13), SH2(7, 13)}, .r = {R(-1, 1)}},
-    {"mse (1)", K_MSE, 2, {SH1(1), SH1(1)}, .r = {R(-1, 1)}},
-    {"mse big", K_MSE, 2, {SH2(BIG_R, BIG_C), SH2(BIG_R, BIG_C)}, .r = {R(-1, 1)}},
-    {"sse (2,3,33)", K_SSE, 2, {SH3(2, 3, 33), SH3(2, 3, 33)}, .r = {R(-1, 1)}},
-    {"sse (1)", K_SSE, 2, {SH1(1), SH1(1)}, .r = {R(-1, 1)}},
-    {"cross_entropy (7,13)", K_CE, 2, {SH2(7, 13), SH1(7)}, .r = {R(-4, 4)}},
-    {"cross_entropy (1,1)", K_CE, 2, {SH2(1, 1), SH1(1)}, .r = {R(-1, 1)}},
-    {"cross_entropy (1,5)", K_CE, 2, {SH2(1, 5), SH1(1)}, .r = {R(-1, 1)}},
-    {"cross_entropy logits ~1000", K_CE, 2, {SH2(31, 10), SH1(31)}, .r = {R(990, 1010)}},
-    {"cross_entropy big", K_CE, 2, {SH2(BIG_C, BIG_R), SH1(BIG_C)}, .r = {R(-4, 4)}},
-    {"bce_with_logits (7,13)", K_BCE, 2, {SH2(7, 13), SH2(7, 13)}, .r = {R(-10, 10), R(0, 1)}},
-    {"bce_with_logits (1)", K_BCE, 2, {SH1(1), SH1(1)}, .r = {R(-3, 3), R(0, 1)}},
-    {"bce_with_logits big", K_BCE, 2, {SH2(BIG_R, BIG_C), SH2(BIG_R, BIG_C)}, .r = {R(-30, 30), R(0, 1)}},
-};
-static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
-
-/* Broadcasting pairs: each runs through add, sub, mul and div. */
-static const syn_shape bcast_pairs[][2] = {
-    {SH3(3, 1, 5), SH2(4, 1)}, {SH2(4, 1), SH3(3, 1, 5)}, {SH1(7), SH1(1)},       {SH1(1), SH1(7)},
-    {SH2(2, 3), SH2(2, 3)},    {SH1(1), SH2(5, 7)},       {SH2(5, 7), SH1(1)},    {SH2(13, 1), SH2(1, 31)},
-    {SH3(2, 1, 33), SH2(65, 1)}, {SH1(1), SH1(1)},        {SH4(6, 1, 1, 3), SH3(2, 1, 3)},
-    {SH3(2, 3, 1), SH3(2, 1, 4)}, {SH2(67, 521), SH1(521)}, {SH1(521), SH2(67, 521)},
-    {SH2(67, 521), SH2(67, 521)}, {SH3(67, 1, 521), SH2(1, 1)}, {SH1(40001), SH1(40001)},
-};
-static const int n_pairs = (int)(sizeof bcast_pairs / sizeof bcast_pairs[0]);
-
-static bool is_labels(const op_case *c, int k) { return c->k == K_CE && k == 1; }
-
-/* ---- graph building ----------------------------------------------------- */
-
-static syn_node *build(syn_graph *g, syn_node *const *x, const op_case *c) {
-    switch (c->k) {
-    case K_ADD: return syn_add(g, x[0], x[1]);
-    case K_SUB: return syn_sub(g, x[0], x[1]);
-    case K_MUL: return syn_mul(g, x[0], x[1]);
-    case K_DIV: return syn_div(g, x[0], x[1]);
-    case K_ADD_SCALAR: return syn_add_scalar(g, x[0], c->f);
-    case K_MUL_SCALAR: return syn_mul_scalar(g, x[0], c->f);
-    case K_POW_SCALAR: return syn_pow_scalar(g, x[0], c->f);
-    case K_MATMUL: return syn_matmul(g, x[0], x[1]);
-    case K_LINEAR: return syn_linear_op(g, x[0], x[1], c->n_in == 3 ? x[2] : NULL);
-    case K_RELU: return syn_relu(g, x[0]);
-    case K_LEAKY_RELU: return syn_leaky_relu(g, x[0], c->f);
-    case K_SIGMOID: return syn_sigmoid(g, x[0]);
-    case K_TANH: return syn_tanh(g, x[0]);
-    case K_GELU: return syn_gelu(g, x[0]);
-    case K_SOFTMAX: return syn_softmax(g, x[0], c->axis);
-    case K_LOG_SOFTMAX: return syn_log_softmax(g, x[0], c->axis);
-    case K_SUM: return syn_sum(g, x[0], c->axes, c->keep);
-    case K_MEAN: return syn_mean(g, x[0], c->axes, c->keep);
-    case K_RESHAPE: return syn_reshape(g, x[0], c->target);
-    case K_FLATTEN: return syn_flatten(g, x[0]);
-    case K_TRANSPOSE: return syn_transpose(g, x[0], c->perm);
-    case K_CONCAT: return syn_concat(g, x, c->n_in, c->axis);
-    case K_DROPOUT: return syn_dropout(g, x[0], c->f);
-    case K_DETACH: return syn_detach(g, x[0]);
-    case K_MSE: return syn_mse_loss(g, x[0], x[1]);
-    case K_SSE: return syn_sse_loss(g, x[0], x[1]);
-    case K_CE: return syn_cross_entropy(g, x[0], x[1]);
-    case K_BCE: return syn_bce_with_logits(g, x[0], x[1]);
-    }
-    return NULL;
-}
-
-/* Random operand k of case c: floats in its range, or labels in [0, C). */
-static void *make_operand(tu_rng *r, const op_case *c, int k) {
-    int64_t n = nel(&c->in[k]);
-    if (is_labels(c, k)) {
-        int32_t *y = malloc((size_t)n * sizeof *y);
-        for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(tu_next(r) % (uint64_t)c->in[0].dim[1]);
-        return y;
-    }
-    float *x = malloc((size_t)n * sizeof *x);
-    range rg = c->r[k];
-    if (rg.lo == 0 && rg.hi == 0) rg.lo = -1, rg.hi = 1;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = tu_uniform(r, rg.lo, rg.hi);
-        if (rg.sym && (tu_next(r) & 1)) x[i] = -x[i];
-    }
-    return x;
-}
+static const opc_case *cases[OPC_MAX];
+static int n_cases;
 
 /* ---- the reference: plain loops in double ------------------------------- */
 
 static double gelu_ref(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
 /* Output of case c on operands xv; sets *ys. Returns a malloc'd array. */
-static double *reference(const op_case *c, void *const *xv, syn_shape *ys) {
+static double *reference(const opc_case *c, void *const *xv, syn_shape *ys) {
     const float *x = xv[0], *b = c->n_in > 1 ? xv[1] : NULL;
     const syn_shape *xs = &c->in[0];
     int64_t nx = nel(xs), idx[SYN_MAX_DIMS];
@@ -461,19 +236,7 @@ static double *reference(const op_case *c, void *const *xv, syn_shape *ys) {
 
 /* ---- the runner --------------------------------------------------------- */
 
-/* Fills every planned buffer (values and gradients, not inputs) with NaN, so a
- * kernel that leaves an element unwritten or accumulates into its output shows. */
-static void poison(syn_graph *g) {
-    for (int i = 0; i < g->n; i++) {
-        syn_node *v = g->nodes[i];
-        if (v->op == SYN_OP_INPUT || v->op == SYN_OP_PARAM) continue;
-        size_t bytes = (size_t)nel(&v->cap_shape) * syn_dtype_size(v->dtype);
-        if (v->value) memset(v->value, 0xff, bytes);
-        if (v->grad) memset(v->grad, 0xff, bytes);
-    }
-}
-
-static void run_case(const op_case *c, uint64_t salt, bool inference) {
+static void run_case(const opc_case *c, uint64_t salt, bool inference) {
     tu_rng r = tu_rng_make(salt);
     syn_graph *g;
     TU_OK(syn_graph_create(NULL, &g));
@@ -481,10 +244,10 @@ static void run_case(const op_case *c, uint64_t salt, bool inference) {
     void *data[3];
     for (int k = 0; k < c->n_in; k++) {
         char name[8] = {'x', (char)('0' + k), 0};
-        x[k] = syn_input(g, name, is_labels(c, k) ? SYN_I32 : SYN_F32, c->in[k]);
-        data[k] = make_operand(&r, c, k);
+        x[k] = syn_input(g, name, opc_is_labels(c, k) ? SYN_I32 : SYN_F32, c->in[k]);
+        data[k] = opc_operand(&r, c, k);
     }
-    syn_node *y = build(g, x, c);
+    syn_node *y = opc_build(g, x, c);
     ck_assert_msg(y != NULL, "%s: build failed: %s", c->what, syn_last_error());
     syn_compile_opts opts = {inference};
     TU_OK(syn_graph_compile(g, syn_cpu(), &opts));
@@ -515,16 +278,12 @@ static void run_case(const op_case *c, uint64_t salt, bool inference) {
     syn_graph_free(g);
 }
 
-START_TEST(test_op_forward) { run_case(&cases[_i], 1000 + (uint64_t)_i, _i % 2 == 0); }
+START_TEST(test_op_forward) { run_case(cases[_i], 1000 + (uint64_t)_i, _i % 2 == 0); }
 END_TEST
 
 START_TEST(test_broadcast_forward) {
-    static const kind ops[4] = {K_ADD, K_SUB, K_MUL, K_DIV};
-    static const char *const names[4] = {"add", "sub", "mul", "div"};
-    const syn_shape *p = bcast_pairs[_i / 4];
-    char what[160], a[64], b[64];
-    snprintf(what, sizeof what, "%s %s %s", names[_i % 4], syn_shape_str(&p[0], a, sizeof a), syn_shape_str(&p[1], b, sizeof b));
-    op_case c = {what, ops[_i % 4], 2, {p[0], p[1]}, .r = {R(-2, 2), RS(0.5f, 2.0f)}};
+    char what[160];
+    opc_case c = opc_bcast_case(OPC_FWD, _i, what, sizeof what);
     run_case(&c, 2000 + (uint64_t)_i, _i % 8 < 4);
 }
 END_TEST
@@ -532,7 +291,7 @@ END_TEST
 /* ---- a chain of ops: buffers reused by the memory plan -------------------- */
 
 /* Each step's operand 0 is the previous output; the others are fresh inputs. */
-static const op_case chain[] = {
+static const opc_case chain[] = {
     {"matmul", K_MATMUL, 2, {SH0(), SH2(7, 13)}, .r = {U, U}},
     {"add", K_ADD, 2, {SH0(), SH1(13)}, .r = {U, U}},
     {"gelu", K_GELU, 1, .r = {U}},
@@ -556,8 +315,8 @@ START_TEST(test_chain) {
     syn_graph *g;
     TU_OK(syn_graph_create(NULL, &g));
     syn_shape cur_s = SH2(5, 7);
-    op_case first = {"x", K_RELU, 1, {SH2(5, 7)}, .r = {U}};
-    float *cur = make_operand(&r, &first, 0);
+    opc_case first = {"x", K_RELU, 1, {SH2(5, 7)}, .r = {U}};
+    float *cur = opc_operand(&r, &first, 0);
     syn_node *x = syn_input(g, "x", SYN_F32, cur_s), *node = x;
     syn_node *feeds[2 * CHAIN_STEPS];
     void *fdata[2 * CHAIN_STEPS];
@@ -567,16 +326,16 @@ START_TEST(test_chain) {
     double *ref = NULL;
     syn_shape ys = cur_s;
     for (int s = 0; s < CHAIN_STEPS; s++) {
-        op_case c = chain[s];
+        opc_case c = chain[s];
         c.in[0] = cur_s;
         syn_node *in[3] = {node};
         void *xv[3] = {cur};
         for (int k = 1; k < c.n_in; k++) {
-            xv[k] = make_operand(&r, &c, k);
+            xv[k] = opc_operand(&r, &c, k);
             in[k] = syn_input(g, "extra", SYN_F32, c.in[k]);
             feeds[nf] = in[k], fdata[nf] = xv[k], fshape[nf++] = c.in[k];
         }
-        node = build(g, in, &c);
+        node = opc_build(g, in, &c);
         ck_assert_msg(node != NULL, "step %s: %s", c.what, syn_last_error());
         free(ref);
         ref = reference(&c, xv, &ys);
@@ -979,7 +738,7 @@ END_TEST
 START_TEST(test_partial_batch_shape_ops) {
     enum { CAP = 8, ROWS = 3 };
     static const int t10[2] = {1, 0};
-    const op_case steps[] = {
+    const opc_case steps[] = {
         {"reshape", K_RESHAPE, 1, {SH3(ROWS, 2, 5)}, .target = SH2(-1, 10)},
         {"transpose", K_TRANSPOSE, 1, {SH2(ROWS, 10)}, .perm = {1, 0}},
         {"log_softmax", K_LOG_SOFTMAX, 1, {SH2(10, ROWS)}, .axis = 1},
@@ -1019,11 +778,12 @@ START_TEST(test_partial_batch_shape_ops) {
 END_TEST
 
 static Suite *ops_suite(void) {
+    n_cases = opc_select(OPC_FWD, cases);
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("forward");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_op_forward, 0, n_cases);
-    tcase_add_loop_test(tc, test_broadcast_forward, 0, 4 * n_pairs);
+    tcase_add_loop_test(tc, test_broadcast_forward, 0, opc_bcast_count(OPC_FWD));
     tcase_add_loop_test(tc, test_chain, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");

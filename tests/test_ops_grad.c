@@ -7,223 +7,20 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "testutil.h"
-#include "core/internal.h"
+#include "gradutil.h"
+#include "opcases.h"
 
-#define SH1(a) {1, {a}}
-#define SH2(a, b) {2, {a, b}}
-#define SH3(a, b, c) {3, {a, b, c}}
-#define SH4(a, b, c, d) {4, {a, b, c, d}}
-
-typedef enum {
-    K_ADD, K_SUB, K_MUL, K_DIV, K_ADD_SCALAR, K_MUL_SCALAR, K_POW_SCALAR, K_MATMUL, K_LINEAR,
-    K_RELU, K_LEAKY_RELU, K_SIGMOID, K_TANH, K_GELU, K_SOFTMAX, K_LOG_SOFTMAX, K_SUM, K_MEAN,
-    K_RESHAPE, K_FLATTEN, K_TRANSPOSE, K_CONCAT, K_DROPOUT, K_MSE, K_SSE, K_CE, K_BCE
-} kind;
-
-/* Values in [lo, hi]; with sym, magnitudes in [lo, hi] and a random sign (keeps
- * relu and leaky relu away from their kink, and denominators away from 0). */
-typedef struct {
-    float lo, hi;
-    bool sym;
-} range;
-
-typedef struct {
-    const char *what;
-    kind k;
-    int n_in;
-    syn_shape in[3];
-    range r[3];
-    float f;            /* scalar, slope, dropout p */
-    int axis;           /* softmax, concat */
-    unsigned axes;      /* sum, mean */
-    bool keep;
-    int perm[SYN_MAX_DIMS];
-    syn_shape target;   /* reshape */
-} grad_case;
-
-#define R(l, h) {l, h, false}
-#define RS(l, h) {l, h, true}
-#define U R(-1, 1)
-/* 33 x 1031 elements: above SYN_CPU_PAR_MIN, so the OpenMP paths run; the
- * finite differences then sample a few elements per operand. */
-#define BIG SH2(33, 1031)
-
-static const grad_case cases[] = {
-    {"add_scalar", K_ADD_SCALAR, 1, {SH2(7, 5)}, .r = {U}, .f = 2.5f},
-    {"mul_scalar", K_MUL_SCALAR, 1, {SH3(2, 3, 7)}, .r = {U}, .f = -1.75f},
-    {"pow_scalar 2.5", K_POW_SCALAR, 1, {SH2(5, 7)}, .r = {R(0.5f, 2.0f)}, .f = 2.5f},
-    {"pow_scalar 3, negative base", K_POW_SCALAR, 1, {SH1(7)}, .r = {R(-2, 2)}, .f = 3.0f},
-    {"pow_scalar -1.5", K_POW_SCALAR, 1, {SH2(3, 5)}, .r = {R(0.5f, 2.0f)}, .f = -1.5f},
-    {"pow_scalar 2 big", K_POW_SCALAR, 1, {BIG}, .r = {U}, .f = 2.0f},
-
-    {"matmul (3,7)@(7,5)", K_MATMUL, 2, {SH2(3, 7), SH2(7, 5)}, .r = {U, U}},
-    {"matmul (1,1)@(1,1)", K_MATMUL, 2, {SH2(1, 1), SH2(1, 1)}, .r = {U, U}},
-    {"matmul batched (2,3,5)@(2,5,4)", K_MATMUL, 2, {SH3(2, 3, 5), SH3(2, 5, 4)}, .r = {U, U}},
-    {"matmul shared b (3,2,5)@(5,4)", K_MATMUL, 2, {SH3(3, 2, 5), SH2(5, 4)}, .r = {U, U}},
-    {"matmul 4-D (2,2,3,4)@(2,2,4,3)", K_MATMUL, 2, {SH4(2, 2, 3, 4), SH4(2, 2, 4, 3)}, .r = {U, U}},
-    {"matmul 4-D shared b (2,2,3,4)@(4,3)", K_MATMUL, 2, {SH4(2, 2, 3, 4), SH2(4, 3)}, .r = {U, U}},
-
-    {"linear (4,7) w(5,7) b", K_LINEAR, 3, {SH2(4, 7), SH2(5, 7), SH1(5)}, .r = {U, U, U}},
-    {"linear (4,7) w(5,7)", K_LINEAR, 2, {SH2(4, 7), SH2(5, 7)}, .r = {U, U}},
-    {"linear 3-D (2,3,7) w(5,7) b", K_LINEAR, 3, {SH3(2, 3, 7), SH2(5, 7), SH1(5)}, .r = {U, U, U}},
-    {"linear 3-D (2,3,7) w(5,7)", K_LINEAR, 2, {SH3(2, 3, 7), SH2(5, 7)}, .r = {U, U}},
-    {"linear 1-D (7) w(3,7) b", K_LINEAR, 3, {SH1(7), SH2(3, 7), SH1(3)}, .r = {U, U, U}},
-
-    {"relu", K_RELU, 1, {SH2(7, 8)}, .r = {RS(0.1f, 2.0f)}},
-    {"relu big", K_RELU, 1, {BIG}, .r = {RS(0.1f, 2.0f)}},
-    {"leaky_relu 0.01", K_LEAKY_RELU, 1, {SH2(7, 8)}, .r = {RS(0.1f, 2.0f)}, .f = 0.01f},
-    {"leaky_relu 0.2 big", K_LEAKY_RELU, 1, {BIG}, .r = {RS(0.1f, 2.0f)}, .f = 0.2f},
-    {"sigmoid", K_SIGMOID, 1, {SH3(2, 3, 7)}, .r = {R(-4, 4)}},
-    {"sigmoid big", K_SIGMOID, 1, {BIG}, .r = {R(-4, 4)}},
-    {"tanh", K_TANH, 1, {SH1(31)}, .r = {R(-3, 3)}},
-    {"tanh big", K_TANH, 1, {BIG}, .r = {R(-3, 3)}},
-    {"gelu", K_GELU, 1, {SH2(7, 8)}, .r = {R(-4, 4)}},
-    {"gelu big", K_GELU, 1, {BIG}, .r = {R(-4, 4)}},
-
-    {"softmax last axis", K_SOFTMAX, 1, {SH2(4, 7)}, .r = {R(-3, 3)}, .axis = -1},
-    {"softmax middle axis", K_SOFTMAX, 1, {SH3(3, 4, 5)}, .r = {R(-3, 3)}, .axis = 1},
-    {"softmax first axis", K_SOFTMAX, 1, {SH2(5, 3)}, .r = {R(-3, 3)}, .axis = 0},
-    {"softmax logits ~1000", K_SOFTMAX, 1, {SH2(3, 7)}, .r = {R(997, 1003)}, .axis = -1},
-    {"softmax big", K_SOFTMAX, 1, {BIG}, .r = {R(-3, 3)}, .axis = -1},
-    {"log_softmax last axis", K_LOG_SOFTMAX, 1, {SH2(4, 7)}, .r = {R(-3, 3)}, .axis = -1},
-    {"log_softmax middle axis", K_LOG_SOFTMAX, 1, {SH3(3, 4, 5)}, .r = {R(-3, 3)}, .axis = -2},
-    {"log_softmax logits ~-1000", K_LOG_SOFTMAX, 1, {SH2(3, 7)}, .r = {R(-1003, -997)}, .axis = 1},
-    {"log_softmax big middle", K_LOG_SOFTMAX, 1, {SH3(33, 31, 37)}, .r = {R(-3, 3)}, .axis = 1},
-
-    {"sum axis 1", K_SUM, 1, {SH3(3, 4, 5)}, .r = {U}, .axes = SYN_AXIS(1)},
-    {"sum axes 0,2 keepdim", K_SUM, 1, {SH3(3, 4, 5)}, .r = {U}, .axes = SYN_AXIS(0) | SYN_AXIS(2), .keep = true},
-    {"sum all", K_SUM, 1, {SH3(3, 4, 5)}, .r = {U}, .axes = SYN_ALL_AXES},
-    {"sum all keepdim", K_SUM, 1, {SH2(7, 8)}, .r = {U}, .axes = SYN_ALL_AXES, .keep = true},
-    {"sum big axis 0", K_SUM, 1, {BIG}, .r = {U}, .axes = SYN_AXIS(0)},
-    {"mean axis 2 keepdim", K_MEAN, 1, {SH3(3, 4, 5)}, .r = {U}, .axes = SYN_AXIS(2), .keep = true},
-    {"mean axes 0,1", K_MEAN, 1, {SH3(3, 4, 5)}, .r = {U}, .axes = SYN_AXIS(0) | SYN_AXIS(1)},
-    {"mean all", K_MEAN, 1, {SH2(7, 8)}, .r = {U}, .axes = SYN_ALL_AXES},
-
-    {"reshape (3,4,5)->(-1,10)", K_RESHAPE, 1, {SH3(3, 4, 5)}, .r = {U}, .target = SH2(-1, 10)},
-    {"flatten (3,4,5)", K_FLATTEN, 1, {SH3(3, 4, 5)}, .r = {U}},
-    {"transpose (3,4,5) (2,0,1)", K_TRANSPOSE, 1, {SH3(3, 4, 5)}, .r = {U}, .perm = {2, 0, 1}},
-    {"transpose (2,3,4,2) (0,2,3,1)", K_TRANSPOSE, 1, {SH4(2, 3, 4, 2)}, .r = {U}, .perm = {0, 2, 3, 1}},
-    {"transpose (2,3,4,2) (3,1,0,2)", K_TRANSPOSE, 1, {SH4(2, 3, 4, 2)}, .r = {U}, .perm = {3, 1, 0, 2}},
-    {"transpose big", K_TRANSPOSE, 1, {BIG}, .r = {U}, .perm = {1, 0}},
-    {"concat axis 0", K_CONCAT, 3, {SH2(2, 5), SH2(3, 5), SH2(1, 5)}, .r = {U, U, U}, .axis = 0},
-    {"concat axis 1", K_CONCAT, 3, {SH2(4, 2), SH2(4, 7), SH2(4, 1)}, .r = {U, U, U}, .axis = 1},
-    {"concat 3-D axis -1", K_CONCAT, 3, {SH3(2, 3, 4), SH3(2, 3, 1), SH3(2, 3, 5)}, .r = {U, U, U}, .axis = -1},
-
-    {"dropout p=0.3", K_DROPOUT, 1, {SH2(7, 8)}, .r = {U}, .f = 0.3f},
-    {"dropout p=0.5 big", K_DROPOUT, 1, {BIG}, .r = {U}, .f = 0.5f},
-
-    {"mse", K_MSE, 2, {SH2(7, 8), SH2(7, 8)}, .r = {U, U}},
-    {"mse big", K_MSE, 2, {BIG, BIG}, .r = {U, U}},
-    {"sse", K_SSE, 2, {SH3(2, 3, 7), SH3(2, 3, 7)}, .r = {U, U}},
-    {"cross_entropy", K_CE, 2, {SH2(7, 8), SH1(7)}, .r = {R(-3, 3)}},
-    {"cross_entropy (1,5)", K_CE, 2, {SH2(1, 5), SH1(1)}, .r = {R(-3, 3)}},
-    {"cross_entropy logits ~1000", K_CE, 2, {SH2(5, 7), SH1(5)}, .r = {R(997, 1003)}},
-    {"cross_entropy big", K_CE, 2, {SH2(1031, 33), SH1(1031)}, .r = {R(-3, 3)}},
-    {"bce_with_logits", K_BCE, 2, {SH2(7, 8), SH2(7, 8)}, .r = {R(-4, 4), R(0, 1)}},
-    {"bce_with_logits big", K_BCE, 2, {BIG, BIG}, .r = {R(-4, 4), R(0, 1)}},
-};
-static const int n_cases = (int)(sizeof cases / sizeof cases[0]);
-
-/* Broadcasting pairs: each runs through add, sub, mul and div; both operands
- * are parameters, so the broadcast one's gradient is summed over the
- * broadcast dims. */
-static const syn_shape bcast_pairs[][2] = {
-    {SH3(3, 1, 5), SH2(4, 1)}, {SH2(4, 1), SH3(3, 1, 5)}, {SH1(7), SH1(1)},          {SH1(1), SH2(5, 7)},
-    {SH2(2, 3), SH2(2, 3)},    {SH2(13, 1), SH2(1, 4)},   {SH3(2, 3, 1), SH3(2, 1, 4)}, {SH1(1), SH1(1)},
-    {SH2(67, 521), SH1(521)},  {SH1(521), SH2(67, 521)}, {SH1(40001), SH1(40001)}, /* same shapes, threaded */
-};
-static const int n_pairs = (int)(sizeof bcast_pairs / sizeof bcast_pairs[0]);
-
-static bool is_labels(const grad_case *c, int k) { return c->k == K_CE && k == 1; }
-
-static syn_node *build(syn_graph *g, syn_node *const *x, const grad_case *c) {
-    switch (c->k) {
-    case K_ADD: return syn_add(g, x[0], x[1]);
-    case K_SUB: return syn_sub(g, x[0], x[1]);
-    case K_MUL: return syn_mul(g, x[0], x[1]);
-    case K_DIV: return syn_div(g, x[0], x[1]);
-    case K_ADD_SCALAR: return syn_add_scalar(g, x[0], c->f);
-    case K_MUL_SCALAR: return syn_mul_scalar(g, x[0], c->f);
-    case K_POW_SCALAR: return syn_pow_scalar(g, x[0], c->f);
-    case K_MATMUL: return syn_matmul(g, x[0], x[1]);
-    case K_LINEAR: return syn_linear_op(g, x[0], x[1], c->n_in == 3 ? x[2] : NULL);
-    case K_RELU: return syn_relu(g, x[0]);
-    case K_LEAKY_RELU: return syn_leaky_relu(g, x[0], c->f);
-    case K_SIGMOID: return syn_sigmoid(g, x[0]);
-    case K_TANH: return syn_tanh(g, x[0]);
-    case K_GELU: return syn_gelu(g, x[0]);
-    case K_SOFTMAX: return syn_softmax(g, x[0], c->axis);
-    case K_LOG_SOFTMAX: return syn_log_softmax(g, x[0], c->axis);
-    case K_SUM: return syn_sum(g, x[0], c->axes, c->keep);
-    case K_MEAN: return syn_mean(g, x[0], c->axes, c->keep);
-    case K_RESHAPE: return syn_reshape(g, x[0], c->target);
-    case K_FLATTEN: return syn_flatten(g, x[0]);
-    case K_TRANSPOSE: return syn_transpose(g, x[0], c->perm);
-    case K_CONCAT: return syn_concat(g, x, c->n_in, c->axis);
-    case K_DROPOUT: return syn_dropout(g, x[0], c->f);
-    case K_MSE: return syn_mse_loss(g, x[0], x[1]);
-    case K_SSE: return syn_sse_loss(g, x[0], x[1]);
-    case K_CE: return syn_cross_entropy(g, x[0], x[1]);
-    case K_BCE: return syn_bce_with_logits(g, x[0], x[1]);
-    }
-    return NULL;
-}
-
-static void *make_operand(tu_rng *r, const grad_case *c, int k) {
-    int64_t n = syn_shape_numel(&c->in[k]);
-    if (is_labels(c, k)) {
-        int32_t *y = malloc((size_t)n * sizeof *y);
-        for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(tu_next(r) % (uint64_t)c->in[0].dim[1]);
-        return y;
-    }
-    float *x = malloc((size_t)n * sizeof *x);
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = tu_uniform(r, c->r[k].lo, c->r[k].hi);
-        if (c->r[k].sym && (tu_next(r) & 1)) x[i] = -x[i];
-    }
-    return x;
-}
-
-/* NaN into every planned value and gradient buffer (not inputs, not
- * parameters): the executor must zero gradients before accumulating. */
-static void poison(syn_graph *g) {
-    for (int i = 0; i < g->n; i++) {
-        syn_node *v = g->nodes[i];
-        if (v->op == SYN_OP_INPUT || v->op == SYN_OP_PARAM) continue;
-        size_t bytes = (size_t)syn_shape_numel(&v->cap_shape) * syn_dtype_size(v->dtype);
-        if (v->value) memset(v->value, 0xff, bytes);
-        if (v->grad) memset(v->grad, 0xff, bytes);
-    }
-}
+static const opc_case *cases[OPC_MAX]; /* opcases.c */
+static int n_cases;
 
 /* ---- the finite-difference check ----------------------------------------- */
 
-#define EPS 1e-2f
-#define FULL_MAX 64 /* operands up to this size are checked at every element */
-#define SAMPLES 24  /* else at this many random elements */
+/* The op's output y, not the float loss node, gives the objective sum(y * R)
+ * (gradutil.h): the loss would round away the small changes of a big case.
+ * Dropout draws the same mask at every evaluation. */
 #define DROP_SEED 977
 
-/* The objective sum(y * R), from the op's output, in double: the float loss
- * node would round away the small changes of a big case. */
-typedef struct {
-    syn_graph *g;
-    syn_node *y;
-    const float *r;
-    float *buf;
-    int64_t n;
-} objective;
-
-static double objective_at(const objective *o) {
-    syn_graph_set_seed(o->g, DROP_SEED); /* dropout draws the same mask every time */
-    TU_OK(syn_graph_forward(o->g));
-    TU_OK(syn_graph_read(o->g, o->y, o->buf, (size_t)o->n * sizeof(float)));
-    double s = 0;
-    for (int64_t i = 0; i < o->n; i++) s += (double)o->buf[i] * o->r[i];
-    return s;
-}
-
-static void grad_check(const grad_case *c, uint64_t salt) {
+static void grad_check(const opc_case *c, uint64_t salt) {
     tu_rng r = tu_rng_make(salt);
     syn_params *ps;
     syn_graph *g;
@@ -234,8 +31,8 @@ static void grad_check(const grad_case *c, uint64_t salt) {
     void *data[3];
     for (int k = 0; k < c->n_in; k++) {
         char name[8] = {'p', (char)('0' + k), 0};
-        data[k] = make_operand(&r, c, k);
-        if (is_labels(c, k)) {
+        data[k] = opc_operand(&r, c, k);
+        if (opc_is_labels(c, k)) {
             x[k] = syn_input(g, "labels", SYN_I32, c->in[k]);
             continue;
         }
@@ -244,7 +41,7 @@ static void grad_check(const grad_case *c, uint64_t salt) {
         TU_OK(syn_params_find(ps, name, &val[k], &grd[k]));
         TU_OK(syn_tensor_write(val[k], data[k], syn_tensor_bytes(val[k])));
     }
-    syn_node *y = build(g, x, c);
+    syn_node *y = opc_build(g, x, c);
     ck_assert_msg(y != NULL, "%s: build failed: %s", c->what, syn_last_error());
     syn_shape ys = syn_node_shape(y), rs = ys.ndim ? ys : syn_shape1(1);
     syn_node *rn = syn_input(g, "R", SYN_F32, rs);
@@ -258,9 +55,9 @@ static void grad_check(const grad_case *c, uint64_t salt) {
     tu_fill(&r, rv, nr, -1, 1);
     TU_OK(syn_graph_feed(g, rn, rv, rs));
     for (int k = 0; k < c->n_in; k++)
-        if (is_labels(c, k)) TU_OK(syn_graph_feed(g, x[k], data[k], c->in[k]));
+        if (opc_is_labels(c, k)) TU_OK(syn_graph_feed(g, x[k], data[k], c->in[k]));
 
-    objective obj = {g, y, rv, malloc((size_t)nr * sizeof(float)), nr};
+    objective obj = {g, y, loss, rv, malloc((size_t)nr * sizeof(float)), nr, DROP_SEED};
     double l0 = objective_at(&obj);
     float lf;
     TU_OK(syn_graph_read_scalar(g, loss, &lf));
@@ -313,17 +110,12 @@ static void grad_check(const grad_case *c, uint64_t salt) {
     syn_params_free(ps);
 }
 
-START_TEST(test_op_grad) { grad_check(&cases[_i], 5000 + (uint64_t)_i); }
+START_TEST(test_op_grad) { grad_check(cases[_i], 5000 + (uint64_t)_i); }
 END_TEST
 
 START_TEST(test_broadcast_grad) {
-    static const kind ops[4] = {K_ADD, K_SUB, K_MUL, K_DIV};
-    static const char *const names[4] = {"add", "sub", "mul", "div"};
-    const syn_shape *p = bcast_pairs[_i / 4];
-    char what[160], a[64], b[64];
-    snprintf(what, sizeof what, "%s %s %s", names[_i % 4], syn_shape_str(&p[0], a, sizeof a),
-             syn_shape_str(&p[1], b, sizeof b));
-    grad_case c = {what, ops[_i % 4], 2, {p[0], p[1]}, .r = {R(-2, 2), RS(0.5f, 2.0f)}};
+    char what[160];
+    opc_case c = opc_bcast_case(OPC_GRAD, _i, what, sizeof what);
     grad_check(&c, 6000 + (uint64_t)_i);
 }
 END_TEST
@@ -572,11 +364,12 @@ START_TEST(test_detach_stops_gradient) {
 END_TEST
 
 static Suite *ops_grad_suite(void) {
+    n_cases = opc_select(OPC_GRAD, cases);
     Suite *s = suite_create("ops_grad");
     TCase *tc = tcase_create("finite_differences");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_op_grad, 0, n_cases);
-    tcase_add_loop_test(tc, test_broadcast_grad, 0, 4 * n_pairs);
+    tcase_add_loop_test(tc, test_broadcast_grad, 0, opc_bcast_count(OPC_GRAD));
     tcase_add_loop_test(tc, test_composite_grad, 0, 3);
     suite_add_tcase(s, tc);
     tc = tcase_create("accumulation");

@@ -77,7 +77,10 @@ const char *tu_source_path(const char *rel, char *buf, size_t size) {
     return buf;
 }
 
-double tu_rel_err(const float *got, const float *want, int64_t n) {
+/* The error of got against want: by norm (||got - want|| / ||want||) or by
+ * the largest element (max|got - want| / max|want|). NaN, or an infinity
+ * where the other has none or the other sign, is infinite. */
+static double rel_err(const float *got, const float *want, int64_t n, bool by_norm) {
     double diff = 0, mag = 0;
     for (int64_t i = 0; i < n; i++) {
         if (isnan(got[i]) || isnan(want[i]) || isinf(got[i]) != isinf(want[i])) return INFINITY;
@@ -86,12 +89,22 @@ double tu_rel_err(const float *got, const float *want, int64_t n) {
             continue;
         }
         double d = (double)got[i] - want[i];
-        diff += d * d;
-        mag += (double)want[i] * want[i];
+        if (by_norm) {
+            diff += d * d;
+            mag += (double)want[i] * want[i];
+        } else {
+            diff = fmax(diff, fabs(d));
+            mag = fmax(mag, fabs((double)want[i]));
+        }
     }
+    if (!by_norm) return diff / (mag > 1e-6 ? mag : 1e-6);
     if (diff == 0) return 0;
     return sqrt(diff) / sqrt(mag > 1e-60 ? mag : 1e-60);
 }
+
+double tu_rel_err(const float *got, const float *want, int64_t n) { return rel_err(got, want, n, true); }
+
+double tu_max_rel_err(const float *got, const float *want, int64_t n) { return rel_err(got, want, n, false); }
 
 const char *tu_cli_path(char *buf, size_t size, const char *who) {
     const char *dir = getenv("SYN_BINARY_DIR");

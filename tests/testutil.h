@@ -34,6 +34,8 @@ double tu_close_ratio(const float *a, const double *ref, int64_t n, double atol,
 /* ||got - want|| / max(||want||, 1e-30) over n values (backend comparisons);
  * NaN or an infinity mismatch is infinite, so it never passes. */
 double tu_rel_err(const float *got, const float *want, int64_t n);
+/* The same relative to the largest value: max|got - want| / max(max|want|, 1e-6). */
+double tu_max_rel_err(const float *got, const float *want, int64_t n);
 #define TU_REL_CLOSE(what, got, want, n, tol)                                                                  \
     do {                                                                                                       \
         double tu_e_ = tu_rel_err((got), (want), (n));                                                         \

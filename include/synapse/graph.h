@@ -177,7 +177,9 @@ typedef struct {
 SYN_API syn_node *syn_conv2d_op(syn_graph *g, syn_node *x, syn_node *w, syn_node *b, const syn_conv_params *p);
 /* The gradient of conv2d with respect to its input, as a layer (GAN generators):
  * x: (N, C, H, W)  w: (C, K/groups, R, S)  b: (K) or NULL  ->  (N, K, P, Q)
- * P = (H - 1) stride - 2 pad + dilation (R - 1) + out_pad + 1 */
+ * P = (H - 1) stride - 2 pad + dilation (R - 1) + out_pad + 1
+ * out_pad must be below the stride or the dilation; on CUDA below the stride
+ * (else the forward pass is SYN_ERR_UNSUPPORTED). */
 SYN_API syn_node *syn_conv_transpose2d_op(syn_graph *g, syn_node *x, syn_node *w, syn_node *b,
                                           const syn_conv_params *p);
 /* Windows of kh x kw moved by (sh, sw) over an input padded by (ph, pw);
