@@ -409,12 +409,23 @@ START_TEST(late_input_survives_forward) {
     for (int i = 0; i < 16; i++) ys[i] = i % 8;
     TU_OK(syn_graph_feed(g, x, xs, syn_shape2(16, 8)));
     TU_OK(syn_graph_feed(g, y, ys, syn_shape1(16)));
+    /* the fed labels' range, which lets CUDA kernels skip their device check */
+    ck_assert(y->i32_known && y->i32_min == 0 && y->i32_max == 7);
+    ck_assert(syn__i32_known_within(y, 0, 7) && !syn__i32_known_within(y, 0, 6) && !syn__i32_known_within(y, 1, 7));
+    ck_assert(!x->i32_known);
     TU_OK(syn_graph_forward(g));
     TU_OK(syn_graph_read(g, y, back, sizeof back));
     ck_assert(memcmp(ys, back, sizeof ys) == 0);
     float l;
     TU_OK(syn_graph_read_scalar(g, loss, &l));
     ck_assert(isfinite(l));
+    syn_tensor *t;
+    ys[3] = -2;
+    TU_OK(syn_tensor_from_host(syn_cpu(), SYN_I32, syn_shape1(16), ys, &t));
+    TU_OK(syn_graph_feed_tensor(g, y, t)); /* a CPU tensor: still known */
+    ck_assert(y->i32_known && y->i32_min == -2 && !syn__i32_known_within(y, 0, 7));
+    syn_tensor_free(t);
+    ck_assert_int_eq(syn_graph_forward(g), SYN_ERR_ARG); /* the CPU kernel checks on its own */
     syn_graph_free(g);
     syn_params_free(p);
 }

@@ -372,6 +372,14 @@ START_TEST(errors_are_reported) {
     TU_OK(syn_graph_feed(g, y, bad, syn_shape1(4)));
     ck_assert_int_eq(syn_graph_forward(g), SYN_ERR_ARG);
     ck_assert_msg(strstr(syn_last_error(), "label 7 at row 2") != NULL, "message: %s", syn_last_error());
+    /* labels already on the device carry no host-checked range: the kernel's
+     * own check (a stream wait) still catches the bad one */
+    syn_tensor *dy;
+    TU_OK(syn_tensor_from_host(syn_cuda(0), SYN_I32, syn_shape1(4), bad, &dy));
+    TU_OK(syn_graph_feed_tensor(g, y, dy));
+    ck_assert_int_eq(syn_graph_forward(g), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "label 7 at row 2") != NULL, "message: %s", syn_last_error());
+    syn_tensor_free(dy);
     TU_OK(syn_graph_feed(g, y, good, syn_shape1(4)));
     TU_OK(syn_graph_forward(g));
     TU_OK(syn_graph_backward(g, l));

@@ -1,6 +1,7 @@
 /* The executor: compile (kernel lookup, memory plan), feed, forward, backward
  * and reading results. It reaches kernels only through the backend table. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include "../backend.h"
 
@@ -77,11 +78,28 @@ static syn_status check_feed_shape(syn_node *in, syn_shape shape) {
     return SYN_OK;
 }
 
+/* Records the range of I32 values fed from the host (see syn_node). */
+static void note_i32_range(syn_node *in, const void *host, int64_t n) {
+    in->i32_known = false;
+    if (in->dtype != SYN_I32 || !host) return;
+    const int32_t *v = host;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    for (int64_t k = 0; k < n; k++) {
+        if (v[k] < lo) lo = v[k];
+        if (v[k] > hi) hi = v[k];
+    }
+    in->i32_min = lo;
+    in->i32_max = hi;
+    in->i32_known = true;
+}
+
 syn_status syn_graph_feed(syn_graph *g, syn_node *in, const void *host, syn_shape shape) {
     SYN_TRY(check_input(g, in, "syn_graph_feed"));
     if (!host) return syn__error(SYN_ERR_ARG, "feed '%s': data is NULL", in->name);
     SYN_TRY(check_feed_shape(in, shape));
+    in->i32_known = false;
     SYN_TRY(g->be->copy_h2d(g->be, in->value, host, (size_t)syn_shape_numel(&shape) * syn_dtype_size(in->dtype)));
+    note_i32_range(in, host, syn_shape_numel(&shape));
     in->shape = shape;
     return SYN_OK;
 }
@@ -93,6 +111,7 @@ syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *in, const syn_tensor *t
         return syn__error(SYN_ERR_ARG, "feed '%s': tensor is %s, input is %s", in->name, syn_dtype_name(t->dtype),
                           syn_dtype_name(in->dtype));
     SYN_TRY(check_feed_shape(in, t->shape));
+    in->i32_known = false;
     size_t bytes = syn_tensor_bytes(t);
     syn_backend *src = t->st->be;
     if (src == g->be) SYN_TRY(g->be->copy_d2d(g->be, in->value, t->st->data, bytes));
@@ -105,6 +124,7 @@ syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *in, const syn_tensor *t
         free(tmp);
         SYN_TRY(s);
     }
+    if (src->device.type == SYN_DEVICE_CPU) note_i32_range(in, t->st->data, syn_shape_numel(&t->shape));
     in->shape = t->shape;
     return SYN_OK;
 }
@@ -119,6 +139,7 @@ syn_status syn_graph_feed_node(syn_graph *g, syn_node *in, const syn_node *from)
         return syn__error(SYN_ERR_ARG, "feed '%s': node is %s, input is %s", in->name, syn_dtype_name(from->dtype),
                           syn_dtype_name(in->dtype));
     SYN_TRY(check_feed_shape(in, from->shape));
+    in->i32_known = false;
     SYN_TRY(g->be->copy_d2d(g->be, in->value, from->value, (size_t)syn__numel(from) * syn_dtype_size(from->dtype)));
     in->shape = from->shape;
     return SYN_OK;

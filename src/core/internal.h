@@ -138,7 +138,18 @@ struct syn_node {
     void *grad;
     int value_buf, grad_buf, aux_buf;
     bool grad_live;            /* zeroed during this backward pass */
+    /* an I32 input fed from the host: the range of the values fed last, so
+     * a CUDA kernel can trust it instead of checking on the device (which
+     * costs a stream synchronisation); false after any other feed */
+    bool i32_known;
+    int32_t i32_min, i32_max;
 };
+
+/* true when n is an I32 input whose last (host) feed held only values in
+ * [lo, hi]: kernels may skip their device-side range check. */
+static inline bool syn__i32_known_within(const syn_node *n, int64_t lo, int64_t hi) {
+    return n->i32_known && n->i32_min >= lo && n->i32_max <= hi;
+}
 
 struct syn_graph {
     syn_params *params;

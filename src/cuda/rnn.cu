@@ -238,7 +238,9 @@ syn_status syn__cuda_slice_bwd(syn_backend *be, syn_node *n) {
 }
 
 /* An index outside the table is an error, as on the CPU: the kernel writes a
- * zero row and records the position; the host waits for the flag. */
+ * zero row and records the position; the host waits for the flag, unless
+ * the indices were fed from the host with a range inside the table
+ * (syn_node.i32_known). */
 syn_status syn__cuda_embedding_fwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
@@ -247,6 +249,7 @@ syn_status syn__cuda_embedding_fwd(syn_backend *be, syn_node *n) {
     if (rows == 0) return SYN_OK;
     SYN_CUDA_TRY(cudaMemsetAsync(cu->flag, 0xff, sizeof *cu->flag, cu->stream));
     LAUNCH(embedding_fwd_kernel, rows * D, idx, syn__din(n, 1), (float *)n->value, rows, V, D, cu->flag);
+    if (syn__i32_known_within(n->in[0], 0, V - 1)) return SYN_OK;
     unsigned long long bad = 0;
     SYN_TRY(read_flag(cu, &bad));
     if (bad != ~0ull) {
@@ -302,7 +305,7 @@ static syn_status rnn_read(syn__cuda *cu, const syn_node *n, rnn_args *a, bool c
     a->ghn = a->d.mode == SYN_RNN_GRU ? a->gates + a->d.B * a->d.T * a->d.G * a->d.H : NULL;
     if (n->i[SYN_A_RNN_LENGTHS]) {
         a->len = (const int32_t *)n->in[n->i[SYN_A_RNN_LENGTHS]]->value;
-        if (!check) return SYN_OK;
+        if (!check || syn__i32_known_within(n->in[n->i[SYN_A_RNN_LENGTHS]], 0, a->d.T)) return SYN_OK;
         SYN_CUDA_TRY(cudaMemsetAsync(cu->flag, 0xff, sizeof *cu->flag, cu->stream));
         LAUNCH(check_lengths_kernel, a->d.B, a->len, a->d.B, a->d.T, cu->flag);
         unsigned long long bad = 0;
