@@ -270,8 +270,8 @@ static void write_markdown(FILE *f, syn_row *rows, int n, const torch_row *trows
     machine_lines(f, ms, n_m, "");
     if (!torch) fprintf(f, "\nPyTorch column n/a: %s\n", torch_note);
     fprintf(f, "\nspread = (p90 - min) / median; ratio > 1: Synapse is faster; others' CPU: CPU time other processes "
-               "used during Synapse's run of the row, in %% of the machine. Timing: wall clock per step after a "
-               "device synchronise.\n");
+               "used during Synapse's run of the row, in %% of the machine. Timing: each step between two marks, "
+               "CUDA events on a GPU, the monotonic clock on the CPU (PyTorch's side the same).\n");
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
