@@ -309,6 +309,44 @@ static const opc_case chain[] = {
 };
 #define CHAIN_STEPS (int)(sizeof chain / sizeof chain[0])
 
+/* Same-shape binary ops on outputs of 32 MiB and more take non-temporal
+ * stores (elementwise.c): the results must be the scalar loop's, bit for
+ * bit, head and tail included (an odd length). */
+START_TEST(test_streamed_binary) {
+    const int64_t n = ((int64_t)8 << 20) + 7;
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b), *y = malloc((size_t)n * sizeof *y);
+    ck_assert(a && b && y);
+    tu_rng r = tu_rng_make(41);
+    tu_fill(&r, a, n, -3, 3);
+    tu_fill(&r, b, n, 0.5f, 2);
+    syn_node *(*const ops[4])(syn_graph *, syn_node *, syn_node *) = {syn_add, syn_sub, syn_mul, syn_div};
+    for (int k = 0; k < 4; k++) {
+        syn_params *p;
+        syn_graph *g;
+        TU_OK(syn_params_create(syn_cpu(), 1, &p));
+        TU_OK(syn_graph_create(p, &g));
+        syn_node *na = syn_input(g, "a", SYN_F32, syn_shape1(n)), *nb = syn_input(g, "b", SYN_F32, syn_shape1(n));
+        syn_node *out = ops[k](g, na, nb);
+        TU_OK(syn_graph_keep(g, out));
+        TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.inference = true}));
+        TU_OK(syn_graph_feed(g, na, a, syn_shape1(n)));
+        TU_OK(syn_graph_feed(g, nb, b, syn_shape1(n)));
+        TU_OK(syn_graph_forward(g));
+        TU_OK(syn_graph_read(g, out, y, (size_t)n * sizeof *y));
+        for (int64_t i = 0; i < n; i++) {
+            float want = k == 0 ? a[i] + b[i] : k == 1 ? a[i] - b[i] : k == 2 ? a[i] * b[i] : a[i] / b[i];
+            if (memcmp(&y[i], &want, sizeof want) != 0)
+                ck_abort_msg("op %d: element %lld is %.9g, want %.9g", k, (long long)i, y[i], want);
+        }
+        syn_graph_free(g);
+        syn_params_free(p);
+    }
+    free(a);
+    free(b);
+    free(y);
+}
+END_TEST
+
 /* The reference runs step by step on float copies of the previous reference. */
 START_TEST(test_chain) {
     tu_rng r = tu_rng_make(2500 + (uint64_t)_i);
@@ -785,6 +823,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, test_op_forward, 0, n_cases);
     tcase_add_loop_test(tc, test_broadcast_forward, 0, opc_bcast_count(OPC_FWD));
     tcase_add_loop_test(tc, test_chain, 0, 2);
+    tcase_add_test(tc, test_streamed_binary);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");
     tcase_add_loop_test(tc, test_dropout_train, 0, 4);
