@@ -351,19 +351,25 @@ START_TEST(d_step_frozen_g_mlp) { d_step_case(SYN_GAN_MLP); }
 END_TEST
 
 /* Two trainers from one seed, fed the same batches: bit-identical fixed-noise
- * samples after three steps and identical losses; another seed differs. */
+ * samples after three steps and identical losses (one through syn_gan_step,
+ * which reads its figures at the end, the other through separate D and G
+ * steps that read them as they go); another seed differs. */
 START_TEST(same_seed_same_samples) {
     const int64_t B = 6;
     const uint64_t seed = tu_seed();
     syn_gan *a = gan_make(SYN_GAN_DCGAN28, B, seed, 0), *b = gan_make(SYN_GAN_DCGAN28, B, seed, 0);
     syn_gan *c = gan_make(SYN_GAN_DCGAN28, B, seed + 1, 0);
     float *x = real_batch(SYN_GAN_DCGAN28, B, 21);
-    syn_gan_stats sa, sb, sc;
+    syn_gan_stats sa, sb, sc, last;
+    ck_assert_int_eq(syn_gan_last_stats(a, &last), SYN_ERR_ARG); /* no iteration yet */
     for (int it = 0; it < 3; it++) {
         TU_OK(syn_gan_step(a, x, B, &sa));
-        TU_OK(syn_gan_step(b, x, B, &sb));
+        TU_OK(syn_gan_d_step(b, x, B, &sb));
+        TU_OK(syn_gan_g_step(b, &sb));
         TU_OK(syn_gan_step(c, x, B, &sc));
         ck_assert(memcmp(&sa, &sb, sizeof sa) == 0);
+        TU_OK(syn_gan_last_stats(a, &last));
+        ck_assert(memcmp(&sa, &last, sizeof sa) == 0);
     }
     const int64_t n = 6 * 28 * 28;
     float *pa = malloc(n * sizeof(float)), *pb = malloc(n * sizeof(float)), *pc = malloc(n * sizeof(float));

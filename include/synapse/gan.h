@@ -111,8 +111,13 @@ SYN_API syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, sy
  * fresh one of `batch` rows); then the next iteration begins. Fills g_loss
  * and d_g_z2 of *st (may be NULL). */
 SYN_API syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st);
-/* A D step then a G step: all of *st (may be NULL). */
+/* A D step then a G step: all of *st (may be NULL), read after both steps
+ * are queued (on a GPU, one wait per iteration). */
 SYN_API syn_status syn_gan_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st);
+/* The figures of the last iteration (its D step and its G step), read now;
+ * SYN_ERR_ARG before the first. With syn_gan_step(..., NULL) a caller can
+ * read them every k iterations only. */
+SYN_API syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st);
 /* Iterations completed (G steps). */
 SYN_API int64_t syn_gan_iterations(const syn_gan *gan);
 

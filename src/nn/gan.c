@@ -527,9 +527,22 @@ syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
     return SYN_OK;
 }
 
+/* The figures are read after both steps are queued: on a GPU the host then
+ * waits once per iteration, at its end, not between the D and G steps. */
 syn_status syn_gan_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st) {
-    SYN_TRY(syn_gan_d_step(gan, real, n, st));
-    return syn_gan_g_step(gan, st);
+    SYN_TRY(syn_gan_d_step(gan, real, n, NULL));
+    SYN_TRY(syn_gan_g_step(gan, NULL));
+    return st ? syn_gan_last_stats(gan, st) : SYN_OK;
+}
+
+syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st) {
+    if (!gan || !st) return syn__error(SYN_ERR_ARG, "syn_gan_last_stats: NULL %s", !gan ? "trainer" : "output");
+    if (gan->iters < 1) return syn__error(SYN_ERR_ARG, "syn_gan_last_stats: no iteration has run yet");
+    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_loss, &st->d_loss));
+    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dx, &st->d_x));
+    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dgz, &st->d_g_z));
+    SYN_TRY(syn_graph_read_scalar(gan->gg, gan->g_loss, &st->g_loss));
+    return syn_graph_read_scalar(gan->gg, gan->g_dgz, &st->d_g_z2);
 }
 
 int64_t syn_gan_iterations(const syn_gan *gan) { return gan ? gan->iters : 0; }
