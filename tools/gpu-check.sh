@@ -23,6 +23,11 @@
 # suites cannot be built: they then fail). The build tree may come from
 # another path, so suites run as plain binaries (what ctest would run).
 #
+# BUDGET (default 540 s) bounds the whole run so that its summary always
+# prints inside one 10-minute device call: a step that would start with less
+# than 20 s left is recorded as SKIP "budget", and each step's own timeout is
+# cut to what is left.
+#
 # Environment: BUILD_DIR (build-gpu), DATA_DIR (carry/fashion-mnist, else
 # /usr/share/datasets/fashion-mnist), EPOCHS (10), MIN_ACC (0.88), DEVICE (cuda:
 # the training runs' device; DEVICE=cpu dry-runs the script's own parsing on a
@@ -82,6 +87,12 @@ record() { # name status figure seconds
     printf '[gpu-check] %-24s %-4s %s (%ss)\n' "$1" "$2" "$3" "$4"
 }
 now() { date +%s; }
+T_START=$(now)
+BUDGET=${BUDGET:-540}
+# cap LIMIT: LIMIT, or the seconds left in the budget (15 s kept for the summary)
+cap() { local left=$((BUDGET - ($(now) - T_START) - 15)); [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"; }
+# over NAME: true (and NAME recorded as SKIP) when under 20 s of the budget are left
+over() { if [ $((BUDGET - ($(now) - T_START))) -lt 20 ]; then record "$1" SKIP "budget of $BUDGET s spent" 0; return 0; fi; return 1; }
 
 # ---- the machine -------------------------------------------------------------------
 t0=$(now)
@@ -123,12 +134,13 @@ suites=("$B"/test_*)
 for t in "${suites[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
+    over "$name" && continue
     t0=$(now)
-    run_syn timeout 300 "$t" >"$LOG/$name.log" 2>&1
+    run_syn timeout "$(cap 300)" "$t" >"$LOG/$name.log" 2>&1
     rc=$?
     fig=$(grep -E '^[0-9]+%: Checks' "$LOG/$name.log" | tail -1)
     if grep -q '^no CUDA device' "$LOG/$name.log"; then rc=1; fig="skipped: $(grep -m1 '^no CUDA device' "$LOG/$name.log")"; fi
-    [ $rc -eq 124 ] && fig="timed out after 300 s"
+    [ $rc -eq 124 ] && fig="timed out"
     if [ $rc -eq 0 ]; then record "$name" PASS "${fig:-ok}" $(($(now) - t0)); else record "$name" FAIL "${fig:-exit $rc} (see $name.log)" $(($(now) - t0)); fi
 done
 
@@ -144,8 +156,8 @@ if [ "$EPOCHS" = 0 ]; then
     record "train fashion-mnist" SKIP "EPOCHS=0" 0
 elif [ -z "$DATA" ]; then
     record "train fashion-mnist" FAIL "no data: carry carry/fashion-mnist or set DATA_DIR" 0
-else
-    run_syn timeout 240 "$B/synapse" train --device "$DEV" --epochs "$EPOCHS" --data-dir "$DATA" \
+elif ! over "train fashion-mnist"; then
+    run_syn timeout "$(cap 240)" "$B/synapse" train --device "$DEV" --epochs "$EPOCHS" --data-dir "$DATA" \
         >"$LOG/train.json" 2>"$LOG/train.log"
     rc=$?
     res=$(tail -n 1 "$LOG/train.json" | python3 -c '
@@ -170,8 +182,9 @@ fi
 train_run() { # name, min accuracy, timeout, synapse train arguments...
     local name=$1 min=$2 limit=$3 t0 rc res
     shift 3
+    over "$name" && return
     t0=$(now)
-    run_syn timeout "$limit" "$B/synapse" train "$@" --device "$DEV" --data-dir "$DATA" \
+    run_syn timeout "$(cap "$limit")" "$B/synapse" train "$@" --device "$DEV" --data-dir "$DATA" \
         >"$LOG/$name.json" 2>"$LOG/$name.log"
     rc=$?
     res=$(python3 -c 'import json,sys
@@ -196,18 +209,20 @@ CHARLM_STEPS=${CHARLM_STEPS:-3000}
 json_field() { python3 -c 'import json,sys
 try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
 except Exception: print("none")' "$1" "$2"; }
-if [ "$CHARLM_STEPS" -gt 0 ]; then
+if [ "$CHARLM_STEPS" -gt 0 ] && ! over "charlm $DEV"; then
     t0=$(now)
-    run_syn timeout 300 "$B/synapse" charlm --device "$DEV" --steps "$CHARLM_STEPS" --eval-every 500 --sample 300 \
+    run_syn timeout "$(cap 300)" "$B/synapse" charlm --device "$DEV" --steps "$CHARLM_STEPS" --eval-every 500 --sample 300 \
         >"$LOG/charlm.json" 2>"$LOG/charlm.log"
     rc=$?
     bpb=$(json_field "$LOG/charlm.json" val_bpb) lm_s=$(json_field "$LOG/charlm.json" seconds) # (not secs: the summary's array)
     ok=$(python3 -c "import sys; print(1 if sys.argv[1] not in ('None','none') and float(sys.argv[1]) <= 2.30 else 0)" "$bpb")
     if [ $rc -eq 0 ] && [ "$ok" = 1 ]; then record "charlm $DEV" PASS "val $bpb bits/byte, $lm_s s" $(($(now) - t0))
     else record "charlm $DEV" FAIL "exit $rc, val $bpb bits/byte (need <= 2.30; see charlm.log)" $(($(now) - t0)); fi
-    if env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if sys.argv[1] == "cpu" or torch.cuda.is_available() else 1)' "$DEV" >/dev/null 2>&1; then
+    if over "charlm pytorch $DEV"; then
+        :
+    elif env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if sys.argv[1] == "cpu" or torch.cuda.is_available() else 1)' "$DEV" >/dev/null 2>&1; then
         t0=$(now)
-        env -u LD_LIBRARY_PATH timeout 300 python3 benchmarks/pytorch/charlm.py --device "$DEV" --steps "$CHARLM_STEPS" \
+        env -u LD_LIBRARY_PATH timeout "$(cap 300)" python3 benchmarks/pytorch/charlm.py --device "$DEV" --steps "$CHARLM_STEPS" \
             >"$LOG/charlm_torch.json" 2>"$LOG/charlm_torch.log"
         rc=$?
         st=PASS; [ $rc -ne 0 ] && st=FAIL
@@ -230,15 +245,16 @@ done
 sanitize() { # name, log, timeout, extra env, test binary, tool options...
     local name=$1 log=$2 limit=$3 extra=$4 bin=$5 t0 rc fig
     shift 5
+    over "$name" && return
     t0=$(now)
     if [ -z "$SAN" ]; then record "$name" FAIL "compute-sanitizer not found" 0; return; fi
     if [ ! -x "$B/$bin" ]; then record "$name" FAIL "no $B/$bin" 0; return; fi
-    run_syn $extra timeout "$limit" "$SAN" "$@" --error-exitcode 1 --report-api-errors no "$B/$bin" \
+    run_syn $extra timeout "$(cap "$limit")" "$SAN" "$@" --error-exitcode 1 --report-api-errors no "$B/$bin" \
         >"$LOG/$log" 2>&1
     rc=$?
     fig=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOG/$log" | tail -1 | sed 's/^=* *//')
     grep -qE '^[0-9]+%: Checks.*Failures: 0, Errors: 0' "$LOG/$log" || { [ $rc -eq 0 ] && rc=1; fig="suite failed; $fig"; }
-    [ $rc -eq 124 ] && fig="timed out after $limit s"
+    [ $rc -eq 124 ] && fig="timed out"
     if [ $rc -eq 0 ]; then record "$name" PASS "${fig:-ok}" $(($(now) - t0))
     else record "$name" FAIL "${fig:-exit $rc} (see $log)" $(($(now) - t0)); fi
 }
@@ -270,6 +286,8 @@ bench() { # name, log, timeout, command...
     local name=$1 log=$2 limit=$3
     shift 3
     local t0 rc
+    over "$name" && return
+    limit=$(cap "$limit")
     t0=$(now)
     timeout "$limit" "$@" >"$LOG/$log" 2>&1
     rc=$?
@@ -297,10 +315,11 @@ fi
 # verified before it is timed, with the PyTorch twins (system python3's torch) beside them;
 # the table, JSON lines, Markdown and (with matplotlib) a chart go to the logs.
 # BENCH_ALL=0 skips it; BENCH_TIMEOUT (default 300 s) bounds it.
-if [ "${BENCH_ALL:-1}" != 0 ]; then
+if [ "${BENCH_ALL:-1}" != 0 ] && ! over "synapse bench all"; then
     t0=$(now)
+    BENCH_TIMEOUT=$(cap "${BENCH_TIMEOUT:-300}")
     if [ -x "$B/synapse" ] && run_syn "$B/synapse" bench --list >/dev/null 2>&1; then
-        run_syn SYN_BENCH_PYTHON="env -u LD_LIBRARY_PATH python3" timeout "${BENCH_TIMEOUT:-300}" "$B/synapse" bench \
+        run_syn SYN_BENCH_PYTHON="env -u LD_LIBRARY_PATH python3" timeout "$BENCH_TIMEOUT" "$B/synapse" bench \
             --device all --json "$LOG/bench_all.jsonl" --markdown "$LOG/bench_all.md" >"$LOG/bench_all.log" 2>&1
         rc=$?
         fig=$(python3 -c '
@@ -318,7 +337,7 @@ print("; ".join(out) or "no results")' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
         env -u LD_LIBRARY_PATH python3 benchmarks/chart.py "$LOG/bench_all.jsonl" -o "$LOG/bench_all.png" \
             >>"$LOG/bench_all.log" 2>&1
         if [ $rc -eq 0 ]; then record "synapse bench all" PASS "$fig" $(($(now) - t0))
-        elif [ $rc -eq 124 ]; then record "synapse bench all" FAIL "timed out after ${BENCH_TIMEOUT:-300} s (see bench_all.log)" $(($(now) - t0))
+        elif [ $rc -eq 124 ]; then record "synapse bench all" FAIL "timed out after $BENCH_TIMEOUT s (see bench_all.log)" $(($(now) - t0))
         else record "synapse bench all" FAIL "exit $rc: $fig (see bench_all.log)" $(($(now) - t0)); fi
     else
         record "synapse bench all" SKIP "no synapse bench in $B" 0
