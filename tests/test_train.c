@@ -289,6 +289,8 @@ static void strip_timing(char *text) {
     *w = '\0';
 }
 
+/* Two fits from one seed give the same losses, the second with the loader's
+ * prefetch worker on (as on a GPU). */
 START_TEST(test_same_seed_same_losses) {
     uint64_t s0 = 99;
     syn_dataset *all = ds_new(240, 4, 3, 0);
@@ -311,6 +313,7 @@ START_TEST(test_same_seed_same_losses) {
         net n;
         net_make(&n, &s);
         syn_fit_config c = fit_config(2, 16, tu_seed() + 1);
+        c.prefetch = k == 0 ? SYN_PREFETCH_OFF : SYN_PREFETCH_ON; /* the same batches either way */
         size_t len;
         c.out = open_memstream(&text[k], &len);
         c.progress = SYN_PROGRESS_LINES;
@@ -422,6 +425,9 @@ START_TEST(test_bad_config) {
     c.epochs = 0;
     expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "epochs");
     c.epochs = 1;
+    c.prefetch = (syn_prefetch)7;
+    expect_fit(&n.m, n.o, d, NULL, &c, SYN_ERR_ARG, "prefetch 7");
+    c.prefetch = SYN_PREFETCH_AUTO;
     syn_model m = n.m;
     m.loss = NULL;
     expect_fit(&m, n.o, d, NULL, &c, SYN_ERR_ARG, "loss");

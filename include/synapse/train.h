@@ -23,6 +23,7 @@ typedef struct {
 } syn_model;
 
 typedef enum { SYN_PROGRESS_AUTO = 0, SYN_PROGRESS_BAR, SYN_PROGRESS_LINES, SYN_PROGRESS_OFF } syn_progress;
+typedef enum { SYN_PREFETCH_AUTO = 0, SYN_PREFETCH_ON, SYN_PREFETCH_OFF } syn_prefetch;
 
 /* The loop's state after an epoch: what a run needs to resume there. */
 typedef struct syn_fit_result syn_fit_result;
@@ -59,6 +60,10 @@ typedef struct {
     /* Random crop and flip of image samples for training batches (zeros:
      * none); the test set is never augmented. */
     syn_augment augment;
+    /* The loader gathers the next batch in a worker thread while the step
+     * runs (syn_loader_set_prefetch; the same batches either way). AUTO: on
+     * for GPU models, off on the CPU, whose cores the kernels already use. */
+    syn_prefetch prefetch;
 } syn_fit_config;
 
 struct syn_fit_result {

@@ -245,6 +245,8 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     if (!(cfg->clip_norm >= 0.0f) || !(cfg->min_loss >= 0.0f) || cfg->patience < 0)
         return syn__error(SYN_ERR_ARG, "%s: clip_norm %g, min_loss %g and patience %d must not be negative", fn,
                           (double)cfg->clip_norm, (double)cfg->min_loss, cfg->patience);
+    if ((unsigned)cfg->prefetch > SYN_PREFETCH_OFF)
+        return syn__error(SYN_ERR_ARG, "%s: prefetch %d is not one of AUTO, ON, OFF", fn, (int)cfg->prefetch);
     const syn_fit_state *rs = cfg->resume;
     if (rs && (rs->epoch < 0 || rs->step < 0 || rs->stale < 0))
         return syn__error(SYN_ERR_ARG, "%s: resume state epoch %d, step %lld, stale %d must not be negative", fn,
@@ -265,7 +267,9 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
     if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
     /* on a GPU the next batch is gathered while the step runs */
-    if (s == SYN_OK && syn_graph_device(g).type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
+    const bool prefetch = cfg->prefetch == SYN_PREFETCH_ON ||
+                          (cfg->prefetch == SYN_PREFETCH_AUTO && syn_graph_device(g).type != SYN_DEVICE_CPU);
+    if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
     if (s != SYN_OK) {
         syn_loader_free(ld);
         ld = NULL;
