@@ -161,25 +161,22 @@ START_TEST(csv_classes_match_eval_accuracy) {
     free(out);
 
     /* bad inputs: exit 1, a message naming the fault */
+    static const struct {
+        const char *text, *message;
+    } bad_inputs[] = {
+        {"a,b,c,y\n0.1,0.2,0.3,1\n", "3 feature columns; the model takes 4"},
+        {"a,c,b,d\n0.1,0.2,0.3,1\n", "column 2 is 'c', but the training CSV's feature there is 'b'"},
+        {"a,b,c,d\n0.1,0.2,x,1\n", "bad.csv:2: column 'c' (field 3): not a number: 'x'"},
+    };
     const char *bad = tu_path("bad.csv");
-    f = fopen(bad, "w");
-    fputs("a,b,c,y\n0.1,0.2,0.3,1\n", f);
-    fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
-    ck_assert_msg(strstr(out, "3 feature columns; the model takes 4"), "%s", out);
-    free(out);
-    f = fopen(bad, "w");
-    fputs("a,c,b,d\n0.1,0.2,0.3,1\n", f);
-    fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
-    ck_assert_msg(strstr(out, "column 2 is 'c', but the training CSV's feature there is 'b'"), "%s", out);
-    free(out);
-    f = fopen(bad, "w");
-    fputs("a,b,c,d\n0.1,0.2,x,1\n", f);
-    fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
-    ck_assert_msg(strstr(out, "bad.csv:2: column 'c' (field 3): not a number: 'x'"), "%s", out);
-    free(out);
+    for (size_t k = 0; k < sizeof bad_inputs / sizeof bad_inputs[0]; k++) {
+        f = fopen(bad, "w");
+        fputs(bad_inputs[k].text, f);
+        fclose(f);
+        out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
+        ck_assert_msg(strstr(out, bad_inputs[k].message), "%s", out);
+        free(out);
+    }
     out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("missing.csv"), flags);
     ck_assert_msg(strstr(out, "missing.csv: cannot open"), "%s", out);
     free(out);

@@ -167,7 +167,7 @@ static syn_status train_build(const train_arg *a, syn_device dev, int B, int T, 
 
 static syn_status train_step(void *p) {
     train_state *s = p;
-    if (s->gan) return syn_gan_step(s->gan, s->real, s->B, &s->st);
+    if (s->gan) return syn_gan_step(s->gan, s->real, s->B, NULL); /* figures read after timing */
     BTRY(syn_params_zero_grad(s->ps));
     BTRY(syn_graph_forward(s->g));
     BTRY(syn_graph_backward(s->g, s->loss));
@@ -218,6 +218,7 @@ static syn_status verify_losses(const train_arg *a, syn_device dev, bool quick, 
         st = train_step(s);
         if (st != SYN_OK) break;
         if (s->gan) {
+            st = syn_gan_last_stats(s->gan, &s->st);
             loss[k][0] = s->st.d_loss;
             loss[k][1] = s->st.g_loss;
         } else {
@@ -272,7 +273,10 @@ static syn_status train_verify(void *p, syn_device dev, const syn_bench_config *
 static syn_status train_finish(void *p, syn_bench_result *r) {
     train_state *s = p;
     float v;
-    if (s->gan) v = s->st.d_loss;
+    if (s->gan) {
+        BTRY(syn_gan_last_stats(s->gan, &s->st));
+        v = s->st.d_loss;
+    }
     else BTRY(syn_graph_read_scalar(s->g, s->loss, &v));
     r->final_loss = v;
     if (!isfinite(v)) return syn__error(SYN_ERR_ARG, "the loss became %g during timing", (double)v);

@@ -79,11 +79,10 @@ static void binary_stream(syn_op op, const float *a, const float *b, float *y, i
     int64_t head = (int64_t)(((16 - ((uintptr_t)y & 15)) & 15) / sizeof(float)), end;
     if (head > len) head = len;
     end = head + ((len - head) & ~(int64_t)3);
-    for (int64_t i = 0; i < len; i++) {
-        if (i == head) i = end; /* the vector part's range */
-        if (i >= len) break;
-        y[i] = op == SYN_OP_ADD ? a[i] + b[i] : op == SYN_OP_SUB ? a[i] - b[i] : op == SYN_OP_MUL ? a[i] * b[i] : a[i] / b[i];
-    }
+#define SCALAR(i) (op == SYN_OP_ADD ? a[i] + b[i] : op == SYN_OP_SUB ? a[i] - b[i] : op == SYN_OP_MUL ? a[i] * b[i] : a[i] / b[i])
+    for (int64_t i = 0; i < head; i++) y[i] = SCALAR(i);
+    for (int64_t i = end; i < len; i++) y[i] = SCALAR(i);
+#undef SCALAR
     switch (op) {
     case SYN_OP_ADD: STREAM_LOOP(_mm_add_ps) break;
     case SYN_OP_SUB: STREAM_LOOP(_mm_sub_ps) break;

@@ -157,8 +157,9 @@ syn_status syn__cuda_cross_entropy_fwd(syn_backend *be, syn_node *n) {
             return syn__error(SYN_ERR_ARG, "cross_entropy: %lld rows but no classes", (long long)N);
         return SYN_OK;
     }
+    /* trusted labels never set the flag, which then is neither reset nor read */
     const bool trusted = syn__i32_known_within(n->in[1], 0, C - 1);
-    SYN_CUDA_TRY(cudaMemsetAsync(cu->flag, 0xff, sizeof *cu->flag, cu->stream)); /* no bad row yet */
+    if (!trusted) SYN_CUDA_TRY(cudaMemsetAsync(cu->flag, 0xff, sizeof *cu->flag, cu->stream)); /* no bad row yet */
     const int wpb = SYN_CUDA_THREADS / 32;
     int64_t b = (N + wpb - 1) / wpb;
     int blocks = (int)(b < SYN_CUDA_RED_BLOCKS ? b : SYN_CUDA_RED_BLOCKS);

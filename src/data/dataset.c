@@ -203,16 +203,23 @@ syn_status syn_dataset_standardize(syn_dataset *train, syn_dataset *other, bool 
     return syn_dataset_standardize_stats(train, other, per_feature, NULL);
 }
 
+syn_status syn__norm_stats_check(const syn_norm_stats *st, const char *what) {
+    if (st->count < 1 || !st->mean || !st->std)
+        return syn__error(SYN_ERR_ARG, "%s: statistics of count %lld%s", what, (long long)st->count,
+                          st->mean && st->std ? "" : " with NULL values");
+    for (int64_t k = 0; k < st->count; k++)
+        if (!isfinite(st->mean[k]) || !isfinite(st->std[k]) || !(st->std[k] > 0))
+            return syn__error(SYN_ERR_ARG, "%s: statistic %lld: mean %g, std %g (want finite, std > 0)", what,
+                              (long long)k, st->mean[k], st->std[k]);
+    return SYN_OK;
+}
+
 syn_status syn_dataset_standardize_with(syn_dataset *ds, const syn_norm_stats *st) {
     if (!ds || !st) return syn__error(SYN_ERR_ARG, "dataset standardize: NULL %s", ds ? "statistics" : "dataset");
     if (st->count != 1 && st->count != ds->dim)
         return syn__error(SYN_ERR_SHAPE, "dataset standardize: %lld statistics for %lld features (want 1 or %lld)",
                           (long long)st->count, (long long)ds->dim, (long long)ds->dim);
-    if (!st->mean || !st->std) return syn__error(SYN_ERR_ARG, "dataset standardize: NULL mean or std");
-    for (int64_t k = 0; k < st->count; k++)
-        if (!isfinite(st->mean[k]) || !isfinite(st->std[k]) || !(st->std[k] > 0))
-            return syn__error(SYN_ERR_ARG, "dataset standardize: statistic %lld: mean %g, std %g (want finite, std > 0)",
-                              (long long)k, st->mean[k], st->std[k]);
+    SYN_TRY(syn__norm_stats_check(st, "dataset standardize"));
     SYN_TRY(check_finite(ds, "the data set"));
     apply(ds, st->mean, st->std, st->count != 1 || ds->dim == 1);
     return SYN_OK;

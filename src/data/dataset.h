@@ -20,6 +20,13 @@ void syn__shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, uint64_t strea
 
 /* count zeroed means and stds (SYN_ERR_ARG for count < 1, SYN_ERR_OOM
  * naming `what`). owned: free with syn_norm_stats_free. */
+/* SYN_ERR_ARG ("<what>: ...") unless st holds count >= 1 finite means and
+ * finite stds > 0. */
+syn_status syn__norm_stats_check(const syn_norm_stats *st, const char *what);
+/* The loader at the start of epoch `epoch` (orders and augmentation are pure
+ * functions of the seed and the epoch, so this equals walking through the
+ * epochs before it). */
+void syn__loader_seek_epoch(syn_loader *l, uint64_t epoch);
 syn_status syn__norm_stats_alloc(int64_t count, const char *what, syn_norm_stats **out);
 
 #endif

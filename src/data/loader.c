@@ -320,6 +320,14 @@ syn_status syn_loader_set_prefetch(syn_loader *l, bool on) {
     return SYN_OK;
 }
 
+void syn__loader_seek_epoch(syn_loader *l, uint64_t epoch) {
+    if (l->prefetch && l->ahead_valid) wait_job(l);
+    l->ahead_valid = false; /* a prepared batch of the old position is dropped */
+    l->epoch = epoch;
+    l->pos = 0;
+    l->ordered = false;
+}
+
 syn_status syn_loader_next(syn_loader *l, syn_batch *b) {
     if (!l || !b) return syn__error(SYN_ERR_ARG, "loader next: NULL %s", l ? "batch" : "loader");
     span sp;

@@ -108,13 +108,7 @@ static syn_status meta_doubles(syn_safetensors_writer *w, const char *key, const
 static syn_status add_data(syn_safetensors_writer *w, const syn_checkpoint_data *d, const char *path) {
     const syn_norm_stats *st = d->stats;
     if (st) {
-        if (st->count < 1 || !st->mean || !st->std)
-            return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: statistics of count %lld%s", (long long)st->count,
-                              st->mean && st->std ? "" : " with NULL values");
-        for (int64_t k = 0; k < st->count; k++)
-            if (!isfinite(st->mean[k]) || !(st->std[k] > 0) || !isfinite(st->std[k]))
-                return syn__error(SYN_ERR_ARG, "syn_checkpoint_save_data: statistic %lld: mean %g, std %g", (long long)k,
-                                  st->mean[k], st->std[k]);
+        SYN_TRY(syn__norm_stats_check(st, "syn_checkpoint_save_data"));
         SYN_TRY(meta_doubles(w, STATS_MEAN, st->mean, st->count, path));
         SYN_TRY(meta_doubles(w, STATS_STD, st->std, st->count, path));
     }

@@ -251,15 +251,15 @@ static void bufs_free(host_bufs *h) { free(h->tok), free(h->lab), free(h->state)
 /* One forward (and backward when training) of window k. The state input
  * holds the carried state: zeros fed from the host when a pass over the
  * streams starts (fresh), else the last window's final state, copied on the
- * device. */
-static syn_status run_window(lm_graph *l, const host_bufs *h, bool fresh, float *loss) {
+ * device. The loss is read by the caller: a training step reads it after the
+ * optimizer step is queued, so a GPU is not left waiting between them. */
+static syn_status run_window(lm_graph *l, const host_bufs *h, bool fresh) {
     syn_status s = syn_graph_feed(l->g, l->tok, h->tok, syn_shape2(l->B, l->T));
     if (s == SYN_OK) s = syn_graph_feed(l->g, l->lab, h->lab, syn_shape1(l->B * l->T));
     if (s == SYN_OK) s = fresh ? syn_graph_feed(l->g, l->state, h->state, syn_node_shape(l->state))
                                : syn_graph_feed_node(l->g, l->state, l->state_out);
     if (s == SYN_OK) s = syn_graph_forward(l->g);
     if (s == SYN_OK && l->train) s = syn_graph_backward(l->g, l->loss);
-    if (s == SYN_OK) s = syn_graph_read_scalar(l->g, l->loss, loss);
     return s;
 }
 
@@ -278,7 +278,8 @@ syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n
     for (int64_t k = 0; k < W && s == SYN_OK; k++) {
         float l;
         window(text, Ls, batch, seq, k, h.tok, h.lab);
-        s = run_window(&m->eval, &h, k == 0, &l);
+        s = run_window(&m->eval, &h, k == 0);
+        if (s == SYN_OK) s = syn_graph_read_scalar(m->eval.g, m->eval.loss, &l);
         sum += l;
     }
     bufs_free(&h);
@@ -326,9 +327,10 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
         double ts = now_s();
         float l = 0;
         s = syn_params_zero_grad(m->params);
-        if (s == SYN_OK) s = run_window(&m->train, &h, k == 0, &l);
+        if (s == SYN_OK) s = run_window(&m->train, &h, k == 0);
         if (s == SYN_OK && cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
         if (s == SYN_OK) s = syn_optim_step(opt);
+        if (s == SYN_OK) s = syn_graph_read_scalar(m->train.g, m->train.loss, &l); /* this window's forward */
         train_time += now_s() - ts;
         run += l;
         in_run++;

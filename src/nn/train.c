@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../core/internal.h"
+#include "../data/dataset.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -140,9 +141,14 @@ static syn_status count_correct(syn_model *m, const syn_batch *b, int64_t classe
 
 /* ---- evaluation ------------------------------------------------------------ */
 
+/* Whether a loader for m prefetches: the setting, AUTO meaning on a GPU. */
+static bool use_prefetch(const syn_model *m, syn_prefetch p) {
+    return p == SYN_PREFETCH_ON || (p == SYN_PREFETCH_AUTO && syn_graph_device(m->graph).type != SYN_DEVICE_CPU);
+}
+
 /* The evaluation loop itself, for a model already checked. */
 static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset *ds, int64_t batch_size,
-                           float *loss, float *accuracy) {
+                           bool prefetch, float *loss, float *accuracy) {
     syn_loader *ld = NULL;
     float *buf = NULL;
     bool acc = mi->classify && m->logits;
@@ -150,7 +156,7 @@ static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset
     double sum = 0.0;
     int64_t seen = 0, correct = 0;
     syn_status s = syn_loader_create(ds, batch_size, false, 0, false, &ld);
-    if (s == SYN_OK && syn_graph_device(m->graph).type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
+    if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
     if (s == SYN_OK && acc) {
         buf = syn__malloc((size_t)(batch_size * mi->classes) * sizeof(float), "evaluate: logits buffer");
         if (!buf) s = SYN_ERR_OOM;
@@ -181,7 +187,7 @@ syn_status syn_evaluate(syn_model *m, const syn_dataset *ds, int64_t batch_size,
     SYN_TRY(check_model(m, "syn_evaluate", &mi));
     SYN_TRY(check_batch(m, batch_size, "syn_evaluate"));
     SYN_TRY(check_data(m, &mi, ds, "evaluation", "syn_evaluate"));
-    return evaluate(m, &mi, ds, batch_size, loss, accuracy);
+    return evaluate(m, &mi, ds, batch_size, use_prefetch(m, SYN_PREFETCH_AUTO), loss, accuracy);
 }
 
 /* ---- progress ------------------------------------------------------------- */
@@ -267,8 +273,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
     if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
     /* on a GPU the next batch is gathered while the step runs */
-    const bool prefetch = cfg->prefetch == SYN_PREFETCH_ON ||
-                          (cfg->prefetch == SYN_PREFETCH_AUTO && syn_graph_device(g).type != SYN_DEVICE_CPU);
+    const bool prefetch = use_prefetch(m, cfg->prefetch);
     if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
     if (s != SYN_OK) {
         syn_loader_free(ld);
@@ -297,13 +302,8 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     int64_t step = 0, samples = 0;
     int stale = 0, first = 1;
     if (rs) {
-        /* The loader's epoch e is shuffled by (seed, e): walk it past the
-         * epochs done (data.h has no seek) to reach the same orders. */
-        for (int e = 0; e < rs->epoch && s == SYN_OK; e++) {
-            syn_batch b;
-            do s = syn_loader_next(ld, &b);
-            while (s == SYN_OK && b.n > 0);
-        }
+        /* The loader's epoch e is shuffled (and augmented) by (seed, e) */
+        syn__loader_seek_epoch(ld, (uint64_t)rs->epoch);
         g->rng_counter = rs->rng_counter;
         step = rs->step;
         best = rs->best_loss;
@@ -349,7 +349,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         res->epochs_run = epoch;
         res->train_loss = (float)(loss_sum / (double)seen);
         res->train_accuracy = mi.classify ? (float)((double)correct / (double)seen) : -1.0f;
-        if (test && (s = evaluate(m, &mi, test, cfg->batch_size, &res->test_loss, &res->test_accuracy)) != SYN_OK)
+        if (test && (s = evaluate(m, &mi, test, cfg->batch_size, prefetch, &res->test_loss, &res->test_accuracy)) != SYN_OK)
             break;
         epoch_line(&pg, epoch, res->train_loss, res->train_accuracy, test, res->test_loss, res->test_accuracy,
                    (double)seen / (t_trained - t_epoch), now_s() - t_epoch);
