@@ -49,6 +49,9 @@ struct syn_backend {
      * use it for im2col columns, cuDNN workspaces ...); owned by the backend. */
     syn_status (*workspace)(syn_backend *be, size_t bytes, void **out);
     syn_status (*describe)(syn_backend *be, char *buf, size_t size);
+    /* Bytes the device allocator has handed out (*in_use) and the most at
+     * any time (*peak); NULL where memory is the process's (the CPU). */
+    syn_status (*memory)(syn_backend *be, size_t *in_use, size_t *peak);
     /* Marks on the device's queue for syn_device_timer; NULL where the host
      * clock times the work (the CPU, which runs it synchronously).
      * mark_elapsed waits for `stop` and gives the device time from start. */

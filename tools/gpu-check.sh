@@ -4,7 +4,8 @@
 # Fashion-MNIST MLP trained on the GPU (test accuracy must reach 0.88), the
 # Fashion-MNIST CNN and ResNet-18 (crop+flip) runs, the char-LSTM and its
 # PyTorch twin, compute-sanitizer memcheck and racecheck over the CUDA suites,
-# the MLP/SGEMM benchmarks on CPU, CUDA and PyTorch CUDA. Logs go to $OUT
+# and `synapse bench --device all` (every workload, MLP and SGEMM included, on
+# CPU and CUDA beside its PyTorch twin). Logs go to $OUT
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
@@ -13,7 +14,7 @@
 #   RESNET_EPOCHS=0 BENCH_ALL=0 tools/gpu-check.sh          suites, sanitizers, MLP, CNN, char-LSTM
 #   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 tools/gpu-check.sh   ResNet-18, bench
 #
-#   tools/gpu-check.sh             on the GPU machine (well under 6 minutes on an H100)
+#   tools/gpu-check.sh             on the GPU machine (at most BUDGET seconds)
 #   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, pack
 #                                  its executables and copy Fashion-MNIST and two
 #                                  libraries into carry/ (~35 MB), print what to carry
@@ -263,52 +264,6 @@ if [ "${SANITIZE:-1}" != 0 ]; then
     sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_cnn --tool memcheck
     sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_rnn --tool memcheck
     sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
-fi
-
-# ---- benchmarks -------------------------------------------------------------------------------
-# One line per run from its JSON lines: MLP step medians and SGEMM 4096^3 rate.
-bench_fig() {
-    python3 -c '
-import json, sys
-out = []
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"): continue
-    try: r = json.loads(line)
-    except ValueError: continue
-    if r.get("bench") == "mlp_step": out.append("b%s %.3f ms" % (r.get("batch"), r.get("median_ms", float("nan"))))
-    elif r.get("bench") == "sgemm" and r.get("m") == 4096:
-        out.append("sgemm4096%s %.0f GFLOP/s" % ("/" + r["path"] if r.get("path") else "", r.get("gflops", 0)))
-print(", ".join(out) if out else "no JSON lines")
-' "$1" 2>&1
-}
-bench() { # name, log, timeout, command...
-    local name=$1 log=$2 limit=$3
-    shift 3
-    local t0 rc
-    over "$name" && return
-    limit=$(cap "$limit")
-    t0=$(now)
-    timeout "$limit" "$@" >"$LOG/$log" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ]; then record "$name" PASS "$(bench_fig "$LOG/$log")" $(($(now) - t0))
-    elif [ $rc -eq 124 ]; then record "$name" FAIL "timed out after $limit s" $(($(now) - t0))
-    else record "$name" FAIL "exit $rc (see $log)" $(($(now) - t0)); fi
-}
-if [ -x "$B/bench_mlp" ]; then
-    bench "bench_mlp cuda" bench_cuda.log 120 "${SYNENV[@]}" "$B/bench_mlp" --device cuda
-    bench "bench_mlp cpu" bench_cpu.log 150 "${SYNENV[@]}" "$B/bench_mlp" --device cpu --iters 10 --warmup 2
-else
-    record "bench_mlp" SKIP "no $B/bench_mlp (benchmarks/bench_mlp.c absent at build time)" 0
-fi
-if [ -f benchmarks/pytorch/bench_mlp.py ]; then
-    if env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
-        bench "pytorch bench cuda" bench_torch_cuda.log 150 env -u LD_LIBRARY_PATH python3 benchmarks/pytorch/bench_mlp.py --device cuda
-    else
-        record "pytorch bench cuda" SKIP "PyTorch with CUDA not importable" 0
-    fi
-else
-    record "pytorch bench cuda" SKIP "benchmarks/pytorch/bench_mlp.py absent" 0
 fi
 
 # ---- synapse bench --device all (issue #8): every workload on the CPU and the GPU, each

@@ -6,9 +6,6 @@
 #include <string.h>
 #include <time.h>
 #include "../backend.h"
-#ifdef SYN_HAVE_CUDA
-#include "../cuda/cuda_common.h"
-#endif
 
 #define SYN_OP(id, name, arity, flags) #name,
 const char *const syn__op_name[SYN_OP_COUNT] = {
@@ -98,17 +95,9 @@ syn_status syn_device_describe(syn_device d, char *buf, size_t size) {
 
 syn_status syn_device_memory(syn_device d, size_t *in_use, size_t *peak) {
     if (!in_use || !peak) return syn__error(SYN_ERR_ARG, "syn_device_memory: NULL argument");
-#ifdef SYN_HAVE_CUDA
-    if (d.type == SYN_DEVICE_CUDA) {
-        syn_backend *be = NULL;
-        SYN_TRY(syn__backend_get(d, &be));
-        syn__cuda_mem_stats st;
-        SYN_TRY(syn__cuda_memory_stats(d.index, &st));
-        *in_use = st.in_use;
-        *peak = st.peak;
-        return SYN_OK;
-    }
-#endif
+    syn_backend *be = NULL;
+    SYN_TRY(syn__backend_get(d, &be));
+    if (be->memory) return be->memory(be, in_use, peak);
     char b[32];
     return syn__error(SYN_ERR_UNSUPPORTED, "syn_device_memory: %s has no device allocator", syn_device_str(d, b, sizeof b));
 }

@@ -308,6 +308,15 @@ syn_status syn__cuda_memory_stats(int index, syn__cuda_mem_stats *out) {
     return SYN_OK;
 }
 
+static syn_status cuda_memory(syn_backend *be, size_t *in_use, size_t *peak) {
+    syn__cuda *cu = syn__cu(be);
+    pthread_mutex_lock(&cu->lock);
+    *in_use = cu->stats.in_use;
+    *peak = cu->stats.peak;
+    pthread_mutex_unlock(&cu->lock);
+    return SYN_OK;
+}
+
 /* ---- copies, fills, synchronisation --------------------------------------------- */
 
 /* Copies through staging buffer `st` (see syn__cuda_stage): waits for the
@@ -499,6 +508,7 @@ static const syn_backend cuda_template = {
     .synchronize = cuda_sync,
     .workspace = cuda_workspace,
     .describe = cuda_describe,
+    .memory = cuda_memory,
     .mark_create = cuda_mark_create,
     .mark_record = cuda_mark_record,
     .mark_elapsed = cuda_mark_elapsed,

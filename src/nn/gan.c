@@ -275,6 +275,9 @@ struct syn_gan {
     syn_gan_sampler *sampler;
     int64_t per_sample;
     float *z, *fixed, *t_real, *t_fake, *t_one;
+    int64_t d_t_rows, g_t_rows; /* rows of the constant targets on the device (0: none yet);
+                                   inputs keep their values, so they are fed again only
+                                   for another batch size */
     int64_t z_rows;
     bool z_pending; /* z was drawn by a D step that no G step has used yet */
     uint64_t draws;
@@ -468,8 +471,12 @@ static syn_status d_step(syn_gan *gan, const float *real, int64_t n) {
     xs.dim[0] = n;
     SYN_TRY(syn_graph_feed(g, gan->d_x, real, xs));
     SYN_TRY(syn_graph_feed(g, gan->d_z, gan->z, syn_shape2(n, gan->cfg.model.nz)));
-    SYN_TRY(syn_graph_feed(g, gan->d_t_real, gan->t_real, syn_shape2(n, 1)));
-    SYN_TRY(syn_graph_feed(g, gan->d_t_fake, gan->t_fake, syn_shape2(n, 1)));
+    if (gan->d_t_rows != n) {
+        gan->d_t_rows = 0;
+        SYN_TRY(syn_graph_feed(g, gan->d_t_real, gan->t_real, syn_shape2(n, 1)));
+        SYN_TRY(syn_graph_feed(g, gan->d_t_fake, gan->t_fake, syn_shape2(n, 1)));
+        gan->d_t_rows = n;
+    }
     SYN_TRY(syn_params_zero_grad(gan->dp));
     SYN_TRY(syn_graph_forward(g));
     SYN_TRY(syn_graph_backward(g, gan->d_loss));
@@ -507,7 +514,11 @@ syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
     const int64_t n = gan->z_rows;
     syn_graph *g = gan->gg;
     SYN_TRY(syn_graph_feed(g, gan->g_z, gan->z, syn_shape2(n, gan->cfg.model.nz)));
-    SYN_TRY(syn_graph_feed(g, gan->g_t_one, gan->t_one, syn_shape2(n, 1)));
+    if (gan->g_t_rows != n) {
+        gan->g_t_rows = 0;
+        SYN_TRY(syn_graph_feed(g, gan->g_t_one, gan->t_one, syn_shape2(n, 1)));
+        gan->g_t_rows = n;
+    }
     SYN_TRY(syn_params_zero_grad(gan->gp));
     /* D frozen: its weights get no gradient (nor the work of computing one)
      * and its optimizer does not run; the gradient still flows through it to G. */
