@@ -566,6 +566,15 @@ START_TEST(input_stats) {
     }
     ck_assert_str_eq(syn_safetensors_metadata(f, "data.label"), "y,\"z\"");
     ck_assert_str_eq(syn_safetensors_metadata(f, "data.shape"), "5");
+    TU_OK(syn_checkpoint_read_stats(f, path, &back)); /* the same from the open file */
+    ck_assert_int_eq(back->count, 5);
+    for (int k = 0; k < 5; k++) ck_assert(back->mean[k] == mean[k] && back->std[k] == sd[k]);
+    syn_norm_stats_free(back);
+    back = (syn_norm_stats *)1;
+    TU_OK(syn_checkpoint_read_stats(g, plain, &back));
+    ck_assert_ptr_null(back);
+    ck_assert_int_eq(syn_checkpoint_read_stats(NULL, path, &back), SYN_ERR_ARG);
+    ck_assert_int_eq(syn_checkpoint_read_stats(f, path, NULL), SYN_ERR_ARG);
     syn_safetensors_close(f);
     syn_safetensors_close(g);
     syn_checkpoint_info in;
@@ -607,6 +616,12 @@ START_TEST(input_stats) {
         ck_assert_ptr_null(back);
         ck_assert_msg(strstr(syn_last_error(), "bad.safetensors") && strstr(syn_last_error(), bad[i].needle),
                       "case %zu: '%s' lacks '%s'", i, syn_last_error(), bad[i].needle);
+        syn_safetensors *fb;
+        TU_OK(syn_safetensors_open(dst, &fb));
+        ck_assert_int_eq(syn_checkpoint_read_stats(fb, dst, &back), SYN_ERR_FORMAT);
+        ck_assert_ptr_null(back);
+        ck_assert_ptr_nonnull(strstr(syn_last_error(), bad[i].needle));
+        syn_safetensors_close(fb);
         ck_assert_int_eq(syn_checkpoint_load(dst, b.p, NULL, NULL), SYN_ERR_FORMAT);
     }
 

@@ -6,9 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "testutil.h"
+
+/* AddressSanitizer reserves terabytes of address space: no RLIMIT_AS under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 
 
@@ -129,6 +139,122 @@ START_TEST(idx_errors) {
     ck_assert(s == SYN_ERR_FORMAT || s == SYN_ERR_IO);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "junk.gz"));
     ck_assert_ptr_null(ds);
+}
+END_TEST
+
+/* syn_dataset_load_idx_images: 2, 3 and 4 dims give samples (d), (1,h,w)
+ * and (c,h,w), the bytes scaled to [0, 1], no labels. */
+static void idx_images_roundtrip(int gz) {
+    static const struct {
+        int ndim;
+        uint32_t dims[4];
+        syn_shape sample;
+    } cases[] = {
+        {2, {5, 7}, {1, {7}}},
+        {3, {4, 3, 5}, {3, {1, 3, 5}}},
+        {4, {3, 2, 3, 4}, {3, {2, 3, 4}}},
+    };
+    tu_rng r = tu_rng_make(2);
+    unsigned char px[128];
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t total = 1;
+        for (int k = 0; k < cases[c].ndim; k++) total *= cases[c].dims[k];
+        ck_assert_uint_le(total, sizeof px);
+        for (size_t i = 0; i < total; i++) px[i] = (unsigned char)tu_next(&r);
+        px[0] = 0, px[total - 1] = 255;
+        char name[32];
+        snprintf(name, sizeof name, "images%d%s", cases[c].ndim, gz ? ".gz" : "");
+        const char *p = write_idx(name, 0x800u + (uint32_t)cases[c].ndim, cases[c].dims, cases[c].ndim, px, total, gz);
+        syn_dataset *ds = (syn_dataset *)&ds;
+        TU_OK(syn_dataset_load_idx_images(p, &ds));
+        ck_assert_int_eq(ds->n, cases[c].dims[0]);
+        ck_assert_int_eq(ds->dim, (int64_t)(total / cases[c].dims[0]));
+        ck_assert_msg(syn_shape_equal(&ds->sample_shape, &cases[c].sample), "%d dims: sample shape ndim %d",
+                      cases[c].ndim, ds->sample_shape.ndim);
+        ck_assert(ds->labels == NULL && ds->targets == NULL && ds->num_classes == 0 && ds->target_dim == 0);
+        for (size_t i = 0; i < total; i++) ck_assert_float_eq_tol(ds->x[i], px[i] / 255.0f, 1e-7f);
+        ck_assert_float_eq(ds->x[0], 0.0f);
+        ck_assert_float_eq(ds->x[total - 1], 1.0f);
+        syn_dataset_free(ds);
+    }
+}
+START_TEST(idx_images_gz) { idx_images_roundtrip(1); }
+END_TEST
+START_TEST(idx_images_raw) { idx_images_roundtrip(0); }
+END_TEST
+
+/* The virtual memory this process has mapped, in bytes (0: unknown). */
+static uint64_t mapped_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+START_TEST(idx_images_errors) {
+    unsigned char px[200] = {0};
+    syn_dataset *ds = (syn_dataset *)&ds; /* poisoned: must come back NULL */
+    uint32_t d[4] = {3, 28, 28};
+    for (int gz = 0; gz < 2; gz++) {
+        const char *p = write_idx(gz ? "short.gz" : "short", 0x803, d, 3, px, 100, gz);
+        EXPECT_ERR(syn_dataset_load_idx_images(p, &ds), SYN_ERR_FORMAT, gz ? "short.gz" : "short");
+        ck_assert_ptr_nonnull(strstr(syn_last_error(), "truncated: expected 2352 pixel bytes, got 100"));
+        ck_assert_ptr_null(ds);
+    }
+
+    /* 1e9 pixels claimed by a file of ~100 bytes: refused before the 4 GB of
+     * floats are allocated. With the address space capped below that, an
+     * attempt to allocate would fail as SYN_ERR_OOM instead. */
+    uint32_t huge[3] = {1000, 1000, 1000};
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+#ifndef UNDER_ASAN
+    uint64_t mapped = mapped_bytes();
+    if (mapped) {
+        struct rlimit cap = old;
+        cap.rlim_cur = (rlim_t)(mapped + (2ull << 30));
+        if (old.rlim_cur == RLIM_INFINITY || cap.rlim_cur < old.rlim_cur) ck_assert_int_eq(setrlimit(RLIMIT_AS, &cap), 0);
+    }
+#endif
+    for (int gz = 0; gz < 2; gz++) {
+        const char *p = write_idx(gz ? "claims.gz" : "claims", 0x803, huge, 3, px, 100, gz);
+        EXPECT_ERR(syn_dataset_load_idx_images(p, &ds), SYN_ERR_FORMAT, "expected 1000000000 pixel bytes, got 100");
+        ck_assert_ptr_nonnull(strstr(syn_last_error(), gz ? "claims.gz" : "claims"));
+        ck_assert_ptr_null(ds);
+    }
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+    uint32_t absurd[3] = {1000, 1000, 1001};
+    const char *ap = write_idx("absurd", 0x803, absurd, 3, px, 100, 0);
+    EXPECT_ERR(syn_dataset_load_idx_images(ap, &ds), SYN_ERR_FORMAT, "absurd dimensions");
+
+    uint32_t n4[1] = {4};
+    const char *lp = write_idx("labels.gz", 0x801, n4, 1, px, 4, 1);
+    EXPECT_ERR(syn_dataset_load_idx_images(lp, &ds), SYN_ERR_FORMAT, "labels.gz: a 1-dim IDX file");
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "labels?"));
+    uint32_t d5[5] = {1, 1, 1, 1, 1};
+    const char *p5 = write_idx("five-dims", 0x805, d5, 5, px, 1, 0);
+    EXPECT_ERR(syn_dataset_load_idx_images(p5, &ds), SYN_ERR_FORMAT, "five-dims: bad magic number 0x00000805");
+    const char *pf = write_idx("floats", 0xD03, d, 3, px, 100, 0); /* IDX floats: not bytes */
+    EXPECT_ERR(syn_dataset_load_idx_images(pf, &ds), SYN_ERR_FORMAT, "floats: bad magic number 0x00000d03");
+    uint32_t z[2] = {2, 0};
+    const char *pz = write_idx("zero-dim", 0x802, z, 2, px, 0, 0);
+    EXPECT_ERR(syn_dataset_load_idx_images(pz, &ds), SYN_ERR_FORMAT, "zero-dim: dimension 1 is 0");
+    const char *ph = write_file("cut-header", "\0\0\x08\x04\0\0\0\x01\0\0", 10, 0);
+    EXPECT_ERR(syn_dataset_load_idx_images(ph, &ds), SYN_ERR_FORMAT, "cut-header: truncated header");
+    uint32_t d2[2] = {2, 3};
+    const char *pt = write_idx("trailing", 0x802, d2, 2, px, 7, 0);
+    EXPECT_ERR(syn_dataset_load_idx_images(pt, &ds), SYN_ERR_FORMAT, "trailing: more bytes after the 6 pixel bytes");
+    EXPECT_ERR(syn_dataset_load_idx_images(tu_path("missing"), &ds), SYN_ERR_IO, "missing: cannot open");
+    ck_assert_ptr_null(ds);
+
+    const char *ok = write_idx("ok", 0x802, d2, 2, px, 6, 0);
+    ds = (syn_dataset *)&ds;
+    EXPECT_ERR(syn_dataset_load_idx_images(NULL, &ds), SYN_ERR_ARG, "NULL path");
+    ck_assert_ptr_null(ds);
+    EXPECT_ERR(syn_dataset_load_idx_images(ok, NULL), SYN_ERR_ARG, "NULL output");
 }
 END_TEST
 
@@ -582,6 +708,9 @@ static Suite *suite(void) {
     tcase_add_test(t, idx_gz);
     tcase_add_test(t, idx_raw);
     tcase_add_test(t, idx_errors);
+    tcase_add_test(t, idx_images_gz);
+    tcase_add_test(t, idx_images_raw);
+    tcase_add_test(t, idx_images_errors);
     tcase_add_test(t, fashion_mnist);
     tcase_add_test(t, csv_numeric);
     tcase_add_test(t, csv_classes_regression);

@@ -6,7 +6,8 @@
  * image as IDX, gzip'd IDX and PNG predicts the same; text and JSON formats,
  * --index and --top; bad inputs exit 1 with a message naming the fault. The
  * checkpoint records the statistics, shapes and columns, so predict needs no
- * training data; older checkpoints recompute them from it. */
+ * training data; older checkpoints recompute them from it. A model file
+ * longer than a checkpoint records is refused by train, eval and predict. */
 #include <dirent.h>
 #include <math.h>
 #include <png.h>
@@ -447,7 +448,8 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     ck_assert_msg(strstr(out, "images of (1,20,20) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
     out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("t10k-labels-idx1-ubyte"), flags);
-    ck_assert_msg(strstr(out, "one byte per item (labels?)"), "%s", out);
+    ck_assert_msg(strstr(out, "t10k-labels-idx1-ubyte: a 1-dim IDX file (magic 0x00000801: labels?), not images"), "%s",
+                  out);
     free(out);
     FILE *f = fopen(tu_path("cut.idx"), "wb");
     uint8_t h[16] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28};
@@ -455,7 +457,7 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     fwrite(te, 1, 1000, f);
     fclose(f);
     out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("cut.idx"), flags);
-    ck_assert_msg(strstr(out, "truncated IDX data: 1000 of 1568 bytes"), "%s", out);
+    ck_assert_msg(strstr(out, "cut.idx: truncated: expected 1568 pixel bytes, got 1000"), "%s", out);
     free(out);
     f = fopen(tu_path("x.csv"), "w");
     fputs("a,b\n1,2\n", f);
@@ -463,6 +465,57 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("x.csv"), flags);
     ck_assert_msg(strstr(out, "a CSV table, but the model was trained on images"), "%s", out);
     free(out);
+}
+END_TEST
+
+/* A small MLP model file for write_csv's table, padded with comment lines to
+ * exactly `size` bytes. */
+static void write_model(const char *path, size_t size) {
+    static const char text[] = "[net]\ninput = 4\nclasses = 3\n\n[dense]\nunits = 8\nactivation = tanh\n\n"
+                               "[dense]\nunits = 3\n";
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    for (size_t n = sizeof text - 1; n < size;) { /* lines of at most 64 bytes: "#xxx...\n" */
+        size_t line = size - n < 64 ? size - n : 64;
+        if (line > 1) fprintf(f, "#%.*s", (int)(line - 2), "---------------------------------------------------------------");
+        fputc('\n', f);
+        n += line;
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* train's checkpoint records the model file's text whole, compared on eval
+ * and predict: 4095 bytes fit; one more is an error naming the file, its
+ * size and the limit (train, eval, predict alike), not a cut record. */
+START_TEST(model_file_too_long) {
+    char bin[512];
+    if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
+    const char *csv = write_csv("t.csv", false), *ck = tu_path("m.ckpt"), *fits = tu_path("fits.cfg"),
+               *big = tu_path("big.cfg");
+    write_model(fits, 4095);
+    write_model(big, 4096);
+    char flags[1024];
+    snprintf(flags, sizeof flags, "--csv %s --label y --batch-size 32", csv);
+    free(run(0, "%s train %s %s --epochs 1 --save %s --quiet 2>&1", bin, fits, flags, ck));
+    char *out = run(0, "%s eval %s %s %s --quiet 2>&1", bin, fits, ck, flags);
+    ck_assert_ptr_nonnull(strstr(tu_last_line(out), "\"test_accuracy\":"));
+    free(out);
+    syn_safetensors *f;
+    TU_OK(syn_safetensors_open(ck, &f));
+    ck_assert_uint_eq(strlen(syn_safetensors_metadata(f, "model")), 4095);
+    syn_safetensors_close(f);
+    free(run(0, "%s predict %s %s %s %s --index 0 --quiet", bin, fits, ck, csv, flags));
+
+    static const char *const cmds[] = {"train %s %s --epochs 1", "eval %s %s", "predict %s %s x.csv"};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, cmds[k], big, k ? ck : "--quiet");
+        out = run(1, "%s %s %s 2>&1", bin, cmd, flags);
+        ck_assert_msg(strstr(out, "big.cfg: 4096 bytes; a checkpoint records the model file's text, at most 4095 bytes"),
+                      "%s: %s", cmd, out);
+        free(out);
+    }
 }
 END_TEST
 
@@ -475,6 +528,7 @@ static Suite *suite(void) {
     tcase_add_test(t, csv_regression_matches_eval_loss);
     tcase_add_test(t, csv_without_training_data);
     tcase_add_test(t, idx_png_classes_match_eval_accuracy);
+    tcase_add_test(t, model_file_too_long);
     suite_add_tcase(s, t);
     return s;
 }

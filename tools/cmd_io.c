@@ -6,7 +6,6 @@
  * PNG), standardised with the training data's statistics as train did: those
  * the checkpoint records, or (older checkpoints, parameter files) recomputed
  * from the training data. */
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -38,27 +37,6 @@ static const char eval_usage_text[] =
     "\n"
     "The last line on stdout is one JSON object with the results.\n";
 
-/* Loads o->resume into the built network: a checkpoint (its model must be
- * this one), or a parameter file (then only names and shapes are checked).
- * -1 to go on, else an exit code (the error printed). */
-static int load_weights(const train_opts *o, train_net *net, bool *ckpt, syn_checkpoint_info *info) {
-    syn_safetensors *f = NULL;
-    *ckpt = false;
-    syn_status s = syn_safetensors_open(o->resume, &f);
-    if (s == SYN_OK) {
-        *ckpt = syn_safetensors_metadata(f, "epoch") != NULL;
-        syn_safetensors_close(f);
-        s = *ckpt ? syn_checkpoint_load(o->resume, net->params, NULL, info) : syn_params_load(net->params, o->resume, true);
-    }
-    if (s != SYN_OK) return runtime_error(s);
-    if (*ckpt && strcmp(info->model, net->desc) != 0) {
-        fprintf(stderr, "synapse: error: %s was written for another model (%.200s) than this one (%.200s)\n", o->resume,
-                info->model, net->desc);
-        return 1;
-    }
-    return -1;
-}
-
 /* "synapse: error: ..." on stderr; returns 1. */
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
     va_list ap;
@@ -70,6 +48,30 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
     return 1;
 }
 
+/* The training CSV's columns: its header, and the label's index in it. */
+typedef struct {
+    char **names;
+    int n, label;
+} train_columns;
+
+/* What CKPT holds besides the weights, read from one open of the file. */
+typedef struct {
+    bool ckpt;             /* a checkpoint (else a parameter file) */
+    syn_norm_stats *stats; /* the inputs' standardisation; NULL: not recorded (an older
+                              checkpoint, a parameter file) */
+    bool have_data;        /* train's record of its data (DATA_* in train_cli.h): */
+    syn_dataset shape;     /*   a data set of no rows with the training set's sample
+                              shape and outputs */
+    train_columns tc;      /*   a CSV: the training header and its label's index */
+} ckpt_meta;
+
+static void ckpt_meta_free(ckpt_meta *m) {
+    syn_norm_stats_free(m->stats);
+    syn_csv_header_free(m->tc.names, m->tc.n);
+    memset(m, 0, sizeof *m);
+    m->tc.label = -1;
+}
+
 /* A metadata integer in [lo, hi], or -1. */
 static int64_t meta_int(const syn_safetensors *f, const char *key, int64_t lo, int64_t hi) {
     char full[64];
@@ -79,23 +81,12 @@ static int64_t meta_int(const syn_safetensors *f, const char *key, int64_t lo, i
     return v && parse_i64(v, lo, &x) && x <= hi ? x : -1;
 }
 
-/* What the model was trained on, as train recorded it in the checkpoint
- * (DATA_* in train_cli.h): a data set of no rows with the training set's
- * sample shape and outputs in *shape and, for a CSV, the training header and
- * its label's index (owned: syn_csv_header_free). Returns 1 if the file has
- * the record, 0 if not (an older checkpoint, a parameter file), -1 with the
- * error printed if it is damaged. */
-static int ckpt_data(const train_opts *o, syn_dataset *shape, char ***names, int *count, int *label) {
-    syn_safetensors *f = NULL;
-    memset(shape, 0, sizeof *shape);
-    *names = NULL;
-    *count = 0;
-    *label = -1;
-    if (syn_safetensors_open(o->resume, &f) != SYN_OK) return 0; /* load_weights reports it */
-    int rc = 0;
+/* train's record of its data in f, if it has one, into m. -1 to go on, 1
+ * (the error printed) if the record is damaged. */
+static int read_data_record(const train_opts *o, const syn_safetensors *f, ckpt_meta *m) {
     const char *sh = syn_safetensors_metadata(f, "data." DATA_SHAPE);
-    if (!sh) goto done;
-    rc = -1;
+    if (!sh) return -1;
+    syn_dataset *shape = &m->shape;
     syn_shape ss = {0};
     for (const char *p = sh; *p && ss.ndim < 3; ss.ndim++) {
         char *end;
@@ -107,40 +98,56 @@ static int ckpt_data(const train_opts *o, syn_dataset *shape, char ***names, int
     shape->sample_shape = ss;
     shape->dim = ss.ndim == 1 || ss.ndim == 3 ? syn_shape_numel(&ss) : -1;
     int64_t out = meta_int(f, DATA_OUTPUTS, 1, 1 << 20);
-    if (shape->dim < 1 || out < 1 || (ss.ndim == 3) == (o->csv != NULL)) {
-        fail("%s: its record of the training data (data.*) is damaged or is not for %s", o->resume,
-             o->csv ? "a CSV table" : "images");
-        goto done;
-    }
+    if (shape->dim < 1 || out < 1 || (ss.ndim == 3) == (o->csv != NULL))
+        return fail("%s: its record of the training data (data.*) is damaged or is not for %s", o->resume,
+                    o->csv ? "a CSV table" : "images");
     if (o->regression) shape->target_dim = out;
     else shape->num_classes = (int)out;
     if (o->csv) {
         int64_t n = meta_int(f, DATA_COLUMNS, 2, 1 << 24), lab = meta_int(f, DATA_LABEL, 0, n - 1);
-        if (n < 0 || lab < 0 || n - 1 != shape->dim || !(*names = calloc((size_t)n, sizeof **names))) {
-            fail("%s: its record of the training CSV's columns (data.*) is damaged", o->resume);
-            goto done;
-        }
-        *count = (int)n;
-        *label = (int)lab;
+        if (n < 0 || lab < 0 || n - 1 != shape->dim || !(m->tc.names = calloc((size_t)n, sizeof *m->tc.names)))
+            return fail("%s: its record of the training CSV's columns (data.*) is damaged", o->resume);
+        m->tc.n = (int)n;
+        m->tc.label = (int)lab;
         char key[64];
         for (int k = 0; k < n; k++) {
             snprintf(key, sizeof key, "data." DATA_COLUMN "%d", k);
             const char *v = syn_safetensors_metadata(f, key);
-            if (!v || !((*names)[k] = strdup(v))) {
-                fail("%s: its record of the training CSV's columns lacks '%s'", o->resume, key);
-                goto done;
-            }
+            if (!v || !(m->tc.names[k] = strdup(v)))
+                return fail("%s: its record of the training CSV's columns lacks '%s'", o->resume, key);
         }
     }
-    rc = 1;
-done:
+    m->have_data = true;
+    return -1;
+}
+
+/* CKPT's metadata, from one open of the file (the weights are loaded later,
+ * into the network built for them). -1 to go on, else an exit code (the
+ * error printed, m freed). */
+static int ckpt_meta_read(const train_opts *o, ckpt_meta *m) {
+    memset(m, 0, sizeof *m);
+    m->tc.label = -1;
+    syn_safetensors *f = NULL;
+    syn_status s = syn_safetensors_open(o->resume, &f);
+    if (s == SYN_OK) s = syn_checkpoint_read_stats(f, o->resume, &m->stats);
+    int rc = s == SYN_OK ? read_data_record(o, f, m) : runtime_error(s);
+    m->ckpt = f && syn_safetensors_metadata(f, "epoch") != NULL;
     syn_safetensors_close(f);
-    if (rc != 1) {
-        syn_csv_header_free(*names, *count);
-        *names = NULL;
-        *count = 0;
-    }
+    if (rc >= 0) ckpt_meta_free(m);
     return rc;
+}
+
+/* Loads o->resume into the built network: a checkpoint (its model must be
+ * this one), or a parameter file (then only names and shapes are checked).
+ * -1 to go on, else an exit code (the error printed). */
+static int load_weights(const train_opts *o, train_net *net, bool ckpt, syn_checkpoint_info *info) {
+    syn_status s = ckpt ? syn_checkpoint_load(o->resume, net->params, NULL, info)
+                        : syn_params_load(net->params, o->resume, true);
+    if (s != SYN_OK) return runtime_error(s);
+    if (ckpt && strcmp(info->model, net->desc) != 0)
+        return fail("%s was written for another model (%.200s) than this one (%.200s)", o->resume, info->model,
+                    net->desc);
+    return -1;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -149,31 +156,28 @@ int cmd_eval(int argc, char **argv) {
     if (rc >= 0) return rc;
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
-    syn_dataset *train = NULL, *test = NULL, shape;
-    syn_norm_stats *st = NULL;
-    char **names = NULL;
-    int ncol = 0, label;
+    syn_dataset *train = NULL, *test = NULL;
+    ckpt_meta meta;
     train_net net;
     if ((rc = train_net_load(&o, &net)) >= 0) return rc;
+    if ((rc = ckpt_meta_read(&o, &meta)) >= 0) {
+        train_net_free(&net);
+        return rc;
+    }
     /* The statistics the checkpoint records, else the training set's. */
-    syn_status s = syn_checkpoint_load_stats(o.resume, &st);
-    if (s == SYN_OK) s = st ? train_load_test(&o, st, &test) : train_load_data(&o, &train, &test, NULL);
+    syn_status s = meta.stats ? train_load_test(&o, meta.stats, &test) : train_load_data(&o, &train, &test, NULL);
     if (s != SYN_OK) {
         rc = runtime_error(s);
         goto done;
     }
-    int have = ckpt_data(&o, &shape, &names, &ncol, &label);
-    if (have < 0) {
-        rc = 1;
-        goto done;
-    }
-    if ((rc = train_net_build(&o, dev, have ? &shape : train ? train : test, true, &net)) >= 0) goto done;
+    const syn_dataset *shape = meta.have_data ? &meta.shape : train ? train : test;
+    if ((rc = train_net_build(&o, dev, shape, NET_EVAL, &net)) >= 0) goto done;
     syn_checkpoint_info info;
-    bool ckpt;
-    if ((rc = load_weights(&o, &net, &ckpt, &info)) >= 0) goto done;
+    if ((rc = load_weights(&o, &net, meta.ckpt, &info)) >= 0) goto done;
     if (!o.quiet)
         fprintf(stderr, "synapse: %s, %lld parameters, from %s%s; %lld test samples\n", net.name,
-                (long long)syn_params_numel(net.params), o.resume, ckpt ? " (checkpoint)" : "", (long long)test->n);
+                (long long)syn_params_numel(net.params), o.resume, meta.ckpt ? " (checkpoint)" : "",
+                (long long)test->n);
     float loss, acc;
     s = syn_evaluate(&net.m, test, o.batch, &loss, &acc);
     if (s != SYN_OK) {
@@ -183,7 +187,7 @@ int cmd_eval(int argc, char **argv) {
     char devname[32];
     syn_device_str(dev, devname, sizeof devname);
     printf("{\"model\":\"%s\",\"device\":\"%s\"", net.name, devname);
-    if (ckpt) printf(",\"epoch\":%lld,\"step\":%lld", (long long)info.epoch, (long long)info.step);
+    if (meta.ckpt) printf(",\"epoch\":%lld,\"step\":%lld", (long long)info.epoch, (long long)info.step);
     json_num("test_loss", loss, "%.6g");
     if (net.classify) json_num("test_accuracy", acc, "%.4f");
     else fputs(",\"test_accuracy\":null", stdout);
@@ -194,8 +198,7 @@ done:
     train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(test);
-    syn_norm_stats_free(st);
-    syn_csv_header_free(names, ncol);
+    ckpt_meta_free(&meta);
     return rc;
 }
 
@@ -233,33 +236,30 @@ static const char predict_usage_text[] =
     "  --quiet                  no header on stderr\n"
     "  --help                   this text\n";
 
-/* train's long options (tools/synapse.c) that take a value, so that their
- * values are told from INPUT, and those that only train takes. */
-static const struct {
-    const char *name;
-    bool value, train_only;
-} train_flags[] = {
-    {"data", 1, 0},      {"data-dir", 1, 0},     {"csv", 1, 0},      {"label", 1, 0},       {"test-fraction", 1, 0},
-    {"hidden", 1, 0},    {"activation", 1, 0},   {"dropout", 1, 0},  {"loss", 1, 0},        {"batch-size", 1, 0},
-    {"seed", 1, 0},      {"device", 1, 0},       {"regression", 0, 0}, {"quiet", 0, 0},     {"help", 0, 0},
-    {"optimizer", 1, 1}, {"lr", 1, 1},           {"momentum", 1, 1}, {"weight-decay", 1, 1}, {"epochs", 1, 1},
-    {"min-error", 1, 1}, {"patience", 1, 1},     {"clip", 1, 1},     {"schedule", 1, 1},    {"warmup", 1, 1},
-    {"save", 1, 1},      {"resume", 1, 1},       {"crop-pad", 1, 1}, {"nesterov", 0, 1},    {"flip", 0, 1},
-    {"top", 1, 0},       {"index", 1, 0},        {"json", 0, 0}, /* predict's own */
-};
-#define N_TRAIN_FLAGS ((int)(sizeof train_flags / sizeof *train_flags))
+/* predict's own options; the others are train's (train_longopts). */
+static const struct option predict_longopts[] = {
+    {"top", required_argument, 0, 0}, {"index", required_argument, 0, 0}, {"json", no_argument, 0, 0}, {0, 0, 0, 0}};
 
 /* The option "--name[=v]" is: an exact name, else a unique prefix (as
- * getopt_long takes it); -1 if none or ambiguous. */
-static int find_flag(const char *arg) {
+ * getopt_long takes it), among train's options and predict's own; *mine:
+ * one of predict's. NULL if none or ambiguous. */
+static const struct option *find_flag(const char *arg, bool *mine) {
+    static const struct option *const tables[] = {train_longopts, predict_longopts};
     size_t len = strcspn(arg + 2, "=");
-    int hit = -1;
-    for (int k = 0; k < N_TRAIN_FLAGS; k++) {
-        if (strncmp(train_flags[k].name, arg + 2, len) != 0) continue;
-        if (strlen(train_flags[k].name) == len) return k;
-        hit = hit == -1 ? k : -2;
-    }
-    return hit < 0 ? -1 : hit;
+    const struct option *hit = NULL;
+    bool ambiguous = false;
+    for (int t = 0; t < 2; t++)
+        for (const struct option *q = tables[t]; q->name; q++) {
+            if (strncmp(q->name, arg + 2, len) != 0) continue;
+            if (strlen(q->name) == len) {
+                *mine = t == 1;
+                return q;
+            }
+            ambiguous |= hit != NULL;
+            hit = q;
+            *mine = t == 1;
+        }
+    return ambiguous ? NULL : hit;
 }
 
 typedef struct {
@@ -268,33 +268,28 @@ typedef struct {
     const char *input;
 } predict_opts;
 
-/* The training CSV's columns: its header, and the label's index in it. */
-typedef struct {
-    char **names;
-    int n, label;
-} train_columns;
-
 /* What predict takes from the training data: its standardisation, shapes and
- * (a CSV) columns, from the checkpoint's record of them, else from the data
- * (an older checkpoint, a parameter file): the training set standardised as
- * train did, in *train. -1 to go on, else an exit code (the error printed). */
-static int training_facts(const train_opts *o, syn_norm_stats **st, syn_dataset *shape, syn_dataset **train,
-                          train_columns *tc) {
+ * (a CSV) columns, from the checkpoint's record of them (in m), else from the
+ * data (an older checkpoint, a parameter file): then the training set,
+ * standardised as train did, in *train and its facts in m. -1 to go on, else
+ * an exit code (the error printed). */
+static int training_facts(const train_opts *o, ckpt_meta *m, syn_dataset **train) {
     *train = NULL;
-    syn_status s = syn_checkpoint_load_stats(o->resume, st);
-    if (s != SYN_OK) return runtime_error(s);
-    int have = *st ? ckpt_data(o, shape, &tc->names, &tc->n, &tc->label) : 0;
-    if (have < 0) return 1;
-    if (have) return -1;
-    syn_norm_stats_free(*st);
-    *st = NULL;
+    if (m->stats && m->have_data) return -1;
+    syn_norm_stats_free(m->stats);
+    m->stats = NULL;
+    syn_csv_header_free(m->tc.names, m->tc.n);
+    m->tc = (train_columns){NULL, 0, -1};
     syn_dataset *test = NULL;
-    s = train_load_data(o, train, &test, st);
+    syn_status s = train_load_data(o, train, &test, &m->stats);
     syn_dataset_free(test);
-    if (s == SYN_OK && o->csv) s = train_csv_header(o, &tc->names, &tc->n, &tc->label);
+    if (s == SYN_OK && o->csv) s = train_csv_header(o, &m->tc.names, &m->tc.n, &m->tc.label);
     if (s != SYN_OK) return runtime_error(s);
-    if (o->csv && tc->label < 0) return fail("%s: no label column '%s' in its header", o->csv, o->label);
-    *shape = **train;
+    m->shape = **train; /* its shapes and outputs, not its rows */
+    m->shape.n = 0;
+    m->shape.x = NULL;
+    m->shape.labels = NULL;
+    m->shape.targets = NULL;
     return -1;
 }
 
@@ -309,76 +304,6 @@ static syn_dataset *dataset_new(int64_t n, syn_shape sample) {
     ds->dim = dim;
     ds->sample_shape = sample;
     return ds;
-}
-
-/* IDX unsigned bytes (n, d), (n, h, w) or (n, c, h, w), gzip'd or raw, as
- * samples (d), (1, h, w) or (c, h, w) scaled to [0, 1] as the IDX reader
- * scales them. */
-static int read_idx(const char *path, syn_dataset **out) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return fail("%s: cannot open: %s", path, strerror(errno));
-    unsigned char h[4 + 16];
-    int rc = 1;
-    syn_dataset *ds = NULL;
-    if (gzread(f, h, 4) != 4 || h[0] || h[1] || h[2] != 0x08 || h[3] < 1 || h[3] > 4) {
-        rc = fail("%s: not an IDX file of unsigned bytes", path);
-        goto done;
-    }
-    int nd = h[3];
-    if (nd == 1) {
-        rc = fail("%s: an IDX file of one byte per item (labels?), not of images", path);
-        goto done;
-    }
-    if (gzread(f, h + 4, (unsigned)(4 * nd)) != 4 * nd) {
-        rc = fail("%s: truncated IDX header", path);
-        goto done;
-    }
-    uint64_t d[4], per = 1;
-    for (int k = 0; k < nd; k++) {
-        const unsigned char *b = h + 4 + 4 * k;
-        d[k] = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
-        if (k) per *= d[k];
-    }
-    if (d[0] == 0 || per == 0 || per > (1u << 24) || d[0] > (1ull << 34) / per) {
-        rc = fail("%s: an IDX header with sizes this reader does not take (no items, or too many)", path);
-        goto done;
-    }
-    syn_shape sample = nd == 2 ? syn_shape1((int64_t)d[1])
-                     : nd == 3 ? syn_shape3(1, (int64_t)d[1], (int64_t)d[2])
-                               : syn_shape3((int64_t)d[1], (int64_t)d[2], (int64_t)d[3]);
-    ds = dataset_new((int64_t)d[0], sample);
-    unsigned char *buf = malloc(1u << 20);
-    if (!ds || !buf) {
-        free(buf);
-        rc = fail("%s: out of memory", path);
-        goto done;
-    }
-    uint64_t total = d[0] * per, got = 0;
-    while (got < total) {
-        unsigned want = (unsigned)(total - got < (1u << 20) ? total - got : (1u << 20));
-        int r = gzread(f, buf, want);
-        if (r <= 0) break;
-        for (int i = 0; i < r; i++) ds->x[got + (uint64_t)i] = (float)buf[i] * (1.0f / 255.0f);
-        got += (uint64_t)r;
-    }
-    int extra = got == total ? gzread(f, buf, 1) : 0;
-    free(buf);
-    if (got != total) {
-        rc = fail("%s: truncated IDX data: %llu of %llu bytes", path, (unsigned long long)got,
-                  (unsigned long long)total);
-        goto done;
-    }
-    if (extra != 0) {
-        rc = fail("%s: bytes after the IDX data (or a read error)", path);
-        goto done;
-    }
-    *out = ds;
-    ds = NULL;
-    rc = -1;
-done:
-    gzclose(f);
-    syn_dataset_free(ds);
-    return rc;
 }
 
 /* A CSV of the training CSV's feature columns (by name, in its order), with
@@ -431,7 +356,6 @@ static int read_input(const train_opts *o, const char *path, const syn_dataset *
     int n = gzread(f, b, 8);
     gzclose(f);
     if (n < 0) return fail("%s: cannot read it", path);
-    int rc;
     char a[64], c[64];
     syn_shape ts = train->sample_shape;
     if (n == 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
@@ -450,7 +374,8 @@ static int read_input(const train_opts *o, const char *path, const syn_dataset *
         *out = ds;
     } else if (n >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08) {
         *kind = "idx";
-        if ((rc = read_idx(path, out)) >= 0) return rc;
+        syn_status s = syn_dataset_load_idx_images(path, out);
+        if (s != SYN_OK) return runtime_error(s);
     } else {
         *kind = "csv";
         if (!o->csv)
@@ -511,26 +436,16 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
     puts(po->json ? "]}" : "");
 }
 
-/* The network's outputs for every input, a batch at a time, on a graph of its
- * own sharing the loaded parameters (the train_net's graph ends in a loss). */
-static int run_predict(const train_opts *o, const predict_opts *po, syn_device dev, train_net *net,
-                       const syn_dataset *in, int64_t first, int64_t out) {
-    syn_graph *g = NULL;
-    float *y = NULL;
-    syn_status s = syn_graph_create(net->params, &g);
-    syn_node *x = NULL, *logits = NULL;
-    if (s == SYN_OK) {
-        x = syn_input(g, "x", SYN_F32, net->xs);
-        logits = net->md ? syn_model_build(g, net->md, x)
-                         : syn_mlp(g, x, o->hidden, o->n_hidden, out, o->act, o->dropout);
-        s = syn_graph_status(g);
-    }
-    if (s == SYN_OK) s = syn_graph_keep(g, logits);
-    syn_compile_opts co = {true};
-    if (s == SYN_OK) s = syn_graph_compile(g, dev, &co);
+/* The network's outputs for every input, a batch at a time, through the
+ * network's graph (built for predict: x -> logits). */
+static int run_predict(const predict_opts *po, train_net *net, const syn_dataset *in, int64_t first, int64_t out) {
+    syn_graph *g = net->graph;
+    syn_node *x = net->m.x, *logits = net->m.logits;
     int64_t batch = net->xs.dim[0];
-    if (s == SYN_OK && !(y = malloc((size_t)(batch * out) * sizeof *y))) s = SYN_ERR_OOM;
-    if (s == SYN_OK) syn_graph_set_training(g, false);
+    float *y = malloc((size_t)(batch * out) * sizeof *y);
+    if (!y) return fail("out of memory for the outputs");
+    syn_graph_set_training(g, false);
+    syn_status s = SYN_OK;
     for (int64_t b0 = 0; s == SYN_OK && b0 < in->n; b0 += batch) {
         int64_t k = in->n - b0 < batch ? in->n - b0 : batch;
         syn_shape xs = net->xs;
@@ -542,8 +457,6 @@ static int run_predict(const train_opts *o, const predict_opts *po, syn_device d
     }
     fflush(stdout);
     free(y);
-    syn_graph_free(g);
-    if (s == SYN_ERR_OOM && !y) return fail("out of memory for the outputs");
     return s == SYN_OK ? 0 : runtime_error(s);
 }
 
@@ -569,13 +482,14 @@ int cmd_predict(int argc, char **argv) {
             continue;
         }
         if (strcmp(a, "-h") == 0) a = "--help";
-        int k = a[1] == '-' ? find_flag(a) : -1;
-        if (k < 0) { /* -q and unknown options: train_parse takes or reports them */
+        bool mine = false;
+        const struct option *q = a[1] == '-' ? find_flag(a, &mine) : NULL;
+        if (!q) { /* -q and unknown options: train_parse takes or reports them */
             av[ac++] = argv[i];
             continue;
         }
-        const char *name = train_flags[k].name, *eq = strchr(a, '='), *val = NULL;
-        if (train_flags[k].train_only) {
+        const char *name = q->name, *eq = strchr(a, '='), *val = NULL;
+        if (!mine && train_option_only(q->val)) {
             rc = usage_error(U, "--%s is a train option, not a predict one", name);
             break;
         }
@@ -584,14 +498,13 @@ int cmd_predict(int argc, char **argv) {
             rc = 0;
             break;
         }
-        if (train_flags[k].value) {
+        if (q->has_arg == required_argument) {
             val = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
             if (!val) {
                 rc = usage_error(U, "option %s needs a value", a);
                 break;
             }
         }
-        bool mine = strcmp(name, "top") == 0 || strcmp(name, "index") == 0 || strcmp(name, "json") == 0;
         if (!mine) av[ac++] = argv[i];
         if (val && !eq) {
             i++;
@@ -620,12 +533,15 @@ int cmd_predict(int argc, char **argv) {
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
     train_net net;
     if ((rc = train_net_load(&o, &net)) >= 0) return rc;
-    syn_dataset *train = NULL, *in = NULL, shape;
-    syn_norm_stats *st = NULL;
-    train_columns tc = {NULL, 0, -1};
+    ckpt_meta meta;
+    if ((rc = ckpt_meta_read(&o, &meta)) >= 0) {
+        train_net_free(&net);
+        return rc;
+    }
+    syn_dataset *train = NULL, *in = NULL;
     const char *kind = "";
-    if ((rc = training_facts(&o, &st, &shape, &train, &tc)) >= 0) goto done;
-    if ((rc = read_input(&o, po.input, &shape, &tc, &in, &kind)) >= 0) goto done;
+    if ((rc = training_facts(&o, &meta, &train)) >= 0) goto done;
+    if ((rc = read_input(&o, po.input, &meta.shape, &meta.tc, &in, &kind)) >= 0) goto done;
     int64_t first = 0;
     if (po.index >= 0) { /* keep input `index` only */
         if (po.index >= in->n) {
@@ -637,24 +553,22 @@ int cmd_predict(int argc, char **argv) {
         first = po.index;
     }
     /* train's statistics (tables per column) */
-    syn_status s = syn_dataset_standardize_with(in, st);
+    syn_status s = syn_dataset_standardize_with(in, meta.stats);
     if (s != SYN_OK) {
         rc = runtime_error(s);
         goto done;
     }
-    if ((rc = train_net_build(&o, dev, &shape, true, &net)) >= 0) goto done;
+    if ((rc = train_net_build(&o, dev, &meta.shape, NET_PREDICT, &net)) >= 0) goto done;
     syn_checkpoint_info info;
-    bool ckpt;
-    if ((rc = load_weights(&o, &net, &ckpt, &info)) >= 0) goto done;
+    if ((rc = load_weights(&o, &net, meta.ckpt, &info)) >= 0) goto done;
     if (!o.quiet)
         fprintf(stderr, "synapse: %s from %s%s; %lld input%s from %s (%s)\n", net.name, o.resume,
-                ckpt ? " (checkpoint)" : "", (long long)in->n, in->n == 1 ? "" : "s", po.input, kind);
-    rc = run_predict(&o, &po, dev, &net, in, first, net.classify ? shape.num_classes : shape.target_dim);
+                meta.ckpt ? " (checkpoint)" : "", (long long)in->n, in->n == 1 ? "" : "s", po.input, kind);
+    rc = run_predict(&po, &net, in, first, net.classify ? meta.shape.num_classes : meta.shape.target_dim);
 done:
     train_net_free(&net);
     syn_dataset_free(train);
     syn_dataset_free(in);
-    syn_norm_stats_free(st);
-    syn_csv_header_free(tc.names, tc.n);
+    ckpt_meta_free(&meta);
     return rc;
 }

@@ -132,7 +132,7 @@ enum {
     OPT_SAVE, OPT_RESUME
 };
 
-static const struct option train_longopts[] = {
+const struct option train_longopts[] = {
     {"data", required_argument, 0, OPT_DATA},           {"data-dir", required_argument, 0, OPT_DATA_DIR},
     {"csv", required_argument, 0, OPT_CSV},             {"label", required_argument, 0, OPT_LABEL},
     {"regression", no_argument, 0, OPT_REGRESSION},     {"test-fraction", required_argument, 0, OPT_TEST_FRACTION},
@@ -149,8 +149,7 @@ static const struct option train_longopts[] = {
     {"crop-pad", required_argument, 0, OPT_CROP_PAD},   {"flip", no_argument, 0, OPT_FLIP},       {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},                      {0, 0, 0, 0}};
 
-/* Options that only train takes (eval rejects them). */
-static bool train_only(int c) {
+bool train_option_only(int c) {
     switch (c) {
     case OPT_OPTIMIZER: case OPT_LR: case OPT_MOMENTUM: case OPT_WEIGHT_DECAY: case OPT_EPOCHS: case OPT_MIN_ERROR:
     case OPT_PATIENCE: case OPT_CLIP: case OPT_SCHEDULE: case OPT_WARMUP: case OPT_SAVE: case OPT_RESUME:
@@ -189,7 +188,7 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
     int64_t v;
     while ((c = getopt_long(argc, argv, ":qh", train_longopts, NULL)) != -1) {
         const char *a = optarg;
-        if (eval && train_only(c)) return usage_error(U, "--%s is a train option, not an eval one", opt_name(c));
+        if (eval && train_option_only(c)) return usage_error(U, "--%s is a train option, not an eval one", opt_name(c));
         switch (c) {
         case 'h': fputs(U, stdout); return 0;
         case 'q': o->quiet = true; break;
@@ -356,7 +355,7 @@ syn_status train_csv_header(const train_opts *o, char ***names, int *count, int 
     char *end;
     long v = strtol(o->label, &end, 10);
     if (*label < 0 && end != o->label && *end == '\0' && v >= 0 && v < *count) *label = (int)v;
-    return SYN_OK; /* *label -1: no such column (train's reader says so first) */
+    return SYN_OK;
 }
 
 /* train's record of its data for predict (DATA_* in train_cli.h): 2 * n
@@ -448,13 +447,22 @@ int train_net_load(const train_opts *o, train_net *n) {
     if (!o->model) return -1;
     syn_status s = syn_model_desc_load(o->model, &n->md);
     if (s != SYN_OK) return runtime_error(s);
-    /* The file's text is what a checkpoint records (the parse succeeded, so it
-     * is readable). */
+    /* The file's text is what a checkpoint records and compares, whole: a
+     * longer file would be recorded cut, and two files that differ only past
+     * the cut would pass for the same model. */
     FILE *f = fopen(o->model, "rb");
     size_t k = f ? fread(n->desc, 1, sizeof n->desc - 1, f) : 0;
-    n->desc[k] = '\0';
+    bool longer = f && k == sizeof n->desc - 1 && fgetc(f) != EOF, bad = !f || ferror(f);
+    long size = longer && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : (long)k;
     if (f) fclose(f);
-    return -1;
+    n->desc[k] = '\0';
+    if (!bad && !longer) return -1;
+    if (bad) fprintf(stderr, "synapse: error: %s: cannot read it: %s\n", o->model, strerror(errno));
+    else
+        fprintf(stderr, "synapse: error: %s: %ld bytes; a checkpoint records the model file's text, at most %zu bytes\n",
+                o->model, size, sizeof n->desc - 1);
+    train_net_free(n);
+    return 1;
 }
 
 void train_net_free(train_net *n) {
@@ -464,10 +472,11 @@ void train_net_free(train_net *n) {
     memset(n, 0, sizeof *n);
 }
 
-int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, bool inference, train_net *n) {
+int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, net_mode mode, train_net *n) {
     int rc;
     /* x: (batch, dim) -> mlp -> (batch, out), or (batch, C, H, W) -> model
-     * file -> (batch, out); y: labels (batch) or targets (batch, t) */
+     * file -> (batch, out); y: labels (batch) or targets (batch, t), absent
+     * for NET_PREDICT */
     const bool classify = n->classify = !o->regression;
     const int64_t out = classify ? train->num_classes : train->target_dim;
     syn_model *m = &n->m;
@@ -480,7 +489,9 @@ int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *trai
     m->graph = g;
     /* Inputs first: they are written before the forward pass runs. */
     m->x = syn_input(g, "x", SYN_F32, n->xs);
-    m->y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o->batch)) : syn_input(g, "y", SYN_F32, syn_shape2(o->batch, out));
+    if (mode != NET_PREDICT)
+        m->y = classify ? syn_input(g, "y", SYN_I32, syn_shape1(o->batch))
+                        : syn_input(g, "y", SYN_F32, syn_shape2(o->batch, out));
     m->logits = n->md ? syn_model_build(g, n->md, m->x)
                       : syn_mlp(g, m->x, o->hidden, o->n_hidden, out, o->act, o->dropout);
     if (n->md && m->logits) {
@@ -494,15 +505,15 @@ int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *trai
             return 1;
         }
     }
-    if (classify) {
+    if (mode != NET_PREDICT && classify) {
         m->loss = syn_cross_entropy(g, m->logits, m->y);
-    } else {
+    } else if (mode != NET_PREDICT) {
         m->loss = strcmp(o->loss, "sse") == 0 ? syn_sse_loss(g, m->logits, m->y) : syn_mse_loss(g, m->logits, m->y);
         m->logits = NULL; /* no accuracy for regression */
-    }
+    } /* predict: the logits are the output, no loss */
     s = syn_graph_status(g);
-    if (s == SYN_OK && classify) s = syn_graph_keep(g, m->logits);
-    syn_compile_opts co = {inference};
+    if (s == SYN_OK && m->logits) s = syn_graph_keep(g, m->logits);
+    syn_compile_opts co = {.inference = mode != NET_TRAIN};
     if (s == SYN_OK) s = syn_graph_compile(g, dev, &co);
     if (s != SYN_OK) return runtime_error(s);
 
@@ -591,7 +602,7 @@ static int cmd_train(int argc, char **argv) {
         train_net_free(&net);
         return runtime_error(s);
     }
-    if ((rc = train_net_build(&o, dev, train, false, &net)) >= 0) goto done;
+    if ((rc = train_net_build(&o, dev, train, NET_TRAIN, &net)) >= 0) goto done;
     if (o.save && (s = data_meta_make(&o, train, &meta)) != SYN_OK) {
         rc = s == SYN_ERR_OOM ? (fputs("synapse: error: out of memory\n", stderr), 1) : runtime_error(s);
         goto done;

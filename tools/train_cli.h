@@ -1,8 +1,9 @@
 /* train's options, data and network (tools/synapse.c), shared with the
- * commands that rebuild the same network: eval (tools/cmd_io.c). */
+ * commands that rebuild the same network: eval and predict (tools/cmd_io.c). */
 #ifndef SYN_TRAIN_CLI_H
 #define SYN_TRAIN_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "synapse/synapse.h"
@@ -36,6 +37,12 @@ typedef struct {
     bool flip;          /* --flip: random horizontal flips */
 } train_opts;
 
+/* train's long options, getopt_long's table (ending in a zeroed entry): the
+ * one list that eval and predict take theirs from. train_option_only(val):
+ * the options (by their val) that only train takes. */
+extern const struct option train_longopts[];
+bool train_option_only(int val);
+
 /* train (eval_usage NULL): `train [MODEL.cfg] [options]`; eval: `eval MODEL
  * CKPT [options]` with the data and model options only (MODEL "mlp" for the
  * MLP), eval_usage its help text. Returns -1 to go on, else an exit code (0
@@ -49,7 +56,8 @@ syn_status train_load_data(const train_opts *o, syn_dataset **train, syn_dataset
  * standardised with given statistics (a checkpoint's). */
 syn_status train_load_test(const train_opts *o, const syn_norm_stats *st, syn_dataset **test);
 /* The training CSV's header and its label column's index (a matching name,
- * else a 0-based index, as the reader takes --label). owned: syn_csv_header_free. */
+ * else a 0-based index, as the reader takes --label). For a CSV the reader
+ * has loaded with o->label, so the label is there. owned: syn_csv_header_free. */
 syn_status train_csv_header(const train_opts *o, char ***names, int *count, int *label);
 
 /* What train records in a checkpoint besides the standardisation statistics,
@@ -66,18 +74,27 @@ typedef struct {
     syn_model_desc *md; /* the model file's, NULL for the MLP */
     syn_params *params;
     syn_graph *graph;
-    syn_model m;
+    syn_model m;        /* NET_PREDICT: y and loss NULL, logits the output */
     syn_shape xs;       /* x: (batch, ...) */
     bool classify;
     char name[160];     /* "mlp 784-256-128-10" or the model file's name (JSON-safe) */
     char desc[4096];    /* what a checkpoint records: the MLP's line or the model file's text */
 } train_net;
 
-/* Loads o->model (if any) into n->md; -1 to go on, else an exit code. */
+/* Loads o->model (if any) into n->md and its text into n->desc (a file longer
+ * than desc holds is an error); -1 to go on, else an exit code (the error
+ * printed, n freed). */
 int train_net_load(const train_opts *o, train_net *n);
-/* Builds and compiles the network for the data set's shapes (inference: no
- * backward pass planned). -1 to go on, else an exit code (error printed). */
-int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, bool inference, train_net *n);
+/* What train_net_build builds. */
+typedef enum {
+    NET_TRAIN,   /* x, y -> logits -> loss, the backward pass planned (train) */
+    NET_EVAL,    /* the same for inference: no backward pass (eval) */
+    NET_PREDICT, /* x -> logits alone, for inference (predict): no y, no loss */
+} net_mode;
+
+/* Builds and compiles the network for the data set's shapes. -1 to go on,
+ * else an exit code (error printed). */
+int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *train, net_mode mode, train_net *n);
 void train_net_free(train_net *n);
 
 #endif

@@ -32,10 +32,17 @@ SYN_API void syn_dataset_free(syn_dataset *ds);
  * their labels. Sizes, magic numbers and counts are checked. */
 SYN_API syn_status syn_dataset_load_idx(const char *images_path, const char *labels_path,
                                         syn_dataset **out);
+/* An IDX file of unsigned bytes alone (gzip'd or raw), e.g. inputs for a
+ * trained model: 2, 3 or 4 dims (magic 0x00000802..4) give n samples of
+ * shape (d), (1, h, w) or (c, h, w), scaled to [0, 1]; no labels
+ * (num_classes 0, labels and targets NULL). A labels file (1 dim) is refused,
+ * and so are bytes after the pixels the header counts. The header is checked
+ * against the file's size before anything is allocated. */
+SYN_API syn_status syn_dataset_load_idx_images(const char *path, syn_dataset **out);
 /* Fashion-MNIST from a directory holding the four standard files
  * (train-images-idx3-ubyte.gz ..., or the same names unpacked without .gz).
  * dir NULL: /usr/share/datasets/fashion-mnist.
- * Both readers: SYN_ERR_IO for a missing or unreadable file, SYN_ERR_FORMAT
+ * The IDX readers: SYN_ERR_IO for a missing or unreadable file, SYN_ERR_FORMAT
  * for bad content; the message names the file and what was wrong. */
 SYN_API syn_status syn_dataset_load_fashion_mnist(const char *dir, bool train, syn_dataset **out);
 #define SYN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

@@ -154,6 +154,10 @@ SYN_API syn_status syn_checkpoint_save_data(const char *path, const syn_params *
  * that differ. syn_checkpoint_load makes the same checks.
  * owned: free with syn_norm_stats_free. */
 SYN_API syn_status syn_checkpoint_load_stats(const char *path, syn_norm_stats **out);
+/* The same from a file already open (with its other metadata, e.g. the
+ * "data.*" entries, without reading it again); name: the file's, for the
+ * messages (NULL: "(checkpoint)"). owned: free with syn_norm_stats_free. */
+SYN_API syn_status syn_checkpoint_read_stats(const syn_safetensors *f, const char *name, syn_norm_stats **out);
 
 /* ---- PNG ------------------------------------------------------------------------- */
 

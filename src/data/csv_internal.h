@@ -1,8 +1,9 @@
 /* Private: the one CSV tokenizer (csv.c) under every CSV reader of the
- * library - the data set reader, syn_csv_header_read and the series reader
- * (src/nn/forecast.c) - so quoting, BOM, CRLF, delimiter, blank-line and
- * number rules, and the messages that name file:line, column and field, are
- * the same everywhere. Not exported. */
+ * library - the data set reader and syn_csv_header_read, and through them the
+ * series reader (src/nn/forecast.c, which also resolves its column's name
+ * with syn__csv_find_column) - so quoting, BOM, CRLF, delimiter, blank-line
+ * and number rules, and the messages that name file:line, column and field,
+ * are the same everywhere. Not exported. */
 #ifndef SYN_DATA_CSV_INTERNAL_H
 #define SYN_DATA_CSV_INTERNAL_H
 

@@ -379,6 +379,13 @@ syn_status syn_checkpoint_load_stats(const char *path, syn_norm_stats **out) {
     return s;
 }
 
+syn_status syn_checkpoint_read_stats(const syn_safetensors *f, const char *name, syn_norm_stats **out) {
+    if (!out) return syn__error(SYN_ERR_ARG, "syn_checkpoint_read_stats: NULL output");
+    *out = NULL;
+    if (!f) return syn__error(SYN_ERR_ARG, "syn_checkpoint_read_stats: NULL file");
+    return read_stats(f, name ? name : "(checkpoint)", out);
+}
+
 syn_status syn_checkpoint_load(const char *path, syn_params *p, syn_optim *opt, syn_checkpoint_info *info) {
     if (!path || !p) return syn__error(SYN_ERR_ARG, "syn_checkpoint_load: NULL %s", path ? "parameter set" : "path");
     if (opt && syn__optim_params(opt) != p)
