@@ -70,6 +70,23 @@ struct syn_backend {
     syn__kernel bwd[SYN_OP_COUNT];
 };
 
+/* The ops a backend implements, as X(ID, name): each has the kernels
+ * <prefix><name>_fwd and <prefix><name>_bwd, except those in
+ * SYN_FWD_ONLY_OPS (no backward rule: SYN_NO_GRAD in ops.def). Leaf ops
+ * (inputs, parameters) have none. Each backend declares and tables its
+ * kernels from these lists, so an op is added to every backend at once. */
+#define SYN_KERNEL_OPS(X)                                                                            \
+    X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(ADD_SCALAR, add_scalar) X(MUL_SCALAR, mul_scalar) \
+    X(POW_SCALAR, pow_scalar) X(MATMUL, matmul) X(LINEAR, linear) X(RELU, relu) X(LEAKY_RELU, leaky_relu) \
+    X(SIGMOID, sigmoid) X(TANH, tanh) X(GELU, gelu) X(SOFTMAX, softmax) X(LOG_SOFTMAX, log_softmax)      \
+    X(SUM, sum) X(MEAN, mean) X(RESHAPE, reshape) X(TRANSPOSE, transpose) X(CONCAT, concat)             \
+    X(DROPOUT, dropout) X(MSE_LOSS, mse_loss) X(SSE_LOSS, sse_loss) X(CROSS_ENTROPY, cross_entropy)     \
+    X(BCE_WITH_LOGITS, bce_with_logits) X(CONV2D, conv2d) X(CONV_TRANSPOSE2D, conv_transpose2d)         \
+    X(MAX_POOL2D, max_pool2d) X(AVG_POOL2D, avg_pool2d) X(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d)     \
+    X(BATCH_NORM, batch_norm) X(LAYER_NORM, layer_norm) X(DROPOUT2D, dropout2d) X(SLICE, slice)         \
+    X(EMBEDDING, embedding) X(RNN, rnn)
+#define SYN_FWD_ONLY_OPS(X) X(DETACH, detach)
+
 /* The CPU backend (always built). */
 syn_backend *syn__cpu_backend(void);
 #ifdef SYN_HAVE_CUDA

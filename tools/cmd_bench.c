@@ -59,27 +59,6 @@ typedef struct {
 
 /* ---- finding Python with torch ------------------------------------------------------- */
 
-/* A source-tree file: $SYN_SOURCE_DIR/rel, ./rel, beside the executable (../rel, ../../rel). */
-static bool find_source_file(const char *rel, char *out, size_t size) {
-    const char *src = getenv("SYN_SOURCE_DIR");
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = '\0';
-    if (src && *src) {
-        snprintf(out, size, "%s/%s", src, rel);
-        if (access(out, R_OK) == 0) return true;
-    }
-    snprintf(out, size, "%s", rel);
-    if (access(out, R_OK) == 0) return true;
-    if (*exe) {
-        if ((size_t)snprintf(out, size, "%s/../%s", exe, rel) < size && access(out, R_OK) == 0) return true;
-        if ((size_t)snprintf(out, size, "%s/../../%s", exe, rel) < size && access(out, R_OK) == 0) return true;
-    }
-    return false;
-}
-
 static bool imports_torch(const char *py) {
     char cmd[4500];
     snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", py);
@@ -99,7 +78,7 @@ static bool find_python(char *py, size_t size, char *why, size_t wsize) {
         snprintf(cand, sizeof cand, "%s/bin/python", venv);
         if (access(cand, X_OK) == 0 && imports_torch(cand)) return snprintf(py, size, "%s", cand), true;
     }
-    if (find_source_file(".venv/bin/python", cand, sizeof cand) && imports_torch(cand))
+    if (syn_bench_source_file(".venv/bin/python", cand, sizeof cand) && imports_torch(cand))
         return snprintf(py, size, "%s", cand), true;
     if (imports_torch("python3")) return snprintf(py, size, "python3"), true;
     snprintf(why, wsize, "no Python with torch ($SYN_BENCH_PYTHON, $VENV, .venv, python3 tried)");
@@ -387,7 +366,7 @@ int cmd_bench(int argc, char **argv) {
     char py[4096] = "", script[4096] = "", torch_note[512] = "";
     bool torch = false;
     if (no_torch) snprintf(torch_note, sizeof torch_note, "--no-pytorch");
-    else if (!find_source_file("benchmarks/pytorch/bench.py", script, sizeof script))
+    else if (!syn_bench_source_file("benchmarks/pytorch/bench.py", script, sizeof script))
         snprintf(torch_note, sizeof torch_note, "benchmarks/pytorch/bench.py not found (run from the source tree or set SYN_SOURCE_DIR)");
     else torch = find_python(py, sizeof py, torch_note, sizeof torch_note);
     if (torch) fprintf(stderr, "synapse bench: PyTorch twins with %s %s\n", py, script);

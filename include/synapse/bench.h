@@ -100,6 +100,11 @@ SYN_API int syn_bench_count(void);
 SYN_API const syn_bench_workload *syn_bench_get(int i);
 /* NULL if no workload has that name. */
 SYN_API const syn_bench_workload *syn_bench_find(const char *name);
+/* A file of the source tree the workloads and their PyTorch twins need
+ * (models/x.cfg, benchmarks/pytorch/bench.py): $SYN_SOURCE_DIR/rel, ./rel,
+ * then beside the running executable (../rel, ../../rel). Writes the path
+ * into out; false if none is readable. */
+SYN_API bool syn_bench_source_file(const char *rel, char *out, size_t size);
 
 /* Runs w on dev and fills *res (always, also on failure: see res->status).
  * Returns SYN_OK when the harness itself ran; a workload's own failure is

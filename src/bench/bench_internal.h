@@ -39,8 +39,4 @@ double syn__bench_now_ms(void);
  * or when the library has no CUDA backend. */
 bool syn__bench_device_mem(syn_device d, size_t *in_use, size_t *peak);
 
-/* Finds a file of the source tree (models/x.cfg): $SYN_SOURCE_DIR/rel, ./rel,
- * then beside the running executable (../rel, ../../rel). true if found. */
-bool syn__bench_source_file(const char *rel, char *out, size_t size);
-
 #endif

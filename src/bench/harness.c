@@ -55,23 +55,19 @@ const syn_bench_workload *syn_bench_find(const char *name) {
     return NULL;
 }
 
-bool syn__bench_source_file(const char *rel, char *out, size_t size) {
-    const char *src = getenv("SYN_SOURCE_DIR");
+bool syn_bench_source_file(const char *rel, char *out, size_t size) {
+    if (!rel || !out || size == 0) return false;
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-    } else {
-        exe[0] = '\0';
-    }
-    const char *fmt[4] = {"%s/%s", "%s%s", "%s/../%s", "%s/../../%s"};
-    const char *base[4] = {src, "", exe, exe};
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    const char *src = getenv("SYN_SOURCE_DIR");
+    const char *base[4] = {src && *src ? src : NULL, ".", *exe ? exe : NULL, *exe ? exe : NULL};
+    const char *fmt[4] = {"%s/%s", "%s/%s", "%s/../%s", "%s/../../%s"};
     for (int k = 0; k < 4; k++) {
-        if (!base[k] || (k >= 2 && !*base[k]) || (k == 0 && !*base[k])) continue;
-        snprintf(out, size, fmt[k], base[k], rel);
-        if (access(out, R_OK) == 0) return true;
+        if (!base[k]) continue;
+        if ((size_t)snprintf(out, size, fmt[k], base[k], rel) < size && access(out, R_OK) == 0) return true;
     }
     return false;
 }

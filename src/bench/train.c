@@ -123,7 +123,7 @@ static syn_status train_build(const train_arg *a, syn_device dev, int B, int T, 
     }
     case NET_FMNIST_CNN: {
         char path[4096];
-        if (!syn__bench_source_file("models/fmnist_cnn.cfg", path, sizeof path))
+        if (!syn_bench_source_file("models/fmnist_cnn.cfg", path, sizeof path))
             return syn__error(SYN_ERR_IO, "models/fmnist_cnn.cfg not found (run from the source tree or set SYN_SOURCE_DIR)");
         BTRY(syn_model_desc_load(path, &s->md));
         xs = syn_shape4(B, 1, 28, 28);

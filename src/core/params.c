@@ -71,14 +71,6 @@ syn_status syn_params_find(const syn_params *p, const char *name, syn_tensor **v
     return SYN_OK;
 }
 
-/* Standard normal from two uniforms of one Philox block (Box-Muller). */
-static float normal_at(uint64_t seed, uint64_t stream, uint64_t i) {
-    syn__philox_block b = syn__philox(seed, stream, i);
-    float u1 = 1.0f - syn__u32_to_unit(b.v[0]); /* (0, 1] */
-    float u2 = syn__u32_to_unit(b.v[1]);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
-}
-
 syn_status syn_init_tensor(syn_tensor *t, const syn_init *init, uint64_t seed, uint64_t stream) {
     if (!t || !init) return syn__error(SYN_ERR_ARG, "syn_init_tensor: NULL argument");
     if (t->dtype != SYN_F32)
@@ -107,7 +99,7 @@ syn_status syn_init_tensor(syn_tensor *t, const syn_init *init, uint64_t seed, u
     if (!h) return SYN_ERR_OOM;
     for (int64_t i = 0; i < n; i++)
         h[i] = uniform ? lo + (hi - lo) * syn__philox_uniform(seed, stream, (uint64_t)i)
-                       : mean + std * normal_at(seed, stream, (uint64_t)i);
+                       : mean + std * syn__philox_normal(seed, stream, (uint64_t)i);
     syn_status s = syn_tensor_write(t, h, (size_t)n * sizeof(float));
     free(h);
     return s;

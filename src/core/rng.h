@@ -48,6 +48,18 @@ SYN_HD float syn__philox_uniform(uint64_t key, uint64_t stream, uint64_t index) 
     return syn__u32_to_unit(b.v[index & 3]);
 }
 
+#ifndef __CUDACC__
+#include <math.h>
+/* A standard normal from block `index` of stream (key, stream): Box-Muller
+ * on its first two words (parameter init and GAN noise; host only). */
+static inline float syn__philox_normal(uint64_t key, uint64_t stream, uint64_t index) {
+    syn__philox_block b = syn__philox(key, stream, index);
+    float u1 = 1.0f - syn__u32_to_unit(b.v[0]); /* (0, 1] */
+    float u2 = syn__u32_to_unit(b.v[1]);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+}
+#endif
+
 /* Streams: independent uses of one seed. */
 enum {
     SYN_STREAM_INIT = 0x100000000ull,    /* + parameter index */

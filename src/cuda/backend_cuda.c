@@ -491,8 +491,8 @@ static syn_status cuda_workspace(syn_backend *be, size_t bytes, void **out) {
 
 /* ---- the table ----------------------------------------------------------------- */
 
-#define K(ID, name) [SYN_OP_##ID] = syn__cuda_##name##_fwd
-#define B(ID, name) [SYN_OP_##ID] = syn__cuda_##name##_bwd
+#define K(ID, name) [SYN_OP_##ID] = syn__cuda_##name##_fwd,
+#define B(ID, name) [SYN_OP_##ID] = syn__cuda_##name##_bwd,
 
 static const syn_backend cuda_template = {
     .name = "cuda",
@@ -516,36 +516,8 @@ static const syn_backend cuda_template = {
     .optim_update = syn__cuda_optim_update,
     .sumsq = syn__cuda_sumsq,
     .clip_scale = syn__cuda_clip_scale,
-    .fwd = {
-        K(ADD, add), K(SUB, sub), K(MUL, mul), K(DIV, div),
-        K(ADD_SCALAR, add_scalar), K(MUL_SCALAR, mul_scalar), K(POW_SCALAR, pow_scalar),
-        K(MATMUL, matmul), K(LINEAR, linear),
-        K(RELU, relu), K(LEAKY_RELU, leaky_relu), K(SIGMOID, sigmoid), K(TANH, tanh), K(GELU, gelu),
-        K(SOFTMAX, softmax), K(LOG_SOFTMAX, log_softmax), K(SUM, sum), K(MEAN, mean),
-        K(RESHAPE, reshape), K(TRANSPOSE, transpose), K(CONCAT, concat),
-        K(DROPOUT, dropout), K(DETACH, detach),
-        K(MSE_LOSS, mse_loss), K(SSE_LOSS, sse_loss), K(CROSS_ENTROPY, cross_entropy),
-        K(BCE_WITH_LOGITS, bce_with_logits),
-        K(CONV2D, conv2d), K(CONV_TRANSPOSE2D, conv_transpose2d),
-        K(MAX_POOL2D, max_pool2d), K(AVG_POOL2D, avg_pool2d), K(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
-        K(BATCH_NORM, batch_norm), K(LAYER_NORM, layer_norm), K(DROPOUT2D, dropout2d),
-        K(SLICE, slice), K(EMBEDDING, embedding), K(RNN, rnn),
-    },
-    .bwd = {
-        B(ADD, add), B(SUB, sub), B(MUL, mul), B(DIV, div),
-        B(ADD_SCALAR, add_scalar), B(MUL_SCALAR, mul_scalar), B(POW_SCALAR, pow_scalar),
-        B(MATMUL, matmul), B(LINEAR, linear),
-        B(RELU, relu), B(LEAKY_RELU, leaky_relu), B(SIGMOID, sigmoid), B(TANH, tanh), B(GELU, gelu),
-        B(SOFTMAX, softmax), B(LOG_SOFTMAX, log_softmax), B(SUM, sum), B(MEAN, mean),
-        B(RESHAPE, reshape), B(TRANSPOSE, transpose), B(CONCAT, concat),
-        B(DROPOUT, dropout),
-        B(MSE_LOSS, mse_loss), B(SSE_LOSS, sse_loss), B(CROSS_ENTROPY, cross_entropy),
-        B(BCE_WITH_LOGITS, bce_with_logits),
-        B(CONV2D, conv2d), B(CONV_TRANSPOSE2D, conv_transpose2d),
-        B(MAX_POOL2D, max_pool2d), B(AVG_POOL2D, avg_pool2d), B(ADAPTIVE_AVG_POOL2D, adaptive_avg_pool2d),
-        B(BATCH_NORM, batch_norm), B(LAYER_NORM, layer_norm), B(DROPOUT2D, dropout2d),
-        B(SLICE, slice), B(EMBEDDING, embedding), B(RNN, rnn),
-    },
+    .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},
+    .bwd = {SYN_KERNEL_OPS(B)},
 };
 
 #undef K

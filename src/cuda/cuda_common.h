@@ -128,59 +128,12 @@ void syn__cuda_cudnn_destroy(syn__cuda *cu);
 
 /* ---- kernel entry points (the table in backend_cuda.c) ---- */
 
-#define SYN_CUDA_KERNEL(name)                                            \
-    syn_status syn__cuda_##name##_fwd(syn_backend *be, syn_node *n);     \
+/* Every op's kernels, from the lists in backend.h. */
+#define SYN__CUDA_DECL(ID, name)                                         \
+    syn_status syn__cuda_##name##_fwd(syn_backend *be, syn_node *n); \
     syn_status syn__cuda_##name##_bwd(syn_backend *be, syn_node *n);
-
-/* elementwise.cu */
-SYN_CUDA_KERNEL(add)
-SYN_CUDA_KERNEL(sub)
-SYN_CUDA_KERNEL(mul)
-SYN_CUDA_KERNEL(div)
-SYN_CUDA_KERNEL(add_scalar)
-SYN_CUDA_KERNEL(mul_scalar)
-SYN_CUDA_KERNEL(pow_scalar)
-SYN_CUDA_KERNEL(dropout)
+SYN_KERNEL_OPS(SYN__CUDA_DECL)
 syn_status syn__cuda_detach_fwd(syn_backend *be, syn_node *n);
-/* activation.cu */
-SYN_CUDA_KERNEL(relu)
-SYN_CUDA_KERNEL(leaky_relu)
-SYN_CUDA_KERNEL(sigmoid)
-SYN_CUDA_KERNEL(tanh)
-SYN_CUDA_KERNEL(gelu)
-/* matmul.cu */
-SYN_CUDA_KERNEL(matmul)
-SYN_CUDA_KERNEL(linear)
-/* reduce.cu */
-SYN_CUDA_KERNEL(sum)
-SYN_CUDA_KERNEL(mean)
-SYN_CUDA_KERNEL(softmax)
-SYN_CUDA_KERNEL(log_softmax)
-/* shape.cu */
-SYN_CUDA_KERNEL(reshape)
-SYN_CUDA_KERNEL(transpose)
-SYN_CUDA_KERNEL(concat)
-/* loss.cu */
-SYN_CUDA_KERNEL(mse_loss)
-SYN_CUDA_KERNEL(sse_loss)
-SYN_CUDA_KERNEL(cross_entropy)
-SYN_CUDA_KERNEL(bce_with_logits)
-/* conv.cu (cuDNN) */
-SYN_CUDA_KERNEL(conv2d)
-SYN_CUDA_KERNEL(conv_transpose2d)
-/* pool.cu */
-SYN_CUDA_KERNEL(max_pool2d)
-SYN_CUDA_KERNEL(avg_pool2d)
-SYN_CUDA_KERNEL(adaptive_avg_pool2d)
-/* norm.cu */
-SYN_CUDA_KERNEL(batch_norm)
-SYN_CUDA_KERNEL(layer_norm)
-/* elementwise.cu */
-SYN_CUDA_KERNEL(dropout2d)
-/* rnn.cu */
-SYN_CUDA_KERNEL(slice)
-SYN_CUDA_KERNEL(embedding)
-SYN_CUDA_KERNEL(rnn)
 
 /* optim.cu */
 syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a);
