@@ -84,8 +84,8 @@ typedef struct syn_forecaster syn_forecaster;
 
 /* Splits `series` (n values, borrowed, all finite) chronologically, standardises
  * it with the training part's mean and population std (1 if constant), trains
- * on the training windows in an order shuffled per epoch from cfg->seed, and
- * evaluates; rep (may be NULL) receives the figures. The same config and
+ * on the training windows with syn_fit (in an order shuffled per epoch from
+ * cfg->seed), and evaluates; rep (may be NULL) receives the figures. The same config and
  * series give the same model on the same device. Errors: SYN_ERR_ARG (a bad
  * config value, a non-finite value, or a series too short for one training
  * window and one test target: the message says how many values are needed),

@@ -1,46 +1,18 @@
 /* Time-series forecasting: a CSV column read into a series, and the recurrent
  * forecaster (windows -> syn_rnn -> linear head on the last step -> the value
- * `horizon` steps later), trained with MSE and Adam on the first part of the
- * series, scored on the last part against the naive last-value forecast.
- *
- * A series file usually has a date column beside the values, so the column is
- * read with the project's CSV tokenizer (src/data/csv_internal.h) alone, the
- * other fields left unparsed. */
+ * `horizon` steps later). The series' windows become a training and a test
+ * data set that syn_fit trains on with MSE and Adam; the test part is scored
+ * against the naive last-value forecast. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "../core/internal.h"
-#include "../core/rng.h"
 #include "../data/csv_internal.h"
 #include "../data/dataset.h"
 
-/* ---- the CSV column reader ------------------------------------------------------ */
-
-/* The data rows' values of column `col` into a growing array. */
-static syn_status read_values(syn__csv *r, const char *name, int ncol, int col, float **vals, int64_t *n_out) {
-    int64_t n = 0, cap = 0;
-    for (;;) {
-        bool eof;
-        SYN_TRY(syn__csv_next(r, &eof));
-        if (eof) break;
-        if (r->nf != ncol)
-            return syn__error(SYN_ERR_FORMAT, "%s:%lld: %d fields, but the header has %d", r->path, r->rec_line,
-                              r->nf, ncol);
-        float v;
-        SYN_TRY(syn__csv_float(r, col, name, "value", &v));
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            float *q = realloc(*vals, (size_t)cap * sizeof *q);
-            if (!q) return syn__error(SYN_ERR_OOM, "%s: cannot allocate %lld values", r->path, (long long)cap);
-            *vals = q;
-        }
-        (*vals)[n++] = v;
-    }
-    *n_out = n;
-    return SYN_OK;
-}
+/* ---- a series from a CSV column ------------------------------------------------- */
 
 void syn_series_free(syn_series *s) {
     if (!s) return;
@@ -53,43 +25,38 @@ syn_status syn_series_load_csv(const char *path, const char *column, char delimi
     if (!out) return syn__error(SYN_ERR_ARG, "syn_series_load_csv: NULL output");
     *out = NULL;
     if (!path || !column) return syn__error(SYN_ERR_ARG, "syn_series_load_csv: NULL %s", !path ? "path" : "column");
-    syn__csv r;
+    /* The values by the data set reader's rules and messages; then the header
+     * for the column's name, which `column` may give as an index. */
+    syn_dataset *ds = NULL;
     char **names = NULL;
-    int ncol = 0, col = -1;
-    syn_status s = syn__csv_open(&r, NULL, path, delimiter);
-    if (s == SYN_OK) s = syn__csv_header(&r, &names, &ncol);
-    if (s == SYN_OK) s = syn__csv_find_column(path, names, ncol, column, "column", &col);
-    float *vals = NULL;
-    int64_t n = 0;
-    if (s == SYN_OK) s = read_values(&r, names[col], ncol, col, &vals, &n);
-    if (s == SYN_OK && n == 0) s = syn__error(SYN_ERR_FORMAT, "%s: no data rows after the header", path);
+    int ncol = 0, col = 0;
     syn_series *ser = NULL;
-    if (s == SYN_OK && !(ser = calloc(1, sizeof *ser))) s = syn__error(SYN_ERR_OOM, "%s: cannot allocate", path);
+    syn_status s = syn_dataset_load_csv_columns(path, &column, 1, delimiter, &ds);
+    if (s == SYN_OK) s = syn_csv_header_read(path, delimiter, &names, &ncol);
+    if (s == SYN_OK) s = syn__csv_find_column(path, names, ncol, column, "column", &col);
+    if (s == SYN_OK && !(ser = syn__calloc(1, sizeof *ser, "syn_series_load_csv: the series"))) s = SYN_ERR_OOM;
     if (s == SYN_OK) {
-        ser->n = n;
-        ser->values = vals;
+        ser->n = ds->n;
+        ser->values = ds->x; /* (n, 1) */
+        ds->x = NULL;
         ser->name = names[col];
         names[col] = NULL;
-        vals = NULL;
         *out = ser;
     }
     syn_csv_header_free(names, ncol);
-    free(vals);
-    syn__csv_close(&r);
+    syn_dataset_free(ds);
     return s;
 }
 
 /* ---- the forecaster --------------------------------------------------------------- */
 
-enum { EVAL_BATCH = 256 };
-
 struct syn_forecaster {
     syn_forecast_config cfg;
     float mean, std;
     syn_params *params;
-    syn_graph *eval;       /* inference graph of capacity EVAL_BATCH, sharing params */
+    syn_graph *eval;       /* inference graph for one window, sharing params */
     syn_node *ex, *epred;
-    float *xb;             /* EVAL_BATCH * window staging values */
+    float *xb;             /* one standardised window */
 };
 
 syn_forecast_config syn_forecast_defaults(void) {
@@ -148,29 +115,6 @@ static syn_node *build_net(syn_graph *g, syn_node *x, const syn_forecast_config 
     return syn_linear(g, last, 1, "head", NULL);
 }
 
-/* Predictions (standardised) for the `cnt` windows of z starting at s0, s0+1, ... */
-static syn_status predict_windows(syn_forecaster *f, const float *z, int64_t s0, int64_t cnt, float *pred) {
-    const int64_t W = f->cfg.window;
-    for (int64_t b0 = 0; b0 < cnt; b0 += EVAL_BATCH) {
-        int64_t nb = cnt - b0 < EVAL_BATCH ? cnt - b0 : EVAL_BATCH;
-        for (int64_t i = 0; i < nb; i++) memcpy(f->xb + i * W, z + s0 + b0 + i, (size_t)W * sizeof(float));
-        SYN_TRY(syn_graph_feed(f->eval, f->ex, f->xb, syn_shape3(nb, W, 1)));
-        SYN_TRY(syn_graph_forward(f->eval));
-        SYN_TRY(syn_graph_read(f->eval, f->epred, pred + b0, (size_t)nb * sizeof(float)));
-    }
-    return SYN_OK;
-}
-
-/* RMSE in original units of the predictions for targets z[t0 .. t0+cnt). */
-static double rmse_orig(const float *pred, const float *z, int64_t t0, int64_t cnt, float std) {
-    double se = 0;
-    for (int64_t i = 0; i < cnt; i++) {
-        double e = ((double)pred[i] - (double)z[t0 + i]) * std;
-        se += e * e;
-    }
-    return sqrt(se / (double)cnt);
-}
-
 void syn_forecaster_free(syn_forecaster *f) {
     if (!f) return;
     syn_graph_free(f->eval);
@@ -181,23 +125,49 @@ void syn_forecaster_free(syn_forecaster *f) {
 
 int64_t syn_forecaster_window(const syn_forecaster *f) { return f ? f->cfg.window : 0; }
 
-/* Training state: the graph and buffers of one fit. */
+/* cnt windows of the standardised series z, the first at s0: window s is
+ * x = z[s .. s+W) as (W, 1), its target z[s+W-1+H]. */
+static syn_status make_windows(const float *z, int64_t s0, int64_t cnt, const syn_forecast_config *c,
+                               syn_dataset **out) {
+    const int64_t W = c->window, H = c->horizon;
+    SYN_TRY(syn__dataset_alloc(cnt, W, false, 1, "forecast: windows", out));
+    syn_dataset *ds = *out;
+    ds->sample_shape = syn_shape2(W, 1);
+    for (int64_t i = 0; i < cnt; i++) {
+        memcpy(ds->x + i * W, z + s0 + i, (size_t)W * sizeof(float));
+        ds->targets[i] = z[s0 + i + W - 1 + H];
+    }
+    return SYN_OK;
+}
+
+/* syn_fit's per-epoch hook: a diverged run is an error (the config's lr), and
+ * the progress line in the series' units. */
+static syn_status on_epoch(void *user, const syn_fit_state *st) {
+    const syn_forecaster *f = user;
+    const syn_fit_result *r = st->res;
+    if (!isfinite(r->train_loss))
+        return syn__error(SYN_ERR_ARG, "syn_forecaster_fit: the training loss is %g in epoch %d: lower the lr",
+                          (double)r->train_loss, st->epoch);
+    if (f->cfg.log)
+        fprintf(f->cfg.log, "forecast: epoch %d/%d  train mse %.5f (standardised)  test rmse %.4g\n", st->epoch,
+                f->cfg.epochs, (double)r->train_loss, sqrt((double)r->test_loss) * f->std);
+    return SYN_OK;
+}
+
+/* Training state: the graph and data of one fit. */
 typedef struct {
-    syn_graph *g;
-    syn_node *x, *y, *loss;
+    syn_model m;
     syn_optim *opt;
-    float *z, *xb, *yb, *pred;
-    int64_t *perm;
+    float *z;                    /* the standardised series */
+    syn_dataset *train, *test;   /* its windows */
 } fit_state;
 
 static void fit_state_free(fit_state *t) {
     syn_optim_free(t->opt);
-    syn_graph_free(t->g);
+    syn_graph_free(t->m.graph);
     free(t->z);
-    free(t->xb);
-    free(t->yb);
-    free(t->pred);
-    free(t->perm);
+    syn_dataset_free(t->train);
+    syn_dataset_free(t->test);
 }
 
 /* Everything after validation; the caller frees t and, on error, f. */
@@ -220,42 +190,36 @@ static syn_status fit(syn_forecaster *f, fit_state *t, const float *series, int6
     if (!(t->z = syn__malloc((size_t)n * sizeof(float), "forecast: the standardised series"))) return SYN_ERR_OOM;
     /* The stored (float) statistics, so that syn_forecaster_predict sees the same inputs. */
     for (int64_t i = 0; i < n; i++) t->z[i] = (float)(((double)series[i] - f->mean) / f->std);
+    /* Training windows s in [0, n_win) have targets inside the training part;
+     * the test targets z[n_train .. n) have windows from n_train-W-H+1 on. */
+    SYN_TRY(make_windows(t->z, 0, n_win, c, &t->train));
+    SYN_TRY(make_windows(t->z, n_train - W - H + 1, n_test, c, &t->test));
 
-    int64_t np = n_win > n_test ? n_win : n_test;
-    if (!(t->xb = syn__malloc((size_t)(B * W) * sizeof(float), "forecast: a batch")) ||
-        !(t->yb = syn__malloc((size_t)B * sizeof(float), "forecast: a batch")) ||
-        !(t->pred = syn__malloc((size_t)np * sizeof(float), "forecast: predictions")) ||
-        !(t->perm = syn__malloc((size_t)n_win * sizeof(int64_t), "forecast: the window order")) ||
-        !(f->xb = syn__malloc((size_t)(EVAL_BATCH * W) * sizeof(float), "forecast: a batch")))
-        return SYN_ERR_OOM;
-
-    /* The training graph and the evaluation graph share one parameter set. */
+    /* The training graph and the one-window inference graph share one parameter set. */
     SYN_TRY(syn_params_create(c->device, c->seed, &f->params));
-    SYN_TRY(syn_graph_create(f->params, &t->g));
-    t->x = syn_input(t->g, "x", SYN_F32, syn_shape3(B, W, 1));
-    t->y = syn_input(t->g, "y", SYN_F32, syn_shape2(B, 1));
-    t->loss = syn_mse_loss(t->g, build_net(t->g, t->x, c), t->y);
-    SYN_TRY(syn_graph_status(t->g));
-    SYN_TRY(syn_graph_compile(t->g, c->device, NULL));
+    SYN_TRY(syn_graph_create(f->params, &t->m.graph));
+    syn_graph *g = t->m.graph;
+    t->m.x = syn_input(g, "x", SYN_F32, syn_shape3(B, W, 1));
+    t->m.y = syn_input(g, "y", SYN_F32, syn_shape2(B, 1));
+    t->m.loss = syn_mse_loss(g, build_net(g, t->m.x, c), t->m.y);
+    SYN_TRY(syn_graph_status(g));
+    SYN_TRY(syn_graph_compile(g, c->device, NULL));
+    if (!(f->xb = syn__malloc((size_t)W * sizeof(float), "forecast: a window"))) return SYN_ERR_OOM;
     SYN_TRY(syn_graph_create(f->params, &f->eval));
-    f->ex = syn_input(f->eval, "x", SYN_F32, syn_shape3(EVAL_BATCH, W, 1));
+    f->ex = syn_input(f->eval, "x", SYN_F32, syn_shape3(1, W, 1));
     f->epred = build_net(f->eval, f->ex, c);
     SYN_TRY(syn_graph_status(f->eval));
     SYN_TRY(syn_graph_keep(f->eval, f->epred));
-    syn_compile_opts co = {true};
+    syn_compile_opts co = {.inference = true};
     SYN_TRY(syn_graph_compile(f->eval, c->device, &co));
     syn_graph_set_training(f->eval, false);
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
     oc.lr = c->lr;
     SYN_TRY(syn_optim_create(f->params, &oc, &t->opt));
 
-    /* Window s covers z[s .. s+W) and its target is z[s+W-1+H]: training
-     * windows s in [0, n_win) have targets inside the training part, test
-     * targets are z[n_train .. n) with windows from s = n_train-W-H+1 on. */
-    const int64_t test_s0 = n_train - W - H + 1;
     double naive = 0;
-    for (int64_t t_ = n_train; t_ < n; t_++) {
-        double e = (double)series[t_] - (double)series[t_ - H];
+    for (int64_t i = n_train; i < n; i++) {
+        double e = (double)series[i] - (double)series[i - H];
         naive += e * e;
     }
     naive = sqrt(naive / (double)n_test);
@@ -263,49 +227,25 @@ static syn_status fit(syn_forecaster *f, fit_state *t, const float *series, int6
         fprintf(c->log, "forecast: %lld training windows, %lld test targets; naive last-value test RMSE %.4g\n",
                 (long long)n_win, (long long)n_test, naive);
 
-    syn_schedule sched = {0};
-    sched.kind = c->schedule;
-    sched.total_steps = (int64_t)c->epochs * ((n_win + B - 1) / B);
-    sched.min_lr = c->lr * 0.01f;
-    int64_t step = 0;
-    float epoch_loss = NAN;
-    for (int e = 0; e < c->epochs; e++) {
-        syn__shuffle_indices(t->perm, n_win, c->seed, SYN_STREAM_SHUFFLE + (uint64_t)e);
-        double lsum = 0;
-        for (int64_t b0 = 0; b0 < n_win; b0 += B) {
-            int64_t nb = n_win - b0 < B ? n_win - b0 : B;
-            for (int64_t i = 0; i < nb; i++) {
-                int64_t s = t->perm[b0 + i];
-                memcpy(t->xb + i * W, t->z + s, (size_t)W * sizeof(float));
-                t->yb[i] = t->z[s + W - 1 + H];
-            }
-            SYN_TRY(syn_graph_feed(t->g, t->x, t->xb, syn_shape3(nb, W, 1)));
-            SYN_TRY(syn_graph_feed(t->g, t->y, t->yb, syn_shape2(nb, 1)));
-            SYN_TRY(syn_params_zero_grad(f->params));
-            SYN_TRY(syn_graph_forward(t->g));
-            SYN_TRY(syn_graph_backward(t->g, t->loss));
-            if (c->clip > 0) SYN_TRY(syn_params_clip_grad_norm(f->params, c->clip, NULL));
-            syn_optim_set_lr(t->opt, syn_schedule_lr(&sched, c->lr, step++));
-            SYN_TRY(syn_optim_step(t->opt));
-            float l;
-            SYN_TRY(syn_graph_read_scalar(t->g, t->loss, &l));
-            lsum += (double)l * (double)nb;
-        }
-        epoch_loss = (float)(lsum / (double)n_win);
-        if (!isfinite(epoch_loss))
-            return syn__error(SYN_ERR_ARG, "syn_forecaster_fit: the training loss is %g in epoch %d: lower the lr",
-                              (double)epoch_loss, e + 1);
-        if (c->log) {
-            SYN_TRY(predict_windows(f, t->z, test_s0, n_test, t->pred));
-            fprintf(c->log, "forecast: epoch %d/%d  train mse %.5f (standardised)  test rmse %.4g\n", e + 1,
-                    c->epochs, (double)epoch_loss, rmse_orig(t->pred, t->z, n_train, n_test, f->std));
-        }
-    }
+    /* The cosine schedule spans the run (syn_fit's default horizon). */
+    syn_fit_config fc = {0};
+    fc.epochs = c->epochs;
+    fc.batch_size = B;
+    fc.seed = c->seed;
+    fc.clip_norm = c->clip;
+    fc.schedule.kind = c->schedule;
+    fc.schedule.min_lr = c->lr * 0.01f;
+    fc.progress = SYN_PROGRESS_OFF;
+    fc.on_epoch = on_epoch;
+    fc.user = f;
+    syn_fit_result res;
+    /* The test set is evaluated after every epoch only for the progress line. */
+    SYN_TRY(syn_fit(&t->m, t->opt, t->train, c->log ? t->test : NULL, &fc, &res));
 
-    SYN_TRY(predict_windows(f, t->z, 0, n_win, t->pred));
-    double train_rmse = rmse_orig(t->pred, t->z, W - 1 + H, n_win, f->std);
-    SYN_TRY(predict_windows(f, t->z, test_s0, n_test, t->pred));
-    double test_rmse = rmse_orig(t->pred, t->z, n_train, n_test, f->std);
+    float train_mse, test_mse;
+    SYN_TRY(syn_evaluate(&t->m, t->train, B, &train_mse, NULL));
+    SYN_TRY(syn_evaluate(&t->m, t->test, B, &test_mse, NULL));
+    double train_rmse = sqrt((double)train_mse) * f->std, test_rmse = sqrt((double)test_mse) * f->std;
     if (rep) {
         memset(rep, 0, sizeof *rep);
         rep->n_train = n_train;
@@ -315,7 +255,7 @@ static syn_status fit(syn_forecaster *f, fit_state *t, const float *series, int6
         rep->mean = f->mean;
         rep->std = f->std;
         rep->params = syn_params_numel(f->params);
-        rep->train_loss = epoch_loss;
+        rep->train_loss = res.train_loss;
         rep->train_rmse = train_rmse;
         rep->test_rmse = test_rmse;
         rep->naive_rmse = naive;
