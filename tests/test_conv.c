@@ -355,7 +355,7 @@ START_TEST(test_adjoint) {
                   "%s: adjoint output shape", c->what);
     TU_OK(syn_graph_keep(g, a));
     TU_OK(syn_graph_keep(g, b));
-    syn_compile_opts opts = {true};
+    syn_compile_opts opts = {.inference = true};
     TU_OK(syn_graph_compile(g, syn_cpu(), &opts));
     int64_t nx = syn_shape_numel(&xs), nu = syn_shape_numel(&us), nb = syn_shape_numel(&bs);
     syn_shape ws = w_shape(c);

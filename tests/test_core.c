@@ -241,6 +241,180 @@ START_TEST(missing_kernel_is_unsupported) {
 }
 END_TEST
 
+/* The CPU table has every op's kernels (backend.h's lists): a forward for
+ * each op but the leaves, a backward for each with a gradient. */
+START_TEST(cpu_table_is_complete) {
+    const syn_backend *be = syn__cpu_backend();
+    for (int op = 0; op < SYN_OP_COUNT; op++) {
+        const int f = syn__op_flags[op];
+        ck_assert_msg((be->fwd[op] != NULL) == !(f & SYN_LEAF), "%s: forward kernel", syn__op_name[op]);
+        ck_assert_msg((be->bwd[op] != NULL) == !(f & (SYN_LEAF | SYN_NO_GRAD)), "%s: backward kernel",
+                      syn__op_name[op]);
+    }
+}
+END_TEST
+
+/* syn_graph_forward_to runs what the target needs and no more; resuming the
+ * pass runs only the rest, after feeds made since. */
+START_TEST(forward_to_runs_what_the_target_needs) {
+    syn_graph *g;
+    TU_OK(syn_graph_create(NULL, &g));
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape1(2));
+    syn_node *y = syn_input(g, "y", SYN_F32, syn_shape1(2));
+    syn_node *a = syn_add_scalar(g, syn_mul_scalar(g, x, 2.0f), 1.0f); /* 2x + 1 */
+    syn_node *b = syn_add(g, a, y);                                  /* 2x + 1 + y */
+    TU_OK(syn_graph_keep(g, a));
+    TU_OK(syn_graph_compile(g, syn_cpu(), NULL));
+    float one[2] = {1, 2}, five[2] = {5, 5}, out[2];
+    TU_OK(syn_graph_feed(g, x, one, syn_shape1(2)));
+    TU_OK(syn_graph_feed(g, y, one, syn_shape1(2)));
+    TU_OK(syn_graph_forward_to(g, a, false));
+    TU_OK(syn_graph_read(g, a, out, sizeof out));
+    ck_assert(out[0] == 3 && out[1] == 5);
+    ck_assert_int_eq(syn_graph_read(g, b, out, sizeof out), SYN_ERR_ARG); /* not computed in this pass */
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "did not compute"));
+    /* resume: a keeps its value although x changed; b sees the new y */
+    TU_OK(syn_graph_feed(g, x, five, syn_shape1(2)));
+    TU_OK(syn_graph_feed(g, y, five, syn_shape1(2)));
+    TU_OK(syn_graph_forward_to(g, b, true));
+    TU_OK(syn_graph_read(g, b, out, sizeof out));
+    ck_assert(out[0] == 8 && out[1] == 10);
+    /* a new pass recomputes everything b needs */
+    TU_OK(syn_graph_forward_to(g, b, false));
+    TU_OK(syn_graph_read(g, b, out, sizeof out));
+    ck_assert(out[0] == 16 && out[1] == 16);
+    ck_assert_int_eq(syn_graph_forward_to(g, NULL, false), SYN_ERR_ARG);
+    syn_graph_free(g);
+}
+END_TEST
+
+/* A GAN-shaped pair of losses over one G(z): D's loss on real data and on
+ * detach(G(z)), G's loss on D(G(z)). `stage`: 1 builds the D loss only, 2 the
+ * G loss only, 3 both in one graph (D's first). The value u = G(z) + 0.5 is
+ * read by the G loss's forward only (through a reshape): what a plain
+ * training plan may hand to a gradient of the D loss's backward. */
+typedef struct {
+    syn_graph *g;
+    syn_node *z, *x, *d_loss, *g_loss;
+} two_loss;
+
+static two_loss two_loss_build(syn_params *gp, syn_params *dp, int stage, bool staged) {
+    two_loss t = {0};
+    TU_OK(syn_graph_create(gp, &t.g));
+    syn_graph *g = t.g;
+    t.z = syn_input(g, "z", SYN_F32, syn_shape2(4, 3));
+    t.x = syn_input(g, "x", SYN_F32, syn_shape2(4, 5));
+    syn_node *u = syn_add_scalar(g, syn_tanh(g, syn_linear(g, t.z, 5, "G.fc", NULL)), 0.5f);
+    syn_graph_use_params(g, dp);
+    syn_node *ones = syn_input(g, "ones", SYN_F32, syn_shape2(4, 1));
+    syn_node *zeros = syn_input(g, "zeros", SYN_F32, syn_shape2(4, 1));
+    if (stage & 1) {
+        syn_node *dr = syn_linear(g, t.x, 1, "D.fc", NULL), *df = syn_linear(g, syn_detach(g, u), 1, "D.fc", NULL);
+        t.d_loss = syn_add(g, syn_mse_loss(g, dr, ones), syn_mse_loss(g, df, zeros));
+    }
+    if (stage & 2) t.g_loss = syn_mse_loss(g, syn_linear(g, syn_reshape(g, u, syn_shape2(4, 5)), 1, "D.fc", NULL), ones);
+    TU_OK(syn_graph_status(g));
+    syn_compile_opts co = {.staged = staged};
+    TU_OK(syn_graph_compile(g, syn_cpu(), &co));
+    float o[4] = {1, 1, 1, 1}, zr[4] = {0};
+    TU_OK(syn_graph_feed(g, ones, o, syn_shape2(4, 1)));
+    TU_OK(syn_graph_feed(g, zeros, zr, syn_shape2(4, 1)));
+    return t;
+}
+
+static void two_loss_feed(const two_loss *t, int it) {
+    float z[12], x[20];
+    tu_rng r = tu_rng_make(100 + (uint64_t)it);
+    tu_fill(&r, z, 12, -1, 1);
+    tu_fill(&r, x, 20, -1, 1);
+    TU_OK(syn_graph_feed(t->g, t->z, z, syn_shape2(4, 3)));
+    if (t->d_loss) TU_OK(syn_graph_feed(t->g, t->x, x, syn_shape2(4, 5)));
+}
+
+/* One graph run in stages (forward to D's loss, backward, D's step, resume to
+ * G's loss, backward, G's step) gives bit for bit what two graphs give; a
+ * graph not compiled as staged refuses to resume after a backward pass. */
+START_TEST(staged_graph_matches_two_graphs) {
+    syn_params *gp[2], *dp[2];
+    syn_optim *go[2], *dopt[2];
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_SGD);
+    oc.lr = 0.5f;
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_params_create(syn_cpu(), 7, &gp[k]));
+        TU_OK(syn_params_create(syn_cpu(), 8, &dp[k]));
+    }
+    two_loss one = two_loss_build(gp[0], dp[0], 3, true);
+    two_loss dg = two_loss_build(gp[1], dp[1], 1, false), gg = two_loss_build(gp[1], dp[1], 2, false);
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_optim_create(gp[k], &oc, &go[k]));
+        TU_OK(syn_optim_create(dp[k], &oc, &dopt[k]));
+    }
+    for (int it = 0; it < 3; it++) {
+        float l[4];
+        two_loss_feed(&one, it);
+        TU_OK(syn_params_zero_grad(dp[0]));
+        TU_OK(syn_graph_forward_to(one.g, one.d_loss, false));
+        TU_OK(syn_graph_backward(one.g, one.d_loss));
+        TU_OK(syn_optim_step(dopt[0]));
+        TU_OK(syn_params_zero_grad(gp[0]));
+        TU_OK(syn_graph_forward_to(one.g, one.g_loss, true));
+        TU_OK(syn_graph_backward(one.g, one.g_loss));
+        TU_OK(syn_optim_step(go[0]));
+        TU_OK(syn_graph_read_scalar(one.g, one.d_loss, &l[0]));
+        TU_OK(syn_graph_read_scalar(one.g, one.g_loss, &l[1]));
+
+        two_loss_feed(&dg, it);
+        two_loss_feed(&gg, it);
+        TU_OK(syn_params_zero_grad(dp[1]));
+        TU_OK(syn_graph_forward(dg.g));
+        TU_OK(syn_graph_backward(dg.g, dg.d_loss));
+        TU_OK(syn_optim_step(dopt[1]));
+        TU_OK(syn_params_zero_grad(gp[1]));
+        TU_OK(syn_graph_forward(gg.g));
+        TU_OK(syn_graph_backward(gg.g, gg.g_loss));
+        TU_OK(syn_optim_step(go[1]));
+        TU_OK(syn_graph_read_scalar(dg.g, dg.d_loss, &l[2]));
+        TU_OK(syn_graph_read_scalar(gg.g, gg.g_loss, &l[3]));
+        ck_assert_msg(l[0] == l[2] && l[1] == l[3], "iteration %d: losses %g %g, two graphs %g %g", it, (double)l[0],
+                      (double)l[1], (double)l[2], (double)l[3]);
+    }
+    syn_params *set[2][2] = {{gp[0], gp[1]}, {dp[0], dp[1]}};
+    for (int k = 0; k < syn_params_count(gp[0]) + syn_params_count(dp[0]); k++) {
+        float a[64], b[64];
+        syn_tensor *ta, *tb;
+        const char *name;
+        int which = k >= syn_params_count(gp[0]), i = which ? k - syn_params_count(gp[0]) : k;
+        TU_OK(syn_params_get(set[which][0], i, &name, &ta, NULL));
+        TU_OK(syn_params_find(set[which][1], name, &tb, NULL));
+        size_t bytes = syn_tensor_bytes(ta);
+        ck_assert(bytes <= sizeof a);
+        TU_OK(syn_tensor_read(ta, a, bytes));
+        TU_OK(syn_tensor_read(tb, b, bytes));
+        ck_assert_msg(memcmp(a, b, bytes) == 0, "%s differs", name);
+    }
+    /* the same graph planned plainly: no resuming after a backward pass */
+    two_loss plain = two_loss_build(gp[0], dp[0], 3, false);
+    two_loss_feed(&plain, 0);
+    TU_OK(syn_graph_forward_to(plain.g, plain.d_loss, false));
+    TU_OK(syn_graph_backward(plain.g, plain.d_loss));
+    ck_assert_int_eq(syn_graph_forward_to(plain.g, plain.g_loss, true), SYN_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(syn_last_error(), "staged"));
+    TU_OK(syn_graph_forward_to(plain.g, plain.g_loss, false)); /* a new pass is fine */
+    ck_assert_int_eq(syn_graph_backward(plain.g, plain.d_loss), SYN_ERR_ARG); /* not computed in this pass */
+    TU_OK(syn_graph_backward(plain.g, plain.g_loss));
+    syn_graph_free(plain.g);
+    syn_graph_free(one.g);
+    syn_graph_free(dg.g);
+    syn_graph_free(gg.g);
+    for (int k = 0; k < 2; k++) {
+        syn_optim_free(go[k]);
+        syn_optim_free(dopt[k]);
+        syn_params_free(gp[k]);
+        syn_params_free(dp[k]);
+    }
+}
+END_TEST
+
 /* Inference plans reuse dead activations: a chain of 40 ops needs a few buffers. */
 START_TEST(memplan_reuses_buffers) {
     syn_params *p;
@@ -502,6 +676,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, params_and_init);
     tcase_add_test(tc, graphs_share_params);
     tcase_add_test(tc, missing_kernel_is_unsupported);
+    tcase_add_test(tc, cpu_table_is_complete);
+    tcase_add_test(tc, forward_to_runs_what_the_target_needs);
+    tcase_add_test(tc, staged_graph_matches_two_graphs);
     tcase_add_test(tc, memplan_reuses_buffers);
     tcase_add_test(tc, backward_through_shared_buffers);
     tcase_add_test(tc, detach_stops_gradient);

@@ -260,36 +260,28 @@ END_TEST
 
 /* ---- the trainer ---------------------------------------------------------------------- */
 
-/* Every tensor of a set, concatenated (host copy; free()). */
-static float *snapshot(syn_params *p, int64_t *count) {
-    int64_t n = syn_params_numel(p), at = 0;
-    float *h = malloc((size_t)n * sizeof *h);
-    ck_assert_ptr_nonnull(h);
-    for (int i = 0; i < syn_params_count(p); i++) {
-        syn_tensor *v;
-        TU_OK(syn_params_get(p, i, NULL, &v, NULL));
-        TU_OK(syn_tensor_read(v, h + at, syn_tensor_bytes(v)));
-        at += syn_tensor_numel(v);
-    }
-    *count = n;
-    return h;
-}
+enum { ALL, WEIGHTS, RUNNING }; /* which tensors a snapshot takes */
 
-/* Only the trainable ones (not the batch-norm running statistics). */
-static float *snapshot_trainable(syn_params *p, int64_t *count) {
+/* The tensors of a set (ALL; WEIGHTS: not the batch-norm running
+ * statistics; RUNNING: only those), concatenated (host copy; free()). */
+static float *snapshot(syn_params *p, int which, int64_t *count) {
     int64_t at = 0;
     float *h = malloc((size_t)syn_params_numel(p) * sizeof *h);
+    ck_assert_ptr_nonnull(h);
     for (int i = 0; i < syn_params_count(p); i++) {
         const char *name;
         syn_tensor *v;
         TU_OK(syn_params_get(p, i, &name, &v, NULL));
-        if (strstr(name, "running_")) continue;
+        bool running = strstr(name, "running_") != NULL;
+        if ((which == WEIGHTS && running) || (which == RUNNING && !running)) continue;
         TU_OK(syn_tensor_read(v, h + at, syn_tensor_bytes(v)));
         at += syn_tensor_numel(v);
     }
     *count = at;
     return h;
 }
+
+static bool same(const float *a, const float *b, int64_t n) { return memcmp(a, b, (size_t)n * sizeof *a) == 0; }
 
 /* A batch of n real samples for arch: images in [-1, 1] or 2-D points. */
 static float *real_batch(syn_gan_arch arch, int64_t n, uint64_t salt) {
@@ -313,34 +305,46 @@ static syn_gan *gan_make(syn_gan_arch arch, int64_t batch, uint64_t seed, float 
     return g;
 }
 
-/* The D step changes D and leaves every tensor of G bit-identical, batch-norm
- * running statistics included; the G step changes G and leaves D's weights
- * bit-identical. */
+/* The D step changes D and leaves G's weights bit-identical; the G step
+ * changes G and leaves D's weights bit-identical. G runs once per iteration,
+ * in the D step, so its batch norms take each noise batch's statistics once
+ * (as PyTorch's fake = netG(noise) does): the G step that goes on from the
+ * D step's G(z) leaves them as they are; a G step on its own runs G. */
 static void d_step_case(syn_gan_arch arch) {
     const int64_t B = 8;
+    const bool has_bn = arch != SYN_GAN_MLP;
     syn_gan *gan = gan_make(arch, B, tu_seed(), 0.1f);
+    syn_params *gp = syn_gan_generator_params(gan), *dp = syn_gan_discriminator_params(gan);
     float *x = real_batch(arch, B, 11);
     syn_gan_stats st;
+    int64_t ng, nr, nd, ndw;
     for (int it = 0; it < 2; it++) { /* also after a G step has moved G */
-        int64_t ng, nd, nd2;
-        float *g0 = snapshot(syn_gan_generator_params(gan), &ng);
-        float *d0 = snapshot(syn_gan_discriminator_params(gan), &nd);
+        float *g0 = snapshot(gp, WEIGHTS, &ng), *r0 = snapshot(gp, RUNNING, &nr), *d0 = snapshot(dp, ALL, &nd);
         TU_OK(syn_gan_d_step(gan, x, B - it, &st));
         ck_assert(isfinite(st.d_loss) && st.d_x > 0 && st.d_x < 1 && st.d_g_z > 0 && st.d_g_z < 1);
-        float *g1 = snapshot(syn_gan_generator_params(gan), &ng);
-        float *d1 = snapshot(syn_gan_discriminator_params(gan), &nd);
-        ck_assert_msg(memcmp(g0, g1, (size_t)ng * sizeof *g0) == 0, "the D step changed G");
-        ck_assert_msg(memcmp(d0, d1, (size_t)nd * sizeof *d0) != 0, "the D step did not change D");
-        float *dt0 = snapshot_trainable(syn_gan_discriminator_params(gan), &nd2);
+        float *g1 = snapshot(gp, WEIGHTS, &ng), *r1 = snapshot(gp, RUNNING, &nr), *d1 = snapshot(dp, ALL, &nd);
+        ck_assert_msg(same(g0, g1, ng), "the D step changed G's weights");
+        ck_assert_msg(same(r0, r1, nr) == !has_bn, "the D step's G(z) did not move G's running statistics");
+        ck_assert_msg(!same(d0, d1, nd), "the D step did not change D");
+        float *dw0 = snapshot(dp, WEIGHTS, &ndw);
         TU_OK(syn_gan_g_step(gan, &st));
         ck_assert(isfinite(st.g_loss) && st.d_g_z2 > 0 && st.d_g_z2 < 1);
-        float *g2 = snapshot(syn_gan_generator_params(gan), &ng);
-        float *dt1 = snapshot_trainable(syn_gan_discriminator_params(gan), &nd2);
-        ck_assert_msg(memcmp(dt0, dt1, (size_t)nd2 * sizeof *dt0) == 0, "the G step changed D's weights");
-        ck_assert_msg(memcmp(g1, g2, (size_t)ng * sizeof *g1) != 0, "the G step did not change G");
-        free(g0), free(g1), free(g2), free(d0), free(d1), free(dt0), free(dt1);
+        float *g2 = snapshot(gp, WEIGHTS, &ng), *r2 = snapshot(gp, RUNNING, &nr), *dw1 = snapshot(dp, WEIGHTS, &ndw);
+        ck_assert_msg(same(dw0, dw1, ndw), "the G step changed D's weights");
+        ck_assert_msg(!same(g1, g2, ng), "the G step did not change G");
+        ck_assert_msg(same(r1, r2, nr), "the G step ran G again");
+        free(g0), free(g1), free(g2), free(r0), free(r1), free(r2), free(d0), free(d1), free(dw0), free(dw1);
     }
     ck_assert_int_eq(syn_gan_iterations(gan), 2);
+    /* a G step on its own: fresh noise through G (its statistics move); the
+     * iteration has no D figures */
+    float *r0 = snapshot(gp, RUNNING, &nr);
+    TU_OK(syn_gan_g_step(gan, NULL));
+    float *r1 = snapshot(gp, RUNNING, &nr);
+    ck_assert(same(r0, r1, nr) == !has_bn);
+    TU_OK(syn_gan_last_stats(gan, &st));
+    ck_assert(isnan(st.d_loss) && isnan(st.d_x) && isnan(st.d_g_z) && isfinite(st.g_loss));
+    free(r0), free(r1);
     free(x);
     syn_gan_free(gan);
 }

@@ -109,7 +109,7 @@ static void net_end(net *n) {
 static void net_run(net *n, syn_node *x, const void *xdata, syn_node *out, float *y, int64_t ny, int train_passes) {
     TU_OK(syn_graph_status(n->g));
     TU_OK(syn_graph_keep(n->g, out));
-    syn_compile_opts co = {true};
+    syn_compile_opts co = {.inference = true};
     TU_OK(syn_graph_compile(n->g, syn_cpu(), &co));
     TU_OK(syn_graph_feed(n->g, x, xdata, syn_node_shape(x)));
     syn_graph_set_training(n->g, true);

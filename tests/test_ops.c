@@ -249,7 +249,7 @@ static void run_case(const opc_case *c, uint64_t salt, bool inference) {
     }
     syn_node *y = opc_build(g, x, c);
     ck_assert_msg(y != NULL, "%s: build failed: %s", c->what, syn_last_error());
-    syn_compile_opts opts = {inference};
+    syn_compile_opts opts = {.inference = inference};
     TU_OK(syn_graph_compile(g, syn_cpu(), &opts));
     poison(g);
     for (int k = 0; k < c->n_in; k++) TU_OK(syn_graph_feed(g, x[k], data[k], c->in[k]));
@@ -382,7 +382,7 @@ START_TEST(test_chain) {
         fdata[nf] = cur, feeds[nf] = NULL, fshape[nf++] = ys; /* to free */
         cur_s = ys;
     }
-    syn_compile_opts opts = {_i == 0};
+    syn_compile_opts opts = {.inference = _i == 0};
     TU_OK(syn_graph_compile(g, syn_cpu(), &opts));
     poison(g);
     for (int k = 0; k < nf; k++)

@@ -149,7 +149,7 @@ START_TEST(test_composite_grad) {
     syn_node *l4 = syn_sum(g, syn_mul(g, syn_log_softmax(g, e, 0), rn), SYN_ALL_AXES, false);
     syn_node *loss = syn_add(g, syn_add(g, l1, l2), syn_add(g, l3, l4));
     ck_assert_msg(loss != NULL, "%s", syn_last_error());
-    syn_compile_opts opts = {false};
+    syn_compile_opts opts = {.inference = false};
     TU_OK(syn_graph_compile(g, syn_cpu(), &opts));
     poison(g);
     float xv[B * IN], tv[B * O], rv[B * O];

@@ -58,7 +58,7 @@ static syn_status net_try(net *n, const net_spec *s) {
     }
     st = syn_graph_status(g);
     if (st == SYN_OK && n->m.logits && s->keep_logits) st = syn_graph_keep(g, n->m.logits);
-    syn_compile_opts co = {s->inference};
+    syn_compile_opts co = {.inference = s->inference};
     if (st == SYN_OK) st = syn_graph_compile(g, syn_cpu(), &co);
     syn_optim_config oc = syn_optim_defaults(s->optim);
     oc.lr = s->lr;

@@ -243,6 +243,9 @@ SYN_API syn_status syn_graph_keep(syn_graph *g, syn_node *n);
 
 typedef struct {
     bool inference; /* plan no backward pass: more buffer reuse */
+    bool staged;    /* a training graph run in stages with backward passes
+                       between them (syn_graph_forward_to with resume): values
+                       and gradients get separate buffers */
 } syn_compile_opts;
 
 /* Sorts the nodes, checks that the device has a kernel for every op
@@ -262,6 +265,17 @@ SYN_API syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *input, const sy
 SYN_API syn_status syn_graph_feed_node(syn_graph *g, syn_node *input, const syn_node *from);
 
 SYN_API syn_status syn_graph_forward(syn_graph *g);
+/* The forward pass of the nodes `target` depends on, in build order.
+ * resume false: a new pass (as syn_graph_forward, but only what `target`
+ * needs). resume true: the pass goes on: nodes it already ran keep their
+ * values (parameters changed since do not reach them) and only the rest of
+ * what `target` needs runs, after any feeds since. One graph can so hold two
+ * losses over shared work - a GAN's D and G steps over one G(z): forward to
+ * the D loss, backward, D's optimizer step, then resume to the G loss, whose
+ * new nodes see D's new weights. Resuming after a backward pass needs a graph
+ * compiled with `staged` (else SYN_ERR_ARG): the memory plan of a plain
+ * training graph lets gradients reuse values that only later stages read. */
+SYN_API syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume);
 /* Seeds d(loss)/d(loss) = 1 and runs the backward rules; `loss` must be a
  * scalar node of this graph. Parameter gradients accumulate. */
 SYN_API syn_status syn_graph_backward(syn_graph *g, syn_node *loss);

@@ -14,6 +14,7 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
     char db[32], pb[32];
     SYN_TRY(syn__backend_get(dev, &be));
     g->inference = opts ? opts->inference : false;
+    g->staged = opts && opts->staged && !g->inference;
     /* Outputs (nodes nothing reads) and scalars (losses) stay readable. */
     bool *read = calloc((size_t)g->n, sizeof *read);
     if (!read) return syn__error(SYN_ERR_OOM, "syn_graph_compile: %d nodes", g->n);
@@ -132,7 +133,7 @@ syn_status syn_graph_feed_tensor(syn_graph *g, syn_node *in, const syn_tensor *t
 syn_status syn_graph_feed_node(syn_graph *g, syn_node *in, const syn_node *from) {
     SYN_TRY(check_input(g, in, "syn_graph_feed_node"));
     if (!from || from->g != g) return syn__error(SYN_ERR_ARG, "feed '%s': the source node is not of this graph", in->name);
-    if (!from->keep || !g->forward_done)
+    if (!from->keep || !g->forward_done || (from->op != SYN_OP_INPUT && from->ran_pass != g->pass))
         return syn__error(SYN_ERR_ARG, "feed '%s': node %d (%s) has no kept value (keep it, run forward)", in->name,
                           from->id, syn__op_name[from->op]);
     if (from->dtype != in->dtype)
@@ -145,38 +146,61 @@ syn_status syn_graph_feed_node(syn_graph *g, syn_node *in, const syn_node *from)
     return SYN_OK;
 }
 
-/* Re-infers the shapes of op nodes from the inputs' current shapes. */
-static syn_status reshape_graph(syn_graph *g) {
-    for (int i = 0; i < g->n; i++) {
-        syn_node *v = g->nodes[i];
-        if (syn__op_flags[v->op] & SYN_LEAF) continue;
+/* Runs one node's forward kernel in the current pass (parameters: binds
+ * their current storage). */
+static syn_status run_node(syn_graph *g, syn_node *v) {
+    if (v->op == SYN_OP_PARAM) v->value = syn__tensor_data(syn__node_param(v)->value);
+    if (!(syn__op_flags[v->op] & SYN_LEAF)) {
         syn_dtype dt;
-        SYN_TRY(syn__infer_shape(v, &v->shape, &dt));
-    }
-    return SYN_OK;
-}
-
-syn_status syn_graph_forward(syn_graph *g) {
-    if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_forward: graph is NULL");
-    if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward: compile the graph first");
-    SYN_TRY(reshape_graph(g));
-    syn_backend *be = g->be;
-    for (int i = 0; i < g->n; i++) {
-        syn_node *v = g->nodes[i];
-        if (v->op == SYN_OP_PARAM) {
-            v->value = syn__tensor_data(syn__node_param(v)->value);
-            continue;
-        }
-        if (syn__op_flags[v->op] & SYN_LEAF) continue;
+        SYN_TRY(syn__infer_shape(v, &v->shape, &dt)); /* from the inputs' current shapes */
         if (v->op == SYN_OP_DROPOUT || v->op == SYN_OP_DROPOUT2D) {
             v->rng_seed = g->seed;
             v->rng_offset = g->rng_counter;
             g->rng_counter += ((uint64_t)syn__numel(v) + 3) & ~(uint64_t)3;
         }
-        SYN_TRY(be->fwd[v->op](be, v));
+        SYN_TRY(g->be->fwd[v->op](g->be, v));
     }
+    v->ran_pass = g->pass; /* a failed node runs again when the pass resumes */
+    return SYN_OK;
+}
+
+static void begin_pass(syn_graph *g) {
+    g->pass++;
+    g->backward_in_pass = false;
+    g->forward_done = false;
+}
+
+syn_status syn_graph_forward(syn_graph *g) {
+    if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_forward: graph is NULL");
+    if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward: compile the graph first");
+    begin_pass(g);
+    for (int i = 0; i < g->n; i++) SYN_TRY(run_node(g, g->nodes[i]));
     g->forward_done = true;
     return SYN_OK;
+}
+
+syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
+    if (!g || !target) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: NULL argument");
+    if (target->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: the target node is not of this graph");
+    if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: compile the graph first");
+    if (resume && g->backward_in_pass && !g->staged)
+        return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: resuming a pass after a backward pass needs a graph "
+                                       "compiled with staged = true");
+    bool *need = calloc((size_t)g->n, sizeof *need);
+    if (!need) return syn__error(SYN_ERR_OOM, "syn_graph_forward_to: %d nodes", g->n);
+    need[target->id] = true;
+    for (int i = target->id; i >= 0; i--)
+        if (need[i])
+            for (int k = 0; k < g->nodes[i]->n_in; k++) need[g->nodes[i]->in[k]->id] = true;
+    if (!resume || g->pass == 0) begin_pass(g);
+    syn_status s = SYN_OK;
+    for (int i = 0; i <= target->id && s == SYN_OK; i++) {
+        syn_node *v = g->nodes[i];
+        if (need[i] && (v->ran_pass != g->pass || v->op == SYN_OP_PARAM)) s = run_node(g, v);
+    }
+    free(need);
+    if (s == SYN_OK) g->forward_done = true;
+    return s;
 }
 
 syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
@@ -184,11 +208,14 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
     if (loss->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_backward: the loss node is not of this graph");
     if (!g->compiled || g->inference)
         return syn__error(SYN_ERR_ARG, "syn_graph_backward: the graph was not compiled for training");
-    if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_backward: run syn_graph_forward first");
+    if (!g->forward_done || loss->ran_pass != g->pass)
+        return syn__error(SYN_ERR_ARG, "syn_graph_backward: the forward pass did not compute the loss (node %d, %s)",
+                          loss->id, syn__op_name[loss->op]);
     if (loss->shape.ndim != 0 || loss->dtype != SYN_F32)
         return syn__error(SYN_ERR_SHAPE, "syn_graph_backward: the loss (%s) must be an f32 scalar", syn__op_name[loss->op]);
     if (!loss->requires_grad) return SYN_OK; /* nothing to differentiate */
     syn_backend *be = g->be;
+    g->backward_in_pass = true;
     bool *path = calloc((size_t)g->n, sizeof *path);
     if (!path) return syn__error(SYN_ERR_OOM, "syn_graph_backward: %d nodes", g->n);
     for (int i = 0; i < g->n; i++) g->nodes[i]->grad_live = false;
@@ -252,6 +279,9 @@ syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, siz
     if (n->op == SYN_OP_PARAM) return syn_tensor_read(syn__node_param(n)->value, host, bytes);
     if (!n->keep) return syn__error(SYN_ERR_ARG, "syn_graph_read: the value of node %d (%s) was not kept: call syn_graph_keep before compiling", n->id, syn__op_name[n->op]);
     if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_read: run syn_graph_forward first");
+    if (n->op != SYN_OP_INPUT && n->ran_pass != g->pass)
+        return syn__error(SYN_ERR_ARG, "syn_graph_read: the current forward pass did not compute node %d (%s)", n->id,
+                          syn__op_name[n->op]);
     return g->be->copy_d2h(g->be, host, n->value, bytes);
 }
 

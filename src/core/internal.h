@@ -138,6 +138,7 @@ struct syn_node {
     void *grad;
     int value_buf, grad_buf, aux_buf;
     bool grad_live;            /* zeroed during this backward pass */
+    uint32_t ran_pass;         /* the forward pass (syn_graph.pass) that last ran it */
     /* an I32 input fed from the host: the range of the values fed last, so
      * a CUDA kernel can trust it instead of checking on the device (which
      * costs a stream synchronisation); false after any other feed */
@@ -159,7 +160,7 @@ struct syn_graph {
     int n, cap;
     int layer_count;      /* automatic layer names */
     /* compiled state */
-    bool compiled, inference;
+    bool compiled, inference, staged;
     syn_device dev;
     syn_backend *be;
     void **bufs;
@@ -169,6 +170,8 @@ struct syn_graph {
     bool training;
     uint64_t seed, rng_counter;
     bool forward_done;
+    uint32_t pass;               /* forward passes begun (syn_node.ran_pass) */
+    bool backward_in_pass;       /* a backward pass ran since this forward pass began */
 };
 
 /* Records a build error in the graph (first one sticks) and returns NULL. */

@@ -13,6 +13,7 @@
 typedef struct {
     int start, end;
     size_t bytes;
+    int pool;  /* buffers are shared within a pool only */
     int *slot; /* where the buffer index goes */
 } interval;
 
@@ -73,6 +74,12 @@ syn_status syn__memplan(syn_graph *g) {
     for (int i = 0; i < n; i++)
         if (train && g->nodes[i]->requires_grad && (gfirst[i] == NEVER || g->nodes[i]->shape.ndim == 0))
             gfirst[i] = n;
+    /* A staged graph runs a backward pass before later stages' forwards, off
+     * this timeline: a gradient written then must not share a buffer with a
+     * value that a later stage still reads, so gradients get buffers of their
+     * own (they may share among themselves: each backward pass writes its
+     * gradients afresh and reads none of another's). */
+    const int grad_pool = g->staged ? 1 : 0;
     int m = 0;
     for (int i = 0; i < n; i++) {
         syn_node *v = g->nodes[i];
@@ -81,13 +88,13 @@ syn_status syn__memplan(syn_graph *g) {
         bool keep = v->keep;
         /* inputs are fed before the forward pass starts: live from time 0 */
         int start = v->op == SYN_OP_INPUT ? 0 : i;
-        iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), &v->value_buf};
+        iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf};
         if (train && v->requires_grad && v->op != SYN_OP_INPUT)
-            iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), &v->grad_buf};
+            iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), grad_pool, &v->grad_buf};
         /* state a forward saves for its backward lives until that backward */
         if (v->aux_bytes)
             iv[m++] = (interval){i, train && v->requires_grad ? 2 * n - 1 - i : i, (v->aux_bytes + 255) & ~(size_t)255,
-                                 &v->aux_buf};
+                                 0, &v->aux_buf};
     }
     free(last);
     free(gfirst);
@@ -97,27 +104,33 @@ syn_status syn__memplan(syn_graph *g) {
     int nb = 0;
     size_t *bytes = calloc((size_t)(m ? m : 1), sizeof *bytes);
     int *busy_until = calloc((size_t)(m ? m : 1), sizeof *busy_until);
-    if (!bytes || !busy_until) {
+    int *pool = calloc((size_t)(m ? m : 1), sizeof *pool);
+    if (!bytes || !busy_until || !pool) {
         free(iv);
         free(bytes);
         free(busy_until);
+        free(pool);
         return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m);
     }
     for (int k = 0; k < m; k++) {
         int best = -1, largest = -1;
         for (int b = 0; b < nb; b++) {
-            if (busy_until[b] >= iv[k].start) continue;
+            if (busy_until[b] >= iv[k].start || pool[b] != iv[k].pool) continue;
             if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
             if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
         }
         if (best < 0) best = largest;
-        if (best < 0) best = nb++;
+        if (best < 0) {
+            best = nb++;
+            pool[best] = iv[k].pool;
+        }
         if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
         busy_until[best] = iv[k].end;
         *iv[k].slot = best;
     }
     free(iv);
     free(busy_until);
+    free(pool);
     g->bufs = calloc((size_t)(nb ? nb : 1), sizeof *g->bufs);
     g->buf_bytes = bytes;
     g->n_bufs = nb;

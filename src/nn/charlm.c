@@ -167,7 +167,7 @@ static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, 
     syn_status s = syn_graph_status(g);
     if (s == SYN_OK) s = syn_graph_keep(g, l->logits);
     if (s == SYN_OK) s = syn_graph_keep(g, l->state_out);
-    syn_compile_opts o = {!train};
+    syn_compile_opts o = {.inference = !train};
     if (s == SYN_OK) s = syn_graph_compile(g, m->dev, &o);
     if (s != SYN_OK) {
         graph_free(l);

@@ -195,13 +195,7 @@ syn_node *syn_gan_discriminator(syn_graph *g, syn_node *x, const syn_gan_model *
 syn_status syn_gan_noise(uint64_t seed, uint64_t stream, int64_t n, int64_t nz, float *out) {
     if (!out || n < 0 || nz < 1) return syn__error(SYN_ERR_ARG, "syn_gan_noise: %s", !out ? "out is NULL" : "bad size");
     const uint64_t st = SYN_STREAM_GAN + stream;
-    for (int64_t i = 0; i < n * nz; i++) {
-        /* one Philox block per value: Box-Muller on its first two words */
-        syn__philox_block b = syn__philox(seed, st, (uint64_t)i);
-        float u1 = 1.0f - syn__u32_to_unit(b.v[0]); /* (0, 1] */
-        float u2 = syn__u32_to_unit(b.v[1]);
-        out[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
-    }
+    for (int64_t i = 0; i < n * nz; i++) out[i] = syn__philox_normal(seed, st, (uint64_t)i);
     return SYN_OK;
 }
 
@@ -237,7 +231,7 @@ syn_status syn_gan_sampler_create(const syn_gan_model *m, syn_params *params, in
         s->out = syn_gan_generator(s->g, s->z, &s->m);
         st = syn_graph_status(s->g);
     }
-    syn_compile_opts co = {true};
+    syn_compile_opts co = {.inference = true};
     if (st == SYN_OK) st = syn_graph_compile(s->g, syn_params_device(params), &co);
     if (st != SYN_OK) {
         syn_gan_sampler_free(s);
@@ -266,26 +260,26 @@ struct syn_gan {
     syn_gan_config cfg; /* model resolved */
     syn_params *gp, *dp;
     syn_optim *gopt, *dopt;
-    /* D step: x, z, targets -> d_loss; mean sigmoid of both logits */
-    syn_graph *dg;
-    syn_node *d_x, *d_z, *d_t_real, *d_t_fake, *d_loss, *d_dx, *d_dgz;
-    /* G step: z, ones -> g_loss */
-    syn_graph *gg;
-    syn_node *g_z, *g_t_one, *g_loss, *g_dgz;
+    /* One graph, run in stages (syn_graph_forward_to): x, z, targets -> G(z);
+     * the D step's loss over D(x) and D(detach(G(z))), then the G step's over
+     * D(G(z)), which resumes the D step's pass: G runs once per iteration, as
+     * in PyTorch's DCGAN (fake = netG(noise) serves both steps). */
+    syn_graph *g;
+    syn_node *x, *z, *t_real, *t_fake, *t_one;
+    syn_node *d_loss, *d_dx, *d_dgz; /* the D step's loss; mean D(x), mean D(G(z)) */
+    syn_node *g_loss, *g_dgz;        /* the G step's; mean D(G(z)) after D's update */
     syn_gan_sampler *sampler;
     int64_t per_sample;
-    float *z, *fixed, *t_real, *t_fake, *t_one;
+    float *z_host, *fixed, *t_real_host, *t_fake_host, *t_one_host;
     int64_t d_t_rows, g_t_rows; /* rows of the constant targets on the device (0: none yet);
                                    inputs keep their values, so they are fed again only
                                    for another batch size */
     int64_t z_rows;
-    bool z_pending; /* z was drawn by a D step that no G step has used yet */
+    bool z_pending; /* the D step of the graph's current pass drew z and ran G(z) on it;
+                       no G step has used it yet */
+    bool d_ran, g_ran; /* the current pass holds a D step's, a G step's figures */
     uint64_t draws;
     int64_t iters;
-    /* G's frozen tensors (batch-norm running statistics) that the D step's
-     * forward of G updates: saved before and restored after it. */
-    syn_tensor **g_frozen, **g_saved;
-    int n_frozen;
     /* D's trainable parameters, frozen for each G step */
     int *d_trainable;
     int n_d_trainable;
@@ -309,79 +303,56 @@ syn_gan_config syn_gan_config_defaults(syn_gan_arch arch) {
 void syn_gan_free(syn_gan *gan) {
     if (!gan) return;
     syn_gan_sampler_free(gan->sampler);
-    syn_graph_free(gan->dg);
-    syn_graph_free(gan->gg);
+    syn_graph_free(gan->g);
     syn_optim_free(gan->gopt);
     syn_optim_free(gan->dopt);
-    for (int i = 0; i < gan->n_frozen; i++) syn_tensor_free(gan->g_saved[i]);
-    free(gan->g_saved);
-    free(gan->g_frozen);
     free(gan->d_trainable);
     syn_params_free(gan->gp);
     syn_params_free(gan->dp);
-    free(gan->z);
+    free(gan->z_host);
     free(gan->fixed);
-    free(gan->t_real);
-    free(gan->t_fake);
-    free(gan->t_one);
+    free(gan->t_real_host);
+    free(gan->t_fake_host);
+    free(gan->t_one_host);
     free(gan);
 }
 
-/* Builds the D-step graph: G(z) detached, D applied to x and to it (shared
- * weights, separate batch statistics as in PyTorch's two calls). */
-static syn_status build_d_graph(syn_gan *gan) {
+/* Builds the trainer's graph: G(z); the D loss over D(x) and D(detach(G(z)))
+ * (shared weights, separate batch statistics as in PyTorch's two calls);
+ * then the G loss over D(G(z)). The D loss's nodes come first, so that the
+ * D step's forward pass stops before the G loss's. */
+static syn_status build_graph(syn_gan *gan) {
     const syn_gan_model *m = &gan->cfg.model;
     const int64_t B = gan->cfg.batch;
     syn_shape xs = syn_gan_sample_shape(m);
     for (int d = xs.ndim; d > 0; d--) xs.dim[d] = xs.dim[d - 1];
     xs.dim[0] = B;
     xs.ndim++;
-    SYN_TRY(syn_graph_create(gan->gp, &gan->dg));
-    syn_graph *g = gan->dg;
-    gan->d_x = syn_input(g, "x", SYN_F32, xs);
-    gan->d_z = syn_input(g, "z", SYN_F32, syn_shape2(B, m->nz));
-    gan->d_t_real = syn_input(g, "t_real", SYN_F32, syn_shape2(B, 1));
-    gan->d_t_fake = syn_input(g, "t_fake", SYN_F32, syn_shape2(B, 1));
-    syn_node *fake = syn_detach(g, syn_gan_generator(g, gan->d_z, m));
+    SYN_TRY(syn_graph_create(gan->gp, &gan->g));
+    syn_graph *g = gan->g;
+    gan->x = syn_input(g, "x", SYN_F32, xs);
+    gan->z = syn_input(g, "z", SYN_F32, syn_shape2(B, m->nz));
+    gan->t_real = syn_input(g, "t_real", SYN_F32, syn_shape2(B, 1));
+    gan->t_fake = syn_input(g, "t_fake", SYN_F32, syn_shape2(B, 1));
+    gan->t_one = syn_input(g, "t_one", SYN_F32, syn_shape2(B, 1));
+    syn_node *fake = syn_gan_generator(g, gan->z, m);
     syn_graph_use_params(g, gan->dp);
-    syn_node *lr = syn_gan_discriminator(g, gan->d_x, m);
-    syn_node *lf = syn_gan_discriminator(g, fake, m);
-    gan->d_loss = syn_add(g, syn_bce_with_logits(g, lr, gan->d_t_real), syn_bce_with_logits(g, lf, gan->d_t_fake));
+    syn_node *lr = syn_gan_discriminator(g, gan->x, m);
+    syn_node *lf = syn_gan_discriminator(g, syn_detach(g, fake), m);
+    gan->d_loss = syn_add(g, syn_bce_with_logits(g, lr, gan->t_real), syn_bce_with_logits(g, lf, gan->t_fake));
     gan->d_dx = syn_mean(g, syn_sigmoid(g, lr), SYN_ALL_AXES, false);
     gan->d_dgz = syn_mean(g, syn_sigmoid(g, lf), SYN_ALL_AXES, false);
-    return syn_graph_status(g);
-}
-
-/* Builds the G-step graph: D(G(z)) against ones. */
-static syn_status build_g_graph(syn_gan *gan) {
-    const syn_gan_model *m = &gan->cfg.model;
-    const int64_t B = gan->cfg.batch;
-    SYN_TRY(syn_graph_create(gan->gp, &gan->gg));
-    syn_graph *g = gan->gg;
-    gan->g_z = syn_input(g, "z", SYN_F32, syn_shape2(B, m->nz));
-    gan->g_t_one = syn_input(g, "t_one", SYN_F32, syn_shape2(B, 1));
-    syn_node *fake = syn_gan_generator(g, gan->g_z, m);
-    syn_graph_use_params(g, gan->dp);
     syn_node *l = syn_gan_discriminator(g, fake, m);
-    gan->g_loss = syn_bce_with_logits(g, l, gan->g_t_one);
+    gan->g_loss = syn_bce_with_logits(g, l, gan->t_one);
     gan->g_dgz = syn_mean(g, syn_sigmoid(g, l), SYN_ALL_AXES, false);
     return syn_graph_status(g);
 }
 
-/* Lists G's frozen tensors (with a saved copy each) and D's trainable ones. */
+/* Lists D's trainable parameters (frozen for each G step). */
 static syn_status list_params(syn_gan *gan) {
-    int ng = syn_params_count(gan->gp), nd = syn_params_count(gan->dp);
-    gan->g_frozen = syn__calloc((size_t)ng + 1, sizeof *gan->g_frozen, "syn_gan_create");
-    gan->g_saved = syn__calloc((size_t)ng + 1, sizeof *gan->g_saved, "syn_gan_create");
+    int nd = syn_params_count(gan->dp);
     gan->d_trainable = syn__calloc((size_t)nd + 1, sizeof *gan->d_trainable, "syn_gan_create");
-    if (!gan->g_frozen || !gan->g_saved || !gan->d_trainable) return SYN_ERR_OOM;
-    for (int i = 0; i < ng; i++) {
-        syn__param *it = &gan->gp->items[i];
-        if (it->trainable) continue;
-        gan->g_frozen[gan->n_frozen] = it->value;
-        SYN_TRY(syn_tensor_create(gan->gp->dev, SYN_F32, it->value->shape, &gan->g_saved[gan->n_frozen]));
-        gan->n_frozen++;
-    }
+    if (!gan->d_trainable) return SYN_ERR_OOM;
     for (int i = 0; i < nd; i++)
         if (gan->dp->items[i].trainable) gan->d_trainable[gan->n_d_trainable++] = i;
     return SYN_OK;
@@ -412,31 +383,30 @@ syn_status syn_gan_create(const syn_gan_config *cfg, syn_device dev, syn_gan **o
     if (s == SYN_OK) {
         syn_shape ss = syn_gan_sample_shape(&gan->cfg.model);
         gan->per_sample = syn_shape_numel(&ss);
-        gan->z = syn__malloc((size_t)(B * nz) * sizeof(float), "syn_gan_create: noise");
+        gan->z_host = syn__malloc((size_t)(B * nz) * sizeof(float), "syn_gan_create: noise");
         gan->fixed = syn__malloc((size_t)(gan->cfg.n_fixed * nz) * sizeof(float), "syn_gan_create: fixed noise");
-        gan->t_real = syn__malloc((size_t)B * sizeof(float), "syn_gan_create: targets");
-        gan->t_fake = syn__calloc((size_t)B, sizeof(float), "syn_gan_create: targets");
-        gan->t_one = syn__malloc((size_t)B * sizeof(float), "syn_gan_create: targets");
-        if (!gan->z || !gan->fixed || !gan->t_real || !gan->t_fake || !gan->t_one) s = SYN_ERR_OOM;
+        gan->t_real_host = syn__malloc((size_t)B * sizeof(float), "syn_gan_create: targets");
+        gan->t_fake_host = syn__calloc((size_t)B, sizeof(float), "syn_gan_create: targets");
+        gan->t_one_host = syn__malloc((size_t)B * sizeof(float), "syn_gan_create: targets");
+        if (!gan->z_host || !gan->fixed || !gan->t_real_host || !gan->t_fake_host || !gan->t_one_host) s = SYN_ERR_OOM;
     }
     if (s == SYN_OK) {
         for (int64_t i = 0; i < B; i++) {
-            gan->t_real[i] = 1.0f - cfg->label_smoothing;
-            gan->t_one[i] = 1.0f;
+            gan->t_real_host[i] = 1.0f - cfg->label_smoothing;
+            gan->t_one_host[i] = 1.0f;
         }
         s = syn_gan_noise(cfg->seed, NOISE_FIXED, gan->cfg.n_fixed, nz, gan->fixed);
     }
     /* Two sets, two independent initialisations from one seed. */
     if (s == SYN_OK) s = syn_params_create(dev, cfg->seed, &gan->gp);
     if (s == SYN_OK) s = syn_params_create(dev, cfg->seed ^ 0xD15C0000D15C0000ull, &gan->dp);
-    /* Every graph is built before any is compiled: compiling binds each
-     * parameter node to its entry in the set, and adding parameters later
-     * could move the entries (a realloc). The D-step graph creates them all. */
-    if (s == SYN_OK) s = build_d_graph(gan);
-    if (s == SYN_OK) s = build_g_graph(gan);
+    /* The graph is built before it is compiled and before the sampler is
+     * built: compiling binds each parameter node to its entry in the set, and
+     * adding parameters later could move the entries (a realloc). */
+    if (s == SYN_OK) s = build_graph(gan);
     if (s == SYN_OK) s = list_params(gan);
-    if (s == SYN_OK) s = syn_graph_compile(gan->dg, dev, NULL);
-    if (s == SYN_OK) s = syn_graph_compile(gan->gg, dev, NULL);
+    syn_compile_opts co = {.staged = true};
+    if (s == SYN_OK) s = syn_graph_compile(gan->g, dev, &co);
     if (s == SYN_OK) s = syn_gan_sampler_create(&gan->cfg.model, gan->gp, SAMPLE_CHUNK, &gan->sampler);
     if (s == SYN_OK) s = syn_optim_create(gan->gp, &cfg->g_optim, &gan->gopt);
     if (s == SYN_OK) s = syn_optim_create(gan->dp, &cfg->d_optim, &gan->dopt);
@@ -444,43 +414,25 @@ syn_status syn_gan_create(const syn_gan_config *cfg, syn_device dev, syn_gan **o
         syn_gan_free(gan);
         return s;
     }
-    syn_graph_set_seed(gan->dg, cfg->seed);
-    syn_graph_set_seed(gan->gg, cfg->seed);
+    syn_graph_set_seed(gan->g, cfg->seed);
     *out = gan;
     return SYN_OK;
 }
 
-/* Fresh noise for n rows: draw index `draws`. */
+/* Fresh noise for n rows (draw index `draws`), fed as z. */
 static syn_status draw(syn_gan *gan, int64_t n) {
-    SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, n, gan->cfg.model.nz, gan->z));
+    SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, n, gan->cfg.model.nz, gan->z_host));
     gan->draws++;
     gan->z_rows = n;
-    gan->z_pending = true;
-    return SYN_OK;
+    return syn_graph_feed(gan->g, gan->z, gan->z_host, syn_shape2(n, gan->cfg.model.nz));
 }
 
-static syn_status copy_all(syn_tensor **dst, syn_tensor **src, int n) {
-    for (int i = 0; i < n; i++) SYN_TRY(syn_tensor_copy(dst[i], src[i]));
-    return SYN_OK;
-}
-
-/* The D step proper, after G's frozen tensors were saved. */
-static syn_status d_step(syn_gan *gan, const float *real, int64_t n) {
-    syn_graph *g = gan->dg;
-    syn_shape xs = gan->d_x->cap_shape;
-    xs.dim[0] = n;
-    SYN_TRY(syn_graph_feed(g, gan->d_x, real, xs));
-    SYN_TRY(syn_graph_feed(g, gan->d_z, gan->z, syn_shape2(n, gan->cfg.model.nz)));
-    if (gan->d_t_rows != n) {
-        gan->d_t_rows = 0;
-        SYN_TRY(syn_graph_feed(g, gan->d_t_real, gan->t_real, syn_shape2(n, 1)));
-        SYN_TRY(syn_graph_feed(g, gan->d_t_fake, gan->t_fake, syn_shape2(n, 1)));
-        gan->d_t_rows = n;
-    }
-    SYN_TRY(syn_params_zero_grad(gan->dp));
-    SYN_TRY(syn_graph_forward(g));
-    SYN_TRY(syn_graph_backward(g, gan->d_loss));
-    return syn_optim_step(gan->dopt);
+/* Runs a new forward pass (resume false) or goes on with the current one to
+ * each of the targets. */
+static syn_status forward_to(syn_graph *g, bool resume, syn_node *a, syn_node *b, syn_node *c) {
+    SYN_TRY(syn_graph_forward_to(g, a, resume));
+    SYN_TRY(syn_graph_forward_to(g, b, true));
+    return c ? syn_graph_forward_to(g, c, true) : SYN_OK;
 }
 
 syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st) {
@@ -488,18 +440,33 @@ syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, syn_gan_st
     if (n < 1 || n > gan->cfg.batch)
         return syn__error(SYN_ERR_ARG, "syn_gan_d_step: %lld rows (must be in 1..%lld, the batch)", (long long)n,
                           (long long)gan->cfg.batch);
+    syn_graph *g = gan->g;
+    gan->z_pending = false;
     SYN_TRY(draw(gan, n));
-    SYN_TRY(copy_all(gan->g_saved, gan->g_frozen, gan->n_frozen));
-    syn_status s = d_step(gan, real, n);
-    /* Restored even after a failure: the D step never changes G. */
-    syn_status r = copy_all(gan->g_frozen, gan->g_saved, gan->n_frozen);
-    if (s == SYN_OK) s = r;
-    if (s == SYN_OK && st) {
-        SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_loss, &st->d_loss));
-        SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dx, &st->d_x));
-        SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dgz, &st->d_g_z));
+    syn_shape xs = gan->x->cap_shape;
+    xs.dim[0] = n;
+    SYN_TRY(syn_graph_feed(g, gan->x, real, xs));
+    if (gan->d_t_rows != n) {
+        gan->d_t_rows = 0;
+        SYN_TRY(syn_graph_feed(g, gan->t_real, gan->t_real_host, syn_shape2(n, 1)));
+        SYN_TRY(syn_graph_feed(g, gan->t_fake, gan->t_fake_host, syn_shape2(n, 1)));
+        gan->d_t_rows = n;
     }
-    return s;
+    SYN_TRY(syn_params_zero_grad(gan->dp));
+    /* A new pass: G(z) (its batch norms take this batch's statistics into
+     * their running ones, once per noise batch), both D applications. */
+    gan->d_ran = gan->g_ran = false;
+    SYN_TRY(forward_to(g, false, gan->d_loss, gan->d_dx, gan->d_dgz));
+    gan->z_pending = true;
+    gan->d_ran = true;
+    SYN_TRY(syn_graph_backward(g, gan->d_loss));
+    SYN_TRY(syn_optim_step(gan->dopt));
+    if (st) {
+        SYN_TRY(syn_graph_read_scalar(g, gan->d_loss, &st->d_loss));
+        SYN_TRY(syn_graph_read_scalar(g, gan->d_dx, &st->d_x));
+        SYN_TRY(syn_graph_read_scalar(g, gan->d_dgz, &st->d_g_z));
+    }
+    return SYN_OK;
 }
 
 static syn_status set_d_trainable(syn_gan *gan, bool on) {
@@ -510,26 +477,34 @@ static syn_status set_d_trainable(syn_gan *gan, bool on) {
 
 syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
     if (!gan) return syn__error(SYN_ERR_ARG, "syn_gan_g_step: NULL trainer");
-    if (!gan->z_pending) SYN_TRY(draw(gan, gan->cfg.batch));
+    syn_graph *g = gan->g;
+    /* After a D step: its pass goes on from its G(z) (G has not changed
+     * since); D's new weights reach the nodes not run yet. Else a new pass
+     * on fresh noise. */
+    const bool resume = gan->z_pending;
+    if (!resume) {
+        SYN_TRY(draw(gan, gan->cfg.batch));
+        gan->d_ran = false;
+    }
+    gan->z_pending = false;
+    gan->g_ran = false;
     const int64_t n = gan->z_rows;
-    syn_graph *g = gan->gg;
-    SYN_TRY(syn_graph_feed(g, gan->g_z, gan->z, syn_shape2(n, gan->cfg.model.nz)));
     if (gan->g_t_rows != n) {
         gan->g_t_rows = 0;
-        SYN_TRY(syn_graph_feed(g, gan->g_t_one, gan->t_one, syn_shape2(n, 1)));
+        SYN_TRY(syn_graph_feed(g, gan->t_one, gan->t_one_host, syn_shape2(n, 1)));
         gan->g_t_rows = n;
     }
     SYN_TRY(syn_params_zero_grad(gan->gp));
+    SYN_TRY(forward_to(g, resume, gan->g_loss, gan->g_dgz, NULL));
+    gan->g_ran = true;
     /* D frozen: its weights get no gradient (nor the work of computing one)
      * and its optimizer does not run; the gradient still flows through it to G. */
     SYN_TRY(set_d_trainable(gan, false));
-    syn_status s = syn_graph_forward(g);
-    if (s == SYN_OK) s = syn_graph_backward(g, gan->g_loss);
+    syn_status s = syn_graph_backward(g, gan->g_loss);
     syn_status r = set_d_trainable(gan, true);
     if (s == SYN_OK) s = r;
     if (s == SYN_OK) s = syn_optim_step(gan->gopt);
     SYN_TRY(s);
-    gan->z_pending = false;
     gan->iters++;
     if (st) {
         SYN_TRY(syn_graph_read_scalar(g, gan->g_loss, &st->g_loss));
@@ -549,11 +524,17 @@ syn_status syn_gan_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stat
 syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st) {
     if (!gan || !st) return syn__error(SYN_ERR_ARG, "syn_gan_last_stats: NULL %s", !gan ? "trainer" : "output");
     if (gan->iters < 1) return syn__error(SYN_ERR_ARG, "syn_gan_last_stats: no iteration has run yet");
-    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_loss, &st->d_loss));
-    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dx, &st->d_x));
-    SYN_TRY(syn_graph_read_scalar(gan->dg, gan->d_dgz, &st->d_g_z));
-    SYN_TRY(syn_graph_read_scalar(gan->gg, gan->g_loss, &st->g_loss));
-    return syn_graph_read_scalar(gan->gg, gan->g_dgz, &st->d_g_z2);
+    st->d_loss = st->d_x = st->d_g_z = st->g_loss = st->d_g_z2 = NAN;
+    if (gan->d_ran) {
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_loss, &st->d_loss));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_dx, &st->d_x));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_dgz, &st->d_g_z));
+    }
+    if (gan->g_ran) {
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->g_loss, &st->g_loss));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->g_dgz, &st->d_g_z2));
+    }
+    return SYN_OK;
 }
 
 int64_t syn_gan_iterations(const syn_gan *gan) { return gan ? gan->iters : 0; }

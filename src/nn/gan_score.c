@@ -58,7 +58,7 @@ syn_status syn_gan_scorer_create(syn_device dev, uint64_t seed, syn_gan_scorer *
         s->elogits = syn_model_build(s->eval, md, s->ex);
         st = syn_graph_status(s->eval);
     }
-    syn_compile_opts inf = {true};
+    syn_compile_opts inf = {.inference = true};
     if (st == SYN_OK) st = syn_graph_compile(s->train.graph, dev, NULL);
     if (st == SYN_OK) st = syn_graph_compile(s->eval, dev, &inf);
     syn_model_desc_free(md);
