@@ -90,8 +90,10 @@ SYN_API syn_gan_config syn_gan_config_defaults(syn_gan_arch arch);
 typedef struct syn_gan syn_gan;
 
 /* Builds G and D in two parameter sets on dev (seeds derived from cfg->seed),
- * their optimizers, the D-step, G-step and sampling graphs, and draws the
- * fixed noise batch. owned: free with syn_gan_free. */
+ * their optimizers, the training graph (one, staged: the G step resumes the
+ * D step's forward pass, so G runs once per iteration and its batch norms
+ * take each noise batch's statistics once) and the sampling graph, and draws
+ * the fixed noise batch. owned: free with syn_gan_free. */
 SYN_API syn_status syn_gan_create(const syn_gan_config *cfg, syn_device dev, syn_gan **out);
 SYN_API void syn_gan_free(syn_gan *gan);
 
@@ -114,7 +116,9 @@ SYN_API syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st);
 /* A D step then a G step: all of *st (may be NULL), read after both steps
  * are queued (on a GPU, one wait per iteration). */
 SYN_API syn_status syn_gan_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st);
-/* The figures of the last iteration (its D step and its G step), read now;
+/* The figures of the last iteration (its D step and its G step; NaN for a
+ * step it did not have: a G step on its own, a D step not yet followed by
+ * its G step), read now;
  * SYN_ERR_ARG before the first. With syn_gan_step(..., NULL) a caller can
  * read them every k iterations only. */
 SYN_API syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st);
