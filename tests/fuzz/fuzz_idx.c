@@ -1,4 +1,5 @@
-/* libFuzzer target for the IDX reader (raw or gzip'd images and labels);
+/* libFuzzer target for the IDX readers (raw or gzip'd images and labels, and
+ * an images file alone);
  * seed corpus in tests/fuzz/idx/:
  *   cmake --build build-fuzz --target fuzz_idx
  *   mkdir -p /tmp/corpus-idx && ./build-fuzz/fuzz_idx -runs=1000000 -max_len=8192 \
@@ -49,7 +50,22 @@ int syn_fuzz_idx(const uint8_t *data, size_t size) {
     int ifd = fuzz_idx_file("fuzz-images", images, size - 2 - nl, ipath, sizeof ipath);
     if (lfd < 0 || ifd < 0) abort(); /* the harness, not the reader */
     syn_dataset *ds = (syn_dataset *)&ds; /* poisoned: must be reset */
-    syn_status s = syn_dataset_load_idx(ipath, lpath, &ds);
+    /* the images file alone (predict's reader): 2-4 dims, no labels */
+    syn_status s = syn_dataset_load_idx_images(ipath, &ds);
+    if (s != SYN_OK) {
+        const char *msg = syn_last_error();
+        if (ds != NULL || !msg || !strstr(msg, "/proc/self/fd/") || (s != SYN_ERR_FORMAT && s != SYN_ERR_OOM)) abort();
+    } else {
+        const syn_shape *sh = &ds->sample_shape;
+        if (ds->n < 1 || (sh->ndim != 1 && sh->ndim != 3) || ds->dim != syn_shape_numel(sh) || ds->labels ||
+            ds->targets)
+            abort();
+        for (int64_t i = 0; i < ds->n * ds->dim; i++)
+            if (!(ds->x[i] >= 0.0f && ds->x[i] <= 1.0f)) abort();
+        syn_dataset_free(ds);
+    }
+    ds = (syn_dataset *)&ds;
+    s = syn_dataset_load_idx(ipath, lpath, &ds);
     close(lfd);
     close(ifd);
     if (s != SYN_OK) {
