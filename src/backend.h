@@ -60,7 +60,9 @@ struct syn_backend {
     syn_status (*mark_elapsed)(syn_backend *be, void *start, void *stop, double *ms);
     void (*mark_destroy)(syn_backend *be, void *mark);
 
-    syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a);
+    /* count tensors' updates by one optimizer (kind and hyper-parameters
+     * alike; step, buffers and sizes each its own): a fused launch on a GPU */
+    syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a, int count);
     /* *acc += sum(x^2), acc a device float */
     syn_status (*sumsq)(syn_backend *be, const float *x, int64_t n, float *acc);
     /* x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), acc a device float */

@@ -128,7 +128,10 @@ static void write_grads(syn_params *ps[2], int i, tu_rng *rng, float lo, float h
     free(g);
 }
 
-/* Every optimizer, three steps from identical parameters and gradients. */
+/* Every optimizer, three steps from identical parameters and gradients, on
+ * more tensors than one fused launch takes (30 > 24), one of several blocks'
+ * chunks (130 x 129 > 16384 elements), and one frozen for the first step, so
+ * that the tensors' step counts (Adam's bias corrections) differ. */
 START_TEST(optimizers_match) {
     syn_optim_config cfgs[6];
     cfgs[0] = syn_optim_defaults(SYN_OPTIM_SGD);
@@ -142,7 +145,9 @@ START_TEST(optimizers_match) {
     cfgs[4] = syn_optim_defaults(SYN_OPTIM_ADAM);
     cfgs[4].weight_decay = 0.01f;
     cfgs[5] = syn_optim_defaults(SYN_OPTIM_ADAMW);
-    const syn_shape shapes[2] = {SH2(37, 29), SH1(1031)};
+    enum { NP = 30 };
+    syn_shape shapes[NP] = {SH2(37, 29), SH1(1031), SH2(130, 129)};
+    for (int i = 3; i < NP; i++) shapes[i] = syn_shape1(i);
     for (int k = 0; k < 6; k++) {
         syn_params *ps[2];
         syn_optim *os[2];
@@ -150,17 +155,21 @@ START_TEST(optimizers_match) {
         syn_init init = {SYN_INIT_UNIFORM, -1, 1, 0};
         for (int d = 0; d < 2; d++) {
             TU_OK(syn_params_create(devs[d], tu_seed() + (uint64_t)k, &ps[d]));
-            TU_OK(syn_params_add(ps[d], "a", shapes[0], &init, NULL));
-            TU_OK(syn_params_add(ps[d], "b", shapes[1], &init, NULL));
+            for (int i = 0; i < NP; i++) {
+                char name[16];
+                snprintf(name, sizeof name, "p%d", i);
+                TU_OK(syn_params_add(ps[d], name, shapes[i], &init, NULL));
+            }
             TU_OK(syn_optim_create(ps[d], &cfgs[k], &os[d]));
         }
         tu_rng rng = tu_rng_make(100 + (uint64_t)k);
         for (int step = 0; step < 3; step++) {
-            for (int i = 0; i < 2; i++) write_grads(ps, i, &rng, -1, 1);
+            for (int d = 0; d < 2; d++) TU_OK(syn_params_set_trainable(ps[d], "p1", step > 0));
+            for (int i = 0; i < NP; i++) write_grads(ps, i, &rng, -1, 1);
             TU_OK(syn_optim_step(os[0]));
             TU_OK(syn_optim_step(os[1]));
         }
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NP; i++) {
             int64_t n1, n2;
             float *a = cu_read_param(ps[1], i, false, &n1), *b = cu_read_param(ps[0], i, false, &n2);
             char what[96];

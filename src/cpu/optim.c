@@ -80,9 +80,8 @@ static void adam(const syn__optim_args *a, int decoupled) {
     }
 }
 
-syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a) {
-    (void)be;
-    if (!a || !a->p || !a->g || a->n < 0) return syn__error(SYN_ERR_ARG, "cpu optim_update: bad arguments");
+static syn_status update_one(const syn__optim_args *a) {
+    if (!a->p || !a->g || a->n < 0) return syn__error(SYN_ERR_ARG, "cpu optim_update: bad arguments");
     switch (a->kind) {
     case SYN_OPTIM_SGD: sgd(a); return SYN_OK;
     case SYN_OPTIM_RMSPROP:
@@ -96,6 +95,13 @@ syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a) {
         return SYN_OK;
     }
     return syn__error(SYN_ERR_ARG, "cpu optim_update: unknown optimizer kind %d", (int)a->kind);
+}
+
+syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a, int count) {
+    (void)be;
+    if ((!a && count > 0) || count < 0) return syn__error(SYN_ERR_ARG, "cpu optim_update: bad arguments");
+    for (int i = 0; i < count; i++) SYN_TRY(update_one(&a[i]));
+    return SYN_OK;
 }
 
 /* x: (n)  ->  *acc += sum x^2 (double accumulation, one rounding at the end) */

@@ -1,58 +1,85 @@
-/* Optimizer updates on CUDA (SGD, RMSProp, Adam, AdamW) and the two halves of
- * global-norm clipping, the same arithmetic as src/cpu/optim.c: per-element
+/* Optimizer updates on CUDA (SGD, RMSProp, Adam, AdamW), fused: one launch
+ * for up to MT_MAX parameter tensors; and the two halves of global-norm
+ * clipping, the same arithmetic as src/cpu/optim.c: per-element
  * float in torch.optim's order, step-dependent scalars computed once on the
  * host in double. The CUDA files build with --fmad=false, so these match the
  * CPU to the bit. */
 #include <math.h>
+#include <string.h>
 #include "cuda_common.h"
 
-/* ---- kernels --------------------------------------------------------------- */
+/* ---- the fused update -------------------------------------------------------
 
-/* p, g, v: (n) (v NULL when momentum == 0)
- * g' = g + wd p; v = first ? g' : mu v + g'; d = nesterov ? g' + mu v : v; p -= lr d */
-static __global__ void sgd_kernel(float *p, const float *g, float *v, int64_t n, float lr, float wd, float mu, int first,
-                                  int nesterov) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float d = g[i];
-        if (wd != 0.0f) d += wd * p[i];
-        if (v) {
-            float b = first ? d : mu * v[i] + d;
-            v[i] = b;
-            d = nesterov ? d + mu * b : b;
-        }
-        p[i] -= lr * d;
+ * One launch updates up to MT_MAX parameter tensors of one optimizer (a
+ * parameter set's step is a launch or two, not one per tensor): their
+ * pointers and step-dependent scalars travel in the kernel's arguments, and
+ * each block updates one chunk of MT_CHUNK elements of one tensor. */
+#define MT_MAX 24
+#define MT_CHUNK 16384
+
+typedef struct {
+    float *p;
+    const float *g;
+    float *s1, *s2;
+    int64_t n;
+    float step_size, bc2_sqrt; /* Adam: lr / (1 - b1^t), sqrt(1 - b2^t) */
+    int first;                 /* SGD: the first step (the momentum buffer starts at g') */
+    int block0;                /* the tensor's first block in the launch */
+} mt_tensor;
+
+typedef struct {
+    int kind, count, nesterov, decoupled;
+    float lr, wd, mu, alpha, one_m_alpha, eps, decay, b1c, b2, b2c;
+    mt_tensor t[MT_MAX];
+} mt_args;
+
+/* g' = g + wd p; v = first ? g' : mu v + g'; d = nesterov ? g' + mu v : v; p -= lr d */
+static __device__ void sgd_elem(const mt_args &a, const mt_tensor &t, int64_t i) {
+    float d = t.g[i];
+    if (a.wd != 0.0f) d += a.wd * t.p[i];
+    if (t.s1) {
+        float b = t.first ? d : a.mu * t.s1[i] + d;
+        t.s1[i] = b;
+        d = a.nesterov ? d + a.mu * b : b;
     }
+    t.p[i] -= a.lr * d;
 }
 
-/* p, g, s: (n);  g' = g + wd p; s = alpha s + (1 - alpha) g'^2; p -= lr g' / (sqrt(s) + eps) */
-static __global__ void rmsprop_kernel(float *p, const float *g, float *s, int64_t n, float lr, float wd, float alpha,
-                                      float one_m_alpha, float eps) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float d = g[i];
-        if (wd != 0.0f) d += wd * p[i];
-        float si = s[i] * alpha + one_m_alpha * d * d;
-        s[i] = si;
-        p[i] -= lr * (d / (sqrtf(si) + eps));
-    }
+/* g' = g + wd p; s = alpha s + (1 - alpha) g'^2; p -= lr g' / (sqrt(s) + eps) */
+static __device__ void rmsprop_elem(const mt_args &a, const mt_tensor &t, int64_t i) {
+    float d = t.g[i];
+    if (a.wd != 0.0f) d += a.wd * t.p[i];
+    float si = t.s1[i] * a.alpha + a.one_m_alpha * d * d;
+    t.s1[i] = si;
+    t.p[i] -= a.lr * (d / (sqrtf(si) + a.eps));
 }
 
-/* p, g, m, v: (n); AdamW first: p *= decay; Adam: g' = g + wd p
- * m = lerp(m, g', 1 - b1); v = b2 v + (1 - b2) g'^2
- * p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-static __global__ void adam_kernel(float *p, const float *g, float *m, float *v, int64_t n, int decoupled, float decay,
-                                   float wd, float b1c, float b2, float b2c, float eps, float step_size, float bc2_sqrt) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float pi = p[i];
-        if (decoupled) pi *= decay;
-        float d = g[i];
-        if (wd != 0.0f) d += wd * pi;
-        /* torch.lerp's two branches keep it exact at both ends */
-        float mi = b1c < 0.5f ? m[i] + b1c * (d - m[i]) : d - (d - m[i]) * (1.0f - b1c);
-        float vi = v[i] * b2 + b2c * d * d;
-        m[i] = mi;
-        v[i] = vi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = pi - step_size * (mi / denom);
+/* AdamW first: p *= decay; Adam: g' = g + wd p; m = lerp(m, g', 1 - b1);
+ * v = b2 v + (1 - b2) g'^2; p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+static __device__ void adam_elem(const mt_args &a, const mt_tensor &t, int64_t i) {
+    float pi = t.p[i];
+    if (a.decoupled) pi *= a.decay;
+    float d = t.g[i];
+    if (a.wd != 0.0f) d += a.wd * pi;
+    /* torch.lerp's two branches keep it exact at both ends */
+    float mi = a.b1c < 0.5f ? t.s1[i] + a.b1c * (d - t.s1[i]) : d - (d - t.s1[i]) * (1.0f - a.b1c);
+    float vi = t.s2[i] * a.b2 + a.b2c * d * d;
+    t.s1[i] = mi;
+    t.s2[i] = vi;
+    float denom = sqrtf(vi) / t.bc2_sqrt + a.eps;
+    t.p[i] = pi - t.step_size * (mi / denom);
+}
+
+static __global__ void mt_update_kernel(const mt_args a) {
+    int k = 0;
+    while (k + 1 < a.count && a.t[k + 1].block0 <= (int)blockIdx.x) k++;
+    const mt_tensor &t = a.t[k];
+    const int64_t start = (int64_t)(blockIdx.x - (unsigned)t.block0) * MT_CHUNK;
+    const int64_t end = start + MT_CHUNK < t.n ? start + MT_CHUNK : t.n;
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
+        if (a.kind == SYN_OPTIM_SGD) sgd_elem(a, t, i);
+        else if (a.kind == SYN_OPTIM_RMSPROP) rmsprop_elem(a, t, i);
+        else adam_elem(a, t, i);
     }
 }
 
@@ -75,44 +102,74 @@ struct sq_f {
 
 extern "C" {
 
-syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a) {
-    if (!a || !a->p || !a->g || a->n < 0) return syn__error(SYN_ERR_ARG, "cuda optim_update: bad arguments");
+/* The scalars every tensor of the launch shares, from the first's config. */
+static mt_args mt_common(const syn__optim_args *a) {
+    mt_args m;
+    memset(&m, 0, sizeof m);
+    m.kind = (int)a->kind;
+    m.nesterov = a->nesterov;
+    m.decoupled = a->kind == SYN_OPTIM_ADAMW;
+    m.lr = a->lr;
+    m.mu = a->momentum;
+    m.alpha = a->alpha;
+    m.one_m_alpha = (float)(1.0 - (double)a->alpha);
+    m.eps = a->eps;
+    m.b1c = (float)(1.0 - (double)a->beta1);
+    m.b2 = a->beta2;
+    m.b2c = (float)(1.0 - (double)a->beta2);
+    m.decay = m.decoupled ? (float)(1.0 - (double)a->lr * (double)a->weight_decay) : 1.0f;
+    m.wd = m.decoupled ? 0.0f : a->weight_decay;
+    return m;
+}
+
+/* One tensor's entry: its buffers and step-dependent scalars (host, double). */
+static syn_status mt_tensor_of(const syn__optim_args *a, mt_tensor *t) {
+    if (!a->p || !a->g || a->n < 0) return syn__error(SYN_ERR_ARG, "cuda optim_update: bad arguments");
+    if (a->kind == SYN_OPTIM_RMSPROP && !a->s1)
+        return syn__error(SYN_ERR_ARG, "cuda optim_update: RMSProp without its state buffer");
+    if ((a->kind == SYN_OPTIM_ADAM || a->kind == SYN_OPTIM_ADAMW) && (!a->s1 || !a->s2))
+        return syn__error(SYN_ERR_ARG, "cuda optim_update: Adam without its state buffers");
+    if (a->kind != SYN_OPTIM_SGD && a->kind != SYN_OPTIM_RMSPROP && a->kind != SYN_OPTIM_ADAM &&
+        a->kind != SYN_OPTIM_ADAMW)
+        return syn__error(SYN_ERR_ARG, "cuda optim_update: unknown optimizer kind %d", (int)a->kind);
+    const double t_ = (double)(a->step > 0 ? a->step : 1);
+    t->p = a->p;
+    t->g = a->g;
+    t->s1 = a->s1;
+    t->s2 = a->s2;
+    t->n = a->n;
+    t->first = a->step <= 1;
+    t->step_size = (float)((double)a->lr / (1.0 - pow((double)a->beta1, t_)));
+    t->bc2_sqrt = (float)sqrt(1.0 - pow((double)a->beta2, t_));
+    return SYN_OK;
+}
+
+syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a, int count) {
+    if ((!a && count > 0) || count < 0) return syn__error(SYN_ERR_ARG, "cuda optim_update: bad arguments");
     SYN_CUDA_ENTER(be);
     cudaStream_t s = syn__cu(be)->stream;
-    const int64_t n = a->n;
-    if (n == 0) return SYN_OK;
-    const unsigned blocks = syn__cuda_grid(n, SYN_CUDA_THREADS);
-    switch (a->kind) {
-    case SYN_OPTIM_SGD:
-        sgd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(a->p, a->g, a->s1, n, a->lr, a->weight_decay, a->momentum,
-                                                       a->step <= 1, a->nesterov);
-        break;
-    case SYN_OPTIM_RMSPROP:
-        if (!a->s1) return syn__error(SYN_ERR_ARG, "cuda optim_update: RMSProp without its state buffer");
-        rmsprop_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(a->p, a->g, a->s1, n, a->lr, a->weight_decay, a->alpha,
-                                                           (float)(1.0 - (double)a->alpha), a->eps);
-        break;
-    case SYN_OPTIM_ADAM:
-    case SYN_OPTIM_ADAMW: {
-        if (!a->s1 || !a->s2) return syn__error(SYN_ERR_ARG, "cuda optim_update: Adam without its state buffers");
-        const int decoupled = a->kind == SYN_OPTIM_ADAMW;
-        const double t = (double)(a->step > 0 ? a->step : 1);
-        const double bc1 = 1.0 - pow((double)a->beta1, t);
-        const double bc2 = 1.0 - pow((double)a->beta2, t);
-        const float step_size = (float)((double)a->lr / bc1);
-        const float bc2_sqrt = (float)sqrt(bc2);
-        const float decay = decoupled ? (float)(1.0 - (double)a->lr * (double)a->weight_decay) : 1.0f;
-        const float wd = decoupled ? 0.0f : a->weight_decay;
-        const float b1c = (float)(1.0 - (double)a->beta1);
-        const float b2c = (float)(1.0 - (double)a->beta2);
-        adam_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(a->p, a->g, a->s1, a->s2, n, decoupled, decay, wd, b1c, a->beta2,
-                                                        b2c, a->eps, step_size, bc2_sqrt);
-        break;
+    mt_args m = count > 0 ? mt_common(&a[0]) : mt_args{};
+    int blocks = 0;
+    for (int i = 0; i <= count; i++) {
+        /* launch what is gathered when the table is full, and at the end */
+        if (m.count == MT_MAX || (i == count && m.count > 0)) {
+            mt_update_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, s>>>(m);
+            SYN_CUDA_TRY(cudaGetLastError());
+            m.count = 0;
+            blocks = 0;
+        }
+        if (i == count) break;
+        if (a[i].kind != a[0].kind) return syn__error(SYN_ERR_ARG, "cuda optim_update: one optimizer kind per call");
+        mt_tensor t;
+        SYN_TRY(mt_tensor_of(&a[i], &t));
+        const int64_t chunks = (t.n + MT_CHUNK - 1) / MT_CHUNK;
+        if (chunks == 0) continue;
+        if (chunks > (int64_t)(1u << 30) - blocks)
+            return syn__error(SYN_ERR_ARG, "cuda optim_update: a tensor of %lld elements", (long long)t.n);
+        t.block0 = blocks;
+        blocks += (int)chunks;
+        m.t[m.count++] = t;
     }
-    default:
-        return syn__error(SYN_ERR_ARG, "cuda optim_update: unknown optimizer kind %d", (int)a->kind);
-    }
-    SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
 

@@ -23,6 +23,7 @@ struct syn_optim {
     int64_t steps;
     slot *slots;
     int n_slots;
+    syn__optim_args *args; /* n_slots: one step's updates, handed to the backend at once */
 };
 
 static const char *const kind_names[] = {"sgd", "rmsprop", "adam", "adamw"};
@@ -120,6 +121,7 @@ void syn_optim_free(syn_optim *o) {
         if (o->slots[i].s2) be->free(be, o->slots[i].s2);
     }
     free(o->slots);
+    free(o->args);
     free(o);
 }
 
@@ -135,19 +137,29 @@ static syn_status state_buffer(syn_backend *be, int64_t n, float **out) {
     return s;
 }
 
+/* Slots (zeroed, without buffers) and update arguments for every parameter
+ * of the set. */
+static syn_status grow_slots(syn_optim *o) {
+    int n = o->params->n;
+    if (n <= o->n_slots) return SYN_OK;
+    slot *sl = realloc(o->slots, (size_t)n * sizeof *sl);
+    if (!sl) return syn__error(SYN_ERR_OOM, "optimizer: cannot grow state to %d parameters", n);
+    memset(sl + o->n_slots, 0, (size_t)(n - o->n_slots) * sizeof *sl);
+    o->slots = sl;
+    syn__optim_args *args = realloc(o->args, (size_t)n * sizeof *args);
+    if (!args) return syn__error(SYN_ERR_OOM, "optimizer: cannot grow state to %d parameters", n);
+    o->args = args;
+    o->n_slots = n;
+    return SYN_OK;
+}
+
 /* Makes sure every trainable parameter has the buffers its update reads.
  * Done for all of them before any update, so a failure leaves no parameter
  * half a step ahead of the others. */
 static syn_status ensure_state(syn_optim *o) {
     syn_params *ps = o->params;
     syn_backend *be = ps->be;
-    if (ps->n > o->n_slots) {
-        slot *sl = realloc(o->slots, (size_t)ps->n * sizeof *sl);
-        if (!sl) return syn__error(SYN_ERR_OOM, "optimizer: cannot grow state to %d parameters", ps->n);
-        memset(sl + o->n_slots, 0, (size_t)(ps->n - o->n_slots) * sizeof *sl);
-        o->slots = sl;
-        o->n_slots = ps->n;
-    }
+    SYN_TRY(grow_slots(o));
     const syn_optim_kind k = o->cfg.kind;
     const bool need1 = (k == SYN_OPTIM_SGD) ? o->cfg.momentum != 0.0f : true;
     const bool need2 = k == SYN_OPTIM_ADAM || k == SYN_OPTIM_ADAMW;
@@ -182,6 +194,7 @@ syn_status syn_optim_step(syn_optim *o) {
     a.beta2 = o->cfg.beta2;
     a.eps = o->cfg.eps;
     a.nesterov = o->cfg.nesterov;
+    int count = 0;
     for (int i = 0; i < ps->n; i++) {
         const syn__param *it = &ps->items[i];
         if (!it->trainable) continue;
@@ -192,9 +205,11 @@ syn_status syn_optim_step(syn_optim *o) {
         a.s1 = sl->s1;
         a.s2 = sl->s2;
         a.n = sl->n;
-        SYN_TRY(be->optim_update(be, &a));
-        sl->step++;
+        o->args[count++] = a;
     }
+    SYN_TRY(be->optim_update(be, o->args, count));
+    for (int i = 0; i < ps->n; i++)
+        if (ps->items[i].trainable) o->slots[i].step++;
     o->steps++;
     return SYN_OK;
 }
@@ -262,18 +277,6 @@ void syn__optim_reset(syn_optim *o) {
     o->slots = NULL;
     o->n_slots = 0;
     o->steps = 0;
-}
-
-/* Slots for every parameter of the set (zeroed, without buffers). */
-static syn_status grow_slots(syn_optim *o) {
-    int n = o->params->n;
-    if (n <= o->n_slots) return SYN_OK;
-    slot *sl = realloc(o->slots, (size_t)n * sizeof *sl);
-    if (!sl) return syn__error(SYN_ERR_OOM, "optimizer: cannot grow state to %d parameters", n);
-    memset(sl + o->n_slots, 0, (size_t)(n - o->n_slots) * sizeof *sl);
-    o->slots = sl;
-    o->n_slots = n;
-    return SYN_OK;
 }
 
 syn_status syn__optim_state_write(syn_optim *o, int i, int which, const float *host, int64_t n) {
