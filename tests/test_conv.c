@@ -45,6 +45,11 @@ static const conv_case cases[] = {
     {"batch 5, 8 -> 8 on 12x12, threaded batch", false, 5, 8, 12, 12, 8, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
     {"batch 3, 16 -> 12 on 14x14, groups 2, threaded batch, no bias", false, 3, 16, 14, 14, 12, 3, 3,
      {.pad_h = 1, .pad_w = 1, .groups = 2}, false},
+    /* a deep layer's small maps: several images share one GEMM (4 + 3 per thread) */
+    {"batch 7, 32 -> 24 on 4x4, images per GEMM, threaded", false, 7, 32, 4, 4, 24, 3, 3, {.pad_h = 1, .pad_w = 1},
+     true},
+    {"transposed batch 7, 24 -> 16 on 4x4 stride 2, images per GEMM, threaded", true, 7, 24, 4, 4, 16, 3, 3,
+     {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .out_pad_h = 1, .out_pad_w = 1}, false},
     {"transposed 3x3 stride 2, out_pad 1, groups 2", true, 2, 4, 4, 5, 6, 3, 3,
      {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .out_pad_h = 1, .out_pad_w = 1, .groups = 2}, true},
     {"transposed 1x1", true, 2, 3, 4, 5, 4, 1, 1, {0}, true},

@@ -1,6 +1,7 @@
 /* Convolutions on the CPU: conv2d and conv_transpose2d, forward and backward,
- * by im2col + OpenBLAS sgemm, one image per OpenMP thread. The plain direct
- * convolution these are checked against lives in tests/test_conv.c. */
+ * by im2col + OpenBLAS sgemm, whole images per OpenMP thread (a deep layer's
+ * small maps: several images per GEMM). The plain direct convolution these
+ * are checked against lives in tests/test_conv.c. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -53,16 +54,17 @@ static void q_range(int64_t off, int64_t s, int64_t W, int64_t Q, int64_t *lo, i
     *hi = h;
 }
 
-/* im: (cg, H, W)  ->  cols: (cg R S, P Q)
+/* im: (cg, H, W)  ->  cols: (cg R S, P Q), its rows ld floats apart (ld > P Q:
+ * several items' columns side by side)
  * cols[(c,r,s), (p,q)] = im[c, p sh - ph + r dh, q sw - pw + s dw], 0 outside the image */
-static void im2col(const geom *g, const float *im, float *cols) {
+static void im2col(const geom *g, const float *im, float *cols, int64_t ld) {
     const int64_t RS = g->R * g->S, Q = g->Q;
 #pragma omp parallel for if (g->inner_par && g->crs * g->pq > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t row = 0; row < g->crs; row++) {
         int64_t c = row / RS, r = row % RS / g->S, s = row % g->S;
         int64_t off = s * g->dw - g->pw, lo, hi;
         q_range(off, g->sw, g->W, Q, &lo, &hi);
-        float *o = cols + row * g->pq;
+        float *o = cols + row * ld;
         for (int64_t p = 0; p < g->P; p++, o += Q) {
             int64_t ih = p * g->sh - g->ph + r * g->dh;
             if (ih < 0 || ih >= g->H || lo == hi) {
@@ -79,9 +81,9 @@ static void im2col(const geom *g, const float *im, float *cols) {
     }
 }
 
-/* cols: (cg R S, P Q)  ->  im: (cg, H, W) +=, the adjoint of im2col:
+/* cols: (cg R S, P Q), rows ld floats apart  ->  im: (cg, H, W) +=, the adjoint of im2col:
  * im[c, p sh - ph + r dh, q sw - pw + s dw] += cols[(c,r,s), (p,q)] */
-static void col2im(const geom *g, const float *cols, float *im) {
+static void col2im(const geom *g, const float *cols, int64_t ld, float *im) {
     const int64_t Q = g->Q;
     /* threads own whole channels: the rows of channel c write only its plane */
 #pragma omp parallel for if (g->inner_par && g->crs * g->pq > SYN_CPU_PAR_MIN) schedule(static)
@@ -90,7 +92,7 @@ static void col2im(const geom *g, const float *cols, float *im) {
             for (int64_t s = 0; s < g->S; s++) {
                 int64_t off = s * g->dw - g->pw, lo, hi;
                 q_range(off, g->sw, g->W, Q, &lo, &hi);
-                const float *src = cols + ((c * g->R + r) * g->S + s) * g->pq;
+                const float *src = cols + ((c * g->R + r) * g->S + s) * ld;
                 for (int64_t p = 0; p < g->P; p++, src += Q) {
                     int64_t ih = p * g->sh - g->ph + r * g->dh;
                     if (ih < 0 || ih >= g->H) continue;
@@ -120,7 +122,7 @@ static void column_side(const geom *g, const float *w, const float *im, float *o
     for (int64_t k = 0; k < g->G; k++) {
         const float *m = im + k * g->cg * g->hw;
         if (!g->direct) {
-            im2col(g, m, cols);
+            im2col(g, m, cols, g->pq);
             m = cols;
         }
         if (out) gemm(false, false, g->kg, g->pq, g->crs, w + k * g->kg * g->crs, m, beta, out + k * g->kg * g->pq);
@@ -138,8 +140,59 @@ static void image_side(const geom *g, const float *w, const float *cin, float *i
             continue;
         }
         gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 0.0f, cols);
-        col2im(g, cols, ik);
+        col2im(g, cols, g->pq, ik);
     }
+}
+
+/* ---- several items at once -------------------------------------------------
+
+ * With few column positions (a deep layer's 8x8 or 4x4 maps), one item's
+ * GEMM is thin and repacks all of w for little work: b items then share one
+ * GEMM, their columns side by side in a (rows, b PQ) matrix. Ungrouped,
+ * not direct convolutions only. */
+
+/* b items' column-side values, each (rows, PQ), consecutive  ->  (rows, b PQ) */
+static void gather_items(const float *src, int64_t rows, int64_t pq, int64_t b, float *dst) {
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t k = 0; k < rows; k++)
+            memcpy(dst + k * b * pq + i * pq, src + (i * rows + k) * pq, (size_t)pq * sizeof(float));
+}
+
+/* (rows, b PQ)  ->  b items' (rows, PQ), stored or added */
+static void scatter_items(const float *src, int64_t rows, int64_t pq, int64_t b, float *dst, bool add) {
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t k = 0; k < rows; k++) {
+            const float *a = src + k * b * pq + i * pq;
+            float *d = dst + (i * rows + k) * pq;
+            if (add)
+                for (int64_t l = 0; l < pq; l++) d[l] += a[l];
+            else
+                memcpy(d, a, (size_t)pq * sizeof(float));
+        }
+}
+
+/* column_side for items [0, b) of im / out / cin; tmp: (Co, b PQ) */
+static void column_side_b(const geom *g, int64_t b, const float *w, const float *im, float *out, float beta,
+                          const float *cin, float *dw, float *cols, float *tmp) {
+    const int64_t L = b * g->pq;
+    for (int64_t i = 0; i < b; i++) im2col(g, im + i * g->Ci * g->hw, cols + i * g->pq, L);
+    if (out) {
+        gemm(false, false, g->Co, L, g->crs, w, cols, 0.0f, tmp);
+        scatter_items(tmp, g->Co, g->pq, b, out, beta != 0.0f);
+    }
+    if (dw) {
+        gather_items(cin, g->Co, g->pq, b, tmp);
+        gemm(false, true, g->Co, g->crs, L, tmp, cols, 1.0f, dw);
+    }
+}
+
+/* image_side for items [0, b) of cin / im; tmp: (Co, b PQ) */
+static void image_side_b(const geom *g, int64_t b, const float *w, const float *cin, float *im, float *cols,
+                         float *tmp) {
+    const int64_t L = b * g->pq;
+    gather_items(cin, g->Co, g->pq, b, tmp);
+    gemm(true, false, g->crs, L, g->Co, w, tmp, 0.0f, cols);
+    for (int64_t i = 0; i < b; i++) col2im(g, cols + i * g->pq, L, im + i * g->Ci * g->hw);
 }
 
 /* y[k, :] = b[k] (or 0), or y[k, :] += b[k] when add; y: (K, L) */
@@ -185,6 +238,34 @@ static void run_item(const job *j, int64_t n, float *cols, float *dw) {
     }
 }
 
+/* Items [n, n + b) (b > 1: one GEMM for them all; tmp: (Co, b PQ)). */
+static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tmp, float *dw) {
+    if (b == 1) {
+        run_item(j, n, cols, dw);
+        return;
+    }
+    const geom *g = &j->g;
+    int64_t im = n * g->Ci * g->hw, col = n * g->Co * g->pq;
+    switch (j->kind) {
+    case CONV_FWD:
+        column_side_b(g, b, j->w, j->x + im, j->y + col, 0.0f, NULL, NULL, cols, tmp);
+        if (j->b)
+            for (int64_t i = 0; i < b; i++) bias_rows(j->y + col + i * g->Co * g->pq, j->b, g->Co, g->pq, true);
+        break;
+    case CONV_BWD:
+        if (dw) column_side_b(g, b, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols, tmp);
+        if (j->dx) image_side_b(g, b, j->w, j->dy + col, j->dx + im, cols, tmp);
+        break;
+    case CONVT_FWD:
+        for (int64_t i = 0; i < b; i++) bias_rows(j->y + im + i * g->Ci * g->hw, j->b, g->Ci, g->hw, false);
+        image_side_b(g, b, j->w, j->x + col, j->y + im, cols, tmp);
+        break;
+    case CONVT_BWD:
+        column_side_b(g, b, j->w, j->dy + im, j->dx ? j->dx + col : NULL, 1.0f, j->x + col, dw, cols, tmp);
+        break;
+    }
+}
+
 /* ---- the batch ------------------------------------------------------------ */
 
 /* OpenBLAS's own pthreads would fight the OpenMP threads that already split
@@ -203,6 +284,10 @@ static void blas_single_end(int t) {
 /* Below this many multiply-adds a batch runs on one thread: forking and
  * joining would cost more than they save. */
 #define CONV_PAR_MIN_MACS (1 << 18)
+/* Items share a GEMM up to this many columns, and up to this many floats of
+ * column matrix per thread. */
+#define CONV_ITEM_COLS 1024
+#define CONV_ITEM_FLOATS (8 << 20)
 
 /* Runs j over the batch: with several threads, each takes whole items with its
  * own im2col buffer and its own partial dw (summed at the end, in a fixed
@@ -215,25 +300,39 @@ static syn_status run_batch(syn_backend *be, job *j) {
     if (nt > g->N) nt = (int)g->N;
     if (nt < 1) nt = 1;
     g->inner_par = nt == 1;
+    /* items per GEMM: enough for CONV_ITEM_COLS columns, no more than a
+     * thread's share of the batch */
+    int64_t b = 1;
+    if (g->G == 1 && !g->direct && g->pq < CONV_ITEM_COLS) {
+        int64_t share = (g->N + nt - 1) / nt, cap = CONV_ITEM_FLOATS / (g->crs * g->pq);
+        b = CONV_ITEM_COLS / g->pq;
+        if (b > share) b = share;
+        if (b > cap) b = cap;
+        if (b < 1) b = 1;
+    }
     /* per-thread slices rounded to 64 bytes: no false sharing */
-    size_t cols_f = g->direct ? 0 : ((size_t)(g->crs * g->pq) + 15) & ~(size_t)15;
+    size_t cols_f = g->direct ? 0 : ((size_t)(g->crs * g->pq * b) + 15) & ~(size_t)15;
+    size_t tmp_f = b > 1 ? ((size_t)(g->Co * g->pq * b) + 15) & ~(size_t)15 : 0;
     size_t dw_f = nt > 1 && j->dw ? (size_t)(g->Co * g->crs) : 0, dw_s = (dw_f + 15) & ~(size_t)15;
-    size_t total = (size_t)nt * (cols_f + dw_s);
+    size_t total = (size_t)nt * (cols_f + tmp_f + dw_s);
     float *ws = NULL;
     if (total) SYN_TRY(be->workspace(be, total * sizeof(float), (void **)&ws));
+    const int64_t chunks = (g->N + b - 1) / b;
     if (nt == 1) {
-        for (int64_t n = 0; n < g->N; n++) run_item(j, n, ws, j->dw);
+        for (int64_t c = 0; c < chunks; c++)
+            run_items(j, c * b, g->N - c * b < b ? g->N - c * b : b, ws, ws ? ws + cols_f : NULL, j->dw);
         return SYN_OK;
     }
-    float *part = ws ? ws + (size_t)nt * cols_f : NULL;
+    float *part = ws ? ws + (size_t)nt * (cols_f + tmp_f) : NULL;
     if (dw_f) memset(part, 0, (size_t)nt * dw_s * sizeof(float));
     int blas = blas_single_begin();
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num();
         float *cols = cols_f ? ws + (size_t)t * cols_f : NULL, *dw = dw_f ? part + (size_t)t * dw_s : NULL;
+        float *tmp = tmp_f ? ws + (size_t)nt * cols_f + (size_t)t * tmp_f : NULL;
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < g->N; n++) run_item(j, n, cols, dw);
+        for (int64_t c = 0; c < chunks; c++) run_items(j, c * b, g->N - c * b < b ? g->N - c * b : b, cols, tmp, dw);
     }
     blas_single_end(blas);
     if (dw_f) {
