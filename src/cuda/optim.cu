@@ -73,7 +73,7 @@ static __device__ void adam_elem(const mt_args &a, const mt_tensor &t, int64_t i
 static __global__ void mt_update_kernel(const mt_args a) {
     int k = 0;
     while (k + 1 < a.count && a.t[k + 1].block0 <= (int)blockIdx.x) k++;
-    const mt_tensor &t = a.t[k];
+    const mt_tensor t = a.t[k]; /* into registers: the loop reads it often */
     const int64_t start = (int64_t)(blockIdx.x - (unsigned)t.block0) * MT_CHUNK;
     const int64_t end = start + MT_CHUNK < t.n ? start + MT_CHUNK : t.n;
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
