@@ -95,6 +95,9 @@ syn_backend *syn__cpu_backend(void);
 /* The CUDA backend for GPU `index`, created on first use. */
 syn_status syn__cuda_backend(int index, syn_backend **out);
 int syn__cuda_device_count(void);
+/* Switches a CUDA backend's deterministic kernels (SYN_DETERMINISTIC=1 sets
+ * them at creation) on or off, so that a test can run both paths. */
+void syn__cuda_set_deterministic(syn_backend *be, bool on);
 #endif
 
 #ifdef __cplusplus

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "cudautil.h"
 
 /* The cell math is the CPU's (expf, tanhf, no FMA contraction); the GEMMs sum
@@ -127,6 +128,55 @@ START_TEST(bad_index_and_length) {
 }
 END_TEST
 
+/* The embedding's weight gradient for rows of few distinct indices (each
+ * repeated hundreds of times), from dy = wgt: on the CPU, on CUDA with its
+ * atomic adds (close), and with its deterministic kernel (sorted rows summed
+ * in row order: the CPU's sums bit for bit, and the same on a second run). */
+static float *embedding_grad(syn_device dev, const int32_t *idx, const float *wgt, int64_t R, int64_t V, int64_t D) {
+    syn_params *p;
+    syn_graph *g;
+    TU_OK(syn_params_create(dev, 5, &p));
+    TU_OK(syn_graph_create(p, &g));
+    syn_node *in = syn_input(g, "idx", SYN_I32, syn_shape1(R)), *wt = syn_input(g, "wgt", SYN_F32, syn_shape2(R, D));
+    syn_node *y = syn_embedding_op(g, in, cu_param(g, "w", syn_shape2(V, D), -1, 1));
+    syn_node *loss = syn_sum(g, syn_mul(g, y, wt), SYN_ALL_AXES, false);
+    TU_OK(syn_graph_status(g));
+    TU_OK(syn_graph_compile(g, dev, NULL));
+    TU_OK(syn_graph_feed(g, in, idx, syn_shape1(R)));
+    TU_OK(syn_graph_feed(g, wt, wgt, syn_shape2(R, D)));
+    TU_OK(syn_params_zero_grad(p));
+    TU_OK(syn_graph_forward(g));
+    TU_OK(syn_graph_backward(g, loss));
+    int64_t n;
+    float *dw = cu_read_param(p, 0, true, &n);
+    ck_assert_int_eq(n, V * D);
+    syn_graph_free(g);
+    syn_params_free(p);
+    return dw;
+}
+
+START_TEST(embedding_grad_deterministic) {
+    enum { R = 3000, V = 7, D = 37 };
+    int32_t *idx = malloc(R * sizeof *idx);
+    float *wgt = cu_fmalloc(R * D);
+    ck_assert_ptr_nonnull(idx);
+    tu_rng r = tu_rng_make(tu_seed() ^ 0xE3Bull);
+    tu_fill(&r, wgt, R * D, -1, 1);
+    for (int i = 0; i < R; i++) idx[i] = (int32_t)(tu_next(&r) % V);
+    syn_backend *be;
+    TU_OK(syn__backend_get(syn_cuda(0), &be));
+    float *cpu = embedding_grad(syn_cpu(), idx, wgt, R, V, D);
+    float *atomic = embedding_grad(syn_cuda(0), idx, wgt, R, V, D);
+    cu_check_close("embedding dW (atomic adds)", atomic, cpu, V * D, 1e-5, tu_rel_err);
+    syn__cuda_set_deterministic(be, true);
+    float *det = embedding_grad(syn_cuda(0), idx, wgt, R, V, D), *det2 = embedding_grad(syn_cuda(0), idx, wgt, R, V, D);
+    syn__cuda_set_deterministic(be, getenv("SYN_DETERMINISTIC") && strcmp(getenv("SYN_DETERMINISTIC"), "1") == 0);
+    ck_assert_msg(memcmp(det, cpu, sizeof(float) * V * D) == 0, "deterministic embedding dW differs from the CPU's");
+    ck_assert_msg(memcmp(det, det2, sizeof(float) * V * D) == 0, "deterministic embedding dW differs between runs");
+    free(idx), free(wgt), free(cpu), free(atomic), free(det), free(det2);
+}
+END_TEST
+
 /* A 2-layer character LSTM (embedding, LSTM, linear, cross-entropy), three
  * Adam steps on both devices: losses and final weights agree. */
 typedef struct {
@@ -189,6 +239,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     CU_ADD_LOOP_TEST(tc, op_matches_cpu, N_CASES);
     CU_ADD_TEST(tc, bad_index_and_length);
+    CU_ADD_TEST(tc, embedding_grad_deterministic);
     CU_ADD_TEST(tc, charlm_adam_steps_match);
     suite_add_tcase(s, tc);
     return cu_run(s);

@@ -1,5 +1,14 @@
 /* Devices: the CPU and CUDA GPUs. A syn_device is a plain value (type + index);
- * backends are created lazily the first time a device is used. */
+ * backends are created lazily the first time a device is used. A CUDA
+ * backend reads these environment variables when it is created:
+ *   SYN_ALLOW_TF32=1      cuBLAS may use TF32 tensor cores (off: full fp32)
+ *   SYN_DETERMINISTIC=1   deterministic kernels only: cuDNN algorithms with a
+ *                         fixed order, the embedding gradient summed over
+ *                         sorted rows (the CPU's sums bit for bit) instead of
+ *                         atomic adds
+ *   SYN_CUDA_NO_CACHE=1   every allocation is a cudaMalloc, every free a
+ *                         cudaFree (for compute-sanitizer), no caching
+ * The CPU backend is deterministic for a fixed thread count. */
 #ifndef SYNAPSE_DEVICE_H
 #define SYNAPSE_DEVICE_H
 

@@ -525,6 +525,10 @@ static const syn_backend cuda_template = {
 
 /* ---- discovery and creation ------------------------------------------------------ */
 
+void syn__cuda_set_deterministic(syn_backend *be, bool on) {
+    if (be && be->device.type == SYN_DEVICE_CUDA) syn__cu(be)->deterministic = on;
+}
+
 /* Any failure (no driver: 35, no device: 100, ...) means zero devices. */
 int syn__cuda_device_count(void) {
     int n = 0;

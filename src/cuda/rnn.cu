@@ -7,6 +7,7 @@
  * state as the CPU backend (src/cpu/rnn.c), so the two are compared directly. */
 #include <limits.h>
 #include <string.h>
+#include <cub/device/device_radix_sort.cuh>
 #include "cuda_common.h"
 
 /* ---- GEMM with leading dims -------------------------------------------------- */
@@ -196,6 +197,28 @@ static __global__ void embedding_bwd_kernel(const int32_t *idx, const float *dy,
         atomicAdd(&dw[(int64_t)idx[i / D] * D + i % D], dy[i]);
 }
 
+static __global__ void iota_kernel(int32_t *v, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        v[i] = (int32_t)i;
+}
+
+/* keys: the indices sorted (stable), rows_of: the row each came from. The
+ * first position of each index's run adds that run's rows of dy into its
+ * row of dw, in row order: the CPU's order, so the sums are the CPU's bit
+ * for bit. */
+static __global__ void embedding_bwd_sorted_kernel(const uint32_t *keys, const int32_t *rows_of, const float *dy,
+                                                   float *dw, int64_t R, int64_t D) {
+    int64_t n = R * D;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t j = i / D, k = i % D;
+        uint32_t v = keys[j];
+        if (j > 0 && keys[j - 1] == v) continue;
+        float acc = dw[(int64_t)v * D + k];
+        for (int64_t t = j; t < R && keys[t] == v; t++) acc += dy[(int64_t)rows_of[t] * D + k];
+        dw[(int64_t)v * D + k] = acc;
+    }
+}
+
 /* Waits for the stream and reads the flag: the first bad row, or ~0. */
 static syn_status read_flag(syn__cuda *cu, unsigned long long *bad) {
     SYN_CUDA_TRY(cudaMemcpyAsync(cu->flag_host, cu->flag, sizeof *cu->flag, cudaMemcpyDeviceToHost, cu->stream));
@@ -263,14 +286,41 @@ syn_status syn__cuda_embedding_fwd(syn_backend *be, syn_node *n) {
     return SYN_OK;
 }
 
-/* dW rows gather with atomicAdd: repeated indices add in an unspecified order. */
+/* Deterministic dW: the rows sorted by index (a stable radix sort, so equal
+ * indices keep their row order), then each index's rows summed in order. */
+static syn_status embedding_bwd_sorted(syn_backend *be, const int32_t *idx, const float *dy, float *dw, int64_t R,
+                                       int64_t V, int64_t D) {
+    syn__cuda *cu = syn__cu(be);
+    if (R > INT_MAX) return syn__error(SYN_ERR_UNSUPPORTED, "embedding: %lld rows to sort (at most %d)", (long long)R, INT_MAX);
+    int bits = 1;
+    while (bits < 31 && (1ll << bits) < V) bits++;
+    const uint32_t *keys_in = (const uint32_t *)idx; /* checked to lie in [0, V) by the forward pass */
+    size_t temp = 0;
+    SYN_CUDA_TRY(cub::DeviceRadixSort::SortPairs(NULL, temp, keys_in, (uint32_t *)NULL, (const int32_t *)NULL,
+                                                 (int32_t *)NULL, (int)R, 0, bits, cu->stream));
+    const size_t ints = ((size_t)(3 * R) * sizeof(int32_t) + 255) & ~(size_t)255;
+    char *ws;
+    SYN_TRY(be->workspace(be, ints + temp, (void **)&ws));
+    uint32_t *keys = (uint32_t *)ws;
+    int32_t *rows_in = (int32_t *)(keys + R), *rows_of = rows_in + R;
+    LAUNCH(iota_kernel, R, rows_in, R);
+    SYN_CUDA_TRY(cub::DeviceRadixSort::SortPairs(ws + ints, temp, keys_in, keys, rows_in, rows_of, (int)R, 0, bits,
+                                                 cu->stream));
+    LAUNCH(embedding_bwd_sorted_kernel, R * D, keys, rows_of, dy, dw, R, D);
+    return SYN_OK;
+}
+
+/* dW rows gather with atomicAdd (repeated indices add in an unspecified
+ * order), or deterministically by sorted rows (SYN_DETERMINISTIC=1). */
 syn_status syn__cuda_embedding_bwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
     float *dw = syn__dgrad(n, 1);
-    int64_t rows = syn__numel(n->in[0]), D = n->in[1]->shape.dim[1];
+    int64_t rows = syn__numel(n->in[0]), V = n->in[1]->shape.dim[0], D = n->in[1]->shape.dim[1];
     if (!dw || rows == 0) return SYN_OK;
-    LAUNCH(embedding_bwd_kernel, rows * D, (const int32_t *)n->in[0]->value, (const float *)n->grad, dw, rows, D);
+    const int32_t *idx = (const int32_t *)n->in[0]->value;
+    if (cu->deterministic) return embedding_bwd_sorted(be, idx, (const float *)n->grad, dw, rows, V, D);
+    LAUNCH(embedding_bwd_kernel, rows * D, idx, (const float *)n->grad, dw, rows, D);
     return SYN_OK;
 }
 
