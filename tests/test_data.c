@@ -20,9 +20,6 @@
 #endif
 #endif
 
-
-
-
 static const char *write_file(const char *name, const void *data, size_t len, int gz) {
     const char *p = tu_path(name);
     if (gz) {
@@ -183,6 +180,7 @@ END_TEST
 START_TEST(idx_images_raw) { idx_images_roundtrip(0); }
 END_TEST
 
+#ifndef UNDER_ASAN
 /* The virtual memory this process has mapped, in bytes (0: unknown). */
 static uint64_t mapped_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -193,6 +191,7 @@ static uint64_t mapped_bytes(void) {
     }
     return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
+#endif
 
 START_TEST(idx_images_errors) {
     unsigned char px[200] = {0};
