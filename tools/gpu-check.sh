@@ -16,8 +16,9 @@
 #
 #   tools/gpu-check.sh             on the GPU machine (at most BUDGET seconds)
 #   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, pack
-#                                  its executables and copy Fashion-MNIST and two
-#                                  libraries into carry/ (~35 MB), print what to carry
+#                                  its executables and copy Fashion-MNIST, the
+#                                  fortunes and two libraries into carry/ (~38 MB),
+#                                  print what to carry
 #
 # It uses a carried build (build-gpu with test_cuda and synapse in it) when
 # there is one, else configures and builds there (without Check installed the
@@ -47,8 +48,10 @@ if [ "${1:-}" = "--prepare" ]; then
     cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$B" -j "$(nproc)"
     "$B/synapse" info | grep -q 'backends:.*cuda' || { echo "gpu-check: $B has no CUDA backend" >&2; exit 1; }
-    mkdir -p carry/fashion-mnist carry/lib
+    mkdir -p carry/fashion-mnist carry/lib carry/fortunes
     cp -u /usr/share/datasets/fashion-mnist/*-ubyte* carry/fashion-mnist/
+    # the char-LSTM's corpus (2.8 MB; Debian's data is not on the GPU machine either)
+    find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' -exec cp -u {} carry/fortunes/ \;
     # shared libraries the GPU machine may lack (their Debian archives are not PIC)
     for l in libjansson.so.4 libpng16.so.16; do cp -uL "/usr/lib/$(gcc -print-multiarch)/$l" carry/lib/; done
     # only the executables (Check, Synapse and its kernels linked in) and the
@@ -206,13 +209,23 @@ fi
 
 # ---- the char-LSTM (ANCHORS.md's set-up) on the GPU, and PyTorch's twin ---------------------
 # CHARLM_STEPS=0 skips both; the target is <= 2.30 validation bits per byte.
+# The corpus: FORTUNES_DIR, else carry/fortunes (what --prepare copies), else Debian's.
 CHARLM_STEPS=${CHARLM_STEPS:-3000}
+FORTUNES=${FORTUNES_DIR:-}
+if [ -z "$FORTUNES" ]; then
+    for d in carry/fortunes /usr/share/games/fortunes; do
+        if [ -f "$d/fortunes" ]; then FORTUNES=$d; break; fi
+    done
+fi
 json_field() { python3 -c 'import json,sys
 try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
 except Exception: print("none")' "$1" "$2"; }
-if [ "$CHARLM_STEPS" -gt 0 ] && ! over "charlm $DEV"; then
+if [ "$CHARLM_STEPS" -gt 0 ] && [ -z "$FORTUNES" ]; then
+    record "charlm $DEV" FAIL "no fortunes: run --prepare (carry/fortunes) or set FORTUNES_DIR" 0
+elif [ "$CHARLM_STEPS" -gt 0 ] && ! over "charlm $DEV"; then
     t0=$(now)
-    run_syn timeout "$(cap 300)" "$B/synapse" charlm --device "$DEV" --steps "$CHARLM_STEPS" --eval-every 500 --sample 300 \
+    run_syn timeout "$(cap 300)" "$B/synapse" charlm --device "$DEV" --fortunes-dir "$FORTUNES" --steps "$CHARLM_STEPS" \
+        --eval-every 500 --sample 300 \
         >"$LOG/charlm.json" 2>"$LOG/charlm.log"
     rc=$?
     bpb=$(json_field "$LOG/charlm.json" val_bpb) lm_s=$(json_field "$LOG/charlm.json" seconds) # (not secs: the summary's array)
@@ -223,7 +236,7 @@ if [ "$CHARLM_STEPS" -gt 0 ] && ! over "charlm $DEV"; then
         :
     elif env -u LD_LIBRARY_PATH python3 -c 'import torch, sys; sys.exit(0 if sys.argv[1] == "cpu" or torch.cuda.is_available() else 1)' "$DEV" >/dev/null 2>&1; then
         t0=$(now)
-        env -u LD_LIBRARY_PATH timeout "$(cap 300)" python3 benchmarks/pytorch/charlm.py --device "$DEV" --steps "$CHARLM_STEPS" \
+        env -u LD_LIBRARY_PATH timeout "$(cap 300)" python3 benchmarks/pytorch/charlm.py --device "$DEV" --fortunes-dir "$FORTUNES" --steps "$CHARLM_STEPS" \
             >"$LOG/charlm_torch.json" 2>"$LOG/charlm_torch.log"
         rc=$?
         st=PASS; [ $rc -ne 0 ] && st=FAIL
