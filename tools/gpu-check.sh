@@ -2,14 +2,14 @@
 # The one script for a lent GPU machine (see DEVICE.md, "How to use a lease
 # well"): every Check suite (the CUDA consistency suites included), a 10-epoch
 # Fashion-MNIST MLP trained on the GPU (test accuracy must reach 0.88), the
-# Fashion-MNIST CNN and ResNet-18 (crop+flip) runs, the char-LSTM and its
+# Fashion-MNIST CNN and ResNet-18 (crop+flip) runs, DCGAN-28 with its score, the char-LSTM and its
 # PyTorch twin, compute-sanitizer memcheck and racecheck over the CUDA suites,
 # and `synapse bench --device all` (every workload, MLP and SGEMM included, on
 # CPU and CUDA beside its PyTorch twin). Logs go to $OUT
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
-# CHARLM_STEPS, BENCH_ALL=0. Everything at once does not fit one 10-minute
+# CHARLM_STEPS, GAN_EPOCHS, BENCH_ALL=0. Everything at once does not fit one 10-minute
 # call: split it, e.g. (estimates, not yet measured on a GPU)
 #   RESNET_EPOCHS=0 BENCH_ALL=0 tools/gpu-check.sh          suites, sanitizers, MLP, CNN, char-LSTM
 #   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 tools/gpu-check.sh   ResNet-18, bench
@@ -207,6 +207,28 @@ if [ -n "$DATA" ] && [ "${RESNET_EPOCHS:-15}" -gt 0 ]; then
         --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --crop-pad 2 --flip
 fi
 
+json_field() { python3 -c 'import json,sys
+try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
+except Exception: print("none")' "$1" "$2"; }
+
+# ---- DCGAN-28 on Fashion-MNIST with its Inception-Score analogue (#5: >= 5.6 after 10
+# epochs; PyTorch 5.62). GAN_EPOCHS=0 skips it; GAN_ARGS adds options (a dry run on the CPU:
+# GAN_ARGS="--max-steps 5 --score-samples 500 --scorer-epochs 1"). The sample grids land in
+# $LOG/gan: look at them.
+GAN_EPOCHS=${GAN_EPOCHS:-10}
+if [ "$GAN_EPOCHS" -gt 0 ] && [ -z "$DATA" ]; then
+    record "gan dcgan28" FAIL "no data: carry carry/fashion-mnist or set DATA_DIR" 0
+elif [ "$GAN_EPOCHS" -gt 0 ] && ! over "gan dcgan28"; then
+    t0=$(now)
+    run_syn timeout "$(cap 300)" "$B/synapse" gan --model dcgan28 --device "$DEV" --data-dir "$DATA" \
+        --epochs "$GAN_EPOCHS" --score --out "$LOG/gan" ${GAN_ARGS:-} >"$LOG/gan.json" 2>"$LOG/gan.log"
+    rc=$?
+    is=$(json_field "$LOG/gan.json" is) gan_s=$(json_field "$LOG/gan.json" seconds)
+    ok=$(python3 -c "import sys; print(1 if sys.argv[1] not in ('None','none') and float(sys.argv[1]) >= 5.6 else 0)" "$is")
+    if [ $rc -eq 0 ] && [ "$ok" = 1 ]; then record "gan dcgan28" PASS "IS $is after $GAN_EPOCHS epochs, $gan_s s" $(($(now) - t0))
+    else record "gan dcgan28" FAIL "exit $rc, IS $is after $GAN_EPOCHS epochs (need >= 5.6; see gan.log)" $(($(now) - t0)); fi
+fi
+
 # ---- the char-LSTM (ANCHORS.md's set-up) on the GPU, and PyTorch's twin ---------------------
 # CHARLM_STEPS=0 skips both; the target is <= 2.30 validation bits per byte.
 # The corpus: FORTUNES_DIR, else carry/fortunes (what --prepare copies), else Debian's.
@@ -217,9 +239,6 @@ if [ -z "$FORTUNES" ]; then
         if [ -f "$d/fortunes" ]; then FORTUNES=$d; break; fi
     done
 fi
-json_field() { python3 -c 'import json,sys
-try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
-except Exception: print("none")' "$1" "$2"; }
 if [ "$CHARLM_STEPS" -gt 0 ] && [ -z "$FORTUNES" ]; then
     record "charlm $DEV" FAIL "no fortunes: run --prepare (carry/fortunes) or set FORTUNES_DIR" 0
 elif [ "$CHARLM_STEPS" -gt 0 ] && ! over "charlm $DEV"; then
