@@ -50,6 +50,13 @@ START_TEST(fortunes_loader) {
     ck_assert_uint_eq(n, 8);
     ck_assert(memcmp(t, "C\n%\nZ\n%\n", 8) == 0);
     free(t);
+    /* dir NULL: $SYN_FORTUNES_DIR when set */
+    setenv("SYN_FORTUNES_DIR", tmpdir, 1);
+    syn_status s = syn_text_load_fortunes(NULL, &t, &n);
+    unsetenv("SYN_FORTUNES_DIR");
+    TU_OK(s);
+    ck_assert(n == 8 && memcmp(t, "C\n%\nZ\n%\n", 8) == 0);
+    free(t);
     rm_tmp();
     ck_assert_int_eq(syn_text_load_fortunes("/nonexistent/fortunes", &t, &n), SYN_ERR_IO);
     ck_assert_msg(strstr(syn_last_error(), "/nonexistent/fortunes"), "%s", syn_last_error());

@@ -284,6 +284,30 @@ START_TEST(fashion_mnist) {
 }
 END_TEST
 
+/* dir NULL: $SYN_FASHION_MNIST_DIR when set (the unpacked file names). */
+START_TEST(fashion_mnist_dir_from_env) {
+    unsigned char px[2 * 6] = {0, 51, 102, 153, 204, 255, 1, 2, 3, 4, 5, 6}, lab[2] = {3, 9};
+    uint32_t idims[3] = {2, 2, 3}, ldims[1] = {2};
+    write_idx("t10k-images-idx3-ubyte", 0x803, idims, 3, px, sizeof px, 0);
+    write_idx("t10k-labels-idx1-ubyte", 0x801, ldims, 1, lab, sizeof lab, 0);
+    setenv("SYN_FASHION_MNIST_DIR", tu_dir, 1);
+    syn_dataset *ds = NULL;
+    syn_status s = syn_dataset_load_fashion_mnist(NULL, false, &ds);
+    unsetenv("SYN_FASHION_MNIST_DIR");
+    TU_OK(s);
+    ck_assert_int_eq(ds->n, 2);
+    ck_assert_int_eq(ds->dim, 6);
+    ck_assert_int_eq(ds->labels[1], 9);
+    ck_assert_float_eq(ds->x[5], 1.0f);
+    syn_dataset_free(ds);
+    /* the training files are not there: the error names the folder from the variable */
+    setenv("SYN_FASHION_MNIST_DIR", tu_dir, 1);
+    s = syn_dataset_load_fashion_mnist(NULL, true, &ds);
+    unsetenv("SYN_FASHION_MNIST_DIR");
+    EXPECT_ERR(s, SYN_ERR_IO, tu_dir);
+}
+END_TEST
+
 /* ---- CSV ---- */
 
 static syn_dataset *csv(const char *text, const char *label, bool regression, char delim) {
@@ -711,6 +735,7 @@ static Suite *suite(void) {
     tcase_add_test(t, idx_images_raw);
     tcase_add_test(t, idx_images_errors);
     tcase_add_test(t, fashion_mnist);
+    tcase_add_test(t, fashion_mnist_dir_from_env);
     tcase_add_test(t, csv_numeric);
     tcase_add_test(t, csv_classes_regression);
     tcase_add_test(t, csv_quotes_crlf);

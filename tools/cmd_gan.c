@@ -24,7 +24,8 @@ static const char gan_usage_text[] =
     "  --model M              dcgan28 (Fashion-MNIST, the default) | dcgan64 (CIFAR-10\n"
     "                         upsampled to 64x64: needs --data-dir) | mlp (a 2-D ring of\n"
     "                         8 Gaussians; the 'grid' is a scatter plot)\n"
-    "  --data-dir DIR         Fashion-MNIST (default " SYN_FASHION_MNIST_DIR ") or CIFAR-10 files\n"
+    "  --data-dir DIR         Fashion-MNIST (default $SYN_FASHION_MNIST_DIR, else\n"
+    "                         " SYN_FASHION_MNIST_DIR ") or CIFAR-10 files\n"
     "  --epochs N             (default 10)\n"
     "  --batch-size N         (default 128)\n"
     "  --lr LR                both nets' Adam learning rate (default 2e-4)\n"
@@ -222,7 +223,6 @@ static int parse_gan(int argc, char **argv, gan_opts *o) {
                            syn_gan_arch_name(o->arch));
     if (o->arch == SYN_GAN_DCGAN64 && !o->data_dir)
         return usage_error(U, "%s needs --data-dir (CIFAR-10, binary version)", "--model dcgan64");
-    if (!o->data_dir) o->data_dir = SYN_FASHION_MNIST_DIR;
     return -1;
 }
 

@@ -18,7 +18,7 @@ static const char charlm_usage[] =
     "\n"
     "  --data fortunes|FILE  the corpus (default fortunes: Debian's fortune files\n"
     "                        but art, ascii-art and off, sorted by name)\n"
-    "  --fortunes-dir DIR    (default /usr/share/games/fortunes)\n"
+    "  --fortunes-dir DIR    (default $SYN_FORTUNES_DIR, else /usr/share/games/fortunes)\n"
     "  --cell lstm|gru|rnn   (default lstm)\n"
     "  --embed N             embedding width (default 128)\n"
     "  --hidden N            (default 512)\n"

@@ -9,7 +9,7 @@
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
-# CHARLM_STEPS, GAN_EPOCHS, BENCH_ALL=0. Everything at once does not fit one 10-minute
+# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0. Everything at once does not fit one 10-minute
 # call: split it, e.g. (estimates, not yet measured on a GPU)
 #   RESNET_EPOCHS=0 BENCH_ALL=0 tools/gpu-check.sh          suites, sanitizers, MLP, CNN, char-LSTM
 #   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 tools/gpu-check.sh   ResNet-18, bench
@@ -296,6 +296,27 @@ if [ "${SANITIZE:-1}" != 0 ]; then
     sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_cnn --tool memcheck
     sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_rnn --tool memcheck
     sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
+fi
+
+# ---- the example programs, briefly, as a user would run them (each picks the GPU when there
+# is one): a CNN epoch on 2,000 images, 30 DCGAN steps, 100 char-LSTM steps. EXAMPLES=0 skips.
+example() { # name timeout expected-line-regex program args...
+    local name=$1 lim=$2 re=$3
+    shift 3
+    if over "$name"; then return; fi
+    local t0 rc
+    t0=$(now)
+    run_syn env SYN_FASHION_MNIST_DIR="$DATA" SYN_FORTUNES_DIR="$FORTUNES" timeout "$(cap "$lim")" "$@" \
+        >"$LOG/$name.log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && grep -Eq -- "$re" "$LOG/$name.log"; then
+        record "$name" PASS "$(grep -Em1 -- "$re" "$LOG/$name.log" | cut -c1-60)" $(($(now) - t0))
+    else record "$name" FAIL "exit $rc (see $name.log)" $(($(now) - t0)); fi
+}
+if [ "${EXAMPLES:-1}" != 0 ] && [ -x "$B/example_cnn" ]; then
+    example example_cnn 120 "^test accuracy 0\.[5-9]" "$B/example_cnn" 1 2000 models/fmnist_cnn.cfg
+    example example_dcgan 120 "^64 samples written" "$B/example_dcgan" 30 "$LOG/example_dcgan.png"
+    example example_char_lstm 120 "^greedy:" "$B/example_char_lstm" 100
 fi
 
 # ---- synapse bench --device all (issue #8): every workload on the CPU and the GPU, each

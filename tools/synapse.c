@@ -49,7 +49,8 @@ static const char train_usage_text[] =
     "\n"
     "data:\n"
     "  --data fashion-mnist     the data set (default fashion-mnist)\n"
-    "  --data-dir DIR           Fashion-MNIST files (default " SYN_FASHION_MNIST_DIR ")\n"
+    "  --data-dir DIR           Fashion-MNIST files (default $SYN_FASHION_MNIST_DIR, else\n"
+    "                           " SYN_FASHION_MNIST_DIR ")\n"
     "  --csv FILE               a CSV table with a header row instead\n"
     "  --label COL              the CSV label column (name or 0-based index; required with --csv)\n"
     "  --regression             the label is a numeric target (default: class labels)\n"
@@ -169,7 +170,7 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
     const char *U = eval ? eval_usage : train_usage_text;
     memset(o, 0, sizeof *o);
     o->data = "fashion-mnist";
-    o->data_dir = SYN_FASHION_MNIST_DIR;
+    o->data_dir = NULL; /* the library's default: $SYN_FASHION_MNIST_DIR, else Debian's */
     o->device = "cpu";
     o->test_fraction = 0.2f;
     o->hidden[0] = 256;

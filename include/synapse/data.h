@@ -41,7 +41,7 @@ SYN_API syn_status syn_dataset_load_idx(const char *images_path, const char *lab
 SYN_API syn_status syn_dataset_load_idx_images(const char *path, syn_dataset **out);
 /* Fashion-MNIST from a directory holding the four standard files
  * (train-images-idx3-ubyte.gz ..., or the same names unpacked without .gz).
- * dir NULL: /usr/share/datasets/fashion-mnist.
+ * dir NULL: $SYN_FASHION_MNIST_DIR if set, else /usr/share/datasets/fashion-mnist.
  * The IDX readers: SYN_ERR_IO for a missing or unreadable file, SYN_ERR_FORMAT
  * for bad content; the message names the file and what was wrong. */
 SYN_API syn_status syn_dataset_load_fashion_mnist(const char *dir, bool train, syn_dataset **out);

@@ -15,8 +15,8 @@ extern "C" {
 #endif
 
 /* Debian's fortunes corpus: every fortune file in `dir` (NULL:
- * /usr/share/games/fortunes) except art, ascii-art and off, sorted by name,
- * concatenated. *text: owned, free(). */
+ * $SYN_FORTUNES_DIR if set, else /usr/share/games/fortunes) except art,
+ * ascii-art and off, sorted by name, concatenated. *text: owned, free(). */
 SYN_API syn_status syn_text_load_fortunes(const char *dir, uint8_t **text, size_t *len);
 /* Any file's bytes. *text: owned, free(). */
 SYN_API syn_status syn_text_load_file(const char *path, uint8_t **text, size_t *len);

@@ -270,7 +270,8 @@ static void fm_path(char *buf, size_t size, const char *dir, const char *name) {
 syn_status syn_dataset_load_fashion_mnist(const char *dir, bool train, syn_dataset **out) {
     if (!out) return syn__error(SYN_ERR_ARG, "Fashion-MNIST: NULL output");
     *out = NULL;
-    if (!dir) dir = SYN_FASHION_MNIST_DIR;
+    if (!dir) dir = getenv("SYN_FASHION_MNIST_DIR");
+    if (!dir || !*dir) dir = SYN_FASHION_MNIST_DIR;
     if (strlen(dir) > 3900) return syn__error(SYN_ERR_ARG, "Fashion-MNIST: directory name too long");
     char images[4096], labels[4096];
     fm_path(images, sizeof images, dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");

@@ -65,7 +65,8 @@ syn_status syn_text_load_fortunes(const char *dir, uint8_t **text, size_t *len) 
     if (!text || !len) return syn__error(SYN_ERR_ARG, "syn_text_load_fortunes: NULL argument");
     *text = NULL;
     *len = 0;
-    if (!dir) dir = "/usr/share/games/fortunes";
+    if (!dir) dir = getenv("SYN_FORTUNES_DIR");
+    if (!dir || !*dir) dir = "/usr/share/games/fortunes";
     DIR *d = opendir(dir);
     if (!d) return syn__error(SYN_ERR_IO, "%s: %s (Debian package: fortunes)", dir, strerror(errno));
     char **names = NULL;
