@@ -45,6 +45,17 @@ static char *run(int want, const char *fmt, ...) {
     return out;
 }
 
+/* `synapse train FLAGS TRAIN_ARGS --save ck`, then `synapse eval mlp ck FLAGS`:
+ * the JSON figure `key` of eval's last line. */
+static double train_then_eval(const char *bin, const char *flags, const char *train_args, const char *ck,
+                              const char *key) {
+    free(run(0, "%s train %s %s --save %s --quiet 2>&1", bin, flags, train_args, ck));
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    double v = json_number(tu_last_line(ev), key);
+    free(ev);
+    return v;
+}
+
 /* predict's JSON lines: class (or value) and probability per index. */
 typedef struct {
     int64_t n;
@@ -118,10 +129,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     const char *csv = write_csv("t.csv", false), *ck = tu_path("m.ckpt");
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --hidden 16 --activation tanh --batch-size 32", csv);
-    free(run(0, "%s train %s --epochs 15 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    double acc = json_number(tu_last_line(ev), "test_accuracy");
-    free(ev);
+    double acc = train_then_eval(bin, flags, "--epochs 15 --lr 0.01", ck, "test_accuracy");
     ck_assert_msg(acc > 0.6, "the model did not learn (accuracy %g): the comparison below would say little", acc);
 
     /* the whole file, label column included (ignored), in JSON */
@@ -202,10 +210,7 @@ START_TEST(csv_regression_matches_eval_loss) {
     const char *csv = write_csv("r.csv", true), *ck = tu_path("r.ckpt");
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --regression --hidden 8 --batch-size 32", csv);
-    free(run(0, "%s train %s --epochs 5 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    double mse = json_number(tu_last_line(ev), "test_loss");
-    free(ev);
+    double mse = train_then_eval(bin, flags, "--epochs 5 --lr 0.01", ck, "test_loss");
     char *out = run(0, "%s predict mlp %s %s %s --json --quiet --batch-size 7", bin, ck, csv, flags);
     static preds p;
     parse_json_lines(out, &p, false);
@@ -275,13 +280,10 @@ START_TEST(csv_without_training_data) {
     copy_file(csv, in);
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --hidden 16 --activation tanh --batch-size 32", csv);
-    free(run(0, "%s train %s --epochs 15 --lr 0.01 --save %s --quiet 2>&1", bin, flags, ck));
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    double acc = json_number(tu_last_line(ev), "test_accuracy");
-    free(ev);
+    double acc = train_then_eval(bin, flags, "--epochs 15 --lr 0.01", ck, "test_accuracy");
     const char *old = tu_path("old.ckpt"), *bad = tu_path("bad.ckpt");
     rewrite_ckpt(ck, old, NULL);
-    ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
     ck_assert_double_eq(json_number(tu_last_line(ev), "test_accuracy"), acc);
     free(ev);
     char *with = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
@@ -399,10 +401,7 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     snprintf(ck, sizeof ck, "%s", tu_path("img.ckpt"));
     char flags[1024];
     snprintf(flags, sizeof flags, "--data-dir %s --hidden 24 --batch-size 25", tu_dir);
-    free(run(0, "%s train %s --epochs 4 --save %s --quiet 2>&1", bin, flags, ck));
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    double acc = json_number(tu_last_line(ev), "test_accuracy");
-    free(ev);
+    double acc = train_then_eval(bin, flags, "--epochs 4", ck, "test_accuracy");
     ck_assert_msg(acc > 0.5, "the model did not learn (accuracy %g)", acc);
 
     /* every test image: the classes give eval's accuracy; gzip'd the same */
@@ -421,7 +420,7 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
     ck_assert_str_eq(outz, out);
     free(outz);
-    ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
     ck_assert_double_eq(json_number(tu_last_line(ev), "test_accuracy"), acc);
     free(ev);
     ck_assert_int_eq(rename(tu_path("away"), tu_path("train-images-idx3-ubyte")), 0);

@@ -15,7 +15,8 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
     SYN_TRY(syn__backend_get(dev, &be));
     g->inference = opts ? opts->inference : false;
     g->staged = opts && opts->staged && !g->inference;
-    /* Outputs (nodes nothing reads) and scalars (losses) stay readable. */
+    /* Outputs (nodes nothing reads) and scalars (losses) stay readable. The
+     * array then stays as the graph's per-node scratch (g->mark). */
     bool *read = calloc((size_t)g->n, sizeof *read);
     if (!read) return syn__error(SYN_ERR_OOM, "syn_graph_compile: %d nodes", g->n);
     for (int i = 0; i < g->n; i++)
@@ -47,15 +48,16 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
                               syn__op_name[v->op], i, be->name);
         }
     }
-    free(read);
     g->be = be;
     g->dev = dev;
     syn_status s = syn__memplan(g);
     if (s != SYN_OK) {
+        free(read);
         syn__memplan_free(g);
         g->be = NULL;
         return s;
     }
+    g->mark = read;
     g->compiled = true;
     return SYN_OK;
 }
@@ -186,8 +188,8 @@ syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
     if (resume && g->backward_in_pass && !g->staged)
         return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: resuming a pass after a backward pass needs a graph "
                                        "compiled with staged = true");
-    bool *need = calloc((size_t)g->n, sizeof *need);
-    if (!need) return syn__error(SYN_ERR_OOM, "syn_graph_forward_to: %d nodes", g->n);
+    bool *need = g->mark;
+    memset(need, 0, (size_t)g->n * sizeof *need);
     need[target->id] = true;
     for (int i = target->id; i >= 0; i--)
         if (need[i])
@@ -198,7 +200,6 @@ syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
         syn_node *v = g->nodes[i];
         if (need[i] && (v->ran_pass != g->pass || v->op == SYN_OP_PARAM)) s = run_node(g, v);
     }
-    free(need);
     if (s == SYN_OK) g->forward_done = true;
     return s;
 }
@@ -216,8 +217,8 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
     if (!loss->requires_grad) return SYN_OK; /* nothing to differentiate */
     syn_backend *be = g->be;
     g->backward_in_pass = true;
-    bool *path = calloc((size_t)g->n, sizeof *path);
-    if (!path) return syn__error(SYN_ERR_OOM, "syn_graph_backward: %d nodes", g->n);
+    bool *path = g->mark;
+    memset(path, 0, (size_t)g->n * sizeof *path);
     for (int i = 0; i < g->n; i++) g->nodes[i]->grad_live = false;
     path[loss->id] = true;
     for (int i = loss->id; i >= 0; i--) {
@@ -245,7 +246,6 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
         }
         if (s == SYN_OK) s = be->bwd[v->op](be, v);
     }
-    free(path);
     return s;
 }
 

@@ -27,6 +27,7 @@ void syn_graph_free(syn_graph *g) {
         free(g->nodes[i]);
     }
     free(g->nodes);
+    free(g->mark);
     free(g);
 }
 

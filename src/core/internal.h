@@ -171,6 +171,8 @@ struct syn_graph {
     uint64_t seed, rng_counter;
     bool forward_done;
     uint32_t pass;               /* forward passes begun (syn_node.ran_pass) */
+    bool *mark;                  /* n flags of scratch for one call (forward_to, backward): no
+                                    allocation per step */
     bool backward_in_pass;       /* a backward pass ran since this forward pass began */
 };
 
