@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds Synapse and runs every Check suite with CTest,
-# twice: a Release build (CPU backend, plus the CUDA backend where nvcc, cuBLAS
-# and cuDNN are present) and a CPU-only build under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Suites that need a GPU print
-# "no CUDA device: N tests skipped" on machines without one.
-#   ./test.sh            both passes
+# Installs what is missing, builds Synapse and runs every Check suite with CTest:
+#  1. a Release build (CPU backend, plus the CUDA backend where nvcc, cuBLAS and
+#     cuDNN are present); suites that need a GPU print
+#     "no CUDA device: N tests skipped" on machines without one;
+#  2. a CPU-only build under AddressSanitizer and UndefinedBehaviorSanitizer;
+#  3. the CUDA backend built against the CPU emulator (tests/cuda_emu), under
+#     the same sanitizers, with exact-size device allocations: the CUDA-vs-CPU
+#     suites run without a GPU. This tests the backend's logic, not a GPU:
+#     tools/gpu-check.sh does that on a GPU machine.
+#   ./test.sh            all three passes
 #   ./test.sh --quick    the Release pass only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,4 +27,10 @@ if [ "${1:-}" != "--quick" ]; then
     export CK_EXCLUDE_TAGS=slow
     BUILD_DIR=build-asan BUILD_TYPE=Debug syn_build -DSYN_SANITIZE=ON -DSYN_CUDA=OFF
     (cd build-asan && ctest --output-on-failure -j "$(nproc)")
+
+    echo "== CUDA emulator build (ASan + UBSan): the CUDA suites without a GPU"
+    BUILD_DIR=build-emu-asan BUILD_TYPE=RelWithDebInfo \
+        BUILD_TARGETS="test_cuda test_cuda_cnn test_cuda_rnn test_cuda_gan test_forecast test_cuda_emu" \
+        syn_build -DSYN_SANITIZE=ON -DSYN_CUDA_EMU=ON
+    (cd build-emu-asan && SYN_CUDA_NO_CACHE=1 ctest --output-on-failure -j "$(nproc)" -R '^test_(cuda|forecast)')
 fi

@@ -1,0 +1,140 @@
+/* The CUDA emulator's own suite (built with SYN_CUDA_EMU only): what the
+ * CUDA suites rely on it for. Barriers and shuffles exchange the right values,
+ * thread and block indices cover 3-D launches, grid-stride kernels run every
+ * block, atomics count every thread, bad launch configurations and memory
+ * beyond the device's size are errors, fresh allocations hold NaN, and misuse
+ * that hangs or is undefined on a GPU stops the process with a message. */
+#include <check.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime.h>
+#include "testutil.h"
+
+cudaError_t emu_sums(const float *x, double *out, int blocks, int threads, int per);
+cudaError_t emu_ids(uint32_t *out, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz);
+cudaError_t emu_fill(float *x, int64_t n, float v, unsigned blocks, unsigned threads);
+cudaError_t emu_count(unsigned long long *c, unsigned blocks, unsigned threads);
+cudaError_t emu_split_barrier(float *x);
+cudaError_t emu_exited_lanes(float *x);
+cudaError_t emu_late_sync(float *x);
+
+static void *dev_alloc(size_t n) {
+    void *p = NULL;
+    ck_assert_int_eq(cudaMalloc(&p, n), cudaSuccess);
+    return p;
+}
+
+START_TEST(block_reduction) {
+    const int blocks = 3, per = 1000;
+    const int threads[] = {32, 96, 256, 1024};
+    float *h = malloc(sizeof(float) * blocks * per);
+    tu_rng r = tu_rng_make(1);
+    tu_fill(&r, h, blocks * per, -1.0f, 1.0f);
+    float *x = dev_alloc(sizeof(float) * blocks * per);
+    double *out = dev_alloc(sizeof(double) * blocks);
+    ck_assert_int_eq(cudaMemcpyAsync(x, h, sizeof(float) * blocks * per, cudaMemcpyHostToDevice, NULL), cudaSuccess);
+    for (int k = 0; k < 4; k++) {
+        double got[3];
+        ck_assert_int_eq(emu_sums(x, out, blocks, threads[k], per), cudaSuccess);
+        ck_assert_int_eq(cudaMemcpyAsync(got, out, sizeof got, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+        for (int b = 0; b < blocks; b++) {
+            double want = 0.0;
+            for (int i = 0; i < per; i++) want += h[b * per + i];
+            ck_assert_msg(fabs(got[b] - want) < 1e-9, "%d threads, block %d: %g, want %g", threads[k], b, got[b], want);
+        }
+    }
+    cudaFree(x);
+    cudaFree(out);
+    free(h);
+}
+END_TEST
+
+START_TEST(indices_3d) {
+    const unsigned g[3] = {3, 2, 2}, b[3] = {8, 4, 3};
+    const size_t nb = 12, nt = 96, n = nb * nt;
+    uint32_t *d = dev_alloc(n * sizeof(uint32_t)), *h = malloc(n * sizeof(uint32_t));
+    ck_assert_int_eq(emu_ids(d, g[0], g[1], g[2], b[0], b[1], b[2]), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(h, d, n * sizeof(uint32_t), cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(h[i] == (uint32_t)((i / nt) * 100000 + i % nt), "slot %zu holds %u", i, h[i]);
+    cudaFree(d);
+    free(h);
+}
+END_TEST
+
+START_TEST(grid_stride_and_atomics) {
+    const int64_t n = 1000003;
+    float *x = dev_alloc((size_t)n * sizeof(float)), *h = malloc((size_t)n * sizeof(float));
+    syn_emu_stats before, after;
+    syn_emu_get_stats(&before);
+    ck_assert_int_eq(emu_fill(x, n, 2.5f, 97, 128), cudaSuccess);
+    syn_emu_get_stats(&after);
+    ck_assert_uint_eq(after.launches - before.launches, 1);
+    ck_assert_uint_eq(after.fiber_blocks - before.fiber_blocks, 1); /* block 0 did not synchronise */
+    ck_assert_uint_eq(after.plain_blocks - before.plain_blocks, 96);
+    ck_assert_int_eq(cudaMemcpyAsync(h, x, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    for (int64_t i = 0; i < n; i++)
+        if (h[i] != 2.5f) ck_abort_msg("element %lld is %g", (long long)i, h[i]);
+    unsigned long long *c = dev_alloc(sizeof *c), got = 1;
+    ck_assert_int_eq(cudaMemsetAsync(c, 0, sizeof *c, NULL), cudaSuccess);
+    ck_assert_int_eq(emu_count(c, 5, 192), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(&got, c, sizeof got, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    ck_assert_uint_eq(got, 5 * 192);
+    cudaFree(x);
+    cudaFree(c);
+    free(h);
+}
+END_TEST
+
+START_TEST(launch_and_memory_errors) {
+    float *x = dev_alloc(64 * sizeof(float)), h[64];
+    ck_assert_int_eq(cudaMemcpyAsync(h, x, sizeof h, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    ck_assert_msg(isnan(h[0]) && isnan(h[63]), "fresh device memory should read as NaN");
+    ck_assert_int_eq(emu_fill(x, 64, 1.0f, 1, 2048), cudaErrorInvalidConfiguration); /* > 1024 threads */
+    ck_assert_int_eq(emu_fill(x, 64, 1.0f, 0, 64), cudaErrorInvalidConfiguration);
+    ck_assert_int_eq(cudaGetLastError(), cudaSuccess); /* read and cleared */
+    void *big = NULL;
+    size_t free_b = 0, total_b = 0;
+    ck_assert_int_eq(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc(&big, total_b + 1), cudaErrorMemoryAllocation);
+    ck_assert_ptr_null(big);
+    ck_assert_int_eq(cudaGetLastError(), cudaErrorMemoryAllocation);
+    cudaFree(x);
+}
+END_TEST
+
+/* Each of these must stop the process (SIGABRT, in a forked child). */
+START_TEST(split_barrier_aborts) { emu_split_barrier(dev_alloc(256)); }
+END_TEST
+START_TEST(exited_lanes_abort) { emu_exited_lanes(dev_alloc(256)); }
+END_TEST
+START_TEST(late_sync_aborts) { emu_late_sync(dev_alloc(256)); }
+END_TEST
+START_TEST(host_pointer_argument_aborts) {
+    static float host[64];
+    emu_fill(host, 64, 1.0f, 1, 64);
+}
+END_TEST
+START_TEST(copy_past_allocation_aborts) {
+    float h[65] = {0};
+    cudaMemcpyAsync(dev_alloc(64 * sizeof(float)), h, sizeof h, cudaMemcpyHostToDevice, NULL);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cuda_emu");
+    TCase *tc = tcase_create("emulator");
+    tcase_add_test(tc, block_reduction);
+    tcase_add_test(tc, indices_3d);
+    tcase_add_test(tc, grid_stride_and_atomics);
+    tcase_add_test(tc, launch_and_memory_errors);
+    tcase_add_test_raise_signal(tc, split_barrier_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, exited_lanes_abort, SIGABRT);
+    tcase_add_test_raise_signal(tc, late_sync_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, host_pointer_argument_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, copy_past_allocation_aborts, SIGABRT);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
