@@ -1,6 +1,7 @@
 /* The CUDA emulator's cuBLAS: column-major SGEMM with naive loops (fp32
- * accumulation, like SGEMM), strict argument checks (leading dimensions,
- * operand ranges inside device allocations), and beta = 0 never reading C. */
+ * accumulation, like SGEMM), strict argument checks at the call (leading
+ * dimensions, operand ranges inside device allocations), the product queued
+ * on the stream, and beta = 0 never reading C. */
 #include "cublas_v2.h"
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,9 @@ static cublasStatus_t invalid(const char *what, int m, int n, int k, int lda, in
     return CUBLAS_STATUS_INVALID_VALUE;
 }
 
+static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     const int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
@@ -29,6 +33,13 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
         syn_emu_check_range(B, ((size_t)(bcols - 1) * ldb + brows) * sizeof(float), "cublas gemm B");
     }
     syn_emu_check_range(C, ((size_t)(n - 1) * ldc + m) * sizeof(float), "cublas gemm C");
+    syn_emu_enqueue([=] { gemm_run(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc); });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The product itself, when the queue reaches it. */
+static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             float acc = 0.0f;
@@ -40,7 +51,6 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
             float *c = &C[i + (size_t)j * ldc];
             *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
         }
-    return CUBLAS_STATUS_SUCCESS;
 }
 
 extern "C" {

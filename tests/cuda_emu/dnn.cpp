@@ -143,7 +143,10 @@ static cudnnStatus_t pre(cudnnHandle_t h, const syn_emu_conv *c, int kind, int a
     size_t n = need(kind, algo);
     if (n == (size_t)-1) return CUDNN_STATUS_NOT_SUPPORTED;
     if (wsb < n) return bad("workspace too small");
-    if (n) { syn_emu_check_range(wsp, n, "cudnn workspace"); memset(wsp, 0x7f, n); }
+    if (n) {
+        syn_emu_check_range(wsp, n, "cudnn workspace");
+        syn_emu_enqueue([wsp, n] { memset(wsp, 0x7f, n); }); /* the algorithm's scratch */
+    }
     return CUDNN_STATUS_SUCCESS;
 }
 } // extern "C"
@@ -175,15 +178,26 @@ static void each_tap(const syn_emu_conv *cv, const syn_emu_tensor *x, const syn_
 static void blend(float *out, const std::vector<double> &acc, float alpha, float beta) {
     for (size_t i = 0; i < acc.size(); i++) out[i] = (float)(alpha * acc[i] + (beta != 0.0f ? (double)beta * out[i] : 0.0));
 }
+/* Queues out = alpha * (the taps summed by `add`) + beta * out; the
+ * descriptors are copied now (cuDNN reads them at the call). */
+template <class F>
+static void queue_conv(syn_emu_conv c, syn_emu_tensor x, syn_emu_filter f, syn_emu_tensor y, float *out, size_t n,
+                       float alpha, float beta, F add) {
+    syn_emu_enqueue([=] {
+        std::vector<double> acc(n, 0.0);
+        each_tap(&c, &x, &f, &y, [&](size_t yi, size_t xi, size_t wi) { add(acc, yi, xi, wi); });
+        blend(out, acc, alpha, beta);
+    });
+}
+
 extern "C" {
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd, const void *x, const cudnnFilterDescriptor_t wd, const void *w, const cudnnConvolutionDescriptor_t c, cudnnConvolutionFwdAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnTensorDescriptor_t yd, void *y) {
     cudnnStatus_t s = check(c, xd, wd, yd); if (s) return s;
     if ((s = pre(h, c, 0, a, wsp, wsb))) return s;
     syn_emu_check_range(x, tsize(xd) * 4, "conv fwd x"); syn_emu_check_range(w, fsize(wd) * 4, "conv fwd w"); syn_emu_check_range(y, tsize(yd) * 4, "conv fwd y");
     const float *X = (const float *)x, *W = (const float *)w;
-    std::vector<double> acc(tsize(yd), 0.0);
-    each_tap(c, xd, wd, yd, [&](size_t yi, size_t xi, size_t wi) { acc[yi] += (double)X[xi] * W[wi]; });
-    blend((float *)y, acc, *(const float *)alpha, *(const float *)beta);
+    queue_conv(*c, *xd, *wd, *yd, (float *)y, tsize(yd), *(const float *)alpha, *(const float *)beta,
+               [X, W](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[yi] += (double)X[xi] * W[wi]; });
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t wd, const void *w, const cudnnTensorDescriptor_t dyd, const void *dy, const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdDataAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnTensorDescriptor_t dxd, void *dx) {
@@ -191,9 +205,8 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
     if ((s = pre(h, c, 1, a, wsp, wsb))) return s;
     syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-data dy"); syn_emu_check_range(w, fsize(wd) * 4, "conv bwd-data w"); syn_emu_check_range(dx, tsize(dxd) * 4, "conv bwd-data dx");
     const float *DY = (const float *)dy, *W = (const float *)w;
-    std::vector<double> acc(tsize(dxd), 0.0);
-    each_tap(c, dxd, wd, dyd, [&](size_t yi, size_t xi, size_t wi) { acc[xi] += (double)DY[yi] * W[wi]; });
-    blend((float *)dx, acc, *(const float *)alpha, *(const float *)beta);
+    queue_conv(*c, *dxd, *wd, *dyd, (float *)dx, tsize(dxd), *(const float *)alpha, *(const float *)beta,
+               [DY, W](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[xi] += (double)DY[yi] * W[wi]; });
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd, const void *x, const cudnnTensorDescriptor_t dyd, const void *dy, const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdFilterAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnFilterDescriptor_t dwd, void *dw) {
@@ -201,9 +214,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
     if ((s = pre(h, c, 2, a, wsp, wsb))) return s;
     syn_emu_check_range(x, tsize(xd) * 4, "conv bwd-filter x"); syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-filter dy"); syn_emu_check_range(dw, fsize(dwd) * 4, "conv bwd-filter dw");
     const float *X = (const float *)x, *DY = (const float *)dy;
-    std::vector<double> acc(fsize(dwd), 0.0);
-    each_tap(c, xd, dwd, dyd, [&](size_t yi, size_t xi, size_t wi) { acc[wi] += (double)DY[yi] * X[xi]; });
-    blend((float *)dw, acc, *(const float *)alpha, *(const float *)beta);
+    queue_conv(*c, *xd, *dwd, *dyd, (float *)dw, fsize(dwd), *(const float *)alpha, *(const float *)beta,
+               [X, DY](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[wi] += (double)DY[yi] * X[xi]; });
     return CUDNN_STATUS_SUCCESS;
 }
 }

@@ -11,13 +11,24 @@
  * barriers, or a full-mask shuffle after lanes of the warp exited, are
  * reported as errors too: both hang or are undefined on a GPU.
  *
+ * The queue: one FIFO for all streams (a stronger order than CUDA's, which
+ * only hides races between streams; the backend uses one). It runs at
+ * cudaStreamSynchronize, cudaEventSynchronize, cudaFree / cudaFreeHost (which
+ * synchronise on a GPU too), a copy to pageable host memory (synchronous on a
+ * GPU), and one item per cudaStreamQuery (the GPU making progress). A copy
+ * from pageable host memory takes its bytes at the call, as CUDA stages them;
+ * one from pinned memory reads them when it runs.
+ *
  * Environment: SYN_EMU_DEVICES (default 1; 0 = no device),
- * SYN_EMU_MEMORY_MB (device memory, default 16384). */
+ * SYN_EMU_MEMORY_MB (device memory, default 16384), SYN_EMU_DEFER (default 1;
+ * 0 runs all work at the call). */
 #include "cuda_runtime.h"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sys/mman.h>
 #include <vector>
@@ -135,12 +146,57 @@ cudaError_t cudaRuntimeGetVersion(int *v) {
     return cudaSuccess;
 }
 
+} /* extern "C" */
+
+/* ---- the queue ---------------------------------------------------------------------- */
+
+static std::mutex queue_lock;
+static std::deque<std::function<void()>> queue;
+static std::recursive_mutex run_lock; /* one runner at a time, in order */
+
+static bool deferred(void) {
+    static const int on = env_int("SYN_EMU_DEFER", 1);
+    return on != 0;
+}
+
+void syn_emu_enqueue(std::function<void()> work) {
+    if (!deferred()) {
+        std::lock_guard<std::recursive_mutex> r(run_lock);
+        work();
+        return;
+    }
+    std::lock_guard<std::mutex> g(queue_lock);
+    queue.push_back(std::move(work));
+}
+
+/* Runs queued work: all of it, or one item; true if some is left. */
+static bool run_queue(bool one) {
+    std::lock_guard<std::recursive_mutex> r(run_lock);
+    for (;;) {
+        std::function<void()> work;
+        {
+            std::lock_guard<std::mutex> g(queue_lock);
+            if (queue.empty()) return false;
+            work = std::move(queue.front());
+            queue.pop_front();
+        }
+        work();
+        if (one) {
+            std::lock_guard<std::mutex> g(queue_lock);
+            return !queue.empty();
+        }
+    }
+}
+static void synchronize(void) { run_queue(false); }
+
+extern "C" {
+
 /* ---- memory ------------------------------------------------------------------------ */
 
 static std::mutex mem_lock;
 static std::map<uintptr_t, size_t> live_device, live_pinned; /* base -> bytes */
 static size_t live_bytes;
-static uint64_t n_mallocs;
+static uint64_t n_mallocs, n_copies, n_memsets;
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     std::lock_guard<std::mutex> g(mem_lock);
@@ -165,6 +221,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
     auto it = live_device.find((uintptr_t)p);
     if (it == live_device.end()) die("cudaFree(%s): not a live device allocation", "ptr");
@@ -182,6 +239,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) {
 }
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
+    synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
     auto it = live_pinned.find((uintptr_t)p);
     if (it == live_pinned.end()) die("cudaFreeHost(%s): not a live pinned allocation", "ptr");
@@ -217,20 +275,41 @@ void syn_emu_check_kernel_pointer(const char *kernel, int arg, const void *p) {
     abort();
 }
 
+static bool is_pinned(const void *p, size_t n) {
+    std::lock_guard<std::mutex> g(mem_lock);
+    return inside(live_pinned, p, n);
+}
+
+static void count(uint64_t *counter) {
+    std::lock_guard<std::mutex> g(mem_lock);
+    (*counter)++;
+}
+
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind k, cudaStream_t s) {
     (void)s;
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return fail(cudaErrorInvalidValue);
+    if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* not used by Synapse */
     if (k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice) syn_emu_check_range(dst, n, "cudaMemcpy destination");
     if (k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice) syn_emu_check_range(src, n, "cudaMemcpy source");
-    if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* not used by Synapse */
-    memmove(dst, src, n);
+    count(&n_copies);
+    if (k == cudaMemcpyHostToDevice && !is_pinned(src, n)) {
+        /* pageable: CUDA stages the bytes before the call returns */
+        std::shared_ptr<std::vector<char>> bytes = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
+        syn_emu_enqueue([dst, bytes] { memcpy(dst, bytes->data(), bytes->size()); });
+    } else if (k == cudaMemcpyDeviceToHost && !is_pinned(dst, n)) {
+        synchronize(); /* pageable: the call returns once the copy is done */
+        memcpy(dst, src, n);
+    } else {
+        syn_emu_enqueue([dst, src, n] { memmove(dst, src, n); });
+    }
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     (void)s;
     syn_emu_check_range(dst, n, "cudaMemset");
-    if (n) memset(dst, v, n);
+    count(&n_memsets);
+    if (n) syn_emu_enqueue([dst, v, n] { memset(dst, v, n); });
     return cudaSuccess;
 }
 
@@ -241,7 +320,7 @@ struct syn_emu_stream {
 };
 struct syn_emu_event {
     unsigned flags;
-    bool recorded;
+    bool recorded, done; /* recorded: cudaEventRecord was called; done: the queue reached it */
     double ms;
 };
 
@@ -250,37 +329,51 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    synchronize();
     delete s;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     (void)s;
+    synchronize();
     return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
     (void)s;
-    return cudaSuccess;
+    return run_queue(true) ? cudaErrorNotReady : cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
-    *e = new syn_emu_event{flags, false, 0.0};
+    *e = new syn_emu_event{flags, false, false, 0.0};
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     (void)s;
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     e->recorded = true;
-    e->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    e->done = false;
+    syn_emu_enqueue([e] {
+        e->done = true;
+        e->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    if (!e->recorded) return cudaSuccess;
+    while (!e->done && run_queue(true)) {
+    } /* up to the event, not beyond */
+    return cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!a || !b) return fail(cudaErrorInvalidResourceHandle);
     if ((a->flags | b->flags) & cudaEventDisableTiming) return fail(cudaErrorInvalidResourceHandle);
     if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    if (!a->done || !b->done) return fail(cudaErrorNotReady);
     *ms = (float)(b->ms - a->ms);
     return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    synchronize(); /* a queued record may still point at it */
     delete e;
     return cudaSuccess;
 }
@@ -515,25 +608,20 @@ static void run_block_plain(void) {
     S.plain = false;
 }
 
-void syn_emu_run(const syn_emu_launch_desc *d) {
+/* Runs every block of a launch (from the queue). */
+static void run_launch(const syn_emu_launch_desc *d) {
     const dim3 g = d->grid, b = d->block;
-    const unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
-    if (g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u || g.y > 65535 || g.z > 65535 || threads == 0 ||
-        threads > (unsigned long long)MAX_THREADS || b.z > 64 || d->shared_bytes > 48 * 1024) {
-        syn_emu_set_error(cudaErrorInvalidConfiguration);
-        return;
-    }
     std::lock_guard<std::recursive_mutex> serial(launch_lock);
     if (S.d) die("kernel %s launched from inside kernel %s", d->kernel, S.d->kernel);
     if (!S.stacks) {
         size_t bytes = (size_t)MAX_THREADS * (STACK_BYTES + PAGE);
         void *m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) die("cannot map %s of fiber stacks", "128 MiB");
+        if (m == MAP_FAILED) die("cannot map %s of fiber stacks", "132 MiB");
         S.stacks = (char *)m;
         for (int i = 0; i < MAX_THREADS; i++) mprotect(S.stacks + (size_t)i * (STACK_BYTES + PAGE), PAGE, PROT_NONE);
     }
     S.d = d;
-    S.n = (int)threads;
+    S.n = (int)(b.x * b.y * b.z);
     S.synced = false;
     blockDim = b;
     gridDim = g;
@@ -554,9 +642,29 @@ void syn_emu_run(const syn_emu_launch_desc *d) {
             }
     S.d = nullptr;
     std::lock_guard<std::mutex> lk(stats_lock);
-    total_launches++;
     total_fiber_blocks += nf;
     total_plain_blocks += np;
+}
+
+void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream) {
+    (void)stream;
+    const dim3 g = d->grid, b = d->block;
+    const unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
+    if (g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u || g.y > 65535 || g.z > 65535 || threads == 0 ||
+        threads > (unsigned long long)MAX_THREADS || b.z > 64 || d->shared_bytes > 48 * 1024) {
+        d->release(d->ctx);
+        syn_emu_set_error(cudaErrorInvalidConfiguration);
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lk(stats_lock);
+        total_launches++;
+    }
+    syn_emu_launch_desc copy = *d;
+    syn_emu_enqueue([copy] {
+        run_launch(&copy);
+        copy.release(copy.ctx);
+    });
 }
 
 extern "C" void syn_emu_get_stats(syn_emu_stats *out) {
@@ -568,5 +676,7 @@ extern "C" void syn_emu_get_stats(syn_emu_stats *out) {
     }
     std::lock_guard<std::mutex> g(mem_lock);
     out->mallocs = n_mallocs;
+    out->copies = n_copies;
+    out->memsets = n_memsets;
     out->live_bytes = live_bytes;
 }

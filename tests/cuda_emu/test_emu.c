@@ -2,7 +2,8 @@
  * CUDA suites rely on it for. Barriers and shuffles exchange the right values,
  * thread and block indices cover 3-D launches, grid-stride kernels run every
  * block, atomics count every thread, bad launch configurations and memory
- * beyond the device's size are errors, fresh allocations hold NaN, and misuse
+ * beyond the device's size are errors, fresh allocations hold NaN, queued work
+ * runs at synchronisation points, and misuse
  * that hangs or is undefined on a GPU stops the process with a message. */
 #include <check.h>
 #include <math.h>
@@ -70,6 +71,7 @@ START_TEST(grid_stride_and_atomics) {
     syn_emu_stats before, after;
     syn_emu_get_stats(&before);
     ck_assert_int_eq(emu_fill(x, n, 2.5f, 97, 128), cudaSuccess);
+    ck_assert_int_eq(cudaStreamSynchronize(NULL), cudaSuccess); /* blocks are counted as they run */
     syn_emu_get_stats(&after);
     ck_assert_uint_eq(after.launches - before.launches, 1);
     ck_assert_uint_eq(after.fiber_blocks - before.fiber_blocks, 1); /* block 0 did not synchronise */
@@ -105,12 +107,52 @@ START_TEST(launch_and_memory_errors) {
 }
 END_TEST
 
+/* Queued work runs at synchronisation points, as on a GPU: a pinned source is
+ * read when its copy runs, an event is not complete before it, and a copy to
+ * pageable memory waits for everything queued before it. */
+START_TEST(work_runs_at_synchronisation) {
+    if (getenv("SYN_EMU_DEFER") && atoi(getenv("SYN_EMU_DEFER")) == 0) return; /* eager on purpose */
+    float *pinned = NULL, *d = dev_alloc(4 * sizeof(float)), h[4];
+    ck_assert_int_eq(cudaMallocHost((void **)&pinned, 4 * sizeof(float)), cudaSuccess);
+    for (int i = 0; i < 4; i++) pinned[i] = 1.0f;
+    ck_assert_int_eq(cudaMemcpyAsync(d, pinned, 4 * sizeof(float), cudaMemcpyHostToDevice, NULL), cudaSuccess);
+    pinned[2] = 7.0f; /* before the copy ran: the copy sees it */
+    cudaEvent_t a, b;
+    float ms = -1.0f;
+    ck_assert_int_eq(cudaEventCreateWithFlags(&a, cudaEventDefault), cudaSuccess);
+    ck_assert_int_eq(cudaEventCreateWithFlags(&b, cudaEventDefault), cudaSuccess);
+    ck_assert_int_eq(cudaEventRecord(a, NULL), cudaSuccess);
+    ck_assert_int_eq(emu_fill(d + 3, 1, 5.0f, 1, 32), cudaSuccess);
+    ck_assert_int_eq(cudaEventRecord(b, NULL), cudaSuccess);
+    ck_assert_int_eq(cudaEventElapsedTime(&ms, a, b), cudaErrorNotReady);
+    ck_assert_int_eq(cudaGetLastError(), cudaErrorNotReady);
+    ck_assert_int_eq(cudaMemcpyAsync(h, d, sizeof h, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    ck_assert(h[0] == 1.0f && h[1] == 1.0f && h[2] == 7.0f && h[3] == 5.0f);
+    ck_assert_int_eq(cudaEventSynchronize(b), cudaSuccess);
+    ck_assert_int_eq(cudaEventElapsedTime(&ms, a, b), cudaSuccess);
+    ck_assert(ms >= 0.0f);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    cudaFreeHost(pinned);
+    cudaFree(d);
+}
+END_TEST
+
 /* Each of these must stop the process (SIGABRT, in a forked child). */
-START_TEST(split_barrier_aborts) { emu_split_barrier(dev_alloc(256)); }
+START_TEST(split_barrier_aborts) {
+    emu_split_barrier(dev_alloc(256));
+    cudaStreamSynchronize(NULL);
+}
 END_TEST
-START_TEST(exited_lanes_abort) { emu_exited_lanes(dev_alloc(256)); }
+START_TEST(exited_lanes_abort) {
+    emu_exited_lanes(dev_alloc(256));
+    cudaStreamSynchronize(NULL);
+}
 END_TEST
-START_TEST(late_sync_aborts) { emu_late_sync(dev_alloc(256)); }
+START_TEST(late_sync_aborts) {
+    emu_late_sync(dev_alloc(256));
+    cudaStreamSynchronize(NULL);
+}
 END_TEST
 START_TEST(host_pointer_argument_aborts) {
     static float host[64];
@@ -130,6 +172,7 @@ int main(void) {
     tcase_add_test(tc, indices_3d);
     tcase_add_test(tc, grid_stride_and_atomics);
     tcase_add_test(tc, launch_and_memory_errors);
+    tcase_add_test(tc, work_runs_at_synchronisation);
     tcase_add_test_raise_signal(tc, split_barrier_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, exited_lanes_abort, SIGABRT);
     tcase_add_test_raise_signal(tc, late_sync_aborts, SIGABRT);

@@ -4,8 +4,12 @@
  * paths) is tested on machines without a GPU. Not a product: it proves nothing
  * about real GPUs; the GPU check script does that.
  *
- * C side: the runtime API (device memory is host memory, fresh allocations are
- * filled with 0xFF bytes, i.e. NaN floats; streams run synchronously).
+ * C side: the runtime API. Device memory is host memory, and fresh allocations
+ * are filled with 0xFF bytes (NaN floats). Work queued on a stream (launches,
+ * copies, memsets, library calls) runs only at a synchronisation point, as a
+ * GPU runs it later: a result read before its stream was synchronised is
+ * stale, and a pinned buffer reused before its copy ran gives the copy the
+ * new bytes (SYN_EMU_DEFER=0 runs everything at once, for debugging).
  * C++ side (the kernels, rewritten by cu2cpp.py): threadIdx and friends,
  * __syncthreads and warp shuffles on fibers, atomics, and the launch. */
 #ifndef SYN_EMU_CUDA_RUNTIME_H
@@ -79,7 +83,8 @@ void syn_emu_check_range(const void *p, size_t n, const char *what);
 void syn_emu_set_error(cudaError_t e);
 /* Figures for tests of the emulator itself. */
 typedef struct {
-    uint64_t launches, fiber_blocks, plain_blocks, mallocs;
+    uint64_t launches, fiber_blocks, plain_blocks; /* kernels, and their blocks by how they ran */
+    uint64_t copies, memsets, mallocs;             /* cudaMemcpyAsync, cudaMemsetAsync, cudaMalloc */
     size_t live_bytes;
 } syn_emu_stats;
 void syn_emu_get_stats(syn_emu_stats *out);
@@ -88,6 +93,7 @@ void syn_emu_get_stats(syn_emu_stats *out);
 }
 #include <math.h>
 #include <string.h>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -143,15 +149,22 @@ T atomicMax(T *p, T v) {
 }
 
 /* One launch, type-erased: body(ctx) runs one CUDA thread (threadIdx and
- * blockIdx are set before). */
+ * blockIdx are set before); release(ctx) frees the arguments after the last
+ * block. */
 struct syn_emu_launch_desc {
     const char *kernel;
     dim3 grid, block;
     size_t shared_bytes;
     void (*body)(void *);
     void *ctx;
+    void (*release)(void *);
 };
-void syn_emu_run(const syn_emu_launch_desc *d);
+/* Checks the configuration (else the launch error, as CUDA reports it) and
+ * queues the launch on the stream. */
+void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream);
+/* Queues device work (the libraries' calls); it runs in order with the
+ * launches and copies, at the next synchronisation point. */
+void syn_emu_enqueue(std::function<void()> work);
 
 /* A kernel's pointer arguments must be NULL, device or pinned memory. */
 extern "C" void syn_emu_check_kernel_pointer(const char *kernel, int arg, const void *p);
@@ -168,20 +181,21 @@ void syn_emu_check_arg(const char *kernel, int arg, T *p) {
 template <class... P, class... A>
 void syn_emu_launch(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, void (*k)(P...),
                     A &&...args) {
-    (void)stream;
     struct ctx_t {
         void (*k)(P...);
         std::tuple<std::decay_t<P>...> args;
-    } ctx{k, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+    };
+    ctx_t *ctx = new ctx_t{k, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
     int arg = 0;
-    std::apply([&](auto &...a) { (syn_emu_check_arg(name, arg++, a), ...); }, ctx.args);
-    syn_emu_launch_desc d{name, grid, block, shared, [](void *c) {
+    std::apply([&](auto &...a) { (syn_emu_check_arg(name, arg++, a), ...); }, ctx->args);
+    syn_emu_launch_desc d{name, grid, block, shared,
+                          [](void *c) {
                               ctx_t *x = (ctx_t *)c;
                               std::tuple<std::decay_t<P>...> mine = x->args;
                               std::apply(x->k, mine);
                           },
-                          &ctx};
-    syn_emu_run(&d);
+                          ctx, [](void *c) { delete (ctx_t *)c; }};
+    syn_emu_submit(&d, stream);
 }
 #endif /* __cplusplus */
 #endif
