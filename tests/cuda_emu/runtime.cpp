@@ -19,10 +19,14 @@
  * from pageable host memory takes its bytes at the call, as CUDA stages them;
  * one from pinned memory reads them when it runs.
  *
+ * Faults: syn_emu_inject_fault makes a later launch fail with a sticky error
+ * when the queue reaches it, as an illegal address would on a GPU.
+ *
  * Environment: SYN_EMU_DEVICES (default 1; 0 = no device),
  * SYN_EMU_MEMORY_MB (device memory, default 16384), SYN_EMU_DEFER (default 1;
  * 0 runs all work at the call). */
 #include "cuda_runtime.h"
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +53,10 @@ dim3 threadIdx, blockIdx, blockDim, gridDim;
 /* ---- errors -------------------------------------------------------------------- */
 
 static thread_local cudaError_t last_error = cudaSuccess;
+/* A sticky error (an injected fault): the context is lost, every later call
+ * returns it, and queued work is dropped. */
+static std::atomic<int> sticky{cudaSuccess};
+static cudaError_t dead(void) { return (cudaError_t)sticky.load(); }
 
 static cudaError_t fail(cudaError_t e) {
     last_error = e;
@@ -66,11 +74,12 @@ extern "C" {
 
 void syn_emu_set_error(cudaError_t e) { last_error = e; }
 cudaError_t cudaGetLastError(void) {
+    if (dead()) return dead();
     cudaError_t e = last_error;
     last_error = cudaSuccess;
     return e;
 }
-cudaError_t cudaPeekAtLastError(void) { return last_error; }
+cudaError_t cudaPeekAtLastError(void) { return dead() ? dead() : last_error; }
 
 static const struct {
     cudaError_t e;
@@ -180,7 +189,7 @@ static bool run_queue(bool one) {
             work = std::move(queue.front());
             queue.pop_front();
         }
-        work();
+        if (!dead()) work(); /* after a fault the context is gone: dropped */
         if (one) {
             std::lock_guard<std::mutex> g(queue_lock);
             return !queue.empty();
@@ -208,6 +217,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
 cudaError_t cudaMalloc(void **p, size_t n) {
     if (!p) return fail(cudaErrorInvalidValue);
     *p = nullptr;
+    if (dead()) return dead();
     std::lock_guard<std::mutex> g(mem_lock);
     if (n > memory_cap() - live_bytes) return fail(cudaErrorMemoryAllocation);
     void *q = malloc(n ? n : 1);
@@ -228,7 +238,7 @@ cudaError_t cudaFree(void *p) {
     live_bytes -= it->second;
     live_device.erase(it);
     free(p);
-    return cudaSuccess;
+    return dead();
 }
 cudaError_t cudaMallocHost(void **p, size_t n) {
     *p = malloc(n ? n : 1);
@@ -245,7 +255,7 @@ cudaError_t cudaFreeHost(void *p) {
     if (it == live_pinned.end()) die("cudaFreeHost(%s): not a live pinned allocation", "ptr");
     live_pinned.erase(it);
     free(p);
-    return cudaSuccess;
+    return dead();
 }
 
 /* The allocation of `m` that holds [p, p + n) (n may be 0: then p may be its end). */
@@ -287,6 +297,7 @@ static void count(uint64_t *counter) {
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind k, cudaStream_t s) {
     (void)s;
+    if (dead()) return dead();
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return fail(cudaErrorInvalidValue);
     if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* not used by Synapse */
@@ -299,6 +310,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
         syn_emu_enqueue([dst, bytes] { memcpy(dst, bytes->data(), bytes->size()); });
     } else if (k == cudaMemcpyDeviceToHost && !is_pinned(dst, n)) {
         synchronize(); /* pageable: the call returns once the copy is done */
+        if (dead()) return dead();
         memcpy(dst, src, n);
     } else {
         syn_emu_enqueue([dst, src, n] { memmove(dst, src, n); });
@@ -307,6 +319,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 }
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     (void)s;
+    if (dead()) return dead();
     syn_emu_check_range(dst, n, "cudaMemset");
     count(&n_memsets);
     if (n) syn_emu_enqueue([dst, v, n] { memset(dst, v, n); });
@@ -336,11 +349,12 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     (void)s;
     synchronize();
-    return cudaSuccess;
+    return dead();
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
     (void)s;
-    return run_queue(true) ? cudaErrorNotReady : cudaSuccess;
+    bool left = run_queue(true);
+    return dead() ? dead() : left ? cudaErrorNotReady : cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     *e = new syn_emu_event{flags, false, false, 0.0};
@@ -349,6 +363,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     (void)s;
     if (!e) return fail(cudaErrorInvalidResourceHandle);
+    if (dead()) return dead();
     e->recorded = true;
     e->done = false;
     syn_emu_enqueue([e] {
@@ -362,7 +377,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e->recorded) return cudaSuccess;
     while (!e->done && run_queue(true)) {
     } /* up to the event, not beyond */
-    return cudaSuccess;
+    return dead();
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!a || !b) return fail(cudaErrorInvalidResourceHandle);
@@ -608,9 +623,24 @@ static void run_block_plain(void) {
     S.plain = false;
 }
 
-/* Runs every block of a launch (from the queue). */
+static std::atomic<long> fault_countdown{-1};
+static std::atomic<int> fault_error{cudaSuccess};
+
+extern "C" void syn_emu_inject_fault(cudaError_t e, unsigned launches_before) {
+    fault_error = e;
+    fault_countdown = (long)launches_before;
+}
+
+/* Runs every block of a launch (from the queue), or faults instead. */
 static void run_launch(const syn_emu_launch_desc *d) {
     const dim3 g = d->grid, b = d->block;
+    long left = fault_countdown.load();
+    if (left == 0) {
+        fault_countdown = -1;
+        sticky = fault_error.load();
+        return;
+    }
+    if (left > 0) fault_countdown = left - 1;
     std::lock_guard<std::recursive_mutex> serial(launch_lock);
     if (S.d) die("kernel %s launched from inside kernel %s", d->kernel, S.d->kernel);
     if (!S.stacks) {
@@ -656,15 +686,18 @@ void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream) {
         syn_emu_set_error(cudaErrorInvalidConfiguration);
         return;
     }
+    if (dead()) {
+        d->release(d->ctx);
+        return;
+    }
     {
         std::lock_guard<std::mutex> lk(stats_lock);
         total_launches++;
     }
+    /* the arguments live as long as the queued item (run or dropped) */
+    std::shared_ptr<void> args(d->ctx, d->release);
     syn_emu_launch_desc copy = *d;
-    syn_emu_enqueue([copy] {
-        run_launch(&copy);
-        copy.release(copy.ctx);
-    });
+    syn_emu_enqueue([copy, args] { run_launch(&copy); });
 }
 
 extern "C" void syn_emu_get_stats(syn_emu_stats *out) {

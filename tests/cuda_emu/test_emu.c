@@ -3,7 +3,8 @@
  * thread and block indices cover 3-D launches, grid-stride kernels run every
  * block, atomics count every thread, bad launch configurations and memory
  * beyond the device's size are errors, fresh allocations hold NaN, queued work
- * runs at synchronisation points, and misuse
+ * runs at synchronisation points, Synapse's backend handles a sticky fault,
+ * and misuse
  * that hangs or is undefined on a GPU stops the process with a message. */
 #include <check.h>
 #include <math.h>
@@ -138,6 +139,83 @@ START_TEST(work_runs_at_synchronisation) {
 }
 END_TEST
 
+/* Synapse's CUDA backend meets a sticky fault (#3: an illegal address marks
+ * the backend unusable and says so): the call that sees it fails with the
+ * CUDA error, every later call on that device names the first error, freeing
+ * still works, and the CPU is unaffected. */
+START_TEST(sticky_fault_marks_backend_unusable) {
+    enum { N = 1000 };
+    float h[N];
+    syn_tensor *t = NULL, *c = NULL;
+    TU_OK(syn_tensor_create(syn_cuda(0), SYN_F32, syn_shape1(N), &t));
+    TU_OK(syn_tensor_fill(t, 1.0f));
+    TU_OK(syn_tensor_read(t, h, sizeof h));
+    ck_assert(h[N - 1] == 1.0f);
+    syn_emu_inject_fault(cudaErrorIllegalAddress, 0); /* the next launch */
+    syn_status s = syn_tensor_fill(t, 2.0f);         /* queued: the fault shows at the read */
+    if (s == SYN_OK) s = syn_tensor_read(t, h, sizeof h);
+    ck_assert_int_eq(s, SYN_ERR_DEVICE);
+    ck_assert_msg(strstr(syn_last_error(), "illegal memory access"), "message: %s", syn_last_error());
+    ck_assert_int_eq(syn_tensor_fill(t, 3.0f), SYN_ERR_DEVICE);
+    ck_assert_msg(strstr(syn_last_error(), "unusable") && strstr(syn_last_error(), "illegal memory access"),
+                  "message: %s", syn_last_error());
+    syn_tensor *u = NULL;
+    ck_assert_int_eq(syn_tensor_create(syn_cuda(0), SYN_F32, syn_shape1(N), &u), SYN_ERR_DEVICE);
+    ck_assert_ptr_null(u);
+    syn_tensor_free(t);
+    TU_OK(syn_tensor_create(syn_cpu(), SYN_F32, syn_shape1(N), &c));
+    TU_OK(syn_tensor_fill(c, 4.0f));
+    TU_OK(syn_tensor_read(c, h, sizeof h));
+    ck_assert(h[0] == 4.0f);
+    syn_tensor_free(c);
+}
+END_TEST
+
+/* A fault in the middle of a training step: some call of the step reports it,
+ * later steps keep failing with the first error, and everything frees
+ * cleanly (the sanitizer pass checks for leaks). */
+START_TEST(fault_mid_training_step) {
+    enum { B = 16, D = 20 };
+    syn_params *ps = NULL;
+    syn_graph *g = NULL;
+    syn_optim *opt = NULL;
+    TU_OK(syn_params_create(syn_cuda(0), 3, &ps));
+    TU_OK(syn_graph_create(ps, &g));
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(B, D));
+    syn_node *y = syn_input(g, "y", SYN_I32, syn_shape1(B));
+    const int64_t hidden[1] = {32};
+    syn_node *loss = syn_cross_entropy(g, syn_mlp(g, x, hidden, 1, 4, SYN_ACT_RELU, 0.0f), y);
+    TU_OK(syn_graph_status(g));
+    TU_OK(syn_graph_compile(g, syn_cuda(0), NULL));
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+    TU_OK(syn_optim_create(ps, &oc, &opt));
+    float hx[B * D];
+    int32_t hy[B];
+    tu_rng r = tu_rng_make(2);
+    tu_fill(&r, hx, B * D, -1.0f, 1.0f);
+    for (int i = 0; i < B; i++) hy[i] = i % 4;
+    for (int step = 0; step < 4; step++) {
+        if (step == 1) syn_emu_inject_fault(cudaErrorLaunchFailure, 5);
+        syn_status s = syn_params_zero_grad(ps);
+        if (s == SYN_OK) s = syn_graph_feed(g, x, hx, syn_shape2(B, D));
+        if (s == SYN_OK) s = syn_graph_feed(g, y, hy, syn_shape1(B));
+        if (s == SYN_OK) s = syn_graph_forward(g);
+        if (s == SYN_OK) s = syn_graph_backward(g, loss);
+        if (s == SYN_OK) s = syn_optim_step(opt);
+        float l = 0.0f;
+        if (s == SYN_OK) s = syn_graph_read_scalar(g, loss, &l);
+        if (step == 0) TU_OK(s);
+        if (step > 0) {
+            ck_assert_msg(s == SYN_ERR_DEVICE, "step %d: %s", step, syn_status_str(s));
+            ck_assert_msg(strstr(syn_last_error(), "unspecified launch failure"), "step %d: %s", step, syn_last_error());
+        }
+    }
+    syn_optim_free(opt);
+    syn_graph_free(g);
+    syn_params_free(ps);
+}
+END_TEST
+
 /* Each of these must stop the process (SIGABRT, in a forked child). */
 START_TEST(split_barrier_aborts) {
     emu_split_barrier(dev_alloc(256));
@@ -173,6 +251,8 @@ int main(void) {
     tcase_add_test(tc, grid_stride_and_atomics);
     tcase_add_test(tc, launch_and_memory_errors);
     tcase_add_test(tc, work_runs_at_synchronisation);
+    tcase_add_test(tc, sticky_fault_marks_backend_unusable);
+    tcase_add_test(tc, fault_mid_training_step);
     tcase_add_test_raise_signal(tc, split_barrier_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, exited_lanes_abort, SIGABRT);
     tcase_add_test_raise_signal(tc, late_sync_aborts, SIGABRT);

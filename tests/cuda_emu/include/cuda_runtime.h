@@ -81,6 +81,11 @@ const char *cudaGetErrorName(cudaError_t e);
 void syn_emu_check_range(const void *p, size_t n, const char *what);
 /* Sets the runtime's last error (what a failed launch leaves). */
 void syn_emu_set_error(cudaError_t e);
+/* Makes the launch after `launches_before` more launches fail when it runs,
+ * with `e` as a sticky error: the kernel does not run, queued work is dropped,
+ * and every later call returns e (what an illegal address does to a GPU
+ * context; for tests of the backend's error handling). */
+void syn_emu_inject_fault(cudaError_t e, unsigned launches_before);
 /* Figures for tests of the emulator itself. */
 typedef struct {
     uint64_t launches, fiber_blocks, plain_blocks; /* kernels, and their blocks by how they ran */
