@@ -63,6 +63,9 @@ struct syn_backend {
     /* count tensors' updates by one optimizer (kind and hyper-parameters
      * alike; step, buffers and sizes each its own): a fused launch on a GPU */
     syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a, int count);
+    /* count buffers set to zero bytes (a parameter set's gradients): a fused
+     * launch on a GPU; NULL: one `zero` each */
+    syn_status (*zero_many)(syn_backend *be, void *const *dst, const size_t *bytes, int count);
     /* *acc += sum(x^2), acc a device float */
     syn_status (*sumsq)(syn_backend *be, const float *x, int64_t n, float *acc);
     /* x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), acc a device float */

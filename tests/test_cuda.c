@@ -132,6 +132,44 @@ static void write_grads(syn_params *ps[2], int i, tu_rng *rng, float lo, float h
  * more tensors than one fused launch takes (30 > 24), one of several blocks'
  * chunks (130 x 129 > 16384 elements), and one frozen for the first step, so
  * that the tensors' step counts (Adam's bias corrections) differ. */
+/* zero_grad clears every gradient of a set (on CUDA fused, MT_MAX tensors
+ * to a launch): 70 tensors (three launches), one of several chunks, sizes
+ * of one element; the values stay as they were. */
+START_TEST(zero_grad_clears_every_tensor) {
+    enum { NP = 70 };
+    syn_params *ps;
+    syn_init init = {SYN_INIT_UNIFORM, -1, 1, 0};
+    TU_OK(syn_params_create(syn_cuda(0), tu_seed(), &ps));
+    for (int i = 0; i < NP; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", i);
+        syn_shape s = i == 5 ? syn_shape2(3 * 16384 + 5, 3) : syn_shape1(1 + (i * 37) % 101);
+        TU_OK(syn_params_add(ps, name, s, &init, NULL));
+    }
+    for (int i = 0; i < NP; i++) {
+        syn_tensor *g;
+        TU_OK(syn_params_get(ps, i, NULL, NULL, &g));
+        TU_OK(syn_tensor_fill(g, 3.0f));
+    }
+    float *before = NULL;
+    int64_t nb;
+    before = cu_read_param(ps, 5, false, &nb);
+    TU_OK(syn_params_zero_grad(ps));
+    for (int i = 0; i < NP; i++) {
+        int64_t n;
+        float *g = cu_read_param(ps, i, true, &n);
+        for (int64_t j = 0; j < n; j++)
+            if (g[j] != 0.0f) ck_abort_msg("tensor %d element %lld is %g after zero_grad", i, (long long)j, g[j]);
+        free(g);
+    }
+    float *after = cu_read_param(ps, 5, false, &nb);
+    ck_assert(memcmp(before, after, (size_t)nb * sizeof(float)) == 0);
+    free(before);
+    free(after);
+    syn_params_free(ps);
+}
+END_TEST
+
 START_TEST(optimizers_match) {
     syn_optim_config cfgs[6];
     cfgs[0] = syn_optim_defaults(SYN_OPTIM_SGD);
@@ -417,6 +455,7 @@ int main(void) {
     CU_ADD_TEST(tc, errors_are_reported);
     CU_ADD_TEST(tc, dropout_mask_identical);
     CU_ADD_TEST(tc, optimizers_match);
+    CU_ADD_TEST(tc, zero_grad_clears_every_tensor);
     CU_ADD_TEST(tc, clip_grad_norm_matches);
     CU_ADD_TEST(tc, mlp_adam_steps_match);
     suite_add_tcase(s, tc);

@@ -153,8 +153,23 @@ syn_status syn_params_set_trainable(syn_params *p, const char *name, bool traina
 
 syn_status syn_params_zero_grad(syn_params *p) {
     if (!p) return syn__error(SYN_ERR_ARG, "syn_params_zero_grad: NULL set");
-    for (int i = 0; i < p->n; i++)
-        SYN_TRY(p->be->zero(p->be, syn__tensor_data(p->items[i].grad), syn_tensor_bytes(p->items[i].grad)));
+    syn_backend *be = p->be;
+    if (!be->zero_many) {
+        for (int i = 0; i < p->n; i++)
+            SYN_TRY(be->zero(be, syn__tensor_data(p->items[i].grad), syn_tensor_bytes(p->items[i].grad)));
+        return SYN_OK;
+    }
+    enum { BATCH = 64 }; /* one call per 64 tensors: a launch or three on a GPU */
+    void *dst[BATCH];
+    size_t bytes[BATCH];
+    for (int i = 0; i < p->n; i += BATCH) {
+        int k = 0;
+        for (; k < BATCH && i + k < p->n; k++) {
+            dst[k] = syn__tensor_data(p->items[i + k].grad);
+            bytes[k] = syn_tensor_bytes(p->items[i + k].grad);
+        }
+        SYN_TRY(be->zero_many(be, dst, bytes, k));
+    }
     return SYN_OK;
 }
 

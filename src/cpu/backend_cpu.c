@@ -116,6 +116,7 @@ static syn_backend cpu_backend = {
     .workspace = cpu_workspace,
     .describe = cpu_describe,
     .optim_update = syn__cpu_optim_update,
+    .zero_many = syn__cpu_zero_many,
     .sumsq = syn__cpu_sumsq,
     .clip_scale = syn__cpu_clip_scale,
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},

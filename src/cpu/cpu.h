@@ -14,6 +14,7 @@ syn_status syn__cpu_detach_fwd(syn_backend *be, syn_node *n);
 
 /* optim.c */
 syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a, int count);
+syn_status syn__cpu_zero_many(syn_backend *be, void *const *dst, const size_t *bytes, int count);
 syn_status syn__cpu_sumsq(syn_backend *be, const float *x, int64_t n, float *acc);
 syn_status syn__cpu_clip_scale(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm);
 

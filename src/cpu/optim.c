@@ -4,6 +4,7 @@
  * the CPU to the last bit or two; step-dependent scalars are computed in double
  * as Python does, then rounded once. */
 #include <math.h>
+#include <string.h>
 #include "cpu.h"
 
 /* p: (n)  g: (n)  v = s1: (n) or NULL when momentum == 0
@@ -101,6 +102,15 @@ syn_status syn__cpu_optim_update(syn_backend *be, const syn__optim_args *a, int 
     (void)be;
     if ((!a && count > 0) || count < 0) return syn__error(SYN_ERR_ARG, "cpu optim_update: bad arguments");
     for (int i = 0; i < count; i++) SYN_TRY(update_one(&a[i]));
+    return SYN_OK;
+}
+
+/* dst[i][0 .. bytes[i]) = 0 for each of count buffers */
+syn_status syn__cpu_zero_many(syn_backend *be, void *const *dst, const size_t *bytes, int count) {
+    (void)be;
+    if ((!dst || !bytes) && count > 0) return syn__error(SYN_ERR_ARG, "cpu zero_many: bad arguments");
+    for (int i = 0; i < count; i++)
+        if (bytes[i]) memset(dst[i], 0, bytes[i]);
     return SYN_OK;
 }
 

@@ -514,6 +514,7 @@ static const syn_backend cuda_template = {
     .mark_elapsed = cuda_mark_elapsed,
     .mark_destroy = cuda_mark_destroy,
     .optim_update = syn__cuda_optim_update,
+    .zero_many = syn__cuda_zero_many,
     .sumsq = syn__cuda_sumsq,
     .clip_scale = syn__cuda_clip_scale,
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},

@@ -83,6 +83,27 @@ static __global__ void mt_update_kernel(const mt_args a) {
     }
 }
 
+/* Up to MT_MAX buffers of 32-bit words set to zero, a chunk of MT_CHUNK words
+ * per block (a parameter set's zero_grad is one launch, not one per tensor). */
+typedef struct {
+    int count;
+    struct {
+        uint32_t *p;
+        int64_t n;  /* words */
+        int block0; /* the buffer's first block in the launch */
+    } t[MT_MAX];
+} zt_args;
+
+/* t[k].p[0 .. n) = 0 */
+static __global__ void zero_many_kernel(const zt_args a) {
+    int k = 0;
+    while (k + 1 < a.count && a.t[k + 1].block0 <= (int)blockIdx.x) k++;
+    uint32_t *p = a.t[k].p;
+    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
+    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) p[i] = 0u;
+}
+
 /* x: (n), acc: device scalar;  x *= min(1, max_norm / (sqrt(acc) + 1e-6)).
  * Below the limit the gradients stay bit-identical; a NaN norm poisons them. */
 static __global__ void clip_kernel(float *x, int64_t n, const float *acc, float max_norm) {
@@ -169,6 +190,38 @@ syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a, int
         t.block0 = blocks;
         blocks += (int)chunks;
         m.t[m.count++] = t;
+    }
+    return SYN_OK;
+}
+
+/* dst[i][0 .. bytes[i]) = 0: buffers of whole aligned words go MT_MAX to a
+ * launch; any other (none in a parameter set) gets its own memset. */
+syn_status syn__cuda_zero_many(syn_backend *be, void *const *dst, const size_t *bytes, int count) {
+    if ((!dst || !bytes) && count > 0) return syn__error(SYN_ERR_ARG, "cuda zero_many: bad arguments");
+    SYN_CUDA_ENTER(be);
+    cudaStream_t s = syn__cu(be)->stream;
+    zt_args z;
+    memset(&z, 0, sizeof z);
+    int blocks = 0;
+    for (int i = 0; i <= count; i++) {
+        if (z.count == MT_MAX || (i == count && z.count > 0)) {
+            zero_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, s>>>(z);
+            SYN_CUDA_TRY(cudaGetLastError());
+            z.count = 0;
+            blocks = 0;
+        }
+        if (i == count) break;
+        if (bytes[i] == 0) continue;
+        const int64_t words = (int64_t)(bytes[i] / 4), chunks = (words + MT_CHUNK - 1) / MT_CHUNK;
+        if (bytes[i] % 4 || (uintptr_t)dst[i] % 4 || chunks > (int64_t)(1u << 30) - blocks) {
+            SYN_CUDA_TRY(cudaMemsetAsync(dst[i], 0, bytes[i], s));
+            continue;
+        }
+        z.t[z.count].p = (uint32_t *)dst[i];
+        z.t[z.count].n = words;
+        z.t[z.count].block0 = blocks;
+        z.count++;
+        blocks += (int)chunks;
     }
     return SYN_OK;
 }

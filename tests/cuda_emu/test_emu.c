@@ -171,6 +171,28 @@ START_TEST(sticky_fault_marks_backend_unusable) {
 }
 END_TEST
 
+/* A parameter set's zero_grad is fused: 30 gradients in two launches
+ * (24 to a launch), no memset each. */
+START_TEST(zero_grad_is_fused) {
+    syn_params *ps;
+    syn_init init = {SYN_INIT_UNIFORM, -1, 1, 0};
+    TU_OK(syn_params_create(syn_cuda(0), 1, &ps));
+    for (int i = 0; i < 30; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", i);
+        TU_OK(syn_params_add(ps, name, syn_shape1(10 + i), &init, NULL));
+    }
+    ck_assert_int_eq(cudaStreamSynchronize(NULL), cudaSuccess);
+    syn_emu_stats a, b;
+    syn_emu_get_stats(&a);
+    TU_OK(syn_params_zero_grad(ps));
+    syn_emu_get_stats(&b);
+    ck_assert_uint_eq(b.launches - a.launches, 2);
+    ck_assert_uint_eq(b.memsets - a.memsets, 0);
+    syn_params_free(ps);
+}
+END_TEST
+
 /* A fault in the middle of a training step: some call of the step reports it,
  * later steps keep failing with the first error, and everything frees
  * cleanly (the sanitizer pass checks for leaks). */
@@ -253,6 +275,7 @@ int main(void) {
     tcase_add_test(tc, work_runs_at_synchronisation);
     tcase_add_test(tc, sticky_fault_marks_backend_unusable);
     tcase_add_test(tc, fault_mid_training_step);
+    tcase_add_test(tc, zero_grad_is_fused);
     tcase_add_test_raise_signal(tc, split_barrier_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, exited_lanes_abort, SIGABRT);
     tcase_add_test_raise_signal(tc, late_sync_aborts, SIGABRT);
