@@ -1,9 +1,10 @@
 /* The CUDA emulator's runtime: device memory, streams and events, errors, and
  * the kernel scheduler (see include/cuda_runtime.h).
  *
- * Scheduling: the blocks of a launch run one after another on the launching
- * host thread (launches from several host threads take turns). Block 0 runs its threads as fibers (own stacks, switched at
- * __syncthreads and warp shuffles, in thread order); if none of them
+ * Scheduling: the blocks of a launch run one after another on the host thread
+ * that runs the queue (launches take turns). Block 0 runs its threads as
+ * fibers (own stacks, switched at __syncthreads and warp shuffles, in thread
+ * order); if none of them
  * synchronised, the other blocks run each thread as a plain call, which is
  * what makes grid-stride kernels over millions of elements affordable. A
  * kernel that synchronises in a later block but not in block 0 is reported
