@@ -64,7 +64,7 @@ struct syn_backend {
      * alike; step, buffers and sizes each its own): a fused launch on a GPU */
     syn_status (*optim_update)(syn_backend *be, const syn__optim_args *a, int count);
     /* count buffers set to zero bytes (a parameter set's gradients): a fused
-     * launch on a GPU; NULL: one `zero` each */
+     * launch on a GPU */
     syn_status (*zero_many)(syn_backend *be, void *const *dst, const size_t *bytes, int count);
     /* *acc += sum(x^2), acc a device float */
     syn_status (*sumsq)(syn_backend *be, const float *x, int64_t n, float *acc);

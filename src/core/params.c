@@ -154,11 +154,6 @@ syn_status syn_params_set_trainable(syn_params *p, const char *name, bool traina
 syn_status syn_params_zero_grad(syn_params *p) {
     if (!p) return syn__error(SYN_ERR_ARG, "syn_params_zero_grad: NULL set");
     syn_backend *be = p->be;
-    if (!be->zero_many) {
-        for (int i = 0; i < p->n; i++)
-            SYN_TRY(be->zero(be, syn__tensor_data(p->items[i].grad), syn_tensor_bytes(p->items[i].grad)));
-        return SYN_OK;
-    }
     enum { BATCH = 64 }; /* one call per 64 tensors: a launch or three on a GPU */
     void *dst[BATCH];
     size_t bytes[BATCH];

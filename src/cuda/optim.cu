@@ -70,10 +70,17 @@ static __device__ void adam_elem(const mt_args &a, const mt_tensor &t, int64_t i
     t.p[i] = pi - t.step_size * (mi / denom);
 }
 
-static __global__ void mt_update_kernel(const mt_args a) {
+/* The entry of a fused launch's table (count entries, first blocks ascending)
+ * whose chunks this block works on. */
+template <class T>
+static __device__ int chunk_owner(const T *t, int count) {
     int k = 0;
-    while (k + 1 < a.count && a.t[k + 1].block0 <= (int)blockIdx.x) k++;
-    const mt_tensor t = a.t[k]; /* into registers: the loop reads it often */
+    while (k + 1 < count && t[k + 1].block0 <= (int)blockIdx.x) k++;
+    return k;
+}
+
+static __global__ void mt_update_kernel(const mt_args a) {
+    const mt_tensor t = a.t[chunk_owner(a.t, a.count)]; /* into registers: the loop reads it often */
     const int64_t start = (int64_t)(blockIdx.x - (unsigned)t.block0) * MT_CHUNK;
     const int64_t end = start + MT_CHUNK < t.n ? start + MT_CHUNK : t.n;
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
@@ -96,8 +103,7 @@ typedef struct {
 
 /* t[k].p[0 .. n) = 0 */
 static __global__ void zero_many_kernel(const zt_args a) {
-    int k = 0;
-    while (k + 1 < a.count && a.t[k + 1].block0 <= (int)blockIdx.x) k++;
+    const int k = chunk_owner(a.t, a.count);
     uint32_t *p = a.t[k].p;
     const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
     const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;

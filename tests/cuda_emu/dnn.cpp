@@ -10,67 +10,146 @@
 #include <cstring>
 #include <vector>
 
-struct syn_emu_dnn { cudaStream_t stream; };
-struct syn_emu_tensor { int n, c, h, w; bool set; };
-struct syn_emu_filter { int k, c, r, s; bool set; };
-struct syn_emu_conv { int ph, pw, sh, sw, dh, dw, g; cudnnMathType_t math; bool set; };
+struct syn_emu_dnn {
+    cudaStream_t stream;
+};
+struct syn_emu_tensor {
+    int n, c, h, w;
+    bool set;
+};
+struct syn_emu_filter {
+    int k, c, r, s;
+    bool set;
+};
+struct syn_emu_conv {
+    int ph, pw, sh, sw, dh, dw, g;
+    cudnnMathType_t math;
+    bool set;
+};
 
-static void die(const char *m) { fprintf(stderr, "cuda emulator: cudnn: %s\n", m); abort(); }
+static void die(const char *m) {
+    fprintf(stderr, "cuda emulator: cudnn: %s\n", m);
+    abort();
+}
 
 extern "C" {
-size_t cudnnGetVersion(void) { return 91400; }
+size_t cudnnGetVersion(void) {
+    return 91400;
+}
 const char *cudnnGetErrorString(cudnnStatus_t s) {
     switch (s) {
-    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
-    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
-    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
-    default: return "CUDNN_STATUS_INTERNAL_ERROR";
+    case CUDNN_STATUS_SUCCESS:
+        return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_BAD_PARAM:
+        return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_NOT_SUPPORTED:
+        return "CUDNN_STATUS_NOT_SUPPORTED";
+    default:
+        return "CUDNN_STATUS_INTERNAL_ERROR";
     }
 }
 static thread_local char last_msg[256];
-void cudnnGetLastErrorString(char *m, size_t n) { snprintf(m, n, "%s", last_msg); last_msg[0] = 0; }
-static cudnnStatus_t bad(const char *m) { snprintf(last_msg, sizeof last_msg, "%s", m); fprintf(stderr, "cuda emulator: cudnn bad param: %s\n", m); return CUDNN_STATUS_BAD_PARAM; }
+void cudnnGetLastErrorString(char *m, size_t n) {
+    snprintf(m, n, "%s", last_msg);
+    last_msg[0] = 0;
+}
+static cudnnStatus_t bad(const char *m) {
+    snprintf(last_msg, sizeof last_msg, "%s", m);
+    fprintf(stderr, "cuda emulator: cudnn bad param: %s\n", m);
+    return CUDNN_STATUS_BAD_PARAM;
+}
 
-cudnnStatus_t cudnnCreate(cudnnHandle_t *h) { *h = new syn_emu_dnn{nullptr}; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroy(cudnnHandle_t h) { delete h; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) { h->stream = s; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { *d = new syn_emu_tensor{}; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f, cudnnDataType_t t, int n, int c, int h, int w) {
+cudnnStatus_t cudnnCreate(cudnnHandle_t *h) {
+    *h = new syn_emu_dnn{nullptr};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroy(cudnnHandle_t h) {
+    delete h;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
+    h->stream = s;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) {
+    *d = new syn_emu_tensor{};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f, cudnnDataType_t t, int n,
+                                         int c, int h, int w) {
     if (f != CUDNN_TENSOR_NCHW || t != CUDNN_DATA_FLOAT || n < 1 || c < 1 || h < 1 || w < 1) return bad("tensor4d");
     *d = syn_emu_tensor{n, c, h, w, true};
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) { *d = new syn_emu_filter{}; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t, cudnnTensorFormat_t f, int k, int c, int h, int w) {
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) {
+    *d = new syn_emu_filter{};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t, cudnnTensorFormat_t f, int k,
+                                         int c, int h, int w) {
     if (f != CUDNN_TENSOR_NCHW || t != CUDNN_DATA_FLOAT || k < 1 || c < 1 || h < 1 || w < 1) return bad("filter4d");
     *d = syn_emu_filter{k, c, h, w, true};
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) { *d = new syn_emu_conv{0, 0, 1, 1, 1, 1, 1, CUDNN_DEFAULT_MATH, false}; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { delete d; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int ph, int pw, int u, int v, int dh, int dw, cudnnConvolutionMode_t m, cudnnDataType_t t) {
-    if (ph < 0 || pw < 0 || u < 1 || v < 1 || dh < 1 || dw < 1 || m != CUDNN_CROSS_CORRELATION || t != CUDNN_DATA_FLOAT) return bad("conv2d desc");
-    d->ph = ph; d->pw = pw; d->sh = u; d->sw = v; d->dh = dh; d->dw = dw; d->set = true;
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) {
+    *d = new syn_emu_conv{0, 0, 1, 1, 1, 1, 1, CUDNN_DEFAULT_MATH, false};
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int g) { if (g < 1) return bad("groups"); d->g = g; return CUDNN_STATUS_SUCCESS; }
-cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) { d->math = m; return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int ph, int pw, int u, int v, int dh,
+                                              int dw, cudnnConvolutionMode_t m, cudnnDataType_t t) {
+    if (ph < 0 || pw < 0 || u < 1 || v < 1 || dh < 1 || dw < 1 || m != CUDNN_CROSS_CORRELATION || t != CUDNN_DATA_FLOAT)
+        return bad("conv2d desc");
+    d->ph = ph;
+    d->pw = pw;
+    d->sh = u;
+    d->sw = v;
+    d->dh = dh;
+    d->dw = dw;
+    d->set = true;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int g) {
+    if (g < 1) return bad("groups");
+    d->g = g;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) {
+    d->math = m;
+    return CUDNN_STATUS_SUCCESS;
+}
 
-static cudnnStatus_t outdim(const syn_emu_conv *c, const syn_emu_tensor *x, const syn_emu_filter *f, int *n, int *k, int *p, int *q) {
+static cudnnStatus_t outdim(const syn_emu_conv *c, const syn_emu_tensor *x, const syn_emu_filter *f, int *n, int *k,
+                            int *p, int *q) {
     if (!c->set || !x->set || !f->set) return bad("descriptor not set");
     if (f->c * c->g != x->c) return bad("filter c * groups != input channels");
     if (f->k % c->g) return bad("filter k not divisible by groups");
     int eh = (f->r - 1) * c->dh + 1, ew = (f->s - 1) * c->dw + 1;
     if (x->h + 2 * c->ph < eh || x->w + 2 * c->pw < ew) return bad("window larger than padded input");
-    *n = x->n; *k = f->k; *p = (x->h + 2 * c->ph - eh) / c->sh + 1; *q = (x->w + 2 * c->pw - ew) / c->sw + 1;
+    *n = x->n;
+    *k = f->k;
+    *p = (x->h + 2 * c->ph - eh) / c->sh + 1;
+    *q = (x->w + 2 * c->pw - ew) / c->sw + 1;
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t c, const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t f, int *n, int *k, int *p, int *q) {
+cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t c,
+                                                    const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t f,
+                                                    int *n, int *k, int *p, int *q) {
     return outdim(c, x, f, n, k, p, q);
 }
-static cudnnStatus_t check(const syn_emu_conv *c, const syn_emu_tensor *x, const syn_emu_filter *f, const syn_emu_tensor *y) {
+static cudnnStatus_t check(const syn_emu_conv *c, const syn_emu_tensor *x, const syn_emu_filter *f,
+                           const syn_emu_tensor *y) {
     int n, k, p, q;
     cudnnStatus_t s = outdim(c, x, f, &n, &k, &p, &q);
     if (s) return s;
@@ -78,31 +157,68 @@ static cudnnStatus_t check(const syn_emu_conv *c, const syn_emu_tensor *x, const
     return CUDNN_STATUS_SUCCESS;
 }
 // Rankings: exercise the caller's filters (not supported, tensor-op math, non-deterministic).
-cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t c, const cudnnTensorDescriptor_t y, const int req, int *ret, cudnnConvolutionFwdAlgoPerf_t *perf) {
-    cudnnStatus_t s = check(c, x, w, y); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                     const cudnnFilterDescriptor_t w,
+                                                     const cudnnConvolutionDescriptor_t c,
+                                                     const cudnnTensorDescriptor_t y, const int req, int *ret,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perf) {
+    cudnnStatus_t s = check(c, x, w, y);
+    if (s) return s;
     cudnnConvolutionFwdAlgoPerf_t p[4] = {};
-    p[0].algo = (cudnnConvolutionFwdAlgo_t)5; p[0].status = CUDNN_STATUS_NOT_SUPPORTED;
-    p[1].algo = (cudnnConvolutionFwdAlgo_t)1; p[1].status = CUDNN_STATUS_SUCCESS; p[1].determinism = CUDNN_DETERMINISTIC; p[1].mathType = CUDNN_TENSOR_OP_MATH;
-    p[2].algo = (cudnnConvolutionFwdAlgo_t)1; p[2].status = CUDNN_STATUS_SUCCESS; p[2].determinism = CUDNN_DETERMINISTIC; p[2].mathType = CUDNN_FMA_MATH;
-    p[3].algo = (cudnnConvolutionFwdAlgo_t)0; p[3].status = CUDNN_STATUS_SUCCESS; p[3].determinism = CUDNN_DETERMINISTIC; p[3].mathType = CUDNN_FMA_MATH;
+    p[0].algo = (cudnnConvolutionFwdAlgo_t)5;
+    p[0].status = CUDNN_STATUS_NOT_SUPPORTED;
+    p[1].algo = (cudnnConvolutionFwdAlgo_t)1;
+    p[1].status = CUDNN_STATUS_SUCCESS;
+    p[1].determinism = CUDNN_DETERMINISTIC;
+    p[1].mathType = CUDNN_TENSOR_OP_MATH;
+    p[2].algo = (cudnnConvolutionFwdAlgo_t)1;
+    p[2].status = CUDNN_STATUS_SUCCESS;
+    p[2].determinism = CUDNN_DETERMINISTIC;
+    p[2].mathType = CUDNN_FMA_MATH;
+    p[3].algo = (cudnnConvolutionFwdAlgo_t)0;
+    p[3].status = CUDNN_STATUS_SUCCESS;
+    p[3].determinism = CUDNN_DETERMINISTIC;
+    p[3].mathType = CUDNN_FMA_MATH;
     *ret = req < 4 ? req : 4;
     memcpy(perf, p, sizeof(p[0]) * *ret);
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t w, const cudnnTensorDescriptor_t dy, const cudnnConvolutionDescriptor_t c, const cudnnTensorDescriptor_t dx, const int req, int *ret, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
-    cudnnStatus_t s = check(c, dx, w, dy); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t w,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t c,
+                                                          const cudnnTensorDescriptor_t dx, const int req, int *ret,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    cudnnStatus_t s = check(c, dx, w, dy);
+    if (s) return s;
     cudnnConvolutionBwdDataAlgoPerf_t p[2] = {};
-    p[0].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0; p[0].status = CUDNN_STATUS_SUCCESS; p[0].determinism = CUDNN_NON_DETERMINISTIC; p[0].mathType = CUDNN_DEFAULT_MATH;
-    p[1].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1; p[1].status = CUDNN_STATUS_SUCCESS; p[1].determinism = CUDNN_DETERMINISTIC; p[1].mathType = CUDNN_FMA_MATH;
+    p[0].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+    p[0].status = CUDNN_STATUS_SUCCESS;
+    p[0].determinism = CUDNN_NON_DETERMINISTIC;
+    p[0].mathType = CUDNN_DEFAULT_MATH;
+    p[1].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    p[1].status = CUDNN_STATUS_SUCCESS;
+    p[1].determinism = CUDNN_DETERMINISTIC;
+    p[1].mathType = CUDNN_FMA_MATH;
     *ret = req < 2 ? req : 2;
     memcpy(perf, p, sizeof(p[0]) * *ret);
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x, const cudnnTensorDescriptor_t dy, const cudnnConvolutionDescriptor_t c, const cudnnFilterDescriptor_t dw, const int req, int *ret, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
-    cudnnStatus_t s = check(c, x, dw, dy); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                            const cudnnTensorDescriptor_t dy,
+                                                            const cudnnConvolutionDescriptor_t c,
+                                                            const cudnnFilterDescriptor_t dw, const int req, int *ret,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    cudnnStatus_t s = check(c, x, dw, dy);
+    if (s) return s;
     cudnnConvolutionBwdFilterAlgoPerf_t p[2] = {};
-    p[0].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0; p[0].status = CUDNN_STATUS_SUCCESS; p[0].determinism = CUDNN_NON_DETERMINISTIC; p[0].mathType = CUDNN_FMA_MATH;
-    p[1].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1; p[1].status = CUDNN_STATUS_SUCCESS; p[1].determinism = CUDNN_DETERMINISTIC; p[1].mathType = CUDNN_FMA_MATH;
+    p[0].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+    p[0].status = CUDNN_STATUS_SUCCESS;
+    p[0].determinism = CUDNN_NON_DETERMINISTIC;
+    p[0].mathType = CUDNN_FMA_MATH;
+    p[1].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    p[1].status = CUDNN_STATUS_SUCCESS;
+    p[1].determinism = CUDNN_DETERMINISTIC;
+    p[1].mathType = CUDNN_FMA_MATH;
     *ret = req < 2 ? req : 2;
     memcpy(perf, p, sizeof(p[0]) * *ret);
     return CUDNN_STATUS_SUCCESS;
@@ -117,22 +233,41 @@ static cudnnStatus_t ws(int kind, int algo, size_t *b) {
     *b = n;
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t c, const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t a, size_t *b) {
-    cudnnStatus_t s = check(c, x, w, y); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                      const cudnnFilterDescriptor_t w,
+                                                      const cudnnConvolutionDescriptor_t c,
+                                                      const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t a,
+                                                      size_t *b) {
+    cudnnStatus_t s = check(c, x, w, y);
+    if (s) return s;
     if (c->math == CUDNN_TENSOR_OP_MATH) return CUDNN_STATUS_NOT_SUPPORTED;
     return ws(0, a, b);
 }
-cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t w, const cudnnTensorDescriptor_t dy, const cudnnConvolutionDescriptor_t c, const cudnnTensorDescriptor_t dx, cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
-    cudnnStatus_t s = check(c, dx, w, dy); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t w,
+                                                           const cudnnTensorDescriptor_t dy,
+                                                           const cudnnConvolutionDescriptor_t c,
+                                                           const cudnnTensorDescriptor_t dx,
+                                                           cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
+    cudnnStatus_t s = check(c, dx, w, dy);
+    if (s) return s;
     return ws(1, a, b);
 }
-cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x, const cudnnTensorDescriptor_t dy, const cudnnConvolutionDescriptor_t c, const cudnnFilterDescriptor_t dw, cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
-    cudnnStatus_t s = check(c, x, dw, dy); if (s) return s;
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                             const cudnnTensorDescriptor_t dy,
+                                                             const cudnnConvolutionDescriptor_t c,
+                                                             const cudnnFilterDescriptor_t dw,
+                                                             cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
+    cudnnStatus_t s = check(c, x, dw, dy);
+    if (s) return s;
     return ws(2, a, b);
 }
 
-static size_t tsize(const syn_emu_tensor *t) { return (size_t)t->n * t->c * t->h * t->w; }
-static size_t fsize(const syn_emu_filter *f) { return (size_t)f->k * f->c * f->r * f->s; }
+static size_t tsize(const syn_emu_tensor *t) {
+    return (size_t)t->n * t->c * t->h * t->w;
+}
+static size_t fsize(const syn_emu_filter *f) {
+    return (size_t)f->k * f->c * f->r * f->s;
+}
 static cudnnStatus_t pre(cudnnHandle_t h, const syn_emu_conv *c, int kind, int algo, void *wsp, size_t wsb) {
     if (!h->stream) die("handle not bound to a stream");
     const char *tf = getenv("SYN_ALLOW_TF32");
@@ -154,7 +289,8 @@ static cudnnStatus_t pre(cudnnHandle_t h, const syn_emu_conv *c, int kind, int a
  * inside the image, as fn(y index, x index, w index); the row offsets are
  * hoisted out of the innermost loop. */
 template <class F>
-static void each_tap(const syn_emu_conv *cv, const syn_emu_tensor *x, const syn_emu_filter *f, const syn_emu_tensor *y, F fn) {
+static void each_tap(const syn_emu_conv *cv, const syn_emu_tensor *x, const syn_emu_filter *f, const syn_emu_tensor *y,
+                     F fn) {
     const int kg = f->k / cv->g;
     for (int n = 0; n < y->n; n++)
         for (int k = 0; k < y->c; k++) {
@@ -176,7 +312,8 @@ static void each_tap(const syn_emu_conv *cv, const syn_emu_tensor *x, const syn_
         }
 }
 static void blend(float *out, const std::vector<double> &acc, float alpha, float beta) {
-    for (size_t i = 0; i < acc.size(); i++) out[i] = (float)(alpha * acc[i] + (beta != 0.0f ? (double)beta * out[i] : 0.0));
+    for (size_t i = 0; i < acc.size(); i++)
+        out[i] = (float)(alpha * acc[i] + (beta != 0.0f ? (double)beta * out[i] : 0.0));
 }
 /* Queues out = alpha * (the taps summed by `add`) + beta * out; the
  * descriptors are copied now (cuDNN reads them at the call). */
@@ -191,31 +328,53 @@ static void queue_conv(syn_emu_conv c, syn_emu_tensor x, syn_emu_filter f, syn_e
 }
 
 extern "C" {
-cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd, const void *x, const cudnnFilterDescriptor_t wd, const void *w, const cudnnConvolutionDescriptor_t c, cudnnConvolutionFwdAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnTensorDescriptor_t yd, void *y) {
-    cudnnStatus_t s = check(c, xd, wd, yd); if (s) return s;
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                      const void *x, const cudnnFilterDescriptor_t wd, const void *w,
+                                      const cudnnConvolutionDescriptor_t c, cudnnConvolutionFwdAlgo_t a, void *wsp,
+                                      size_t wsb, const void *beta, const cudnnTensorDescriptor_t yd, void *y) {
+    cudnnStatus_t s = check(c, xd, wd, yd);
+    if (s) return s;
     if ((s = pre(h, c, 0, a, wsp, wsb))) return s;
-    syn_emu_check_range(x, tsize(xd) * 4, "conv fwd x"); syn_emu_check_range(w, fsize(wd) * 4, "conv fwd w"); syn_emu_check_range(y, tsize(yd) * 4, "conv fwd y");
+    syn_emu_check_range(x, tsize(xd) * 4, "conv fwd x");
+    syn_emu_check_range(w, fsize(wd) * 4, "conv fwd w");
+    syn_emu_check_range(y, tsize(yd) * 4, "conv fwd y");
     const float *X = (const float *)x, *W = (const float *)w;
     queue_conv(*c, *xd, *wd, *yd, (float *)y, tsize(yd), *(const float *)alpha, *(const float *)beta,
                [X, W](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[yi] += (double)X[xi] * W[wi]; });
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t wd, const void *w, const cudnnTensorDescriptor_t dyd, const void *dy, const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdDataAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnTensorDescriptor_t dxd, void *dx) {
-    cudnnStatus_t s = check(c, dxd, wd, dyd); if (s) return s;
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t wd,
+                                           const void *w, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                           const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdDataAlgo_t a,
+                                           void *wsp, size_t wsb, const void *beta, const cudnnTensorDescriptor_t dxd,
+                                           void *dx) {
+    cudnnStatus_t s = check(c, dxd, wd, dyd);
+    if (s) return s;
     if ((s = pre(h, c, 1, a, wsp, wsb))) return s;
-    syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-data dy"); syn_emu_check_range(w, fsize(wd) * 4, "conv bwd-data w"); syn_emu_check_range(dx, tsize(dxd) * 4, "conv bwd-data dx");
+    syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-data dy");
+    syn_emu_check_range(w, fsize(wd) * 4, "conv bwd-data w");
+    syn_emu_check_range(dx, tsize(dxd) * 4, "conv bwd-data dx");
     const float *DY = (const float *)dy, *W = (const float *)w;
-    queue_conv(*c, *dxd, *wd, *dyd, (float *)dx, tsize(dxd), *(const float *)alpha, *(const float *)beta,
-               [DY, W](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[xi] += (double)DY[yi] * W[wi]; });
+    queue_conv(
+        *c, *dxd, *wd, *dyd, (float *)dx, tsize(dxd), *(const float *)alpha, *(const float *)beta,
+        [DY, W](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[xi] += (double)DY[yi] * W[wi]; });
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd, const void *x, const cudnnTensorDescriptor_t dyd, const void *dy, const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdFilterAlgo_t a, void *wsp, size_t wsb, const void *beta, const cudnnFilterDescriptor_t dwd, void *dw) {
-    cudnnStatus_t s = check(c, xd, dwd, dyd); if (s) return s;
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                             const void *x, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                             const cudnnConvolutionDescriptor_t c, cudnnConvolutionBwdFilterAlgo_t a,
+                                             void *wsp, size_t wsb, const void *beta, const cudnnFilterDescriptor_t dwd,
+                                             void *dw) {
+    cudnnStatus_t s = check(c, xd, dwd, dyd);
+    if (s) return s;
     if ((s = pre(h, c, 2, a, wsp, wsb))) return s;
-    syn_emu_check_range(x, tsize(xd) * 4, "conv bwd-filter x"); syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-filter dy"); syn_emu_check_range(dw, fsize(dwd) * 4, "conv bwd-filter dw");
+    syn_emu_check_range(x, tsize(xd) * 4, "conv bwd-filter x");
+    syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-filter dy");
+    syn_emu_check_range(dw, fsize(dwd) * 4, "conv bwd-filter dw");
     const float *X = (const float *)x, *DY = (const float *)dy;
-    queue_conv(*c, *xd, *dwd, *dyd, (float *)dw, fsize(dwd), *(const float *)alpha, *(const float *)beta,
-               [X, DY](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[wi] += (double)DY[yi] * X[xi]; });
+    queue_conv(
+        *c, *xd, *dwd, *dyd, (float *)dw, fsize(dwd), *(const float *)alpha, *(const float *)beta,
+        [X, DY](std::vector<double> &acc, size_t yi, size_t xi, size_t wi) { acc[wi] += (double)DY[yi] * X[xi]; });
     return CUDNN_STATUS_SUCCESS;
 }
 }

@@ -73,7 +73,6 @@ static cudaError_t fail(cudaError_t e) {
 
 extern "C" {
 
-void syn_emu_set_error(cudaError_t e) { last_error = e; }
 cudaError_t cudaGetLastError(void) {
     if (dead()) return dead();
     cudaError_t e = last_error;
@@ -301,13 +300,15 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     if (dead()) return dead();
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return fail(cudaErrorInvalidValue);
-    if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* not used by Synapse */
-    if (k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice) syn_emu_check_range(dst, n, "cudaMemcpy destination");
-    if (k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice) syn_emu_check_range(src, n, "cudaMemcpy source");
+    if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* unused here */
+    const bool to_device = k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice;
+    const bool from_device = k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice;
+    if (to_device) syn_emu_check_range(dst, n, "cudaMemcpy destination");
+    if (from_device) syn_emu_check_range(src, n, "cudaMemcpy source");
     count(&n_copies);
     if (k == cudaMemcpyHostToDevice && !is_pinned(src, n)) {
         /* pageable: CUDA stages the bytes before the call returns */
-        std::shared_ptr<std::vector<char>> bytes = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
+        auto bytes = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
         syn_emu_enqueue([dst, bytes] { memcpy(dst, bytes->data(), bytes->size()); });
     } else if (k == cudaMemcpyDeviceToHost && !is_pinned(dst, n)) {
         synchronize(); /* pageable: the call returns once the copy is done */
@@ -684,7 +685,7 @@ void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream) {
     if (g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u || g.y > 65535 || g.z > 65535 || threads == 0 ||
         threads > (unsigned long long)MAX_THREADS || b.z > 64 || d->shared_bytes > 48 * 1024) {
         d->release(d->ctx);
-        syn_emu_set_error(cudaErrorInvalidConfiguration);
+        fail(cudaErrorInvalidConfiguration);
         return;
     }
     if (dead()) {

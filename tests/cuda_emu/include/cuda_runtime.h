@@ -79,8 +79,6 @@ const char *cudaGetErrorName(cudaError_t e);
 /* Aborts with a message unless [p, p + n) lies inside one live device
  * allocation (the libraries' and copies' argument check). */
 void syn_emu_check_range(const void *p, size_t n, const char *what);
-/* Sets the runtime's last error (what a failed launch leaves). */
-void syn_emu_set_error(cudaError_t e);
 /* Makes the launch after `launches_before` more launches fail when it runs,
  * with `e` as a sticky error: the kernel does not run, queued work is dropped,
  * and every later call returns e (what an illegal address does to a GPU
