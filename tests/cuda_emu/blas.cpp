@@ -87,6 +87,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
                            const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc) {
     if (!h || !h->stream) return invalid("handle without a stream", m, n, k, lda, ldb, ldc);
+    syn_emu_trace("cublasSgemm %c%c m %d n %d k %d", ta == CUBLAS_OP_N ? 'N' : 'T', tb == CUBLAS_OP_N ? 'N' : 'T', m, n, k);
     return gemm(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
 }
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -95,6 +96,8 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long sc, int batch) {
     if (!h || !h->stream) return invalid("handle without a stream", m, n, k, lda, ldb, ldc);
     if (batch < 0) return invalid("negative batch count", m, n, k, lda, ldb, ldc);
+    syn_emu_trace("cublasSgemmStridedBatched %c%c m %d n %d k %d batch %d", ta == CUBLAS_OP_N ? 'N' : 'T',
+                  tb == CUBLAS_OP_N ? 'N' : 'T', m, n, k, batch);
     for (int b = 0; b < batch; b++) {
         cublasStatus_t s = gemm(ta, tb, m, n, k, *alpha, A + b * sa, lda, B + b * sb, ldb, *beta, C + b * sc, ldc);
         if (s != CUBLAS_STATUS_SUCCESS) return s;

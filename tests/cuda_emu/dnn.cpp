@@ -335,6 +335,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
     cudnnStatus_t s = check(c, xd, wd, yd);
     if (s) return s;
     if ((s = pre(h, c, 0, a, wsp, wsb))) return s;
+    syn_emu_trace("cudnnConvolutionForward algo %d workspace %zu", (int)a, wsb);
     syn_emu_check_range(x, tsize(xd) * 4, "conv fwd x");
     syn_emu_check_range(w, fsize(wd) * 4, "conv fwd w");
     syn_emu_check_range(y, tsize(yd) * 4, "conv fwd y");
@@ -351,6 +352,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
     cudnnStatus_t s = check(c, dxd, wd, dyd);
     if (s) return s;
     if ((s = pre(h, c, 1, a, wsp, wsb))) return s;
+    syn_emu_trace("cudnnConvolutionBackwardData algo %d workspace %zu", (int)a, wsb);
     syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-data dy");
     syn_emu_check_range(w, fsize(wd) * 4, "conv bwd-data w");
     syn_emu_check_range(dx, tsize(dxd) * 4, "conv bwd-data dx");
@@ -368,6 +370,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
     cudnnStatus_t s = check(c, xd, dwd, dyd);
     if (s) return s;
     if ((s = pre(h, c, 2, a, wsp, wsb))) return s;
+    syn_emu_trace("cudnnConvolutionBackwardFilter algo %d workspace %zu", (int)a, wsb);
     syn_emu_check_range(x, tsize(xd) * 4, "conv bwd-filter x");
     syn_emu_check_range(dy, tsize(dyd) * 4, "conv bwd-filter dy");
     syn_emu_check_range(dw, fsize(dwd) * 4, "conv bwd-filter dw");

@@ -25,10 +25,12 @@
  *
  * Environment: SYN_EMU_DEVICES (default 1; 0 = no device),
  * SYN_EMU_MEMORY_MB (device memory, default 16384), SYN_EMU_DEFER (default 1;
- * 0 runs all work at the call). */
+ * 0 runs all work at the call), SYN_EMU_TRACE (a file for the call trace, "-"
+ * for stderr). */
 #include "cuda_runtime.h"
 #include <atomic>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -115,6 +117,29 @@ const char *cudaGetErrorName(cudaError_t e) {
 static int env_int(const char *name, int dflt) {
     const char *v = getenv(name);
     return v && *v ? atoi(v) : dflt;
+}
+static FILE *trace_file(void) {
+    static FILE *f = [] {
+        const char *path = getenv("SYN_EMU_TRACE");
+        if (!path || !*path) return (FILE *)nullptr;
+        if (strcmp(path, "-") == 0) return stderr;
+        FILE *t = fopen(path, "w");
+        if (!t) fprintf(stderr, "cuda emulator: cannot write the trace %s\n", path);
+        return t;
+    }();
+    return f;
+}
+extern "C" void syn_emu_trace(const char *fmt, ...) {
+    FILE *f = trace_file();
+    if (!f) return;
+    static std::mutex lock;
+    std::lock_guard<std::mutex> g(lock);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    fflush(f);
 }
 static int n_devices(void) { return env_int("SYN_EMU_DEVICES", 1); }
 static size_t memory_cap(void) { return (size_t)env_int("SYN_EMU_MEMORY_MB", 16384) << 20; }
@@ -220,6 +245,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     if (dead()) return dead();
     std::lock_guard<std::mutex> g(mem_lock);
     if (n > memory_cap() - live_bytes) return fail(cudaErrorMemoryAllocation);
+    syn_emu_trace("cudaMalloc %zu", n);
     void *q = malloc(n ? n : 1);
     if (!q) return fail(cudaErrorMemoryAllocation);
     memset(q, 0xFF, n); /* fresh device memory holds garbage: NaN floats here */
@@ -231,6 +257,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    syn_emu_trace("cudaFree");
     synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
     auto it = live_device.find((uintptr_t)p);
@@ -241,6 +268,7 @@ cudaError_t cudaFree(void *p) {
     return dead();
 }
 cudaError_t cudaMallocHost(void **p, size_t n) {
+    syn_emu_trace("cudaMallocHost %zu", n);
     *p = malloc(n ? n : 1);
     if (!*p) return fail(cudaErrorMemoryAllocation);
     std::lock_guard<std::mutex> g(mem_lock);
@@ -249,6 +277,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) {
 }
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
+    syn_emu_trace("cudaFreeHost");
     synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
     auto it = live_pinned.find((uintptr_t)p);
@@ -306,6 +335,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     if (to_device) syn_emu_check_range(dst, n, "cudaMemcpy destination");
     if (from_device) syn_emu_check_range(src, n, "cudaMemcpy source");
     count(&n_copies);
+    static const char *const kinds[] = {"HtoH", "HtoD", "DtoH", "DtoD", "default"};
+    syn_emu_trace("cudaMemcpyAsync %s %zu%s", kinds[k], n,
+                  (k == cudaMemcpyHostToDevice && is_pinned(src, n)) || (k == cudaMemcpyDeviceToHost && is_pinned(dst, n))
+                      ? " pinned"
+                      : "");
     if (k == cudaMemcpyHostToDevice && !is_pinned(src, n)) {
         /* pageable: CUDA stages the bytes before the call returns */
         auto bytes = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
@@ -324,6 +358,7 @@ cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     if (dead()) return dead();
     syn_emu_check_range(dst, n, "cudaMemset");
     count(&n_memsets);
+    syn_emu_trace("cudaMemsetAsync %zu", n);
     if (n) syn_emu_enqueue([dst, v, n] { memset(dst, v, n); });
     return cudaSuccess;
 }
@@ -350,11 +385,13 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     (void)s;
+    syn_emu_trace("cudaStreamSynchronize");
     synchronize();
     return dead();
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
     (void)s;
+    syn_emu_trace("cudaStreamQuery");
     bool left = run_queue(true);
     return dead() ? dead() : left ? cudaErrorNotReady : cudaSuccess;
 }
@@ -366,6 +403,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     (void)s;
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (dead()) return dead();
+    syn_emu_trace("cudaEventRecord");
     e->recorded = true;
     e->done = false;
     syn_emu_enqueue([e] {
@@ -377,6 +415,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (!e->recorded) return cudaSuccess;
+    syn_emu_trace("cudaEventSynchronize");
     while (!e->done && run_queue(true)) {
     } /* up to the event, not beyond */
     return dead();
@@ -696,6 +735,8 @@ void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream) {
         std::lock_guard<std::mutex> lk(stats_lock);
         total_launches++;
     }
+    syn_emu_trace("launch %s <<<(%u,%u,%u), (%u,%u,%u), %zu>>>", d->kernel, g.x, g.y, g.z, b.x, b.y, b.z,
+                  d->shared_bytes);
     /* the arguments live as long as the queued item (run or dropped) */
     std::shared_ptr<void> args(d->ctx, d->release);
     syn_emu_launch_desc copy = *d;

@@ -169,6 +169,12 @@ void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream);
  * launches and copies, at the next synchronisation point. */
 void syn_emu_enqueue(std::function<void()> work);
 
+/* With SYN_EMU_TRACE=FILE ("-": stderr), one line per host call that queues
+ * device work or waits for it, in call order: what a profiler's API trace
+ * shows. Counting a training step's lines is how launch overheads are found
+ * without a GPU. */
+extern "C" void syn_emu_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* A kernel's pointer arguments must be NULL, device or pinned memory. */
 extern "C" void syn_emu_check_kernel_pointer(const char *kernel, int arg, const void *p);
 template <class T>

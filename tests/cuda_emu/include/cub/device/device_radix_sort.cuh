@@ -47,6 +47,7 @@ struct DeviceRadixSort {
         syn_emu_check_range(keys_out, (size_t)n * sizeof(K), "cub sort keys out");
         syn_emu_check_range(values_in, (size_t)n * sizeof(V), "cub sort values in");
         syn_emu_check_range(values_out, (size_t)n * sizeof(V), "cub sort values out");
+        syn_emu_trace("cub::DeviceRadixSort::SortPairs %d", n);
         syn_emu_enqueue([=] { sort(keys_in, keys_out, values_in, values_out, n, begin_bit, end_bit); });
         return cudaSuccess;
     }
