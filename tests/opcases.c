@@ -145,7 +145,7 @@ static const opc_case cases[] = {
     {"sum 4-D axes 1,3 (2,3,5,7)", K_SUM, 1, {SH4(2, 3, 5, 7)}, .axes = SYN_AXIS(1) | SYN_AXIS(3), .on = OPC_FWD | OPC_CUDA},
     {"sum big axis 0 (33,1031)", K_SUM, 1, {BIG}, .axes = SYN_AXIS(0), .on = OPC_FWD | OPC_GRAD},
     {"sum big axis 1 (rows)", K_SUM, 1, {BIG}, .axes = SYN_AXIS(1), .on = OPC_FWD},
-    {"sum all (3,70001): several chunks", K_SUM, 1, {SH2(3, 70001)}, .axes = SYN_ALL_AXES, .on = OPC_FWD},
+    {"sum all (3,70001): several chunks", K_SUM, 1, {SH2(3, 70001)}, .axes = SYN_ALL_AXES, .on = OPC_FWD | OPC_CUDA},
     {"sum all (7,11,13)", K_SUM, 1, {SH3(7, 11, 13)}, .axes = SYN_ALL_AXES, .on = OPC_CUDA},
     {"sum axis 1 (4,300,3)", K_SUM, 1, {SH3(4, 300, 3)}, .axes = SYN_AXIS(1), .on = OPC_CUDA},
     {"sum axes 0,2 keepdim (5,6,7)", K_SUM, 1, {SH3(5, 6, 7)}, .axes = SYN_AXIS(0) | SYN_AXIS(2), .keep = true, .on = OPC_CUDA},
@@ -154,7 +154,7 @@ static const opc_case cases[] = {
     {"sum all (3,4,5)", K_SUM, 1, {SH3(3, 4, 5)}, .axes = SYN_ALL_AXES, .on = OPC_GRAD},
     {"sum all keepdim (7,8)", K_SUM, 1, {SH2(7, 8)}, .axes = SYN_ALL_AXES, .keep = true, .on = OPC_GRAD},
 
-    {"mean all (3,70001)", K_MEAN, 1, {SH2(3, 70001)}, .axes = SYN_ALL_AXES, .on = OPC_FWD},
+    {"mean all (3,70001)", K_MEAN, 1, {SH2(3, 70001)}, .axes = SYN_ALL_AXES, .on = OPC_FWD | OPC_CUDA},
     {"mean axis 2 (3,7,5)", K_MEAN, 1, {SH3(3, 7, 5)}, .axes = SYN_AXIS(2), .on = OPC_FWD},
     {"mean axes 0,1 keepdim (3,7,5)", K_MEAN, 1, {SH3(3, 7, 5)}, .axes = SYN_AXIS(0) | SYN_AXIS(1), .keep = true, .on = OPC_FWD},
     {"mean all (3,7,5)", K_MEAN, 1, {SH3(3, 7, 5)}, .axes = SYN_ALL_AXES, .on = OPC_FWD | OPC_CUDA},

@@ -44,6 +44,8 @@ typedef struct {
 static const op_case cases[] = {
     /* conv2d: w (K, C/G, R, S) */
     {"conv 1x1 (2,3,5,7) -> 4", K_CONV, .x = SH4(2, 3, 5, 7), .w = SH4(4, 3, 1, 1), .bias = true},
+    /* 2,720 output values per channel: the bias and its gradient run in 2 chunks (cuda_common.h) */
+    {"conv 1x1 (8,3,20,17) -> 5", K_CONV, .x = SH4(8, 3, 20, 17), .w = SH4(5, 3, 1, 1), .bias = true},
     {"conv 3x3 s1 p1 (2,5,9,11) -> 7", K_CONV, .x = SH4(2, 5, 9, 11), .w = SH4(7, 5, 3, 3), .bias = true, CP(.pad_h = 1, .pad_w = 1)},
     {"conv 3x3 stride 2 p1 (3,3,13,10) -> 5", K_CONV, .x = SH4(3, 3, 13, 10), .w = SH4(5, 3, 3, 3), .bias = true,
      CP(.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1)},
@@ -83,6 +85,12 @@ static const op_case cases[] = {
     {"batch_norm training (16,7)", K_BN, .x = SH2(16, 7)},
     {"batch_norm training batch 1 (1,3,5,5)", K_BN, .x = SH4(1, 3, 5, 5)},
     {"batch_norm eval (3,5,4,4)", K_BN, .x = SH4(3, 5, 4, 4), .eval = true},
+    /* channels of over 2,048 values are cut into chunks (norm.cu): chunk ends
+     * inside a plane, planes smaller than a block, and one value per plane */
+    {"batch_norm training, 6 chunks (32,3,17,19)", K_BN, .x = SH4(32, 3, 17, 19)},
+    {"batch_norm training, 2 chunks of 6-value planes (600,4,2,3)", K_BN, .x = SH4(600, 4, 2, 3)},
+    {"batch_norm training, 3 chunks (5000,3)", K_BN, .x = SH2(5000, 3)},
+    {"batch_norm eval, 3 chunks (40,2,10,11)", K_BN, .x = SH4(40, 2, 10, 11), .eval = true},
     {"layer_norm (6,37)", K_LN, .x = SH2(6, 37)},
     {"layer_norm (2,5,100)", K_LN, .x = SH3(2, 5, 100)},
     {"layer_norm (130,16)", K_LN, .x = SH2(130, 16)},
@@ -182,13 +190,14 @@ END_TEST
 /* Batch norm in training mode moves the running statistics by the formula
  * (unbiased variance), on the device, identically to the CPU. */
 START_TEST(batch_norm_running_stats) {
-    const op_case c = {"batch_norm training (6,4,3,5)", K_BN, .x = SH4(6, 4, 3, 5)};
+    enum { NB = 40, C = 4, S = 90, M = NB * S }; /* M > 2048: the statistics come from 2 chunks */
+    const op_case c = {"batch_norm training (40,4,9,10)", K_BN, .x = SH4(NB, C, 9, 10)};
     cu_rig cpu, gpu;
     rig_build(&cpu, &c, syn_cpu(), tu_seed());
     rig_build(&gpu, &c, syn_cuda(0), tu_seed());
-    const int64_t C = 4, M = 6 * 3 * 5;
     syn_tensor *t;
-    float x[6 * 4 * 3 * 5], rm0[4], rv0[4], rm[4], rv[4];
+    static float x[NB * C * S];
+    float rm0[C], rv0[C], rm[C], rv[C];
     TU_OK(syn_params_find(gpu.p, "x", &t, NULL));
     TU_OK(syn_tensor_read(t, x, sizeof x));
     TU_OK(syn_params_find(gpu.p, "running_mean", &t, NULL));
@@ -203,12 +212,12 @@ START_TEST(batch_norm_running_stats) {
     TU_OK(syn_tensor_read(t, rv, sizeof rv));
     for (int64_t ch = 0; ch < C; ch++) {
         double s = 0, s2 = 0;
-        for (int64_t n = 0; n < 6; n++)
-            for (int64_t j = 0; j < 15; j++) s += x[(n * C + ch) * 15 + j];
+        for (int64_t n = 0; n < NB; n++)
+            for (int64_t j = 0; j < S; j++) s += x[(n * C + ch) * S + j];
         double mu = s / (double)M;
-        for (int64_t n = 0; n < 6; n++)
-            for (int64_t j = 0; j < 15; j++) {
-                double d = x[(n * C + ch) * 15 + j] - mu;
+        for (int64_t n = 0; n < NB; n++)
+            for (int64_t j = 0; j < S; j++) {
+                double d = x[(n * C + ch) * S + j] - mu;
                 s2 += d * d;
             }
         double want_m = 0.9 * rm0[ch] + 0.1 * mu, want_v = 0.9 * rv0[ch] + 0.1 * s2 / (double)(M - 1);

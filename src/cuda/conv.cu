@@ -45,41 +45,58 @@ struct syn__cudnn_state {
 
 /* ---- kernels --------------------------------------------------------------- */
 
-/* y: (N, K, PQ) += b: (K) broadcast */
-static __global__ void bias_add_kernel(float *y, const float *b, int64_t K, int64_t PQ, int64_t total) {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] += b[(i / PQ) % K];
+/* y: (N, K, PQ) += b: (K) broadcast; grid (P, K) of channel chunks, so no
+ * division per value */
+static __global__ void bias_add_kernel(syn__chan_geom d, float *y, const float *b, int P) {
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t k = blockIdx.y; k < d.C; k += gridDim.y) {
+        const float bk = b[k];
+        syn__chan_each(d, k, lo, hi, [&](int64_t o) { y[o] += bk; });
+    }
 }
 
-/* db[k] += sum over n, j of dy[n, k, j]; dy: (N, K, PQ). One block per channel,
- * double partial sums, fixed order: deterministic. */
-static __global__ void bias_grad_kernel(const float *dy, float *db, int64_t N, int64_t K, int64_t PQ) {
-    for (int64_t k = blockIdx.x; k < K; k += gridDim.x) {
+/* db[k] += sum over n, j of dy[n, k, j]; dy: (N, K, PQ). Chunked like batch
+ * norm's statistics (cuda_common.h): grid (P, K) writes one double partial
+ * per chunk, then one thread per channel adds them in chunk order:
+ * deterministic. */
+static __global__ void bias_grad_part_kernel(syn__chan_geom d, const float *dy, double *part, int P) {
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t k = blockIdx.y; k < d.C; k += gridDim.y) {
         double acc = 0.0;
-        const int64_t count = N * PQ;
-        for (int64_t t = threadIdx.x; t < count; t += blockDim.x) {
-            int64_t nn = t / PQ, j = t % PQ;
-            acc += dy[(nn * K + k) * PQ + j];
-        }
+        syn__chan_each(d, k, lo, hi, [&](int64_t o) { acc += dy[o]; });
         acc = syn__block_sum(acc);
-        if (threadIdx.x == 0) db[k] = (float)((double)db[k] + acc);
+        if (threadIdx.x == 0) part[k * P + blockIdx.x] = acc;
+    }
+}
+
+static __global__ void bias_grad_final_kernel(const double *part, int P, float *db, int64_t K) {
+    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x) {
+        double acc = 0.0;
+        for (int b = 0; b < P; b++) acc += part[k * P + b];
+        db[k] = (float)((double)db[k] + acc);
     }
 }
 
 /* ---- launchers ------------------------------------------------------------- */
 
 static syn_status bias_add(syn__cuda *cu, float *y, const float *b, int64_t N, int64_t K, int64_t PQ) {
-    int64_t total = N * K * PQ;
-    if (total == 0) return SYN_OK;
-    bias_add_kernel<<<syn__cuda_grid(total, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(y, b, K, PQ, total);
+    if (N * K * PQ == 0) return SYN_OK;
+    const syn__chan_geom d = {N, K, PQ};
+    const int P = syn__chan_chunks(d);
+    bias_add_kernel<<<syn__chan_grid(d, P), SYN_CUDA_THREADS, 0, cu->stream>>>(d, y, b, P);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
 
 static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N, int64_t K, int64_t PQ) {
     if (K == 0) return SYN_OK;
-    unsigned blocks = (unsigned)(K < 65535 ? K : 65535);
-    bias_grad_kernel<<<blocks, SYN_CUDA_THREADS, 0, cu->stream>>>(dy, db, N, K, PQ);
+    const syn__chan_geom d = {N, K, PQ};
+    const int P = syn__chan_chunks(d);
+    double *part;
+    SYN_TRY(cu->be.workspace(&cu->be, (size_t)K * P * sizeof *part, (void **)&part));
+    bias_grad_part_kernel<<<syn__chan_grid(d, P), SYN_CUDA_THREADS, 0, cu->stream>>>(d, dy, part, P);
+    SYN_CUDA_TRY(cudaGetLastError());
+    bias_grad_final_kernel<<<syn__cuda_grid(K, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(part, P, db, K);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

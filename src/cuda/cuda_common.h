@@ -183,6 +183,54 @@ static __device__ __forceinline__ double syn__block_sum(double v) {
     return v;
 }
 
+/* ---- per-channel reductions over x: (N, C, S) ------------------------------
+ * Value j of channel c (j < M = N S) is x[(j / S) C + c, j % S]. A channel
+ * is cut into P chunks, [M b / P, M (b + 1) / P) for b < P, and a kernel runs
+ * on a (P, C) grid (C beyond 65535 by a grid-stride loop over blockIdx.y), so
+ * that a few channels of many values still fill the GPU. Partials combined
+ * in chunk order keep the result deterministic: P depends on the shape only. */
+struct syn__chan_geom {
+    int64_t N, C, S;
+};
+
+#define SYN_CHAN_TARGET_BLOCKS 1024 /* blocks of a (P, C) grid, about */
+#define SYN_CHAN_MIN_CHUNK 2048     /* values per chunk, at least (where a channel has them) */
+
+static inline int syn__chan_chunks(const syn__chan_geom &d) {
+    const int64_t M = d.N * d.S;
+    const int64_t by_size = (M + SYN_CHAN_MIN_CHUNK - 1) / SYN_CHAN_MIN_CHUNK;
+    const int64_t by_grid = d.C > 0 ? (SYN_CHAN_TARGET_BLOCKS + d.C - 1) / d.C : 1;
+    const int64_t p = by_size < by_grid ? by_size : by_grid;
+    return (int)(p < 1 ? 1 : p > 65535 ? 65535 : p);
+}
+
+static inline dim3 syn__chan_grid(const syn__chan_geom &d, int P) {
+    return dim3((unsigned)P, (unsigned)(d.C < 1 ? 1 : d.C < 65535 ? d.C : 65535));
+}
+
+/* First value of chunk b of P over M values. */
+static __device__ __forceinline__ int64_t syn__chan_lo(int64_t M, int P, int64_t b) { return M * b / P; }
+
+/* f(offset) for this thread's values of chunk [lo, hi) of channel c: value
+ * lo + threadIdx.x, then every blockDim.x-th; (n, s) advance without a
+ * division per value. */
+template <class F>
+static __device__ __forceinline__ void syn__chan_each(const syn__chan_geom &d, int64_t c, int64_t lo, int64_t hi, F f) {
+    int64_t j = lo + threadIdx.x;
+    if (j >= hi) return;
+    const int64_t step_n = blockDim.x / d.S, step_s = blockDim.x % d.S;
+    int64_t n = j / d.S, s = j % d.S;
+    for (; j < hi; j += blockDim.x) {
+        f((n * d.C + c) * d.S + s);
+        s += step_s;
+        n += step_n;
+        if (s >= d.S) {
+            s -= d.S;
+            n++;
+        }
+    }
+}
+
 /* f(i) for every i in [0, n): one thread per element, grid-stride. */
 template <class F>
 __global__ void syn__map_kernel(F f, int64_t n) {

@@ -8,98 +8,145 @@
 
 /* ---- batch norm: kernels ---------------------------------------------------
  * x: (N, C, S)  gamma, beta, running_mean, running_var: (C)  ->  y: like x.
- * One block per channel; element j of channel c is x[(j / S) C + c, j % S]. */
+ * The kernels run on a (P, C) grid of channel chunks (cuda_common.h): a
+ * statistics kernel writes one partial per chunk (double), and the kernel
+ * that applies them first combines the channel's P partials in chunk order,
+ * in every block alike. */
 
-struct bn_geom {
-    int64_t N, C, S;
+typedef syn__chan_geom bn_geom;
+
+/* One chunk's partial: forward (mean, sum of squared deviations from it),
+ * backward (sum dy, sum dy xhat). */
+struct bn_part {
+    double a, b;
 };
 
-static __device__ __forceinline__ int64_t bn_at(const bn_geom &d, int64_t c, int64_t j) {
-    return ((j / d.S) * d.C + c) * d.S + j % d.S;
-}
-
-/* Training: mean and biased var of the M = N S values (two passes, double),
- * running stats r = (1 - m) r + m s (unbiased var), aux = (mean, invstd).
- * Eval: the running stats. Then y = a x + b0, a = gamma invstd, b0 = beta - a mean. */
-static __global__ void bn_fwd_kernel(bn_geom d, const float *x, const float *gamma, const float *beta, float *rmean,
-                                     float *rvar, float *y, float *mean, float *invstd, float mom, float eps,
-                                     int train) {
-    __shared__ double s_mu, s_var;
-    const int64_t M = d.N * d.S;
-    for (int64_t c = blockIdx.x; c < d.C; c += gridDim.x) {
-        if (train) {
-            double s = 0.0;
-            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) s += x[bn_at(d, c, j)];
-            s = syn__block_sum(s);
-            if (threadIdx.x == 0) s_mu = s / (double)M;
-            __syncthreads();
-            const double mu = s_mu;
-            double s2 = 0.0;
-            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-                double v = (double)x[bn_at(d, c, j)] - mu;
-                s2 += v * v;
-            }
-            s2 = syn__block_sum(s2);
-            if (threadIdx.x == 0) {
-                double var = s2 / (double)M;
-                s_var = var;
-                rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
-                rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
-            }
-        } else if (threadIdx.x == 0) {
-            s_mu = rmean[c];
-            s_var = rvar[c];
-        }
+/* Training statistics, grid (P, C): part[c P + b] = (mean, sum (x - mean)^2)
+ * of chunk b, two passes over it (the second reads it from cache). */
+static __global__ void bn_stats_kernel(bn_geom d, const float *x, bn_part *part, int P) {
+    __shared__ double s_mu;
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
+        double s = 0.0;
+        syn__chan_each(d, c, lo, hi, [&](int64_t o) { s += x[o]; });
+        s = syn__block_sum(s);
+        if (threadIdx.x == 0) s_mu = hi > lo ? s / (double)(hi - lo) : 0.0;
         __syncthreads();
-        const float m = (float)s_mu, is = (float)(1.0 / sqrt(s_var + eps));
-        if (threadIdx.x == 0) {
-            mean[c] = m;
-            invstd[c] = is;
-        }
-        const float a = gamma[c] * is, b0 = beta[c] - a * m;
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-            int64_t o = bn_at(d, c, j);
-            y[o] = a * x[o] + b0;
-        }
-        __syncthreads(); /* s_mu / s_var are rewritten for the next channel */
+        const double mu = s_mu;
+        double s2 = 0.0;
+        syn__chan_each(d, c, lo, hi, [&](int64_t o) {
+            double v = (double)x[o] - mu;
+            s2 += v * v;
+        });
+        s2 = syn__block_sum(s2);
+        if (threadIdx.x == 0) part[c * P + blockIdx.x] = bn_part{mu, s2};
+        __syncthreads(); /* s_mu is rewritten for the next channel */
     }
 }
 
-/* xhat = (x - mean) invstd;  dgamma += sum(dy xhat);  dbeta += sum(dy);
- * training: dx += gamma invstd (dy - mean(dy) - xhat mean(dy xhat));
- * eval: dx += gamma invstd dy. One block per channel. */
-static __global__ void bn_bwd_kernel(bn_geom d, const float *x, const float *gamma, const float *dy,
-                                     const float *mean, const float *invstd, float *dx, float *dgamma, float *dbeta,
-                                     int train) {
-    __shared__ double s_dy, s_dyx;
-    const int64_t M = d.N * d.S;
-    for (int64_t c = blockIdx.x; c < d.C; c += gridDim.x) {
+/* The mean and biased variance of M values from P chunk partials, combined
+ * in chunk order (Chan et al.'s pairwise update: as exact as two passes). */
+static __device__ void bn_combine(const bn_part *p, int P, int64_t M, double *mu, double *var) {
+    double count = 0.0, mean = 0.0, m2 = 0.0;
+    for (int b = 0; b < P; b++) {
+        const double nb = (double)(syn__chan_lo(M, P, b + 1) - syn__chan_lo(M, P, b));
+        if (nb == 0.0) continue;
+        const double delta = p[b].a - mean, total = count + nb;
+        mean += delta * nb / total;
+        m2 += p[b].b + delta * delta * count * nb / total;
+        count = total;
+    }
+    *mu = mean;
+    *var = m2 / (double)M;
+}
+
+/* y = a x + b0, a = gamma invstd, b0 = beta - a mean; grid (P, C). Training:
+ * the statistics from `part`, running stats r = (1 - m) r + m s (unbiased
+ * var) and aux = (mean, invstd) written by chunk 0's block. Eval: the
+ * running stats. */
+static __global__ void bn_apply_kernel(bn_geom d, const float *x, const float *gamma, const float *beta,
+                                       float *rmean, float *rvar, float *y, float *mean, float *invstd,
+                                       const bn_part *part, int P, float mom, float eps, int train) {
+    __shared__ float s_a, s_b0;
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
+        if (threadIdx.x == 0) {
+            double mu, var;
+            if (train) {
+                bn_combine(part + c * P, P, M, &mu, &var);
+                if (blockIdx.x == 0) {
+                    rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
+                    rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
+                }
+            } else {
+                mu = rmean[c];
+                var = rvar[c];
+            }
+            const float m = (float)mu, is = (float)(1.0 / sqrt(var + eps));
+            if (blockIdx.x == 0) {
+                mean[c] = m;
+                invstd[c] = is;
+            }
+            const float a = gamma[c] * is;
+            s_a = a;
+            s_b0 = beta[c] - a * m;
+        }
+        __syncthreads();
+        const float a = s_a, b0 = s_b0;
+        syn__chan_each(d, c, lo, hi, [&](int64_t o) { y[o] = a * x[o] + b0; });
+        __syncthreads(); /* s_a / s_b0 are rewritten for the next channel */
+    }
+}
+
+/* Backward partials, grid (P, C): part[c P + b] = (sum dy, sum dy xhat) over
+ * chunk b, xhat = (x - mean) invstd. */
+static __global__ void bn_bwd_stats_kernel(bn_geom d, const float *x, const float *dy, const float *mean,
+                                           const float *invstd, bn_part *part, int P) {
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
         const float m = mean[c], is = invstd[c];
         double sdy = 0.0, sdyx = 0.0;
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-            int64_t o = bn_at(d, c, j);
+        syn__chan_each(d, c, lo, hi, [&](int64_t o) {
             sdy += dy[o];
             sdyx += (double)dy[o] * ((x[o] - m) * is);
-        }
+        });
         sdy = syn__block_sum(sdy);
         sdyx = syn__block_sum(sdyx);
+        if (threadIdx.x == 0) part[c * P + blockIdx.x] = bn_part{sdy, sdyx};
+    }
+}
+
+/* dgamma += sum(dy xhat); dbeta += sum(dy) (chunk 0's block);
+ * training: dx += gamma invstd (dy - mean(dy) - xhat mean(dy xhat));
+ * eval: dx += gamma invstd dy. Grid (P, C); dx may be NULL (then P is 1). */
+static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const float *gamma, const float *dy,
+                                           const float *mean, const float *invstd, const bn_part *part, int P,
+                                           float *dx, float *dgamma, float *dbeta, int train) {
+    __shared__ float s_mdy, s_mdyx;
+    const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
+    for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
         if (threadIdx.x == 0) {
-            s_dy = sdy;
-            s_dyx = sdyx;
-            if (dgamma) dgamma[c] += (float)sdyx;
-            if (dbeta) dbeta[c] += (float)sdy;
+            double sdy = 0.0, sdyx = 0.0;
+            for (int b = 0; b < P; b++) {
+                sdy += part[c * P + b].a;
+                sdyx += part[c * P + b].b;
+            }
+            if (blockIdx.x == 0) {
+                if (dgamma) dgamma[c] += (float)sdyx;
+                if (dbeta) dbeta[c] += (float)sdy;
+            }
+            s_mdy = (float)(sdy / (double)M);
+            s_mdyx = (float)(sdyx / (double)M);
         }
         __syncthreads();
         if (dx) {
-            const float k = gamma[c] * is;
-            const float mdy = (float)(s_dy / (double)M), mdyx = (float)(s_dyx / (double)M);
-            for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-                int64_t o = bn_at(d, c, j);
-                if (train) dx[o] += k * (dy[o] - mdy - (x[o] - m) * is * mdyx);
-                else dx[o] += k * dy[o];
-            }
+            const float m = mean[c], is = invstd[c], k = gamma[c] * is, mdy = s_mdy, mdyx = s_mdyx;
+            if (train)
+                syn__chan_each(d, c, lo, hi, [&](int64_t o) { dx[o] += k * (dy[o] - mdy - (x[o] - m) * is * mdyx); });
+            else
+                syn__chan_each(d, c, lo, hi, [&](int64_t o) { dx[o] += k * dy[o]; });
         }
-        __syncthreads();
+        __syncthreads(); /* s_mdy / s_mdyx are rewritten for the next channel */
     }
 }
 
@@ -222,10 +269,20 @@ syn_status syn__cuda_batch_norm_fwd(syn_backend *be, syn_node *n) {
     }
     SYN_CUDA_ENTER(be);
     if (d.C == 0) return SYN_OK;
+    cudaStream_t st = syn__cu(be)->stream;
+    const int P = syn__chan_chunks(d);
+    const dim3 grid = syn__chan_grid(d, P);
+    bn_part *part = NULL;
+    if (train) {
+        SYN_TRY(be->workspace(be, (size_t)d.C * P * sizeof *part, (void **)&part));
+        bn_stats_kernel<<<grid, SYN_CUDA_THREADS, 0, st>>>(d, syn__din(n, 0), part, P);
+        SYN_CUDA_TRY(cudaGetLastError());
+    }
     float *mean = (float *)n->aux, *invstd = mean + d.C;
-    bn_fwd_kernel<<<blocks_for(d.C), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
-        d, syn__din(n, 0), syn__din(n, 1), syn__din(n, 2), (float *)n->in[3]->value, (float *)n->in[4]->value,
-        (float *)n->value, mean, invstd, n->f[0], n->f[1], train ? 1 : 0);
+    bn_apply_kernel<<<grid, SYN_CUDA_THREADS, 0, st>>>(d, syn__din(n, 0), syn__din(n, 1), syn__din(n, 2),
+                                                        (float *)n->in[3]->value, (float *)n->in[4]->value,
+                                                        (float *)n->value, mean, invstd, part, P, n->f[0], n->f[1],
+                                                        train ? 1 : 0);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
@@ -236,9 +293,19 @@ syn_status syn__cuda_batch_norm_bwd(syn_backend *be, syn_node *n) {
     SYN_CUDA_ENTER(be);
     bn_geom d = bn_dims(n);
     if (d.C == 0) return SYN_OK;
+    cudaStream_t st = syn__cu(be)->stream;
+    const int P = syn__chan_chunks(d);
+    const dim3 grid = syn__chan_grid(d, P);
+    bn_part *part;
+    SYN_TRY(be->workspace(be, (size_t)d.C * P * sizeof *part, (void **)&part));
+    const float *x = syn__din(n, 0), *gamma = syn__din(n, 1), *dy = (const float *)n->grad;
     const float *mean = (const float *)n->aux, *invstd = mean + d.C;
-    bn_bwd_kernel<<<blocks_for(d.C), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
-        d, syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, mean, invstd, dx, dgamma, dbeta, n->i[1] ? 1 : 0);
+    bn_bwd_stats_kernel<<<grid, SYN_CUDA_THREADS, 0, st>>>(d, x, dy, mean, invstd, part, P);
+    SYN_CUDA_TRY(cudaGetLastError());
+    /* without dx only chunk 0's block has work */
+    const dim3 apply_grid(dx ? grid.x : 1u, grid.y);
+    bn_bwd_apply_kernel<<<apply_grid, SYN_CUDA_THREADS, 0, st>>>(d, x, gamma, dy, mean, invstd, part, P, dx, dgamma,
+                                                                  dbeta, n->i[1] ? 1 : 0);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

@@ -160,6 +160,12 @@ static __global__ void softmax_bwd_strided_kernel(const float *y, const float *d
     }
 }
 
+/* x[i], for syn__sum_launch */
+struct value_of {
+    const float *x;
+    __device__ double operator()(int64_t i) const { return x[i]; }
+};
+
 /* ---- launchers ------------------------------------------------------------- */
 
 static syn_status reduce_fwd(syn_backend *be, syn_node *n, bool mean) {
@@ -189,6 +195,10 @@ static syn_status reduce_fwd(syn_backend *be, syn_node *n, bool mean) {
     double scale = mean ? (double)ny / (double)(nx ? nx : 1) : 1.0;
     const float *x = syn__din(n, 0);
     float *y = (float *)n->value;
+    if (ny == 1 && nx >= 4096) { /* a full reduction: partials from many blocks, added in a fixed order */
+        SYN_CUDA_TRY(syn__sum_launch(syn__cu(be), value_of{x}, nx, y, mean ? (double)nx : 1.0, 0));
+        return SYN_OK;
+    }
     if (p.R >= 256) {
         unsigned blocks = (unsigned)(ny < 65535 * 16 ? ny : 65535 * 16);
         reduce_block_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(p, x, y, ny, scale);
