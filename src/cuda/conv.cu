@@ -194,29 +194,70 @@ struct perf {
     cudnnMathType_t math;
 };
 
-/* cuDNN's heuristic ranking (cudnnGet*Algorithm_v7, best first). */
+/* Algorithms are timed once per problem (cudnnFind*Algorithm, as PyTorch's
+ * cudnn.benchmark does) unless SYN_CONV_FIND=0, which takes cuDNN's
+ * heuristic ranking (cudnnGet*Algorithm_v7) without running anything. */
+static bool timed_choice(void) {
+    const char *v = getenv("SYN_CONV_FIND");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+template <class P>
+static void keep(const P *p, int got, int cap, perf *out, int *count) {
+    for (int i = 0; i < got && i < cap; i++)
+        out[(*count)++] = perf{(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+}
+
+/* The candidates for `kind`, best first: measured (timed_choice) or ranked by
+ * cuDNN's heuristics. A failed timing run (it allocates its own buffers, so
+ * it can run out of memory where the training would not) falls back to the
+ * heuristics, and its error is cleared so that no later check reports it. */
 static syn_status rank(syn__cuda *cu, int kind, perf *out, int *count) {
     syn__cudnn_state *st = cu->dnn_state;
     int got = 0;
     *count = 0;
+    if (timed_choice()) {
+        cudnnStatus_t fs;
+        if (kind == KIND_FWD) {
+            cudnnConvolutionFwdAlgoPerf_t p[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+            fs = cudnnFindConvolutionForwardAlgorithm(cu->dnn, st->u, st->f, st->conv, st->v,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, p);
+            if (fs == CUDNN_STATUS_SUCCESS) keep(p, got, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, out, count);
+        } else if (kind == KIND_BWD_DATA) {
+            cudnnConvolutionBwdDataAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+            fs = cudnnFindConvolutionBackwardDataAlgorithm(cu->dnn, st->f, st->v, st->conv, st->u,
+                                                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, p);
+            if (fs == CUDNN_STATUS_SUCCESS) keep(p, got, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, out, count);
+        } else {
+            cudnnConvolutionBwdFilterAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+            fs = cudnnFindConvolutionBackwardFilterAlgorithm(cu->dnn, st->u, st->v, st->conv, st->f,
+                                                             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, p);
+            if (fs == CUDNN_STATUS_SUCCESS) keep(p, got, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, out, count);
+        }
+        cudaError_t pending = cudaGetLastError(); /* a failed allocation inside the timing run */
+        if (pending != cudaSuccess && cudaPeekAtLastError() != cudaSuccess) SYN_CUDA_TRY(pending); /* sticky */
+        if (fs == CUDNN_STATUS_SUCCESS && *count > 0) return SYN_OK;
+        if (getenv("SYN_CONV_VERBOSE"))
+            fprintf(stderr, "synapse: conv %s: timing the algorithms failed (%s); cuDNN's heuristics choose\n",
+                    kind == KIND_FWD ? "forward" : kind == KIND_BWD_DATA ? "backward-data" : "backward-filter",
+                    cudnnGetErrorString(fs));
+        *count = 0;
+    }
     if (kind == KIND_FWD) {
         cudnnConvolutionFwdAlgoPerf_t p[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         SYN_CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(cu->dnn, st->u, st->f, st->conv, st->v,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, p));
-        for (int i = 0; i < got && i < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; i++)
-            out[(*count)++] = perf{(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+        keep(p, got, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, out, count);
     } else if (kind == KIND_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         SYN_CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(cu->dnn, st->f, st->v, st->conv, st->u,
                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, p));
-        for (int i = 0; i < got && i < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT; i++)
-            out[(*count)++] = perf{(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+        keep(p, got, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, out, count);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t p[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         SYN_CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cu->dnn, st->u, st->v, st->conv, st->f,
                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, p));
-        for (int i = 0; i < got && i < CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT; i++)
-            out[(*count)++] = perf{(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+        keep(p, got, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, out, count);
     }
     return SYN_OK;
 }

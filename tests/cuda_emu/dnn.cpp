@@ -223,6 +223,70 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
     memcpy(perf, p, sizeof(p[0]) * *ret);
     return CUDNN_STATUS_SUCCESS;
 }
+// Timed rankings (cudnnFind*): fastest first, with a failed entry (as an
+// algorithm whose buffers did not fit) and a tensor-op entry to filter. With
+// SYN_EMU_FIND_FAIL=1 the timing run fails as if its own cudaMalloc had: the
+// runtime's last error is left set, as the real library leaves it.
+} /* extern "C" */
+template <class P, class A>
+static cudnnStatus_t timed(int req, int *ret, P *perf, A fast, A slow, cudnnDeterminism_t fast_det) {
+    if (getenv("SYN_EMU_FIND_FAIL") && !strcmp(getenv("SYN_EMU_FIND_FAIL"), "1")) {
+        void *p = nullptr;
+        (void)cudaMalloc(&p, ~(size_t)0 >> 1); /* fails: cudaErrorMemoryAllocation is the last error now */
+        *ret = 0;
+        return CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    }
+    P p[4] = {};
+    p[0].algo = (A)7;
+    p[0].status = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    p[1].algo = fast;
+    p[1].status = CUDNN_STATUS_SUCCESS;
+    p[1].time = 0.5f;
+    p[1].determinism = CUDNN_DETERMINISTIC;
+    p[1].mathType = CUDNN_TENSOR_OP_MATH;
+    p[2].algo = fast;
+    p[2].status = CUDNN_STATUS_SUCCESS;
+    p[2].time = 1.0f;
+    p[2].determinism = fast_det;
+    p[2].mathType = CUDNN_FMA_MATH;
+    p[3].algo = slow;
+    p[3].status = CUDNN_STATUS_SUCCESS;
+    p[3].time = 2.0f;
+    p[3].determinism = CUDNN_DETERMINISTIC;
+    p[3].mathType = CUDNN_FMA_MATH;
+    *ret = req < 4 ? req : 4;
+    memcpy(perf, p, sizeof(p[0]) * *ret);
+    return CUDNN_STATUS_SUCCESS;
+}
+extern "C" {
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                   const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t c,
+                                                   const cudnnTensorDescriptor_t y, const int req, int *ret,
+                                                   cudnnConvolutionFwdAlgoPerf_t *perf) {
+    syn_emu_trace("cudnnFindConvolutionForwardAlgorithm");
+    cudnnStatus_t s = check(c, x, w, y);
+    return s ? s : timed(req, ret, perf, (cudnnConvolutionFwdAlgo_t)0, (cudnnConvolutionFwdAlgo_t)1, CUDNN_DETERMINISTIC);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t, const cudnnFilterDescriptor_t w,
+                                                        const cudnnTensorDescriptor_t dy,
+                                                        const cudnnConvolutionDescriptor_t c,
+                                                        const cudnnTensorDescriptor_t dx, const int req, int *ret,
+                                                        cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    syn_emu_trace("cudnnFindConvolutionBackwardDataAlgorithm");
+    cudnnStatus_t s = check(c, dx, w, dy);
+    return s ? s : timed(req, ret, perf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                         CUDNN_NON_DETERMINISTIC);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t c,
+                                                          const cudnnFilterDescriptor_t dw, const int req, int *ret,
+                                                          cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    syn_emu_trace("cudnnFindConvolutionBackwardFilterAlgorithm");
+    cudnnStatus_t s = check(c, x, dw, dy);
+    return s ? s : timed(req, ret, perf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                         CUDNN_NON_DETERMINISTIC);
+}
 static size_t need(int kind, int algo) { // the emulated workspace needs; (size_t)-1 = not supported
     static const size_t t[3][2] = {{0, 4096}, {0, 2048}, {0, 8192}};
     return algo >= 0 && algo < 2 ? t[kind][algo] : (size_t)-1;

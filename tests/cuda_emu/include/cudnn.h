@@ -103,6 +103,20 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudn
                                                      const cudnnConvolutionDescriptor_t c,
                                                      const cudnnTensorDescriptor_t y, const int req, int *ret,
                                                      cudnnConvolutionFwdAlgoPerf_t *perf);
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                   const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t c,
+                                                   const cudnnTensorDescriptor_t y, const int req, int *ret,
+                                                   cudnnConvolutionFwdAlgoPerf_t *perf);
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
+                                                        const cudnnTensorDescriptor_t dy,
+                                                        const cudnnConvolutionDescriptor_t c,
+                                                        const cudnnTensorDescriptor_t dx, const int req, int *ret,
+                                                        cudnnConvolutionBwdDataAlgoPerf_t *perf);
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t c,
+                                                          const cudnnFilterDescriptor_t dw, const int req, int *ret,
+                                                          cudnnConvolutionBwdFilterAlgoPerf_t *perf);
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
                                                           const cudnnTensorDescriptor_t dy,
                                                           const cudnnConvolutionDescriptor_t c,
