@@ -6,7 +6,10 @@
  *
  * Kernel contract: fwd writes n->value from n->in[k]->value using the nodes'
  * current shapes. bwd ACCUMULATES into n->in[k]->grad (when that input
- * requires a gradient and its grad pointer is non-NULL) from n->grad. */
+ * requires a gradient and its grad pointer is non-NULL) from n->grad. Where
+ * the backend sets grad_write[op], the op's bwd instead WRITES every element
+ * of an input gradient whose node is marked grad_fresh (syn__grad_add false):
+ * the executor then skips zeroing that gradient before its first use. */
 #ifndef SYN_BACKEND_H
 #define SYN_BACKEND_H
 
@@ -73,7 +76,13 @@ struct syn_backend {
 
     syn__kernel fwd[SYN_OP_COUNT];
     syn__kernel bwd[SYN_OP_COUNT];
+    /* bwd[op] honours grad_fresh (see the kernel contract above) */
+    bool grad_write[SYN_OP_COUNT];
 };
+
+/* In a bwd kernel: add to input k's gradient (true), or write it (false: the
+ * executor marked it fresh; only for ops with grad_write set). */
+static inline bool syn__grad_add(const syn_node *n, int k) { return !n->in[k]->grad_fresh; }
 
 /* The ops a backend implements, as X(ID, name): each has the kernels
  * <prefix><name>_fwd and <prefix><name>_bwd, except those in

@@ -21,8 +21,15 @@ int cu_run(Suite *s) {
 
 void cu_check_close(const char *what, const float *got, const float *want, int64_t n, double tol, cu_metric m) {
     double e = m(got, want, n);
-    ck_assert_msg(e <= tol, "%s: cuda differs from cpu by %g (relative %s, limit %g, seed %llu)", what, e,
-                  m == tu_rel_err ? "by norm" : "to the largest value", tol, (unsigned long long)tu_seed());
+    if (e <= tol) return;
+    int64_t worst = 0; /* the element that differs most, for the message */
+    for (int64_t i = 1; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= fabs((double)got[worst] - want[worst]))) worst = i;
+    ck_assert_msg(e <= tol,
+                  "%s: cuda differs from cpu by %g (relative %s, limit %g; most at [%lld]: %.9g on cuda, %.9g on "
+                  "cpu; seed %llu)",
+                  what, e, m == tu_rel_err ? "by norm" : "to the largest value", tol, (long long)worst,
+                  n ? got[worst] : 0.0f, n ? want[worst] : 0.0f, (unsigned long long)tu_seed());
 }
 
 float *cu_fmalloc(int64_t n) {
@@ -97,9 +104,29 @@ void cu_rig_finish(cu_rig *r, const char *what, syn_node *y, syn_device dev, uin
         syn_node *wp = cu_param(r->g, name, syn_node_shape(operand[i]), -1, 1);
         r->loss = syn_add(r->g, r->loss, syn_sum(r->g, syn_mul(r->g, operand[i], wp), SYN_ALL_AXES, false));
     }
+    if (r->extra && r->loss) r->loss = syn_add(r->g, r->loss, r->extra);
     ck_assert_msg(r->loss != NULL, "%s: build failed: %s", what, syn_last_error());
     TU_OK(syn_graph_compile(r->g, dev, NULL));
     syn_graph_set_seed(r->g, seed ^ 0x5eed);
+}
+
+const char *const cu_route_name[CU_ROUTES] = {"direct", "first gradient", "second gradient"};
+
+syn_node *cu_route(syn_graph *g, syn_node *p, int route) {
+    if (route == CU_DIRECT) return p;
+    syn_node *v = syn_mul_scalar(g, p, 1.0f);
+    ck_assert_msg(v != NULL, "cu_route: %s", syn_last_error());
+    return v;
+}
+
+void cu_route_extra(cu_rig *r, syn_node *v, int k, int route) {
+    if (route != CU_SECOND) return;
+    char name[32];
+    snprintf(name, sizeof name, "route%d", k);
+    syn_node *u = cu_param(r->g, name, syn_node_shape(v), -1, 1);
+    syn_node *t = syn_sum(r->g, syn_mul(r->g, v, u), SYN_ALL_AXES, false);
+    r->extra = r->extra ? syn_add(r->g, r->extra, t) : t;
+    ck_assert_msg(r->extra != NULL, "cu_route_extra: %s", syn_last_error());
 }
 
 void cu_rig_free(cu_rig *r) {
@@ -157,11 +184,15 @@ void cu_model_open(cu_model *m, syn_device dev, uint64_t seed) {
 void cu_model_finish(cu_model *m, syn_device dev) {
     ck_assert_msg(m->loss != NULL, "model build: %s", syn_last_error());
     TU_OK(syn_graph_compile(m->g, dev, NULL));
-    /* eps 1e-5 rather than 1e-8: with a tiny eps the first Adam step is
-     * lr * sign(g), which flips on rounding for the rare |g| ~ 1e-9 and
-     * would make the comparison flaky; a larger eps keeps it well-conditioned. */
+    /* eps 1e-3 rather than 1e-8: the first Adam step is lr g / (|g| + eps),
+     * whose slope in g is lr / eps at g = 0, so a gradient's rounding error
+     * (fp32 sums of cancelling terms differ by ~1e-8 between BLAS libraries)
+     * comes out 1/eps times larger in the weights. At eps 1e-5 that still
+     * failed 1e-5 for one seed in a few hundred (5088369573: an update off by
+     * 5e-7); at 1e-3 the slope is lr / 1e-3 = 1 and the comparison measures
+     * the kernels, not the conditioning. */
     syn_optim_config cfg = syn_optim_defaults(SYN_OPTIM_ADAM);
-    cfg.eps = 1e-5f;
+    cfg.eps = 1e-3f;
     TU_OK(syn_optim_create(m->p, &cfg, &m->opt));
 }
 

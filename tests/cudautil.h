@@ -48,6 +48,7 @@ typedef struct {
     syn_params *p;
     syn_graph *g;
     syn_node *y, *loss;
+    syn_node *extra; /* a term cu_rig_finish adds to the loss (cu_route_extra), or NULL */
 } cu_rig;
 
 /* Parameters from seed and an empty graph on dev, for the op's build. */
@@ -61,6 +62,18 @@ void cu_rig_open(cu_rig *r, syn_device dev, uint64_t seed);
 void cu_rig_finish(cu_rig *r, const char *what, syn_node *y, syn_device dev, uint64_t seed, float lo, float hi,
                    bool each_operand);
 void cu_rig_free(cu_rig *r);
+
+/* How an op case reaches its operand parameters. CU_DIRECT: the op reads
+ * them (their gradients are the parameters', always added to). CU_FRESH:
+ * through v = p * 1, so the op's backward is the first to write v's gradient
+ * (a backend may write it instead of adding to zeros: syn__grad_add).
+ * CU_SECOND: the same, and cu_route_extra adds sum(v * u) to the loss after
+ * the op, so that term writes v's gradient first and the op adds to it. */
+enum { CU_DIRECT, CU_FRESH, CU_SECOND, CU_ROUTES };
+extern const char *const cu_route_name[CU_ROUTES];
+syn_node *cu_route(syn_graph *g, syn_node *p, int route);
+/* For CU_SECOND, after the op is built: r->extra += sum(v * u_k), u_k ~ U(-1, 1). */
+void cu_route_extra(cu_rig *r, syn_node *v, int k, int route);
 /* Zeroed gradients, forward, backward. */
 void cu_rig_run(cu_rig *r);
 /* y after the last forward, host copy of *n floats (free()). */

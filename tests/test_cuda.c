@@ -27,48 +27,55 @@ static int n_cases;
  * the same values; cross-entropy's labels fed as an input), the op's output y,
  * and L = sum(y * wgt) (a random upstream gradient) or L = 1.7 y for scalar
  * outputs. */
-static void rig_build(cu_rig *r, const opc_case *c, syn_device dev, uint64_t seed, const int32_t *labels) {
+static void rig_build(cu_rig *r, const opc_case *c, syn_device dev, uint64_t seed, const int32_t *labels, int route) {
     cu_rig_open(r, dev, seed);
-    syn_node *x[3] = {0};
+    syn_node *x[3] = {0}, *label_in = NULL;
     for (int k = 0; k < c->n_in; k++) {
         if (opc_is_labels(c, k)) {
-            x[k] = syn_input(r->g, "labels", SYN_I32, c->in[k]);
+            x[k] = label_in = syn_input(r->g, "labels", SYN_I32, c->in[k]);
             continue;
         }
         char name[16];
         snprintf(name, sizeof name, "p%d", k);
         opc_range rg = opc_range_of(c, k);
-        x[k] = cu_param(r->g, name, c->in[k], rg.lo, rg.hi);
+        x[k] = cu_route(r->g, cu_param(r->g, name, c->in[k], rg.lo, rg.hi), route);
     }
     syn_node *y = opc_build(r->g, x, c);
+    for (int k = 0; k < c->n_in; k++)
+        if (x[k] != label_in) cu_route_extra(r, x[k], k, route);
     cu_rig_finish(r, c->what, y, dev, seed, c->pos_dy ? 0.5f : -1.0f, c->pos_dy ? 1.5f : 1.0f, false);
-    if (c->k == K_CE) TU_OK(syn_graph_feed(r->g, x[1], labels, c->in[1]));
+    if (c->k == K_CE) TU_OK(syn_graph_feed(r->g, label_in, labels, c->in[1]));
 }
 
-/* Every op case: output, loss and every parameter gradient, CUDA vs CPU. */
-START_TEST(op_matches_cpu) {
-    const opc_case *c = cases[_i];
-    uint64_t seed = tu_seed() ^ ((uint64_t)_i * 0x9E3779B97F4A7C15ull);
+/* Every op case: output, loss and every parameter gradient, CUDA vs CPU,
+ * with the operands reached by `route` (cudautil.h). */
+static void op_case_matches(int ci, int route) {
+    const opc_case *c = cases[ci];
+    uint64_t seed = tu_seed() ^ ((uint64_t)ci * 0x9E3779B97F4A7C15ull);
+    char what[192];
+    snprintf(what, sizeof what, "%s, %s", c->what, cu_route_name[route]);
     int32_t *labels = NULL;
     if (c->k == K_CE) {
         int64_t N = c->in[1].dim[0], C = c->in[0].dim[1];
         labels = malloc((size_t)N * sizeof *labels);
         ck_assert_ptr_nonnull(labels);
-        tu_rng rng = tu_rng_make((uint64_t)_i);
+        tu_rng rng = tu_rng_make((uint64_t)ci);
         for (int64_t i = 0; i < N; i++) labels[i] = (int32_t)(tu_next(&rng) % (uint64_t)C);
     }
     cu_rig cpu, gpu;
-    rig_build(&cpu, c, syn_cpu(), seed, labels);
-    rig_build(&gpu, c, syn_cuda(0), seed, labels);
+    rig_build(&cpu, c, syn_cpu(), seed, labels, route);
+    rig_build(&gpu, c, syn_cuda(0), seed, labels, route);
     cu_rig_run(&cpu);
     cu_rig_run(&gpu);
-    cu_rig_compare_output(&gpu, &cpu, c->what, TOL, tu_max_rel_err);
+    cu_rig_compare_output(&gpu, &cpu, what, TOL, tu_max_rel_err);
 
+    cu_compare_params(gpu.p, cpu.p, true, what, TOL, tu_max_rel_err);
     /* L = sum(y * wgt) may cancel to near 0: measure its error against
-     * sum |y * wgt|, the scale its rounding errors have */
+     * sum |y * wgt|, the scale its rounding errors have (the direct route
+     * only: the others add terms to L) */
     double scale = 0;
     syn_tensor *wt;
-    if (syn_params_find(cpu.p, "wgt", &wt, NULL) == SYN_OK) {
+    if (route == CU_DIRECT && syn_params_find(cpu.p, "wgt", &wt, NULL) == SYN_OK) {
         int64_t n;
         float *b = cu_rig_output(&cpu, &n), *w = cu_fmalloc(n);
         TU_OK(syn_tensor_read(wt, w, (size_t)n * sizeof(float)));
@@ -80,15 +87,22 @@ START_TEST(op_matches_cpu) {
     TU_OK(syn_graph_read_scalar(gpu.g, gpu.loss, &la));
     TU_OK(syn_graph_read_scalar(cpu.g, cpu.loss, &lb));
     if (scale == 0) scale = fabs(lb);
-    ck_assert_msg(isfinite(la) && fabs((double)la - lb) <= TOL * (scale > 1e-6 ? scale : 1e-6),
-                  "%s: loss %.9g on cuda, %.9g on cpu (scale %g, seed %llu)", c->what, la, lb, scale,
+    const bool close = route != CU_DIRECT || fabs((double)la - lb) <= TOL * (scale > 1e-6 ? scale : 1e-6);
+    ck_assert_msg(isfinite(la) && close,
+                  "%s: loss %.9g on cuda, %.9g on cpu (scale %g, seed %llu)", what, la, lb, scale,
                   (unsigned long long)tu_seed());
-
-    cu_compare_params(gpu.p, cpu.p, true, c->what, TOL, tu_max_rel_err);
     free(labels);
     cu_rig_free(&gpu);
     cu_rig_free(&cpu);
 }
+
+START_TEST(op_matches_cpu) { op_case_matches(_i, CU_DIRECT); }
+END_TEST
+
+/* The same with the operands behind an intermediate node: the op's backward
+ * writes its first gradient (which CUDA kernels may write without zeroing
+ * it first), then adds to a gradient another term wrote (cudautil.h). */
+START_TEST(op_matches_cpu_via_intermediate) { op_case_matches(_i / 2, _i % 2 ? CU_SECOND : CU_FRESH); }
 END_TEST
 
 /* ---- whole training steps ---------------------------------------------------------- */
@@ -254,8 +268,8 @@ END_TEST
 START_TEST(dropout_mask_identical) {
     const opc_case c = {"dropout 0.5", K_DROPOUT, 1, {SH2(61, 67)}, .f = 0.5f};
     cu_rig cpu, gpu;
-    rig_build(&cpu, &c, syn_cpu(), tu_seed(), NULL);
-    rig_build(&gpu, &c, syn_cuda(0), tu_seed(), NULL);
+    rig_build(&cpu, &c, syn_cpu(), tu_seed(), NULL, CU_DIRECT);
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed(), NULL, CU_DIRECT);
     for (int round = 0; round < 2; round++) {
         cu_rig_run(&cpu);
         cu_rig_run(&gpu);
@@ -445,6 +459,7 @@ int main(void) {
     Suite *s = suite_create("cuda");
     TCase *tc = tcase_create("ops");
     CU_ADD_LOOP_TEST(tc, op_matches_cpu, n_cases);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu_via_intermediate, 2 * n_cases);
     suite_add_tcase(s, tc);
     tc = tcase_create("device");
     CU_ADD_TEST(tc, copies_and_fills);

@@ -102,59 +102,72 @@ static const op_case cases[] = {
 
 static bool is_conv(const op_case *c) { return c->k == K_CONV || c->k == K_CONVT; }
 
-static syn_node *build_op(syn_graph *g, const op_case *c) {
-    syn_node *x = cu_param(g, "x", c->x, -1, 1);
+/* The op of case c on r's graph, its operands (not the running statistics,
+ * which batch norm updates in place) reached by `route` (cudautil.h). */
+static syn_node *build_op(cu_rig *r, const op_case *c, int route) {
+    syn_graph *g = r->g;
+    syn_node *in[3] = {0}, *y = NULL;
+    int n_in = 0;
+#define ROUTE(p) (in[n_in++] = cu_route(g, (p), route))
+    syn_node *x = ROUTE(cu_param(g, "x", c->x, -1, 1));
     int64_t C = c->x.dim[1], D = c->x.dim[c->x.ndim - 1];
     switch (c->k) {
     case K_CONV:
     case K_CONVT: {
-        syn_node *w = cu_param(g, "w", c->w, -0.5f, 0.5f);
+        syn_node *w = ROUTE(cu_param(g, "w", c->w, -0.5f, 0.5f));
         int64_t K = c->k == K_CONV ? c->w.dim[0] : c->w.dim[1] * (c->cp.groups ? c->cp.groups : 1);
-        syn_node *b = c->bias ? cu_param(g, "b", syn_shape1(K), -1, 1) : NULL;
-        return c->k == K_CONV ? syn_conv2d_op(g, x, w, b, &c->cp) : syn_conv_transpose2d_op(g, x, w, b, &c->cp);
+        syn_node *b = c->bias ? ROUTE(cu_param(g, "b", syn_shape1(K), -1, 1)) : NULL;
+        y = c->k == K_CONV ? syn_conv2d_op(g, x, w, b, &c->cp) : syn_conv_transpose2d_op(g, x, w, b, &c->cp);
+        break;
     }
-    case K_MAXPOOL: return syn_max_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw);
-    case K_AVGPOOL: return syn_avg_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->incl);
-    case K_ADAPTIVE: return syn_adaptive_avg_pool2d(g, x, c->kh, c->kw);
+    case K_MAXPOOL: y = syn_max_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw); break;
+    case K_AVGPOOL: y = syn_avg_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->incl); break;
+    case K_ADAPTIVE: y = syn_adaptive_avg_pool2d(g, x, c->kh, c->kw); break;
     case K_BN: {
-        syn_node *gamma = cu_param(g, "gamma", syn_shape1(C), 0.5f, 1.5f), *beta = cu_param(g, "beta", syn_shape1(C), -1, 1);
+        syn_node *gamma = ROUTE(cu_param(g, "gamma", syn_shape1(C), 0.5f, 1.5f));
+        syn_node *beta = ROUTE(cu_param(g, "beta", syn_shape1(C), -1, 1));
         syn_node *rm = cu_param(g, "running_mean", syn_shape1(C), -0.5f, 0.5f);
         syn_node *rv = cu_param(g, "running_var", syn_shape1(C), 0.5f, 2.0f);
-        return syn_batch_norm_op(g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+        y = syn_batch_norm_op(g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+        break;
     }
     case K_LN: {
-        syn_node *gamma = cu_param(g, "gamma", syn_shape1(D), 0.5f, 1.5f), *beta = cu_param(g, "beta", syn_shape1(D), -1, 1);
-        return syn_layer_norm_op(g, x, gamma, beta, 1e-5f);
+        syn_node *gamma = ROUTE(cu_param(g, "gamma", syn_shape1(D), 0.5f, 1.5f));
+        syn_node *beta = ROUTE(cu_param(g, "beta", syn_shape1(D), -1, 1));
+        y = syn_layer_norm_op(g, x, gamma, beta, 1e-5f);
+        break;
     }
-    case K_DROPOUT2D: return syn_dropout2d(g, x, c->f);
+    case K_DROPOUT2D: y = syn_dropout2d(g, x, c->f); break;
     }
-    return NULL;
+#undef ROUTE
+    for (int k = 0; k < n_in; k++) cu_route_extra(r, in[k], k, route);
+    return y;
 }
 
 /* One device's copy of a case: parameters (same seed on both devices, so the
  * same values), the op's output y and L = sum(y * wgt) + sum(p * wgt<i>) over
  * the op's parameters p (cudautil.h). */
-static void rig_build(cu_rig *r, const op_case *c, syn_device dev, uint64_t seed) {
+static void rig_build(cu_rig *r, const op_case *c, syn_device dev, uint64_t seed, int route) {
     cu_rig_open(r, dev, seed);
-    cu_rig_finish(r, c->what, build_op(r->g, c), dev, seed, -1, 1, true);
+    cu_rig_finish(r, c->what, build_op(r, c, route), dev, seed, -1, 1, true);
     syn_graph_set_training(r->g, !c->eval);
 }
 
 /* Every case, run twice (the second run takes cached cuDNN algorithms, the
  * running statistics move twice): output, every parameter's gradient and
  * every parameter's value (running statistics included), CUDA vs CPU. */
-START_TEST(op_matches_cpu) {
-    const op_case *c = &cases[_i];
+static void op_case_matches(int ci, int route) {
+    const op_case *c = &cases[ci];
     const double tol = is_conv(c) ? TOL_CONV : TOL;
-    uint64_t seed = tu_seed() ^ ((uint64_t)_i * 0x9E3779B97F4A7C15ull);
+    uint64_t seed = tu_seed() ^ ((uint64_t)ci * 0x9E3779B97F4A7C15ull);
     cu_rig cpu, gpu;
-    rig_build(&cpu, c, syn_cpu(), seed);
-    rig_build(&gpu, c, syn_cuda(0), seed);
+    rig_build(&cpu, c, syn_cpu(), seed, route);
+    rig_build(&gpu, c, syn_cuda(0), seed, route);
     char what[192];
     for (int round = 0; round < 2; round++) {
         cu_rig_run(&cpu);
         cu_rig_run(&gpu);
-        snprintf(what, sizeof what, "%s (run %d)", c->what, round + 1);
+        snprintf(what, sizeof what, "%s, %s (run %d)", c->what, cu_route_name[route], round + 1);
         cu_rig_compare_output(&gpu, &cpu, what, tol, tu_rel_err);
         float la;
         TU_OK(syn_graph_read_scalar(gpu.g, gpu.loss, &la));
@@ -165,6 +178,13 @@ START_TEST(op_matches_cpu) {
     cu_rig_free(&gpu);
     cu_rig_free(&cpu);
 }
+
+START_TEST(op_matches_cpu) { op_case_matches(_i, CU_DIRECT); }
+END_TEST
+
+/* The operands behind an intermediate node: the op's backward writes their
+ * first gradient, then adds to one another term wrote (cudautil.h). */
+START_TEST(op_matches_cpu_via_intermediate) { op_case_matches(_i / 2, _i % 2 ? CU_SECOND : CU_FRESH); }
 END_TEST
 
 /* An output padding below the dilation but not the stride is valid (the CPU
@@ -193,8 +213,8 @@ START_TEST(batch_norm_running_stats) {
     enum { NB = 40, C = 4, S = 90, M = NB * S }; /* M > 2048: the statistics come from 2 chunks */
     const op_case c = {"batch_norm training (40,4,9,10)", K_BN, .x = SH4(NB, C, 9, 10)};
     cu_rig cpu, gpu;
-    rig_build(&cpu, &c, syn_cpu(), tu_seed());
-    rig_build(&gpu, &c, syn_cuda(0), tu_seed());
+    rig_build(&cpu, &c, syn_cpu(), tu_seed(), CU_DIRECT);
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed(), CU_DIRECT);
     syn_tensor *t;
     static float x[NB * C * S];
     float rm0[C], rv0[C], rm[C], rv[C];
@@ -235,8 +255,8 @@ END_TEST
 START_TEST(dropout2d_mask_identical) {
     const op_case c = {"dropout2d 0.5", K_DROPOUT2D, .x = SH4(7, 23, 3, 5), .f = 0.5f};
     cu_rig cpu, gpu;
-    rig_build(&cpu, &c, syn_cpu(), tu_seed());
-    rig_build(&gpu, &c, syn_cuda(0), tu_seed());
+    rig_build(&cpu, &c, syn_cpu(), tu_seed(), CU_DIRECT);
+    rig_build(&gpu, &c, syn_cuda(0), tu_seed(), CU_DIRECT);
     for (int round = 0; round < 2; round++) {
         cu_rig_run(&cpu);
         cu_rig_run(&gpu);
@@ -292,6 +312,7 @@ int main(void) {
     Suite *s = suite_create("cuda_cnn");
     TCase *tc = tcase_create("ops");
     CU_ADD_LOOP_TEST(tc, op_matches_cpu, N_CASES);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu_via_intermediate, 2 * N_CASES);
     suite_add_tcase(s, tc);
     tc = tcase_create("device");
     CU_ADD_TEST(tc, batch_norm_running_stats);

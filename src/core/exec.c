@@ -204,6 +204,17 @@ syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
     return s;
 }
 
+/* Whether v's backward may write input k's first gradient instead of adding
+ * it to zeros: the backend's kernel says it can, v's output is not empty (an
+ * empty output's kernel may return before writing a broadcast input), and
+ * the input is not also another of v's inputs (two writes to one buffer). */
+static bool may_write_fresh(const syn_backend *be, const syn_node *v, int k) {
+    if (!be->grad_write[v->op] || syn__numel(v) == 0) return false;
+    for (int j = 0; j < v->n_in; j++)
+        if (j != k && v->in[j] == v->in[k]) return false;
+    return true;
+}
+
 syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
     if (!g || !loss) return syn__error(SYN_ERR_ARG, "syn_graph_backward: NULL argument");
     if (loss->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_backward: the loss node is not of this graph");
@@ -219,7 +230,10 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
     g->backward_in_pass = true;
     bool *path = g->mark;
     memset(path, 0, (size_t)g->n * sizeof *path);
-    for (int i = 0; i < g->n; i++) g->nodes[i]->grad_live = false;
+    for (int i = 0; i < g->n; i++) {
+        g->nodes[i]->grad_live = false;
+        g->nodes[i]->grad_fresh = false;
+    }
     path[loss->id] = true;
     for (int i = loss->id; i >= 0; i--) {
         syn_node *v = g->nodes[i];
@@ -240,11 +254,13 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
             } else if (!u->requires_grad || u->grad_buf < 0) {
                 u->grad = NULL;
             } else if (!u->grad_live) {
-                s = be->zero(be, u->grad, (size_t)syn__numel(u) * sizeof(float));
+                if (may_write_fresh(be, v, k)) u->grad_fresh = true;
+                else s = be->zero(be, u->grad, (size_t)syn__numel(u) * sizeof(float));
                 u->grad_live = true;
             }
         }
         if (s == SYN_OK) s = be->bwd[v->op](be, v);
+        for (int k = 0; k < v->n_in; k++) v->in[k]->grad_fresh = false;
     }
     return s;
 }

@@ -137,7 +137,11 @@ struct syn_node {
     void *value;
     void *grad;
     int value_buf, grad_buf, aux_buf;
-    bool grad_live;            /* zeroed during this backward pass */
+    bool grad_live;            /* written during this backward pass (zeroed, or fresh below) */
+    /* during one backward kernel: this node's gradient holds garbage, and the
+     * kernel, whose backend set grad_write for its op, WRITES it instead of
+     * adding to it (saves a memset and a read; see syn__grad_add) */
+    bool grad_fresh;
     uint32_t ran_pass;         /* the forward pass (syn_graph.pass) that last ran it */
     /* an I32 input fed from the host: the range of the values fed last, so
      * a CUDA kernel can trust it instead of checking on the device (which

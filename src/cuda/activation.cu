@@ -50,19 +50,21 @@ static __global__ void act_fwd_kernel(A act, const float *x, float *y, int64_t n
 
 /* dx += dy * f'(x, y); x or y may be NULL when the rule does not read it */
 template <class A>
-static __global__ void act_bwd_kernel(A act, const float *x, const float *y, const float *dy, float *dx, int64_t n) {
+static __global__ void act_bwd_kernel(A act, const float *x, const float *y, const float *dy, float *dx, int64_t n,
+                                      int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float v = x ? x[i] : 0.0f, o = y ? y[i] : 0.0f;
-        dx[i] += dy[i] * act.d(v, o);
+        syn__grad_put(&dx[i], add, dy[i] * act.d(v, o));
     }
 }
 
 /* ReLU selects rather than multiplies, as the CPU does: an inf or NaN dy
  * where y <= 0 passes 0, not NaN (0 * inf). */
 template <>
-__global__ void act_bwd_kernel<relu_a>(relu_a, const float *, const float *y, const float *dy, float *dx, int64_t n) {
+__global__ void act_bwd_kernel<relu_a>(relu_a, const float *, const float *y, const float *dy, float *dx, int64_t n,
+                                       int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        syn__grad_put(&dx[i], add, y[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 /* ---- launchers ------------------------------------------------------------- */
@@ -90,7 +92,7 @@ static syn_status act_bwd(syn_backend *be, syn_node *n) {
     const float *x = (syn__op_flags[n->op] & SYN_BW_IN) ? syn__din(n, 0) : NULL;
     const float *y = (syn__op_flags[n->op] & SYN_BW_OUT) ? (const float *)n->value : NULL;
     act_bwd_kernel<A><<<syn__cuda_grid(len, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
-        act, x, y, (const float *)n->grad, dx, len);
+        act, x, y, (const float *)n->grad, dx, len, syn__grad_add(n, 0));
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

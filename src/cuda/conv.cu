@@ -69,11 +69,11 @@ static __global__ void bias_grad_part_kernel(syn__chan_geom d, const float *dy, 
     }
 }
 
-static __global__ void bias_grad_final_kernel(const double *part, int P, float *db, int64_t K) {
+static __global__ void bias_grad_final_kernel(const double *part, int P, float *db, int64_t K, int add) {
     for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x) {
         double acc = 0.0;
         for (int b = 0; b < P; b++) acc += part[k * P + b];
-        db[k] = (float)((double)db[k] + acc);
+        db[k] = add ? (float)((double)db[k] + acc) : (float)acc;
     }
 }
 
@@ -88,7 +88,7 @@ static syn_status bias_add(syn__cuda *cu, float *y, const float *b, int64_t N, i
     return SYN_OK;
 }
 
-static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N, int64_t K, int64_t PQ) {
+static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N, int64_t K, int64_t PQ, int add) {
     if (K == 0) return SYN_OK;
     const syn__chan_geom d = {N, K, PQ};
     const int P = syn__chan_chunks(d);
@@ -96,7 +96,7 @@ static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N
     SYN_TRY(cu->be.workspace(&cu->be, (size_t)K * P * sizeof *part, (void **)&part));
     bias_grad_part_kernel<<<syn__chan_grid(d, P), SYN_CUDA_THREADS, 0, cu->stream>>>(d, dy, part, P);
     SYN_CUDA_TRY(cudaGetLastError());
-    bias_grad_final_kernel<<<syn__cuda_grid(K, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(part, P, db, K);
+    bias_grad_final_kernel<<<syn__cuda_grid(K, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(part, P, db, K, add);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
@@ -435,8 +435,8 @@ static syn_status conv2d_bwd_locked(syn__cuda *cu, syn_node *n, const conv_probl
     float *dx = syn__dgrad(n, 0), *dw = syn__dgrad(n, 1);
     const float *dy = (const float *)n->grad;
     SYN_TRY(set_problem(cu, pb));
-    if (dx) SYN_TRY(run_bwd_data(cu, pb, syn__din(n, 1), dy, dx, 1.0f));
-    if (dw) SYN_TRY(run_bwd_filter(cu, pb, syn__din(n, 0), dy, dw, 1.0f));
+    if (dx) SYN_TRY(run_bwd_data(cu, pb, syn__din(n, 1), dy, dx, syn__grad_add(n, 0) ? 1.0f : 0.0f)); /* 0: fresh */
+    if (dw) SYN_TRY(run_bwd_filter(cu, pb, syn__din(n, 0), dy, dw, syn__grad_add(n, 1) ? 1.0f : 0.0f));
     return SYN_OK;
 }
 
@@ -458,8 +458,8 @@ static syn_status convt_bwd_locked(syn__cuda *cu, syn_node *n, const conv_proble
     float *dx = syn__dgrad(n, 0), *dw = syn__dgrad(n, 1);
     const float *dy = (const float *)n->grad;
     SYN_TRY(set_problem(cu, pb));
-    if (dx) SYN_TRY(run_fwd(cu, pb, dy, syn__din(n, 1), dx, 1.0f));
-    if (dw) SYN_TRY(run_bwd_filter(cu, pb, dy, syn__din(n, 0), dw, 1.0f));
+    if (dx) SYN_TRY(run_fwd(cu, pb, dy, syn__din(n, 1), dx, syn__grad_add(n, 0) ? 1.0f : 0.0f)); /* 0: fresh */
+    if (dw) SYN_TRY(run_bwd_filter(cu, pb, dy, syn__din(n, 0), dw, syn__grad_add(n, 1) ? 1.0f : 0.0f));
     return SYN_OK;
 }
 
@@ -489,7 +489,7 @@ static syn_status bias_bwd(syn_backend *be, syn_node *n) {
     if (n->n_in < 3 || !syn__dgrad(n, 2)) return SYN_OK;
     const syn_shape *y = &n->shape;
     return bias_grad(syn__cu(be), (const float *)n->grad, syn__dgrad(n, 2), y->dim[0], y->dim[1],
-                     y->dim[2] * y->dim[3]);
+                     y->dim[2] * y->dim[3], syn__grad_add(n, 2));
 }
 
 /* ---- entry points ---------------------------------------------------------- */

@@ -183,6 +183,10 @@ static __device__ __forceinline__ double syn__block_sum(double v) {
     return v;
 }
 
+/* A gradient store: *dx += v, or *dx = v where the executor marked the
+ * gradient fresh (add = syn__grad_add(n, k) false: it holds garbage). */
+static __device__ __forceinline__ void syn__grad_put(float *dx, int add, float v) { *dx = add ? *dx + v : v; }
+
 /* ---- per-channel reductions over x: (N, C, S) ------------------------------
  * Value j of channel c (j < M = N S) is x[(j / S) C + c, j % S]. A channel
  * is cut into P chunks, [M b / P, M (b + 1) / P) for b < P, and a kernel runs

@@ -68,13 +68,13 @@ static __global__ void binary_fwd_kernel(bcast bc, const float *a, const float *
 /* operand K as large as y: dK[i] += deriv(dy[i], a, b) */
 template <int OP, int K>
 static __global__ void binary_bwd_full_kernel(bcast bc, const float *a, const float *b, const float *dy, float *dk,
-                                              int64_t n) {
+                                              int64_t n, int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t oa, ob;
         bc_offsets(bc, i, &oa, &ob);
         /* add/sub read neither operand (their buffers may be reused by now) */
         float av = OP >= OP_MUL ? a[oa] : 0.0f, bv = OP >= OP_MUL ? b[ob] : 0.0f;
-        dk[i] += binary_deriv<OP, K>(dy[i], av, bv);
+        syn__grad_put(&dk[i], add, binary_deriv<OP, K>(dy[i], av, bv));
     }
 }
 
@@ -124,11 +124,11 @@ static __device__ __forceinline__ void bsum_step(const bsum &p, int64_t r, int64
  * order starting from dK[j]: the same rounding as the CPU loop. */
 template <int OP, int K>
 static __global__ void binary_bwd_bcast_kernel(bsum p, const float *a, const float *b, const float *dy, float *dk,
-                                               int64_t nk) {
+                                               int64_t nk, int add) {
     for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < nk; j += (int64_t)gridDim.x * blockDim.x) {
         int64_t y0, o0;
         bsum_base<K>(p, j, &y0, &o0);
-        float acc = dk[j];
+        float acc = add ? dk[j] : 0.0f;
         for (int64_t r = 0; r < p.R; r++) {
             int64_t dyo, doo;
             bsum_step(p, r, &dyo, &doo);
@@ -148,7 +148,7 @@ static __global__ void binary_bwd_bcast_kernel(bsum p, const float *a, const flo
  * deterministic block reduction. */
 template <int OP, int K>
 static __global__ void binary_bwd_bcast_block_kernel(bsum p, const float *a, const float *b, const float *dy,
-                                                     float *dk, int64_t nk) {
+                                                     float *dk, int64_t nk, int add) {
     for (int64_t j = blockIdx.x; j < nk; j += gridDim.x) {
         int64_t y0, o0;
         bsum_base<K>(p, j, &y0, &o0);
@@ -164,7 +164,7 @@ static __global__ void binary_bwd_bcast_block_kernel(bsum p, const float *a, con
             acc += K == 0 ? binary_deriv<OP, 0>(dy[y0 + dyo], kv, ov) : binary_deriv<OP, 1>(dy[y0 + dyo], ov, kv);
         }
         acc = syn__block_sum(acc);
-        if (threadIdx.x == 0) dk[j] += (float)acc;
+        if (threadIdx.x == 0) syn__grad_put(&dk[j], add, (float)acc);
     }
 }
 
@@ -191,7 +191,8 @@ struct unary_bwd_op {
     F f;
     const float *x, *dy;
     float *dx;
-    __device__ void operator()(int64_t i) const { dx[i] += dy[i] * f(x[i]); }
+    int add;
+    __device__ void operator()(int64_t i) const { syn__grad_put(&dx[i], add, dy[i] * f(x[i])); }
 };
 
 /* y = keep ? x * scale : 0, keep = u >= p, u = Philox(seed, DROPOUT, off + i) */
@@ -211,8 +212,10 @@ struct dropout_bwd_op {
     float *dx;
     float p, scale;
     uint64_t seed, off;
+    int add;
     __device__ void operator()(int64_t i) const {
-        dx[i] += dy[i] * (syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)i) >= p ? scale : 0.0f);
+        syn__grad_put(&dx[i], add,
+                      dy[i] * (syn__philox_uniform(seed, SYN_STREAM_DROPOUT, off + (uint64_t)i) >= p ? scale : 0.0f));
     }
 };
 
@@ -239,7 +242,8 @@ struct dropout2d_fwd_op {
     }
 };
 
-/* dx += dy * scale(channel); a dropped channel's dx is left untouched */
+/* dx += dy * scale(channel); a dropped channel's dx is left untouched (a
+ * fresh one is set to 0) */
 struct dropout2d_bwd_op {
     const float *dy;
     float *dx;
@@ -247,9 +251,11 @@ struct dropout2d_bwd_op {
     float p;
     int train;
     uint64_t seed, off;
+    int add;
     __device__ void operator()(int64_t i) const {
         float s = dropout2d_scale(train, p, seed, off, i / S);
-        if (s != 0.0f) dx[i] += dy[i] * s;
+        if (s != 0.0f) syn__grad_put(&dx[i], add, dy[i] * s);
+        else if (!add) dx[i] = 0.0f;
     }
 };
 
@@ -312,8 +318,10 @@ static syn_status binary_bwd_one(syn_backend *be, syn_node *n, const bcast &bc) 
     if (!dk || len == 0 || nk == 0) return SYN_OK;
     cudaStream_t s = syn__cu(be)->stream;
     const float *a = syn__din(n, 0), *b = syn__din(n, 1), *dy = (const float *)n->grad;
+    const int add = syn__grad_add(n, K);
     if (nk == len) {
-        binary_bwd_full_kernel<OP, K><<<syn__cuda_grid(len, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(bc, a, b, dy, dk, len);
+        binary_bwd_full_kernel<OP, K><<<syn__cuda_grid(len, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(bc, a, b, dy, dk,
+                                                                                                     len, add);
         SYN_CUDA_TRY(cudaGetLastError());
         return SYN_OK;
     }
@@ -333,9 +341,10 @@ static syn_status binary_bwd_one(syn_backend *be, syn_node *n, const bcast &bc) 
         }
     if (p.R > 1024 && nk < 1024) {
         unsigned blocks = (unsigned)(nk < 65535 ? nk : 65535);
-        binary_bwd_bcast_block_kernel<OP, K><<<blocks, SYN_CUDA_THREADS, 0, s>>>(p, a, b, dy, dk, nk);
+        binary_bwd_bcast_block_kernel<OP, K><<<blocks, SYN_CUDA_THREADS, 0, s>>>(p, a, b, dy, dk, nk, add);
     } else {
-        binary_bwd_bcast_kernel<OP, K><<<syn__cuda_grid(nk, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(p, a, b, dy, dk, nk);
+        binary_bwd_bcast_kernel<OP, K><<<syn__cuda_grid(nk, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(p, a, b, dy, dk,
+                                                                                                      nk, add);
     }
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
@@ -363,7 +372,7 @@ static syn_status unary_bwd(syn_backend *be, syn_node *n, F f) {
     float *dx = syn__dgrad(n, 0);
     if (!dx) return SYN_OK;
     SYN_CUDA_ENTER(be);
-    unary_bwd_op<F> op = {f, syn__din(n, 0), (const float *)n->grad, dx};
+    unary_bwd_op<F> op = {f, syn__din(n, 0), (const float *)n->grad, dx, syn__grad_add(n, 0)};
     SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
     return SYN_OK;
 }
@@ -412,7 +421,8 @@ syn_status syn__cuda_dropout_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__dgrad(n, 0);
     if (!dx) return SYN_OK;
     SYN_CUDA_ENTER(be);
-    dropout_bwd_op op = {(const float *)n->grad, dx, p, 1.0f / (1.0f - p), n->rng_seed, n->rng_offset};
+    dropout_bwd_op op = {(const float *)n->grad, dx, p, 1.0f / (1.0f - p), n->rng_seed, n->rng_offset,
+                         syn__grad_add(n, 0)};
     SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
     return SYN_OK;
 }
@@ -441,7 +451,8 @@ syn_status syn__cuda_dropout2d_bwd(syn_backend *be, syn_node *n) {
     int64_t S = dropout2d_inner(n);
     if (!dx || S == 0) return SYN_OK;
     SYN_CUDA_ENTER(be);
-    dropout2d_bwd_op op = {(const float *)n->grad, dx, S, n->f[0], (int)n->i[1], n->rng_seed, n->rng_offset};
+    dropout2d_bwd_op op = {(const float *)n->grad, dx, S, n->f[0], (int)n->i[1], n->rng_seed, n->rng_offset,
+                           syn__grad_add(n, 0)};
     SYN_CUDA_TRY(syn__map_launch(op, syn__numel(n), syn__cu(be)->stream));
     return SYN_OK;
 }

@@ -31,11 +31,12 @@ struct sq_bwd_op {
     const float *p, *t, *dl;
     float *dp, *dt;
     float div; /* n for the mean, 1 for the sum */
+    int add_p, add_t;
     __device__ void operator()(int64_t i) const {
         float k = 2.0f * dl[0] / div;
         float d = k * (p[i] - t[i]);
-        if (dp) dp[i] += d;
-        if (dt) dt[i] -= d;
+        if (dp) syn__grad_put(&dp[i], add_p, d);
+        if (dt) dt[i] = add_t ? dt[i] - d : -d;
     }
 };
 
@@ -44,10 +45,11 @@ struct bce_bwd_op {
     const float *x, *t, *dl;
     float *dx, *dt;
     float div;
+    int add_x, add_t;
     __device__ void operator()(int64_t i) const {
         float k = dl[0] / div;
-        if (dx) dx[i] += k * (1.0f / (1.0f + expf(-x[i])) - t[i]);
-        if (dt) dt[i] -= k * x[i];
+        if (dx) syn__grad_put(&dx[i], add_x, k * (1.0f / (1.0f + expf(-x[i])) - t[i]));
+        if (dt) dt[i] = add_t ? dt[i] - k * x[i] : -(k * x[i]);
     }
 };
 
@@ -85,7 +87,8 @@ static __global__ void ce_fwd_kernel(const float *x, const int32_t *y, int64_t N
 }
 
 /* dx_r += dL / N (softmax(x_r) - onehot(y_r)); one warp per row */
-static __global__ void ce_bwd_kernel(const float *x, const int32_t *y, const float *dl, float *dx, int64_t N, int64_t C) {
+static __global__ void ce_bwd_kernel(const float *x, const int32_t *y, const float *dl, float *dx, int64_t N, int64_t C,
+                                     int add) {
     const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
     const float k = dl[0] / (float)(N ? N : 1);
     for (int64_t r = (int64_t)blockIdx.x * wpb + (threadIdx.x >> 5); r < N; r += (int64_t)gridDim.x * wpb) {
@@ -99,7 +102,8 @@ static __global__ void ce_bwd_kernel(const float *x, const int32_t *y, const flo
         s = syn__warp_sum(s);
         float inv = (float)(1.0 / s);
         int64_t label = ce_label(y, r, C, NULL);
-        for (int64_t c = lane; c < C; c += 32) drow[c] += k * (expf(row[c] - mx) * inv - (c == label ? 1.0f : 0.0f));
+        for (int64_t c = lane; c < C; c += 32)
+            syn__grad_put(&drow[c], add, k * (expf(row[c] - mx) * inv - (c == label ? 1.0f : 0.0f)));
     }
 }
 
@@ -121,7 +125,7 @@ static syn_status sq_bwd(syn_backend *be, syn_node *n, bool mean) {
     SYN_CUDA_ENTER(be);
     int64_t len = syn_shape_numel(&n->in[0]->shape);
     sq_bwd_op op = {syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, dp, dt,
-                    mean ? (float)(len ? len : 1) : 1.0f};
+                    mean ? (float)(len ? len : 1) : 1.0f, syn__grad_add(n, 0), syn__grad_add(n, 1)};
     SYN_CUDA_TRY(syn__map_launch(op, len, syn__cu(be)->stream));
     return SYN_OK;
 }
@@ -190,7 +194,7 @@ syn_status syn__cuda_cross_entropy_bwd(syn_backend *be, syn_node *n) {
     int64_t N = xs->dim[0], C = xs->dim[1];
     if (N == 0 || C == 0) return SYN_OK;
     ce_bwd_kernel<<<syn__cuda_grid(N, SYN_CUDA_THREADS / 32), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
-        syn__din(n, 0), (const int32_t *)n->in[1]->value, (const float *)n->grad, dx, N, C);
+        syn__din(n, 0), (const int32_t *)n->in[1]->value, (const float *)n->grad, dx, N, C, syn__grad_add(n, 0));
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
@@ -210,7 +214,8 @@ syn_status syn__cuda_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
     if (!dx && !dt) return SYN_OK;
     SYN_CUDA_ENTER(be);
     int64_t len = syn_shape_numel(&n->in[0]->shape);
-    bce_bwd_op op = {syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, dx, dt, (float)(len ? len : 1)};
+    bce_bwd_op op = {syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, dx, dt, (float)(len ? len : 1),
+                     syn__grad_add(n, 0), syn__grad_add(n, 1)};
     SYN_CUDA_TRY(syn__map_launch(op, len, syn__cu(be)->stream));
     return SYN_OK;
 }

@@ -15,7 +15,7 @@ static __global__ void bias_rows_kernel(const float *b, float *y, int64_t out, i
 
 /* dy: (R, out) -> db: (out);  db[o] += sum_r dy[r, o] (double). Block (32, 8):
  * 32 adjacent columns (coalesced), 8 row lanes; fixed order, deterministic. */
-static __global__ void colsum_kernel(const float *dy, float *db, int64_t R, int64_t out) {
+static __global__ void colsum_kernel(const float *dy, float *db, int64_t R, int64_t out, int add) {
     __shared__ double part[8][33];
     int64_t o = (int64_t)blockIdx.x * 32 + threadIdx.x;
     double s = 0.0;
@@ -26,7 +26,7 @@ static __global__ void colsum_kernel(const float *dy, float *db, int64_t R, int6
     if (threadIdx.y == 0 && o < out) {
         double t = 0.0;
         for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];
-        db[o] += (float)t;
+        syn__grad_put(&db[o], add, (float)t);
     }
 }
 
@@ -103,13 +103,15 @@ syn_status syn__cuda_matmul_bwd(syn_backend *be, syn_node *n) {
     mm_dims(n, &B, &M, &K, &N, &shared);
     const float *a = syn__din(n, 0), *b = syn__din(n, 1), *dy = (const float *)n->grad;
     float *da = syn__dgrad(n, 0), *db = syn__dgrad(n, 1);
+    /* beta 1 adds to a gradient, 0 writes a fresh one (garbage is not read) */
+    const float beta_a = syn__grad_add(n, 0) ? 1.0f : 0.0f, beta_b = syn__grad_add(n, 1) ? 1.0f : 0.0f;
     if (shared) {
-        if (da) SYN_TRY(gemm(cu, false, true, B * M, K, N, dy, b, 1.0f, da, 1, 0, 0, 0, "matmul backward"));
-        if (db) SYN_TRY(gemm(cu, true, false, K, N, B * M, a, dy, 1.0f, db, 1, 0, 0, 0, "matmul backward"));
+        if (da) SYN_TRY(gemm(cu, false, true, B * M, K, N, dy, b, beta_a, da, 1, 0, 0, 0, "matmul backward"));
+        if (db) SYN_TRY(gemm(cu, true, false, K, N, B * M, a, dy, beta_b, db, 1, 0, 0, 0, "matmul backward"));
         return SYN_OK;
     }
-    if (da) SYN_TRY(gemm(cu, false, true, M, K, N, dy, b, 1.0f, da, B, M * N, K * N, M * K, "matmul backward"));
-    if (db) SYN_TRY(gemm(cu, true, false, K, N, M, a, dy, 1.0f, db, B, M * K, M * N, K * N, "matmul backward"));
+    if (da) SYN_TRY(gemm(cu, false, true, M, K, N, dy, b, beta_a, da, B, M * N, K * N, M * K, "matmul backward"));
+    if (db) SYN_TRY(gemm(cu, true, false, K, N, M, a, dy, beta_b, db, B, M * K, M * N, K * N, "matmul backward"));
     return SYN_OK;
 }
 
@@ -138,12 +140,14 @@ syn_status syn__cuda_linear_bwd(syn_backend *be, syn_node *n) {
     int64_t out = ws->dim[0], in = ws->dim[1], R = syn__numel(n) / (out ? out : 1);
     const float *x = syn__din(n, 0), *w = syn__din(n, 1), *dy = (const float *)n->grad;
     float *dx = syn__dgrad(n, 0), *dw = syn__dgrad(n, 1), *db = n->n_in == 3 ? syn__dgrad(n, 2) : NULL;
-    if (dx) SYN_TRY(gemm(cu, false, false, R, in, out, dy, w, 1.0f, dx, 1, 0, 0, 0, "linear backward"));
-    if (dw) SYN_TRY(gemm(cu, true, false, out, in, R, dy, x, 1.0f, dw, 1, 0, 0, 0, "linear backward"));
+    if (dx) SYN_TRY(gemm(cu, false, false, R, in, out, dy, w, syn__grad_add(n, 0) ? 1.0f : 0.0f, dx, 1, 0, 0, 0,
+                         "linear backward"));
+    if (dw) SYN_TRY(gemm(cu, true, false, out, in, R, dy, x, syn__grad_add(n, 1) ? 1.0f : 0.0f, dw, 1, 0, 0, 0,
+                         "linear backward"));
     if (db && out > 0) {
         int64_t blocks = (out + 31) / 32;
         if (blocks > INT_MAX) return syn__error(SYN_ERR_UNSUPPORTED, "linear backward: %lld outputs", (long long)out);
-        colsum_kernel<<<(unsigned)blocks, dim3(32, 8), 0, cu->stream>>>(dy, db, R, out);
+        colsum_kernel<<<(unsigned)blocks, dim3(32, 8), 0, cu->stream>>>(dy, db, R, out, syn__grad_add(n, 2));
         SYN_CUDA_TRY(cudaGetLastError());
     }
     return SYN_OK;

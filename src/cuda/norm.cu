@@ -121,7 +121,8 @@ static __global__ void bn_bwd_stats_kernel(bn_geom d, const float *x, const floa
  * eval: dx += gamma invstd dy. Grid (P, C); dx may be NULL (then P is 1). */
 static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const float *gamma, const float *dy,
                                            const float *mean, const float *invstd, const bn_part *part, int P,
-                                           float *dx, float *dgamma, float *dbeta, int train) {
+                                           float *dx, float *dgamma, float *dbeta, int train, int add, int add_gamma,
+                                           int add_beta) {
     __shared__ float s_mdy, s_mdyx;
     const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
     for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
@@ -132,8 +133,8 @@ static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const floa
                 sdyx += part[c * P + b].b;
             }
             if (blockIdx.x == 0) {
-                if (dgamma) dgamma[c] += (float)sdyx;
-                if (dbeta) dbeta[c] += (float)sdy;
+                if (dgamma) syn__grad_put(&dgamma[c], add_gamma, (float)sdyx);
+                if (dbeta) syn__grad_put(&dbeta[c], add_beta, (float)sdy);
             }
             s_mdy = (float)(sdy / (double)M);
             s_mdyx = (float)(sdyx / (double)M);
@@ -142,9 +143,10 @@ static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const floa
         if (dx) {
             const float m = mean[c], is = invstd[c], k = gamma[c] * is, mdy = s_mdy, mdyx = s_mdyx;
             if (train)
-                syn__chan_each(d, c, lo, hi, [&](int64_t o) { dx[o] += k * (dy[o] - mdy - (x[o] - m) * is * mdyx); });
+                syn__chan_each(d, c, lo, hi,
+                               [&](int64_t o) { syn__grad_put(&dx[o], add, k * (dy[o] - mdy - (x[o] - m) * is * mdyx)); });
             else
-                syn__chan_each(d, c, lo, hi, [&](int64_t o) { dx[o] += k * dy[o]; });
+                syn__chan_each(d, c, lo, hi, [&](int64_t o) { syn__grad_put(&dx[o], add, k * dy[o]); });
         }
         __syncthreads(); /* s_mdy / s_mdyx are rewritten for the next channel */
     }
@@ -289,11 +291,13 @@ syn_status syn__cuda_batch_norm_fwd(syn_backend *be, syn_node *n) {
 
 syn_status syn__cuda_batch_norm_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__dgrad(n, 0), *dgamma = syn__dgrad(n, 1), *dbeta = syn__dgrad(n, 2);
-    if (!dx && !dgamma && !dbeta) return SYN_OK;
     SYN_CUDA_ENTER(be);
     bn_geom d = bn_dims(n);
-    if (d.C == 0) return SYN_OK;
     cudaStream_t st = syn__cu(be)->stream;
+    for (int k = 3; k < 5; k++) /* the running stats get no gradient: a fresh one is zero */
+        if (syn__dgrad(n, k) && !syn__grad_add(n, k) && d.C > 0)
+            SYN_CUDA_TRY(cudaMemsetAsync(syn__dgrad(n, k), 0, (size_t)d.C * sizeof(float), st));
+    if ((!dx && !dgamma && !dbeta) || d.C == 0) return SYN_OK;
     const int P = syn__chan_chunks(d);
     const dim3 grid = syn__chan_grid(d, P);
     bn_part *part;
@@ -305,7 +309,8 @@ syn_status syn__cuda_batch_norm_bwd(syn_backend *be, syn_node *n) {
     /* without dx only chunk 0's block has work */
     const dim3 apply_grid(dx ? grid.x : 1u, grid.y);
     bn_bwd_apply_kernel<<<apply_grid, SYN_CUDA_THREADS, 0, st>>>(d, x, gamma, dy, mean, invstd, part, P, dx, dgamma,
-                                                                  dbeta, n->i[1] ? 1 : 0);
+                                                                  dbeta, n->i[1] ? 1 : 0, syn__grad_add(n, 0),
+                                                                  syn__grad_add(n, 1), syn__grad_add(n, 2));
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

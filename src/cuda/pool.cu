@@ -76,14 +76,14 @@ static __global__ void max_pool_fwd_kernel(pool_geom g, const float *x, float *y
 
 /* dx[h, w] += dy[p, q] for every window (p, q) whose argmax is (h, w), in the
  * CPU's (p, q) order; one thread per input element. */
-static __global__ void max_pool_bwd_kernel(pool_geom g, const float *x, const float *dy, float *dx, int64_t total) {
+static __global__ void max_pool_bwd_kernel(pool_geom g, const float *x, const float *dy, float *dx, int64_t total, int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t w = i % g.W, h = (i / g.W) % g.H, pl = i / (g.H * g.W);
         const float *xp = x + pl * g.H * g.W, *dyp = dy + pl * g.P * g.Q;
         int64_t plo, phi, qlo, qhi, self = h * g.W + w;
         windows_of(h, g.kh, g.sh, g.ph, g.P, &plo, &phi);
         windows_of(w, g.kw, g.sw, g.pw, g.Q, &qlo, &qhi);
-        float acc = dx[i];
+        float acc = add ? dx[i] : 0.0f; /* a fresh gradient holds garbage */
         for (int64_t p = plo; p <= phi; p++)
             for (int64_t q = qlo; q <= qhi; q++)
                 if (window_argmax(xp, g, p, q) == self) acc += dyp[p * g.Q + q];
@@ -106,14 +106,14 @@ static __global__ void avg_pool_fwd_kernel(pool_geom g, const float *x, float *y
 }
 
 /* dx[h, w] += dy[p, q] / count for every window (p, q) that holds (h, w) */
-static __global__ void avg_pool_bwd_kernel(pool_geom g, const float *dy, float *dx, int64_t total) {
+static __global__ void avg_pool_bwd_kernel(pool_geom g, const float *dy, float *dx, int64_t total, int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t w = i % g.W, h = (i / g.W) % g.H, pl = i / (g.H * g.W);
         const float *dyp = dy + pl * g.P * g.Q;
         int64_t plo, phi, qlo, qhi;
         windows_of(h, g.kh, g.sh, g.ph, g.P, &plo, &phi);
         windows_of(w, g.kw, g.sw, g.pw, g.Q, &qlo, &qhi);
-        float acc = dx[i];
+        float acc = add ? dx[i] : 0.0f; /* a fresh gradient holds garbage */
         for (int64_t p = plo; p <= phi; p++)
             for (int64_t q = qlo; q <= qhi; q++) {
                 int64_t h0, h1, w0, w1;
@@ -140,7 +140,7 @@ static __global__ void adaptive_fwd_kernel(pool_geom g, const float *x, float *y
 
 /* dx[h, w] += dy[p, q] / |bin (p, q)| for every bin that holds (h, w); the
  * bins of row h are p in [floor(h P / H), ceil((h + 1) P / H) - 1], checked. */
-static __global__ void adaptive_bwd_kernel(pool_geom g, const float *dy, float *dx, int64_t total) {
+static __global__ void adaptive_bwd_kernel(pool_geom g, const float *dy, float *dx, int64_t total, int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t w = i % g.W, h = (i / g.W) % g.H, pl = i / (g.H * g.W);
         const float *dyp = dy + pl * g.P * g.Q;
@@ -148,7 +148,7 @@ static __global__ void adaptive_bwd_kernel(pool_geom g, const float *dy, float *
         int64_t qlo = w * g.Q / g.W, qhi = ((w + 1) * g.Q + g.W - 1) / g.W - 1;
         if (phi > g.P - 1) phi = g.P - 1;
         if (qhi > g.Q - 1) qhi = g.Q - 1;
-        float acc = dx[i];
+        float acc = add ? dx[i] : 0.0f; /* a fresh gradient holds garbage */
         for (int64_t p = plo; p <= phi; p++) {
             int64_t h0 = bin_lo(p, g.H, g.P), h1 = bin_hi(p, g.H, g.P);
             if (h < h0 || h >= h1) continue;
@@ -213,10 +213,11 @@ static syn_status pool_bwd(syn_backend *be, syn_node *n) {
     unsigned blocks = syn__cuda_grid(total, SYN_CUDA_THREADS);
     cudaStream_t s = syn__cu(be)->stream;
     const float *dy = (const float *)n->grad;
+    const int add = syn__grad_add(n, 0);
     /* only max pooling reads x (its flags keep x alive for the backward pass) */
-    if (KIND == POOL_MAX) max_pool_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, syn__din(n, 0), dy, dx, total);
-    else if (KIND == POOL_AVG) avg_pool_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, dy, dx, total);
-    else adaptive_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, dy, dx, total);
+    if (KIND == POOL_MAX) max_pool_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, syn__din(n, 0), dy, dx, total, add);
+    else if (KIND == POOL_AVG) avg_pool_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, dy, dx, total, add);
+    else adaptive_bwd_kernel<<<blocks, SYN_CUDA_THREADS, 0, s>>>(g, dy, dx, total, add);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

@@ -68,14 +68,14 @@ static __global__ void reduce_block_kernel(red_plan p, const float *x, float *y,
 }
 
 /* dx[i] += dy[out(i)] * scale */
-static __global__ void reduce_bwd_kernel(bwd_plan p, const float *dy, float *dx, int64_t nx, float scale) {
+static __global__ void reduce_bwd_kernel(bwd_plan p, const float *dy, float *dx, int64_t nx, float scale, int add) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nx; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t o = 0, t = i;
         for (int d = p.nd - 1; d >= 0; d--) {
             o += (t % p.dim[d]) * p.ostride[d];
             t /= p.dim[d];
         }
-        dx[i] += dy[o] * scale;
+        syn__grad_put(&dx[i], add, dy[o] * scale);
     }
 }
 
@@ -128,7 +128,8 @@ static __global__ void softmax_strided_kernel(const float *x, float *y, int64_t 
 
 /* softmax: dx += y (dy - sum(dy y));  log-softmax: dx += dy - exp(y) sum(dy); warp per row */
 template <bool LOG>
-static __global__ void softmax_bwd_warp_kernel(const float *y, const float *dy, float *dx, int64_t rows, int64_t C) {
+static __global__ void softmax_bwd_warp_kernel(const float *y, const float *dy, float *dx, int64_t rows, int64_t C,
+                                               int add) {
     const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
     for (int64_t row = (int64_t)blockIdx.x * wpb + (threadIdx.x >> 5); row < rows; row += (int64_t)gridDim.x * wpb) {
         const float *py = y + row * C, *pdy = dy + row * C;
@@ -136,14 +137,15 @@ static __global__ void softmax_bwd_warp_kernel(const float *y, const float *dy, 
         double s = 0.0;
         for (int64_t c = lane; c < C; c += 32) s += LOG ? (double)pdy[c] : (double)pdy[c] * py[c];
         float fs = (float)syn__warp_sum(s);
-        for (int64_t c = lane; c < C; c += 32) pdx[c] += LOG ? pdy[c] - expf(py[c]) * fs : py[c] * (pdy[c] - fs);
+        for (int64_t c = lane; c < C; c += 32)
+            syn__grad_put(&pdx[c], add, LOG ? pdy[c] - expf(py[c]) * fs : py[c] * (pdy[c] - fs));
     }
 }
 
 /* the same along a strided axis: one thread per (outer, inner) column */
 template <bool LOG>
 static __global__ void softmax_bwd_strided_kernel(const float *y, const float *dy, float *dx, int64_t outer, int64_t C,
-                                                  int64_t inner) {
+                                                  int64_t inner, int add) {
     int64_t n = outer * inner;
     for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
         int64_t o = t / inner, j = t % inner, base = o * C * inner + j;
@@ -155,7 +157,7 @@ static __global__ void softmax_bwd_strided_kernel(const float *y, const float *d
         float fs = (float)s;
         for (int64_t c = 0; c < C; c++) {
             int64_t k = base + c * inner;
-            dx[k] += LOG ? dy[k] - expf(y[k]) * fs : y[k] * (dy[k] - fs);
+            syn__grad_put(&dx[k], add, LOG ? dy[k] - expf(y[k]) * fs : y[k] * (dy[k] - fs));
         }
     }
 }
@@ -230,7 +232,7 @@ static syn_status reduce_bwd(syn_backend *be, syn_node *n, bool mean) {
     }
     float scale = mean ? (float)((double)ny / (double)(nx ? nx : 1)) : 1.0f;
     reduce_bwd_kernel<<<syn__cuda_grid(nx, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(
-        p, (const float *)n->grad, dx, nx, scale);
+        p, (const float *)n->grad, dx, nx, scale, syn__grad_add(n, 0));
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
@@ -275,10 +277,10 @@ static syn_status softmax_bwd(syn_backend *be, syn_node *n) {
     const float *y = (const float *)n->value, *dy = (const float *)n->grad;
     if (inner == 1)
         softmax_bwd_warp_kernel<LOG><<<syn__cuda_grid(outer, SYN_CUDA_THREADS / 32), SYN_CUDA_THREADS, 0, s>>>(
-            y, dy, dx, outer, C);
+            y, dy, dx, outer, C, syn__grad_add(n, 0));
     else
         softmax_bwd_strided_kernel<LOG><<<syn__cuda_grid(outer * inner, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, s>>>(
-            y, dy, dx, outer, C, inner);
+            y, dy, dx, outer, C, inner, syn__grad_add(n, 0));
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

@@ -104,12 +104,18 @@ syn_status syn__cuda_reshape_fwd(syn_backend *be, syn_node *n) {
     return SYN_OK;
 }
 
-/* dx += dy */
+/* dx += dy (a fresh dx: dx = dy, a copy) */
 syn_status syn__cuda_reshape_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__dgrad(n, 0);
     if (!dx) return SYN_OK;
     SYN_CUDA_ENTER(be);
-    SYN_CUDA_TRY(accumulate_launch((const float *)n->grad, dx, syn__numel(n), syn__cu(be)->stream));
+    cudaStream_t s = syn__cu(be)->stream;
+    if (!syn__grad_add(n, 0)) {
+        if (dx != n->grad)
+            SYN_CUDA_TRY(cudaMemcpyAsync(dx, n->grad, (size_t)syn__numel(n) * sizeof(float), cudaMemcpyDeviceToDevice, s));
+        return SYN_OK;
+    }
+    SYN_CUDA_TRY(accumulate_launch((const float *)n->grad, dx, syn__numel(n), s));
     return SYN_OK;
 }
 
