@@ -266,6 +266,11 @@ START_TEST(test_cli) {
         ck_assert_msg(rc == 2, "bench %s: exit %d, want 2: %s", bad[i], rc, out);
         free(out);
     }
+    /* --profile: each graph's table of device time by op (stderr) */
+    snprintf(cmd, sizeof cmd, "%s bench --quick --no-pytorch --profile --workload mlp_b128 2>&1", cli);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    ck_assert_msg(strstr(out, "synapse profile: graph of ") && strstr(out, "\n  linear "), "no profile table:\n%s", out);
+    free(out);
 }
 END_TEST
 

@@ -605,6 +605,10 @@ START_TEST(late_input_survives_forward) {
 }
 END_TEST
 
+/* Kernel timing per op (syn_graph_set_profiling) on the CPU's clock. */
+START_TEST(profile_counts_kernels) { tu_check_profile(syn_cpu()); }
+END_TEST
+
 START_TEST(params_without_set) {
     syn_graph *g;
     TU_OK(syn_graph_create(NULL, &g));
@@ -685,6 +689,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, run_time_misuse);
     tcase_add_test(tc, late_input_survives_forward);
     tcase_add_test(tc, params_without_set);
+    tcase_add_test(tc, profile_counts_kernels);
     tcase_add_test(tc, params_added_after_compile);
     suite_add_tcase(s, tc);
     return s;

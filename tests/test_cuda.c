@@ -348,6 +348,10 @@ START_TEST(staged_writes_survive_reuse) {
 }
 END_TEST
 
+/* Kernel timing per op from CUDA events, read when each pass ends. */
+START_TEST(profile_counts_kernels) { tu_check_profile(syn_cuda(0)); }
+END_TEST
+
 /* The device timer records CUDA events: it measures the queued work, and
  * misuse is an error. */
 START_TEST(device_timer_events) {
@@ -465,6 +469,7 @@ int main(void) {
     CU_ADD_TEST(tc, copies_and_fills);
     CU_ADD_TEST(tc, staged_writes_survive_reuse);
     CU_ADD_TEST(tc, device_timer_events);
+    CU_ADD_TEST(tc, profile_counts_kernels);
     CU_ADD_TEST(tc, allocator_reuses_blocks);
     CU_ADD_TEST(tc, oom_is_an_error);
     CU_ADD_TEST(tc, errors_are_reported);

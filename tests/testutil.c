@@ -164,3 +164,54 @@ const char *tu_path(const char *name) {
     snprintf(b, 512, "%s/%s", tu_dir, name);
     return b;
 }
+
+/* The row of `op` in a profile report: forward ms, calls, backward ms, calls. */
+static bool profile_row(const char *report, const char *op, double v[4]) {
+    char key[64];
+    snprintf(key, sizeof key, "\n  %s ", op);
+    const char *p = strstr(report, key);
+    return p && sscanf(p + strlen(key), "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4;
+}
+
+void tu_check_profile(syn_device dev) {
+    syn_params *p;
+    syn_graph *g;
+    syn_optim *o;
+    TU_OK(syn_params_create(dev, 7, &p));
+    TU_OK(syn_graph_create(p, &g));
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(8, 784)), *y = syn_input(g, "y", SYN_I32, syn_shape1(8));
+    const int64_t hidden[] = {32, 16};
+    syn_node *loss = syn_cross_entropy(g, syn_mlp(g, x, hidden, 2, 10, SYN_ACT_RELU, 0.0f), y);
+    ck_assert_ptr_nonnull(loss);
+    TU_OK(syn_graph_set_profiling(g, true)); /* before compile: allowed */
+    TU_OK(syn_graph_compile(g, dev, NULL));
+    syn_optim_config cfg = syn_optim_defaults(SYN_OPTIM_SGD);
+    TU_OK(syn_optim_create(p, &cfg, &o));
+    float xv[8 * 784];
+    int32_t yv[8];
+    tu_rng r = tu_rng_make(3);
+    tu_fill(&r, xv, 8 * 784, 0, 1);
+    for (int i = 0; i < 8; i++) yv[i] = i % 10;
+    TU_OK(syn_graph_feed(g, x, xv, syn_shape2(8, 784)));
+    TU_OK(syn_graph_feed(g, y, yv, syn_shape1(8)));
+    for (int step = 0; step < 4; step++) {
+        TU_OK(syn_params_zero_grad(p));
+        TU_OK(syn_graph_forward(g));
+        TU_OK(syn_graph_backward(g, loss));
+        TU_OK(syn_optim_step(o));
+    }
+    char report[4096];
+    TU_OK(syn_graph_profile_report(g, report, sizeof report));
+    ck_assert_msg(strstr(report, ", 3 steps after the first"), "report:\n%s", report);
+    double lin[4], relu[4], total;
+    ck_assert_msg(profile_row(report, "linear", lin) && profile_row(report, "relu", relu), "report:\n%s", report);
+    ck_assert_msg(lin[1] == 3 && lin[3] == 3 && relu[1] == 2 && relu[3] == 2, "calls per step:\n%s", report);
+    ck_assert_msg(lin[0] > 0 && lin[2] > 0, "linear's time is not positive:\n%s", report);
+    const char *t = strstr(report, "\n  total ");
+    ck_assert_msg(t && sscanf(t + 9, "%lf", &total) == 1 && total >= lin[0] + lin[2], "total:\n%s", report);
+    TU_OK(syn_graph_set_profiling(g, false));
+    ck_assert_int_eq(syn_graph_profile_report(g, report, sizeof report), SYN_ERR_ARG);
+    syn_optim_free(o);
+    syn_graph_free(g);
+    syn_params_free(p);
+}

@@ -37,6 +37,8 @@ static const char bench_usage_text[] =
     "  --json FILE        JSON lines, one object per result, Synapse's and PyTorch's\n"
     "  --markdown FILE    a Markdown table with the date and the machines\n"
     "  --no-pytorch       do not run the PyTorch twins\n"
+    "  --profile          time each op's kernels (SYN_PROFILE=1): every graph prints a table of\n"
+    "                     device ms per step by op to stderr when freed; costs a sync per pass\n"
     "  --list             the workloads, one per line: name, kind, description\n"
     "  --help             this text\n"
     "\n"
@@ -272,13 +274,14 @@ static bool add_workloads(const char *arg, const syn_bench_workload **wl, int *n
 }
 
 int cmd_bench(int argc, char **argv) {
-    enum { O_DEVICE = 256, O_WORKLOAD, O_ITERS, O_WARMUP, O_QUICK, O_THREADS, O_JSON, O_MD, O_NOTORCH, O_LIST };
+    enum { O_DEVICE = 256, O_WORKLOAD, O_ITERS, O_WARMUP, O_QUICK, O_THREADS, O_JSON, O_MD, O_NOTORCH, O_LIST, O_PROFILE };
     static const struct option longopts[] = {
         {"device", required_argument, 0, O_DEVICE}, {"workload", required_argument, 0, O_WORKLOAD},
         {"iters", required_argument, 0, O_ITERS},   {"warmup", required_argument, 0, O_WARMUP},
         {"quick", no_argument, 0, O_QUICK},         {"threads", required_argument, 0, O_THREADS},
         {"json", required_argument, 0, O_JSON},     {"markdown", required_argument, 0, O_MD},
         {"no-pytorch", no_argument, 0, O_NOTORCH},  {"list", no_argument, 0, O_LIST},
+        {"profile", no_argument, 0, O_PROFILE},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *U = bench_usage_text, *device = "cpu", *json_path = NULL, *md_path = NULL;
     const syn_bench_workload *wl[MAX_WL];
@@ -314,6 +317,7 @@ int cmd_bench(int argc, char **argv) {
         case O_MD: md_path = optarg; break;
         case O_NOTORCH: no_torch = true; break;
         case O_LIST: list = true; break;
+        case O_PROFILE: setenv("SYN_PROFILE", "1", 1); break; /* read by each graph's compile */
         case ':': return usage_error(U, "option %s needs a value", argv[optind - 1]);
         default: return usage_error(U, "unknown option '%s'", argv[optind - 1]);
         }

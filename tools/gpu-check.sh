@@ -352,6 +352,24 @@ print("; ".join(out) or "no results")' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
     fi
 fi
 
+# ---- where the GPU time goes: `synapse bench --profile` on the GPU workloads (a table per
+# graph of device ms per step by op, in profile.log), so that a missed speed target can be
+# worked on without another GPU run. PROFILE=0 skips it; PROFILE_TIMEOUT (default 120 s).
+if [ "${PROFILE:-1}" != 0 ] && [ "$DEV" != cpu ] && ! over "op profile"; then
+    t0=$(now)
+    PROFILE_TIMEOUT=$(cap "${PROFILE_TIMEOUT:-120}")
+    run_syn timeout "$PROFILE_TIMEOUT" "$B/synapse" bench --device "$DEV" --profile --no-pytorch --iters 5 --warmup 2 \
+        --workload mlp_b128,cnn_fmnist,resnet18_cifar,dcgan64,char_lstm >"$LOG/profile.log" 2>&1
+    rc=$?
+    # the top op of each CUDA graph: "conv2d 61% of 9.8 ms"
+    fig=$(awk '/^synapse profile: .* on cuda/ {want = 1; next}
+               want && /^  op / {next}
+               want && /^  / {top = $1 " " $NF; want = 0; next}
+               /^  total / {if (top != "") {printf "%s%s of %s ms", sep, top, $2; sep = "; "}; top = ""}' "$LOG/profile.log")
+    if [ $rc -eq 0 ]; then record "op profile" PASS "${fig:-no tables}" $(($(now) - t0))
+    else record "op profile" FAIL "exit $rc (see profile.log)" $(($(now) - t0)); fi
+fi
+
 # ---- summary (last) --------------------------------------------------------------------------------
 {
     echo

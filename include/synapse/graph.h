@@ -298,6 +298,19 @@ SYN_API syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, vo
 /* Bytes of device memory the plan allocated for activations and gradients. */
 SYN_API size_t syn_graph_memory_bytes(const syn_graph *g);
 
+/* Kernel timing per op kind: with profiling on, each forward and backward
+ * pass times every node's kernels (CUDA events on a GPU, read when the pass
+ * ends, which costs one synchronisation per pass; the clock on the CPU) and
+ * adds them up by op. The first training step (the first forward of an
+ * inference graph) is not counted: it chooses algorithms and fills caches.
+ * Off by default; SYN_PROFILE=1 in the environment turns it on for every
+ * graph at compile and prints each graph's report to stderr when the graph
+ * is freed. */
+SYN_API syn_status syn_graph_set_profiling(syn_graph *g, bool on);
+/* The table so far: per op, device ms per step forward and backward, calls
+ * per step and share of the total; NUL-terminated, cut at size. */
+SYN_API syn_status syn_graph_profile_report(syn_graph *g, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

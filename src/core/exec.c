@@ -59,6 +59,8 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
     }
     g->mark = read;
     g->compiled = true;
+    const char *prof = getenv("SYN_PROFILE"); /* a diagnostic switch: failing to turn it on is not an error */
+    if (prof && strcmp(prof, "1") == 0 && syn_graph_set_profiling(g, true) != SYN_OK) syn_clear_error();
     return SYN_OK;
 }
 
@@ -161,6 +163,7 @@ static syn_status run_node(syn_graph *g, syn_node *v) {
             g->rng_counter += ((uint64_t)syn__numel(v) + 3) & ~(uint64_t)3;
         }
         SYN_TRY(g->be->fwd[v->op](g->be, v));
+        syn__profile_node(g, v);
     }
     v->ran_pass = g->pass; /* a failed node runs again when the pass resumes */
     return SYN_OK;
@@ -176,9 +179,12 @@ syn_status syn_graph_forward(syn_graph *g) {
     if (!g) return syn__error(SYN_ERR_ARG, "syn_graph_forward: graph is NULL");
     if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward: compile the graph first");
     begin_pass(g);
-    for (int i = 0; i < g->n; i++) SYN_TRY(run_node(g, g->nodes[i]));
-    g->forward_done = true;
-    return SYN_OK;
+    syn__profile_begin(g, 0);
+    syn_status s = SYN_OK;
+    for (int i = 0; i < g->n && s == SYN_OK; i++) s = run_node(g, g->nodes[i]);
+    syn__profile_end(g);
+    if (s == SYN_OK) g->forward_done = true;
+    return s;
 }
 
 syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
@@ -195,11 +201,13 @@ syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
         if (need[i])
             for (int k = 0; k < g->nodes[i]->n_in; k++) need[g->nodes[i]->in[k]->id] = true;
     if (!resume || g->pass == 0) begin_pass(g);
+    syn__profile_begin(g, 0);
     syn_status s = SYN_OK;
     for (int i = 0; i <= target->id && s == SYN_OK; i++) {
         syn_node *v = g->nodes[i];
         if (need[i] && (v->ran_pass != g->pass || v->op == SYN_OP_PARAM)) s = run_node(g, v);
     }
+    syn__profile_end(g);
     if (s == SYN_OK) g->forward_done = true;
     return s;
 }
@@ -243,6 +251,7 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
     }
     syn_status s = be->fill_f32(be, (float *)loss->grad, 1.0f, 1);
     loss->grad_live = true;
+    syn__profile_begin(g, 1);
     for (int i = loss->id; i >= 0 && s == SYN_OK; i--) {
         syn_node *v = g->nodes[i];
         if (v->op == SYN_OP_PARAM) continue;
@@ -261,7 +270,9 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
         }
         if (s == SYN_OK) s = be->bwd[v->op](be, v);
         for (int k = 0; k < v->n_in; k++) v->in[k]->grad_fresh = false;
+        syn__profile_node(g, v);
     }
+    syn__profile_end(g);
     return s;
 }
 

@@ -178,7 +178,15 @@ struct syn_graph {
     bool *mark;                  /* n flags of scratch for one call (forward_to, backward): no
                                     allocation per step */
     bool backward_in_pass;       /* a backward pass ran since this forward pass began */
+    struct syn__profile *prof;   /* kernel timing (profile.c), NULL when off */
 };
+
+/* Kernel timing (profile.c): a pass begins (dir 0 forward, 1 backward), a
+ * node's kernel was queued, the pass ends; no-ops when profiling is off. */
+void syn__profile_begin(syn_graph *g, int dir);
+void syn__profile_node(syn_graph *g, const syn_node *v);
+void syn__profile_end(syn_graph *g);
+void syn__profile_free(syn_graph *g);
 
 /* Records a build error in the graph (first one sticks) and returns NULL. */
 syn_node *syn__graph_fail(syn_graph *g, syn_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
