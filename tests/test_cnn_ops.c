@@ -30,6 +30,7 @@ static const pool_case pool_cases[] = {
     {3, 1, 9, 7, 2, 3, 1, 2, 1, 1},
     {1, 5, 13, 13, 3, 3, 2, 2, 0, 0},
     {3, 5, 32, 33, 3, 3, 2, 2, 1, 1}, /* above the OpenMP threshold */
+    {2, 9, 30, 31, 2, 2, 2, 2, 0, 0}, /* the 2x2 fast path (pool.c), odd width, threads */
 };
 static const int n_pool_cases = (int)(sizeof pool_cases / sizeof pool_cases[0]);
 
@@ -98,6 +99,29 @@ START_TEST(test_max_pool_ties) {
         for (int q = 0; q < 4; q++) want[(p > 0 ? p - 1 : 0) * 4 + (q > 0 ? q - 1 : 0)] += o.r[p * 4 + q];
     read_param(&e, "x", dx, true);
     TU_CLOSE(dx, want, 16, 1e-6, 1e-6);
+    env_free(&e);
+}
+END_TEST
+
+/* The 2x2 stride-2 path keeps the general path's choices: ties go to the
+ * first element in scan order, a NaN wins over numbers and the last NaN of
+ * a window gets the gradient; the odd last column is outside every window. */
+START_TEST(test_max_pool_2x2_ties_and_nan) {
+    env e = env_make();
+    /* one plane, 2 x 5: windows {0,1,5,6} and {2,3,7,8}; column 4 unused */
+    float xv[10] = {1, 1, NAN, 0, 9, 1, 1, 4, NAN, 9};
+    syn_node *x = param_with(&e, "x", syn_shape4(1, 1, 2, 5), xv);
+    syn_node *y = syn_max_pool2d(e.g, x, 2, 2, 2, 2, 0, 0);
+    tu_rng r = tu_rng_make(151);
+    objective o = finish(&e, y, &r, true);
+    forward_backward(&e, &o);
+    ck_assert_msg(o.buf[0] == 1.0f && isnan(o.buf[1]), "y = (%g, %g), want (1, nan)", o.buf[0], o.buf[1]);
+    float dx[10];
+    read_param(&e, "x", dx, true);
+    for (int i = 0; i < 10; i++) {
+        float want = i == 0 ? o.r[0] : i == 8 ? o.r[1] : 0.0f;
+        ck_assert_msg(dx[i] == want, "dx[%d] = %g, want %g", i, dx[i], want);
+    }
     env_free(&e);
 }
 END_TEST
@@ -624,6 +648,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_pool, 0, 3 * n_pool_cases);
     tcase_add_test(tc, test_max_pool_ties);
+    tcase_add_test(tc, test_max_pool_2x2_ties_and_nan);
     tcase_add_loop_test(tc, test_adaptive_avg_pool, 0, n_adaptive_cases);
     suite_add_tcase(s, tc);
     tc = tcase_create("norm");
