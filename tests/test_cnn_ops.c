@@ -54,7 +54,9 @@ static void ref_pool(pool_kind k, const float *x, const pool_case *c, int P, int
             }
 }
 
-static void pool_run(pool_kind k, const pool_case *c, uint64_t salt) {
+/* via: x reaches the pool through x * 1, whose gradient the pool's backward
+ * writes fresh (NaN-poisoned: an element it skips fails the check). */
+static void pool_run(pool_kind k, const pool_case *c, uint64_t salt, bool via) {
     char what[128];
     snprintf(what, sizeof what, "%s (%d,%d,%d,%d) k%dx%d s%dx%d p%dx%d", pool_names[k], c->N, c->C, c->H, c->W, c->kh,
              c->kw, c->sh, c->sw, c->ph, c->pw);
@@ -64,6 +66,7 @@ static void pool_run(pool_kind k, const pool_case *c, uint64_t salt) {
     int64_t nx = syn_shape_numel(&xs);
     float *xv = k == MAXP ? distinct_array(&r, nx) : rand_array(&r, nx, -1, 1);
     syn_node *x = param_with(&e, "x", xs, xv);
+    if (via) x = syn_mul_scalar(e.g, x, 1.0f);
     syn_node *y = k == MAXP ? syn_max_pool2d(e.g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw)
                             : syn_avg_pool2d(e.g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, k == AVG_INCL);
     ck_assert_msg(y != NULL, "%s: %s", what, syn_last_error());
@@ -79,7 +82,10 @@ static void pool_run(pool_kind k, const pool_case *c, uint64_t salt) {
     env_free(&e);
 }
 
-START_TEST(test_pool) { pool_run((pool_kind)(_i % 3), &pool_cases[_i / 3], 100 + (uint64_t)_i); }
+START_TEST(test_pool) { pool_run((pool_kind)(_i % 3), &pool_cases[_i / 3], 100 + (uint64_t)_i, false); }
+END_TEST
+
+START_TEST(test_max_pool_via_intermediate) { pool_run(MAXP, &pool_cases[_i], 200 + (uint64_t)_i, true); }
 END_TEST
 
 /* Ties go to the first maximum in scan order; -inf padding never wins. */
@@ -223,7 +229,7 @@ typedef struct {
     syn_node *y;
 } bn_setup;
 
-static bn_setup bn_make(const syn_shape *s, tu_rng *r) {
+static bn_setup bn_make(const syn_shape *s, tu_rng *r, bool via) {
     bn_setup t = {env_make(), NULL, NULL, NULL, NULL, NULL, NULL};
     int64_t N, C, S;
     bn_dims(s, &N, &C, &S);
@@ -238,6 +244,7 @@ static bn_setup bn_make(const syn_shape *s, tu_rng *r) {
                        param_with(&t.e, "rv", syn_shape1(C), t.rv)};
     TU_OK(syn_params_set_trainable(t.e.ps, "rm", false));
     TU_OK(syn_params_set_trainable(t.e.ps, "rv", false));
+    for (int k = 0; via && k < 3; k++) in[k] = syn_mul_scalar(t.e.g, in[k], 1.0f); /* fresh gradients (pool_run) */
     t.y = syn_batch_norm_op(t.e.g, in[0], in[1], in[2], in[3], in[4], 0.1f, 1e-5f);
     ck_assert_msg(t.y != NULL, "%s", syn_last_error());
     return t;
@@ -255,12 +262,13 @@ static void assert_no_grad(env *e, const char *name, int64_t C) {
  * training mode again in the same graph. Gradients of x, gamma, beta; none
  * for the running stats. */
 START_TEST(test_batch_norm) {
-    const syn_shape *s = &bn_shapes[_i / 2];
-    bool train = _i % 2 == 0;
+    const syn_shape *s = &bn_shapes[(_i / 2) % n_bn_shapes];
+    bool train = _i % 2 == 0, via = _i >= 2 * n_bn_shapes;
     char what[96], sb[64];
-    snprintf(what, sizeof what, "batch_norm %s %s", train ? "train" : "eval", syn_shape_str(s, sb, sizeof sb));
+    snprintf(what, sizeof what, "batch_norm %s %s%s", train ? "train" : "eval", syn_shape_str(s, sb, sizeof sb),
+             via ? " via x * 1" : "");
     tu_rng r = tu_rng_make(300 + (uint64_t)_i);
-    bn_setup t = bn_make(s, &r);
+    bn_setup t = bn_make(s, &r, via);
     int64_t N, C, S;
     bn_dims(s, &N, &C, &S);
     objective o = finish(&t.e, t.y, &r, true);
@@ -647,13 +655,14 @@ int main(void) {
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_pool, 0, 3 * n_pool_cases);
+    tcase_add_loop_test(tc, test_max_pool_via_intermediate, 0, n_pool_cases);
     tcase_add_test(tc, test_max_pool_ties);
     tcase_add_test(tc, test_max_pool_2x2_ties_and_nan);
     tcase_add_loop_test(tc, test_adaptive_avg_pool, 0, n_adaptive_cases);
     suite_add_tcase(s, tc);
     tc = tcase_create("norm");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_batch_norm, 0, 2 * n_bn_shapes);
+    tcase_add_loop_test(tc, test_batch_norm, 0, 4 * n_bn_shapes);
     tcase_add_test(tc, test_batch_norm_layer);
     tcase_add_test(tc, test_batch_norm_single_value);
     tcase_add_loop_test(tc, test_layer_norm, 0, n_ln_shapes);

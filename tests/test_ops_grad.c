@@ -20,7 +20,10 @@ static int n_cases;
  * Dropout draws the same mask at every evaluation. */
 #define DROP_SEED 977
 
-static void grad_check(const opc_case *c, uint64_t salt) {
+/* via: each operand reaches the op through p * 1, so the op's backward
+ * writes a fresh (NaN-poisoned) gradient buffer rather than adding to a
+ * parameter's: a kernel that skips an element leaves NaN (backend.h). */
+static void grad_check(const opc_case *c, uint64_t salt, bool via) {
     tu_rng r = tu_rng_make(salt);
     syn_params *ps;
     syn_graph *g;
@@ -38,6 +41,7 @@ static void grad_check(const opc_case *c, uint64_t salt) {
         }
         x[k] = syn_param(g, name, c->in[k], NULL);
         ck_assert_msg(x[k] != NULL, "%s: %s", c->what, syn_last_error());
+        if (via) x[k] = syn_mul_scalar(g, x[k], 1.0f);
         TU_OK(syn_params_find(ps, name, &val[k], &grd[k]));
         TU_OK(syn_tensor_write(val[k], data[k], syn_tensor_bytes(val[k])));
     }
@@ -110,13 +114,16 @@ static void grad_check(const opc_case *c, uint64_t salt) {
     syn_params_free(ps);
 }
 
-START_TEST(test_op_grad) { grad_check(cases[_i], 5000 + (uint64_t)_i); }
+START_TEST(test_op_grad) { grad_check(cases[_i], 5000 + (uint64_t)_i, false); }
+END_TEST
+
+START_TEST(test_op_grad_via_intermediate) { grad_check(cases[_i], 5000 + (uint64_t)_i, true); }
 END_TEST
 
 START_TEST(test_broadcast_grad) {
     char what[160];
     opc_case c = opc_bcast_case(OPC_GRAD, _i, what, sizeof what);
-    grad_check(&c, 6000 + (uint64_t)_i);
+    grad_check(&c, 6000 + (uint64_t)_i, _i % 2 == 1);
 }
 END_TEST
 
@@ -369,6 +376,7 @@ static Suite *ops_grad_suite(void) {
     TCase *tc = tcase_create("finite_differences");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_op_grad, 0, n_cases);
+    tcase_add_loop_test(tc, test_op_grad_via_intermediate, 0, n_cases);
     tcase_add_loop_test(tc, test_broadcast_grad, 0, opc_bcast_count(OPC_GRAD));
     tcase_add_loop_test(tc, test_composite_grad, 0, 3);
     suite_add_tcase(s, tc);

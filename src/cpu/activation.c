@@ -33,13 +33,13 @@
         int64_t len = syn__numel(n);                                               \
         float s = n->f[0];                                                         \
         (void)s; (void)x; (void)y;                                                 \
-        _Pragma("omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)") \
+        SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)") \
         for (int64_t i = 0; i < len; i++) {                                        \
             float v = (IN) ? x[i] : 0.0f;                                          \
             float o = (OUT) ? y[i] : 0.0f;                                         \
             (void)v; (void)o;                                                      \
-            dx[i] += dy[i] * (expr);                                               \
-        }                                                                          \
+            SYN_GRAD_PUT(dx[i], add_, dy[i] * (expr));                             \
+        });                                                                        \
         return SYN_OK;                                                             \
     }
 
@@ -54,11 +54,11 @@ syn_status syn__cpu_relu_bwd(syn_backend *be, syn_node *n) {
     if (!dx) return SYN_OK;
     const float *restrict y = n->value, *restrict dy = n->grad;
     int64_t len = syn__numel(n);
-#pragma omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)
+    SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for simd if (len > SYN_CPU_PAR_MIN) schedule(static)")
     for (int64_t i = 0; i < len; i++) {
         float g = dy[i];
-        dx[i] += y[i] > 0.0f ? g : 0.0f;
-    }
+        SYN_GRAD_PUT(dx[i], add_, y[i] > 0.0f ? g : 0.0f);
+    });
     return SYN_OK;
 }
 /* y = x > 0 ? x : s x */

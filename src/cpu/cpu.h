@@ -24,4 +24,24 @@ syn_status syn__cpu_clip_scale(syn_backend *be, float *x, int64_t n, const float
 static inline const float *syn__cin(const syn_node *n, int k) { return (const float *)n->in[k]->value; }
 static inline float *syn__cgrad(const syn_node *n, int k) { return (float *)n->in[k]->grad; }
 
+/* A gradient store in the ops with grad_write set (backend.h): dst += v, or
+ * dst = v where the input's gradient is fresh (add = syn__grad_add(n, k)
+ * false: its old contents are garbage). Hot loops run as two loops, one
+ * per case (SYN_GRAD_LOOPS): a branch-free select would still add the
+ * garbage, and garbage that reads as denormal floats makes each add take
+ * a microcode assist (relu's backward ran 4x slower that way). */
+#define SYN_GRAD_PUT(dst, add, v) ((dst) = (add) ? (dst) + (v) : (v))
+/* The body (the remaining arguments: commas allowed) twice, with the
+ * constant `add_` true, then false (for SYN_GRAD_PUT). */
+#define SYN_GRAD_LOOPS(add, ...)                                                                     \
+    do {                                                                                             \
+        if (add) {                                                                                   \
+            const bool add_ = true;                                                                  \
+            __VA_ARGS__;                                                                             \
+        } else {                                                                                     \
+            const bool add_ = false;                                                                 \
+            __VA_ARGS__;                                                                             \
+        }                                                                                            \
+    } while (0)
+
 #endif

@@ -147,9 +147,22 @@ static syn_status binary_fwd(syn_node *n) {
 
 /* d(operand k) += dy * d op / d operand k, summed over broadcast dims. The
  * scatter races when operand k is broadcast, so that case runs serially. */
+/* d(a op b)/d(operand k) times g; sub's second operand -g, exactly as g
+ * subtracted (x - g == x + -g in IEEE arithmetic) */
+static inline float binary_deriv(syn_op op, int k, float g, float av, float bv) {
+    switch (op) {
+    case SYN_OP_ADD: return g;
+    case SYN_OP_SUB: return k == 0 ? g : -g;
+    case SYN_OP_MUL: return k == 0 ? g * bv : g * av;
+    default: return k == 0 ? g / bv : -g * av / (bv * bv); /* div */
+    }
+}
+
 static void binary_bwd_one(syn_node *n, const bcast *bc, int k) {
     float *dx = syn__cgrad(n, k);
     if (!dx) return;
+    /* a fresh gradient: the broadcast sums below add into it */
+    if (!syn__grad_add(n, k)) memset(dx, 0, (size_t)syn_shape_numel(&n->in[k]->shape) * sizeof(float));
     const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
     int64_t cols = bc->dim[bc->nd - 1], rows = syn__numel(n) / (cols ? cols : 1);
     int64_t ia = bc->sa[bc->nd - 1], ib = bc->sb[bc->nd - 1];
@@ -163,14 +176,7 @@ static void binary_bwd_one(syn_node *n, const bcast *bc, int k) {
         int64_t step = k == 0 ? ia : ib;
         float *pd = dx + (k == 0 ? oa : ob);
         for (int64_t c = 0; c < cols; c++) {
-            float g = pdy[c], av = pa[c * ia], bv = pb[c * ib], d;
-            switch (op) {
-            case SYN_OP_ADD: d = g; break;
-            case SYN_OP_SUB: d = k == 0 ? g : -g; break;
-            case SYN_OP_MUL: d = k == 0 ? g * bv : g * av; break;
-            default:         d = k == 0 ? g / bv : -g * av / (bv * bv); break; /* div */
-            }
-            pd[c * step] += d;
+            pd[c * step] += binary_deriv(op, k, pdy[c], pa[c * ia], pb[c * ib]);
         }
     }
 }
@@ -178,30 +184,13 @@ static void binary_bwd_one(syn_node *n, const bcast *bc, int k) {
 static syn_status binary_bwd(syn_node *n) {
     if (same_shapes(n)) {
         const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
-        float *da = syn__cgrad(n, 0), *db = syn__cgrad(n, 1);
         int64_t len = syn__numel(n);
         syn_op op = n->op;
-#pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < len; i++) {
-            float g = dy[i];
-            switch (op) {
-            case SYN_OP_ADD:
-                if (da) da[i] += g;
-                if (db) db[i] += g;
-                break;
-            case SYN_OP_SUB:
-                if (da) da[i] += g;
-                if (db) db[i] -= g;
-                break;
-            case SYN_OP_MUL:
-                if (da) da[i] += g * b[i];
-                if (db) db[i] += g * a[i];
-                break;
-            default:
-                if (da) da[i] += g / b[i];
-                if (db) db[i] += -g * a[i] / (b[i] * b[i]);
-                break;
-            }
+        for (int k = 0; k < 2; k++) { /* one operand at a time: a fresh gradient's loop never reads it */
+            float *d = syn__cgrad(n, k);
+            if (!d) continue;
+            SYN_GRAD_LOOPS(syn__grad_add(n, k), _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)")
+                for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(d[i], add_, binary_deriv(op, k, dy[i], a[i], b[i])));
         }
         return SYN_OK;
     }
@@ -243,8 +232,9 @@ syn_status syn__cpu_div_bwd(syn_backend *be, syn_node *n) { (void)be; return bin
         int64_t len = syn__numel(n);                                       \
         float c = n->f[0];                                                 \
         (void)c; (void)x;                                                  \
-        _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)") \
-        for (int64_t i = 0; i < len; i++) dx[i] += dy[i] * (expr);         \
+        SYN_GRAD_LOOPS(syn__grad_add(n, 0),                                \
+            _Pragma("omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)") \
+            for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dx[i], add_, dy[i] * (expr))); \
     } while (0)
 
 syn_status syn__cpu_add_scalar_fwd(syn_backend *be, syn_node *n) { (void)be; MAP(x[i] + c); return SYN_OK; }

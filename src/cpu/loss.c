@@ -24,11 +24,12 @@ static syn_status sq_bwd(syn_node *n, bool mean) {
     float *dp = syn__cgrad(n, 0), *dt = syn__cgrad(n, 1);
     int64_t len = syn_shape_numel(&n->in[0]->shape);
     float k = 2.0f * *(const float *)n->grad / (mean ? (float)(len ? len : 1) : 1.0f);
+    const bool add_p = syn__grad_add(n, 0), add_t = syn__grad_add(n, 1);
 #pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < len; i++) {
         float d = k * (p[i] - t[i]);
-        if (dp) dp[i] += d;
-        if (dt) dt[i] -= d;
+        if (dp) SYN_GRAD_PUT(dp[i], add_p, d);
+        if (dt) dt[i] = add_t ? dt[i] - d : -d;
     }
     return SYN_OK;
 }
@@ -80,6 +81,7 @@ syn_status syn__cpu_cross_entropy_bwd(syn_backend *be, syn_node *n) {
     const float *x = syn__cin(n, 0);
     const int32_t *y = n->in[1]->value;
     float k = *(const float *)n->grad / (float)(N ? N : 1);
+    const bool add = syn__grad_add(n, 0);
 #pragma omp parallel for if (N * C > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < N; r++) {
         const float *row = x + r * C;
@@ -89,7 +91,7 @@ syn_status syn__cpu_cross_entropy_bwd(syn_backend *be, syn_node *n) {
         double s = 0;
         for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
         float inv = (float)(1.0 / s);
-        for (int64_t c = 0; c < C; c++) drow[c] += k * (expf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f));
+        for (int64_t c = 0; c < C; c++) SYN_GRAD_PUT(drow[c], add, k * (expf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f)));
     }
     return SYN_OK;
 }
@@ -116,10 +118,11 @@ syn_status syn__cpu_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__cgrad(n, 0), *dt = syn__cgrad(n, 1);
     int64_t len = syn_shape_numel(&n->in[0]->shape);
     float k = *(const float *)n->grad / (float)(len ? len : 1);
+    const bool add_x = syn__grad_add(n, 0), add_t = syn__grad_add(n, 1);
 #pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < len; i++) {
-        if (dx) dx[i] += k * (1.0f / (1.0f + expf(-x[i])) - t[i]);
-        if (dt) dt[i] -= k * x[i];
+        if (dx) SYN_GRAD_PUT(dx[i], add_x, k * (1.0f / (1.0f + expf(-x[i])) - t[i]));
+        if (dt) dt[i] = add_t ? dt[i] - k * x[i] : -(k * x[i]);
     }
     return SYN_OK;
 }

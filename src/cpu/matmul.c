@@ -47,14 +47,16 @@ syn_status syn__cpu_matmul_bwd(syn_backend *be, syn_node *n) {
     mm_dims(n, &B, &M, &K, &N, &shared);
     const float *a = syn__cin(n, 0), *b = syn__cin(n, 1), *dy = n->grad;
     float *da = syn__cgrad(n, 0), *db = syn__cgrad(n, 1);
+    /* beta 1 adds to a gradient, 0 writes a fresh one (BLAS does not read C then) */
+    const float beta_a = syn__grad_add(n, 0) ? 1.0f : 0.0f, beta_b = syn__grad_add(n, 1) ? 1.0f : 0.0f;
     if (shared) {
-        if (da) gemm(false, true, B * M, K, N, dy, b, 1.0f, da);
-        if (db) gemm(true, false, K, N, B * M, a, dy, 1.0f, db);
+        if (da) gemm(false, true, B * M, K, N, dy, b, beta_a, da);
+        if (db) gemm(true, false, K, N, B * M, a, dy, beta_b, db);
         return SYN_OK;
     }
     for (int64_t i = 0; i < B; i++) {
-        if (da) gemm(false, true, M, K, N, dy + i * M * N, b + i * K * N, 1.0f, da + i * M * K);
-        if (db) gemm(true, false, K, N, M, a + i * M * K, dy + i * M * N, 1.0f, db + i * K * N);
+        if (da) gemm(false, true, M, K, N, dy + i * M * N, b + i * K * N, beta_a, da + i * M * K);
+        if (db) gemm(true, false, K, N, M, a + i * M * K, dy + i * M * N, beta_b, db + i * K * N);
     }
     return SYN_OK;
 }
@@ -79,7 +81,7 @@ syn_status syn__cpu_linear_fwd(syn_backend *be, syn_node *n) {
  * Walks dy row by row (contiguous) into double accumulators for a block of
  * columns per thread: the same additions in the same order as a column-wise
  * loop, so bit-identical, but without a stride of `out` floats per element. */
-static void bias_grad(const float *dy, int64_t R, int64_t out, float *db) {
+static void bias_grad(const float *dy, int64_t R, int64_t out, float *db, bool add) {
     enum { CB = 256 };
 #pragma omp parallel for if (R * out > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t c0 = 0; c0 < out; c0 += CB) {
@@ -91,7 +93,7 @@ static void bias_grad(const float *dy, int64_t R, int64_t out, float *db) {
 #pragma omp simd
             for (int64_t c = 0; c < w; c++) acc[c] += row[c];
         }
-        for (int64_t c = 0; c < w; c++) db[c0 + c] += (float)acc[c];
+        for (int64_t c = 0; c < w; c++) SYN_GRAD_PUT(db[c0 + c], add, (float)acc[c]);
     }
 }
 
@@ -102,8 +104,8 @@ syn_status syn__cpu_linear_bwd(syn_backend *be, syn_node *n) {
     int64_t out = ws->dim[0], in = ws->dim[1], R = syn__numel(n) / (out ? out : 1);
     const float *x = syn__cin(n, 0), *w = syn__cin(n, 1), *dy = n->grad;
     float *dx = syn__cgrad(n, 0), *dw = syn__cgrad(n, 1), *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
-    if (dx) gemm(false, false, R, in, out, dy, w, 1.0f, dx);
-    if (dw) gemm(true, false, out, in, R, dy, x, 1.0f, dw);
-    if (db) bias_grad(dy, R, out, db);
+    if (dx) gemm(false, false, R, in, out, dy, w, syn__grad_add(n, 0) ? 1.0f : 0.0f, dx);
+    if (dw) gemm(true, false, out, in, R, dy, x, syn__grad_add(n, 1) ? 1.0f : 0.0f, dw);
+    if (db) bias_grad(dy, R, out, db, syn__grad_add(n, 2));
     return SYN_OK;
 }

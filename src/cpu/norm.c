@@ -2,6 +2,7 @@
  * over the last dim. Statistics accumulate in double; the forward saves the
  * mean and 1/sqrt(var + eps) in n->aux for the backward. */
 #include <math.h>
+#include <string.h>
 #include "cpu.h"
 
 /* ---- batch norm ------------------------------------------------------------
@@ -125,6 +126,9 @@ syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
     const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad;
     const float *mean = n->aux, *invstd = mean + d.C;
     float *dx = syn__cgrad(n, 0), *dgamma = syn__cgrad(n, 1), *dbeta = syn__cgrad(n, 2);
+    const bool add_x = syn__grad_add(n, 0), add_g = syn__grad_add(n, 1), add_b = syn__grad_add(n, 2);
+    for (int k = 3; k < 5; k++) /* the running stats get no gradient: a fresh one is zero */
+        if (syn__cgrad(n, k) && !syn__grad_add(n, k)) memset(syn__cgrad(n, k), 0, (size_t)d.C * sizeof(float));
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         float m = mean[c], is = invstd[c];
@@ -132,8 +136,8 @@ syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
         for (int64_t b = 0; b < d.N; b++)
             lanes_add_bwd(&ldy, &ldyx, dy + (b * d.C + c) * d.S, x + (b * d.C + c) * d.S, d.S, m, is);
         const double sdy = lanes_total(&ldy), sdyx = lanes_total(&ldyx);
-        if (dgamma) dgamma[c] += (float)sdyx;
-        if (dbeta) dbeta[c] += (float)sdy;
+        if (dgamma) SYN_GRAD_PUT(dgamma[c], add_g, (float)sdyx);
+        if (dbeta) SYN_GRAD_PUT(dbeta[c], add_b, (float)sdy);
         if (!dx) continue;
         float k = gamma[c] * is;
         float mdy = (float)(sdy / (double)M), mdyx = (float)(sdyx / (double)M);
@@ -141,9 +145,10 @@ syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
             const float *xp = x + (b * d.C + c) * d.S, *dyp = dy + (b * d.C + c) * d.S;
             float *dxp = dx + (b * d.C + c) * d.S;
             if (train)
-                for (int64_t i = 0; i < d.S; i++) dxp[i] += k * (dyp[i] - mdy - (xp[i] - m) * is * mdyx);
+                SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < d.S; i++)
+                                          SYN_GRAD_PUT(dxp[i], add_, k * (dyp[i] - mdy - (xp[i] - m) * is * mdyx)));
             else
-                for (int64_t i = 0; i < d.S; i++) dxp[i] += k * dyp[i];
+                SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < d.S; i++) SYN_GRAD_PUT(dxp[i], add_, k * dyp[i]));
         }
     }
     return SYN_OK;

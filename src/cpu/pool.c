@@ -2,6 +2,7 @@
  * mode, PyTorch's rules) and adaptive average pooling. Every kernel works one
  * (n, c) plane at a time, so the planes run in parallel without races. */
 #include <math.h>
+#include <string.h>
 #include "cpu.h"
 
 typedef struct {
@@ -78,11 +79,16 @@ static void max2x2_fwd_plane(const float *restrict xp, float *restrict yp, int64
 /* dx[argmax] += dy: windows do not overlap, so each of the four gets its
  * share (dy or 0) without a scatter */
 static void max2x2_bwd_plane(const float *restrict xp, const float *restrict dyp, float *restrict dxp, int64_t W,
-                             int64_t P, int64_t Q) {
+                             int64_t H, int64_t P, int64_t Q, bool add) {
+    /* a fresh gradient: each pair of rows is zeroed just before its windows
+     * add to it (in cache, unlike a memset of the whole tensor first; GCC
+     * does not vectorise the store-only form of the loop below) */
+    if (!add && 2 * P < H) memset(dxp + 2 * P * W, 0, (size_t)((H - 2 * P) * W) * sizeof(float)); /* odd last row */
     for (int64_t p = 0; p < P; p++) {
         const float *r0 = xp + 2 * p * W, *r1 = r0 + W;
         float *d0 = dxp + 2 * p * W, *d1 = d0 + W;
         const float *g = dyp + p * Q;
+        if (!add) memset(d0, 0, (size_t)(2 * W) * sizeof(float));
         for (int64_t q = 0; q < Q; q++) {
             /* bit masks and selects, no branches: GCC vectorises this form
              * (with ! or && it sees control flow) */
@@ -133,16 +139,18 @@ syn_status syn__cpu_max_pool2d_bwd(syn_backend *be, syn_node *n) {
     if (!dx) return SYN_OK;
     pool_geom g = geom(n);
     const float *x = syn__cin(n, 0), *dy = n->grad;
+    const bool add = syn__grad_add(n, 0);
     if (is_2x2(&g)) {
 #pragma omp parallel for if (par(&g)) schedule(static)
         for (int64_t pl = 0; pl < g.planes; pl++)
-            max2x2_bwd_plane(x + pl * g.H * g.W, dy + pl * g.P * g.Q, dx + pl * g.H * g.W, g.W, g.P, g.Q);
+            max2x2_bwd_plane(x + pl * g.H * g.W, dy + pl * g.P * g.Q, dx + pl * g.H * g.W, g.W, g.H, g.P, g.Q, add);
         return SYN_OK;
     }
 #pragma omp parallel for if (par(&g)) schedule(static)
     for (int64_t pl = 0; pl < g.planes; pl++) {
         const float *xp = x + pl * g.H * g.W, *dyp = dy + pl * g.P * g.Q;
         float *dxp = dx + pl * g.H * g.W;
+        if (!add) memset(dxp, 0, (size_t)(g.H * g.W) * sizeof(float)); /* a fresh gradient: scattered into */
         for (int64_t p = 0; p < g.P; p++)
             for (int64_t q = 0; q < g.Q; q++) {
                 int64_t a = argmax(xp, &g, p, q);

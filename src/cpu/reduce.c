@@ -113,8 +113,9 @@ static syn_status reduce_bwd(syn_node *n, bool mean) {
     reduce_strides(n, ostride);
     float scale = mean ? (float)((double)ny / (double)(nx ? nx : 1)) : 1.0f;
     const float *dy = n->grad;
+    const bool add = syn__grad_add(n, 0);
 #pragma omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < nx; i++) dx[i] += dy[out_index(xs, ostride, i)] * scale;
+    for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add, dy[out_index(xs, ostride, i)] * scale);
     return SYN_OK;
 }
 
@@ -166,6 +167,7 @@ static syn_status softmax_bwd(syn_node *n, bool logsm) {
     int64_t outer, C, inner;
     axis_dims(n, &outer, &C, &inner);
     const float *y = n->value, *dy = n->grad;
+    const bool add = syn__grad_add(n, 0);
 #pragma omp parallel for collapse(2) if (outer * C * inner > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {
@@ -174,7 +176,7 @@ static syn_status softmax_bwd(syn_node *n, bool logsm) {
             for (int64_t c = 0; c < C; c++) s += logsm ? dy[base + c * inner] : (double)dy[base + c * inner] * y[base + c * inner];
             for (int64_t c = 0; c < C; c++) {
                 int64_t k = base + c * inner;
-                dx[k] += logsm ? dy[k] - expf(y[k]) * (float)s : y[k] * (dy[k] - (float)s);
+                SYN_GRAD_PUT(dx[k], add, logsm ? dy[k] - expf(y[k]) * (float)s : y[k] * (dy[k] - (float)s));
             }
         }
     return SYN_OK;

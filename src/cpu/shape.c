@@ -11,13 +11,17 @@ syn_status syn__cpu_reshape_fwd(syn_backend *be, syn_node *n) {
     return SYN_OK;
 }
 
-/* dx += dy */
+/* dx += dy (a fresh dx: a copy) */
 syn_status syn__cpu_reshape_bwd(syn_backend *be, syn_node *n) {
     (void)be;
     float *dx = syn__cgrad(n, 0);
     if (!dx) return SYN_OK;
     const float *dy = n->grad;
     int64_t len = syn__numel(n);
+    if (!syn__grad_add(n, 0)) {
+        if (dx != dy) memcpy(dx, dy, (size_t)len * sizeof(float));
+        return SYN_OK;
+    }
 #pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < len; i++) dx[i] += dy[i];
     return SYN_OK;
