@@ -80,6 +80,18 @@ struct syn_backend {
     bool grad_write[SYN_OP_COUNT];
 };
 
+/* grad_write entries both backends set: the elementwise, activation,
+ * GEMM, softmax, reduction, reshape, dropout and loss ops (each backend adds
+ * its own: batch norm and max pooling on both, convolutions on CUDA). */
+#define SYN_GRAD_WRITE_COMMON                                                                        \
+    [SYN_OP_ADD] = true, [SYN_OP_SUB] = true, [SYN_OP_MUL] = true, [SYN_OP_DIV] = true,              \
+    [SYN_OP_ADD_SCALAR] = true, [SYN_OP_MUL_SCALAR] = true, [SYN_OP_POW_SCALAR] = true,              \
+    [SYN_OP_MATMUL] = true, [SYN_OP_LINEAR] = true, [SYN_OP_RELU] = true, [SYN_OP_LEAKY_RELU] = true, \
+    [SYN_OP_SIGMOID] = true, [SYN_OP_TANH] = true, [SYN_OP_GELU] = true, [SYN_OP_SOFTMAX] = true,    \
+    [SYN_OP_LOG_SOFTMAX] = true, [SYN_OP_SUM] = true, [SYN_OP_MEAN] = true, [SYN_OP_RESHAPE] = true, \
+    [SYN_OP_DROPOUT] = true, [SYN_OP_MSE_LOSS] = true, [SYN_OP_SSE_LOSS] = true,                    \
+    [SYN_OP_CROSS_ENTROPY] = true, [SYN_OP_BCE_WITH_LOGITS] = true
+
 /* In a bwd kernel: add to input k's gradient (true), or write it (false: the
  * executor marked it fresh; only for ops with grad_write set). */
 static inline bool syn__grad_add(const syn_node *n, int k) { return !n->in[k]->grad_fresh; }

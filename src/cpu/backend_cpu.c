@@ -124,17 +124,7 @@ static syn_backend cpu_backend = {
     /* the kernels that write a fresh input gradient (SYN_GRAD_PUT, beta 0):
      * the executor skips zeroing it first; convolutions, the other pools,
      * layer norm and the shape and sequence ops still add into zeros */
-    .grad_write =
-        {
-            [SYN_OP_ADD] = true, [SYN_OP_SUB] = true, [SYN_OP_MUL] = true, [SYN_OP_DIV] = true,
-            [SYN_OP_ADD_SCALAR] = true, [SYN_OP_MUL_SCALAR] = true, [SYN_OP_POW_SCALAR] = true,
-            [SYN_OP_MATMUL] = true, [SYN_OP_LINEAR] = true, [SYN_OP_RELU] = true, [SYN_OP_LEAKY_RELU] = true,
-            [SYN_OP_SIGMOID] = true, [SYN_OP_TANH] = true, [SYN_OP_GELU] = true, [SYN_OP_SOFTMAX] = true,
-            [SYN_OP_LOG_SOFTMAX] = true, [SYN_OP_SUM] = true, [SYN_OP_MEAN] = true, [SYN_OP_RESHAPE] = true,
-            [SYN_OP_DROPOUT] = true, [SYN_OP_MSE_LOSS] = true, [SYN_OP_SSE_LOSS] = true,
-            [SYN_OP_CROSS_ENTROPY] = true, [SYN_OP_BCE_WITH_LOGITS] = true, [SYN_OP_MAX_POOL2D] = true,
-            [SYN_OP_BATCH_NORM] = true,
-        },
+    .grad_write = {SYN_GRAD_WRITE_COMMON, [SYN_OP_MAX_POOL2D] = true, [SYN_OP_BATCH_NORM] = true},
 };
 
 syn_backend *syn__cpu_backend(void) { return &cpu_backend; }

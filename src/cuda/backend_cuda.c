@@ -521,18 +521,9 @@ static const syn_backend cuda_template = {
     .bwd = {SYN_KERNEL_OPS(B)},
     /* the kernels that write a fresh input gradient (syn__grad_add): the
      * executor skips zeroing it first */
-    .grad_write =
-        {
-            [SYN_OP_ADD] = true, [SYN_OP_SUB] = true, [SYN_OP_MUL] = true, [SYN_OP_DIV] = true,
-            [SYN_OP_ADD_SCALAR] = true, [SYN_OP_MUL_SCALAR] = true, [SYN_OP_POW_SCALAR] = true,
-            [SYN_OP_MATMUL] = true, [SYN_OP_LINEAR] = true, [SYN_OP_RELU] = true, [SYN_OP_LEAKY_RELU] = true,
-            [SYN_OP_SIGMOID] = true, [SYN_OP_TANH] = true, [SYN_OP_GELU] = true, [SYN_OP_SOFTMAX] = true,
-            [SYN_OP_LOG_SOFTMAX] = true, [SYN_OP_SUM] = true, [SYN_OP_MEAN] = true, [SYN_OP_RESHAPE] = true,
-            [SYN_OP_DROPOUT] = true, [SYN_OP_MSE_LOSS] = true, [SYN_OP_SSE_LOSS] = true,
-            [SYN_OP_CROSS_ENTROPY] = true, [SYN_OP_BCE_WITH_LOGITS] = true, [SYN_OP_CONV2D] = true,
-            [SYN_OP_CONV_TRANSPOSE2D] = true, [SYN_OP_MAX_POOL2D] = true, [SYN_OP_AVG_POOL2D] = true,
-            [SYN_OP_ADAPTIVE_AVG_POOL2D] = true, [SYN_OP_BATCH_NORM] = true, [SYN_OP_DROPOUT2D] = true,
-        },
+    .grad_write = {SYN_GRAD_WRITE_COMMON, [SYN_OP_CONV2D] = true, [SYN_OP_CONV_TRANSPOSE2D] = true,
+                   [SYN_OP_MAX_POOL2D] = true, [SYN_OP_AVG_POOL2D] = true, [SYN_OP_ADAPTIVE_AVG_POOL2D] = true,
+                   [SYN_OP_BATCH_NORM] = true, [SYN_OP_DROPOUT2D] = true},
 };
 
 #undef K
