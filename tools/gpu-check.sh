@@ -271,6 +271,8 @@ fi
 # --report-api-errors no: the suite's out-of-memory case fails a cudaMalloc on
 # purpose (kernel memory errors are still reported and fail the step).
 # racecheck runs the op cases (CK_RUN_CASE=ops): every shared-memory reduction.
+# SYN_CONV_FIND=0 under the sanitizers: cuDNN's timing runs of every algorithm
+# would be slowed down as much as the kernels (the suites run with them).
 SAN=$(command -v compute-sanitizer || true)
 for d in /usr/local/cuda/bin /usr/local/cuda-13.0/bin /usr/local/cuda/compute-sanitizer; do
     [ -z "$SAN" ] && [ -x "$d/compute-sanitizer" ] && SAN=$d/compute-sanitizer
@@ -292,9 +294,9 @@ sanitize() { # name, log, timeout, extra env, test binary, tool options...
     else record "$name" FAIL "${fig:-exit $rc} (see $log)" $(($(now) - t0)); fi
 }
 if [ "${SANITIZE:-1}" != 0 ]; then
-    sanitize "memcheck test_cuda" memcheck.log 240 SYN_CUDA_NO_CACHE=1 test_cuda --tool memcheck
-    sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_cnn --tool memcheck
-    sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 SYN_CUDA_NO_CACHE=1 test_cuda_rnn --tool memcheck
+    sanitize "memcheck test_cuda" memcheck.log 240 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda --tool memcheck
+    sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda_cnn --tool memcheck
+    sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda_rnn --tool memcheck
     sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
 fi
 
