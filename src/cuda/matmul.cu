@@ -14,18 +14,32 @@ static __global__ void bias_rows_kernel(const float *b, float *y, int64_t out, i
 }
 
 /* dy: (R, out) -> db: (out);  db[o] += sum_r dy[r, o] (double). Block (32, 8):
- * 32 adjacent columns (coalesced), 8 row lanes; fixed order, deterministic. */
-static __global__ void colsum_kernel(const float *dy, float *db, int64_t R, int64_t out, int add) {
+ * 32 adjacent columns (coalesced), 8 row lanes; fixed order, deterministic.
+ * Many rows (the char-LSTM's decoder: 8,192) are cut into P chunks, grid.y:
+ * with P > 1 each block writes its chunk's sums to partials[chunk, o] and
+ * colsum_final_kernel adds them in chunk order (few columns then still fill
+ * the GPU: 256 outputs are 8 blocks). */
+static __global__ void colsum_kernel(const float *dy, float *db, double *partials, int64_t R, int64_t out, int add) {
     __shared__ double part[8][33];
     int64_t o = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t r0 = R * blockIdx.y / gridDim.y, r1 = R * (blockIdx.y + 1) / gridDim.y;
     double s = 0.0;
     if (o < out)
-        for (int64_t r = threadIdx.y; r < R; r += 8) s += dy[r * out + o];
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) s += dy[r * out + o];
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && o < out) {
         double t = 0.0;
         for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];
+        if (partials) partials[blockIdx.y * out + o] = t;
+        else syn__grad_put(&db[o], add, (float)t);
+    }
+}
+
+static __global__ void colsum_final_kernel(const double *partials, int P, float *db, int64_t out, int add) {
+    for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < out; o += (int64_t)gridDim.x * blockDim.x) {
+        double t = 0.0;
+        for (int p = 0; p < P; p++) t += partials[p * out + o];
         syn__grad_put(&db[o], add, (float)t);
     }
 }
@@ -147,8 +161,20 @@ syn_status syn__cuda_linear_bwd(syn_backend *be, syn_node *n) {
     if (db && out > 0) {
         int64_t blocks = (out + 31) / 32;
         if (blocks > INT_MAX) return syn__error(SYN_ERR_UNSUPPORTED, "linear backward: %lld outputs", (long long)out);
-        colsum_kernel<<<(unsigned)blocks, dim3(32, 8), 0, cu->stream>>>(dy, db, R, out, syn__grad_add(n, 2));
+        /* row chunks of 256 rows or more, about 1024 blocks in all (shape-only: deterministic) */
+        int64_t P = (R + 255) / 256, cap = (1024 + blocks - 1) / blocks;
+        P = P < cap ? P : cap;
+        P = P < 1 ? 1 : P > 65535 ? 65535 : P;
+        const int add = syn__grad_add(n, 2);
+        double *part = NULL;
+        if (P > 1) SYN_TRY(cu->be.workspace(&cu->be, (size_t)(P * out) * sizeof *part, (void **)&part));
+        colsum_kernel<<<dim3((unsigned)blocks, (unsigned)P), dim3(32, 8), 0, cu->stream>>>(dy, db, part, R, out, add);
         SYN_CUDA_TRY(cudaGetLastError());
+        if (P > 1) {
+            colsum_final_kernel<<<syn__cuda_grid(out, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(
+                part, (int)P, db, out, add);
+            SYN_CUDA_TRY(cudaGetLastError());
+        }
     }
     return SYN_OK;
 }
