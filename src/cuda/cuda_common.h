@@ -184,8 +184,13 @@ static __device__ __forceinline__ double syn__block_sum(double v) {
 }
 
 /* A gradient store: *dx += v, or *dx = v where the executor marked the
- * gradient fresh (add = syn__grad_add(n, k) false: it holds garbage). */
-static __device__ __forceinline__ void syn__grad_put(float *dx, int add, float v) { *dx = add ? *dx + v : v; }
+ * gradient fresh (add = syn__grad_add(n, k) false: it holds garbage). A
+ * branch on the uniform flag rather than a select, so that a fresh
+ * gradient's old contents are not loaded (memory traffic for nothing). */
+static __device__ __forceinline__ void syn__grad_put(float *dx, int add, float v) {
+    if (add) *dx += v;
+    else *dx = v;
+}
 
 /* ---- per-channel reductions over x: (N, C, S) ------------------------------
  * Value j of channel c (j < M = N S) is x[(j / S) C + c, j % S]. A channel
