@@ -69,10 +69,12 @@ struct syn_backend {
     /* count buffers set to zero bytes (a parameter set's gradients): a fused
      * launch on a GPU */
     syn_status (*zero_many)(syn_backend *be, void *const *dst, const size_t *bytes, int count);
-    /* *acc += sum(x^2), acc a device float */
-    syn_status (*sumsq)(syn_backend *be, const float *x, int64_t n, float *acc);
-    /* x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), acc a device float */
-    syn_status (*clip_scale)(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm);
+    /* *acc += sum of x[i]^2 over count buffers of n[i] floats, acc a device
+     * float (a parameter set's gradients: a fused launch or two on a GPU) */
+    syn_status (*sumsq)(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc);
+    /* each x[i] *= min(1, max_norm / (sqrt(*acc) + 1e-6)), acc a device float */
+    syn_status (*clip_scale)(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
+                             float max_norm);
 
     syn__kernel fwd[SYN_OP_COUNT];
     syn__kernel bwd[SYN_OP_COUNT];

@@ -239,26 +239,48 @@ START_TEST(optimizers_match) {
 END_TEST
 
 /* Global-norm clipping: the norm and the scaled gradients. */
+/* Global-norm clipping, fused on CUDA (MT_MAX buffers to a launch): 30
+ * gradients (two launches), one of several chunks (20,000 > 16,384), single
+ * elements, and one frozen (its gradient neither counted nor scaled); then
+ * a limit above the norm leaves every gradient bit-identical. */
 START_TEST(clip_grad_norm_matches) {
+    enum { NT = 30 };
     syn_params *ps[2];
     syn_device devs[2] = {syn_cpu(), syn_cuda(0)};
-    const syn_shape shapes[2] = {SH2(65, 33), SH1(300)};
+    const int64_t sizes[5] = {65 * 33, 300, 20000, 1, 7};
     float norms[2];
     for (int d = 0; d < 2; d++) {
         TU_OK(syn_params_create(devs[d], 5, &ps[d]));
-        for (int i = 0; i < 2; i++) TU_OK(syn_params_add(ps[d], i ? "b" : "a", shapes[i], NULL, NULL));
+        for (int i = 0; i < NT; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "t%d", i);
+            TU_OK(syn_params_add(ps[d], name, syn_shape1(sizes[i % 5]), NULL, NULL));
+        }
+        TU_OK(syn_params_set_trainable(ps[d], "t7", false));
     }
     tu_rng rng = tu_rng_make(9);
-    for (int i = 0; i < 2; i++) write_grads(ps, i, &rng, -2, 2);
+    for (int i = 0; i < NT; i++) write_grads(ps, i, &rng, -2, 2);
+    float *frozen = cu_read_param(ps[1], 7, true, &(int64_t){0});
     for (int d = 0; d < 2; d++) TU_OK(syn_params_clip_grad_norm(ps[d], 1.5f, &norms[d]));
     CHECK_CLOSE("clip norm", &norms[1], &norms[0], 1, TOL);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NT; i++) {
         int64_t n1, n2;
         float *a = cu_read_param(ps[1], i, true, &n1), *b = cu_read_param(ps[0], i, true, &n2);
         CHECK_CLOSE("clipped gradient", a, b, n1, TOL);
+        if (i == 7) ck_assert_msg(memcmp(a, frozen, (size_t)n1 * sizeof(float)) == 0, "the frozen gradient changed");
         free(a);
         free(b);
     }
+    free(frozen);
+    /* the gradients now have norm 1.5: a limit of 2 keeps them as they are */
+    float *before = cu_read_param(ps[1], 2, true, &(int64_t){0}), norm2;
+    TU_OK(syn_params_clip_grad_norm(ps[1], 2.0f, &norm2));
+    ck_assert_msg(fabsf(norm2 - 1.5f) < 1e-3f, "norm after clipping: %g, want 1.5", norm2);
+    int64_t n;
+    float *after = cu_read_param(ps[1], 2, true, &n);
+    ck_assert_msg(memcmp(before, after, (size_t)n * sizeof(float)) == 0, "clipping below the limit changed a gradient");
+    free(before);
+    free(after);
     for (int d = 0; d < 2; d++) syn_params_free(ps[d]);
 }
 END_TEST

@@ -173,13 +173,20 @@ syn_status syn_params_clip_grad_norm(syn_params *p, float max_norm, float *norm)
     if (!(max_norm > 0.0f)) return syn__error(SYN_ERR_ARG, "syn_params_clip_grad_norm: max_norm %g <= 0", max_norm);
     syn_backend *be = p->be;
     SYN_TRY(be->zero(be, p->scratch, sizeof(float)));
-    for (int i = 0; i < p->n; i++)
-        if (p->items[i].trainable)
-            SYN_TRY(be->sumsq(be, syn__tensor_data(p->items[i].grad), syn_tensor_numel(p->items[i].grad), p->scratch));
-    for (int i = 0; i < p->n; i++)
-        if (p->items[i].trainable)
-            SYN_TRY(be->clip_scale(be, syn__tensor_data(p->items[i].grad), syn_tensor_numel(p->items[i].grad),
-                                   p->scratch, max_norm));
+    enum { BATCH = 64 }; /* the trainable gradients, 64 at a time: a launch or two each on a GPU */
+    float *x[BATCH];
+    int64_t n[BATCH];
+    for (int pass = 0; pass < 2; pass++) /* the norm of all, then the scaling of all */
+        for (int i = 0; i < p->n;) {
+            int k = 0;
+            for (; k < BATCH && i < p->n; i++)
+                if (p->items[i].trainable) {
+                    x[k] = syn__tensor_data(p->items[i].grad);
+                    n[k++] = syn_tensor_numel(p->items[i].grad);
+                }
+            if (pass == 0) SYN_TRY(be->sumsq(be, (const float *const *)x, n, k, p->scratch));
+            else SYN_TRY(be->clip_scale(be, x, n, k, p->scratch, max_norm));
+        }
     if (norm) {
         float ss;
         SYN_TRY(be->copy_d2h(be, &ss, p->scratch, sizeof ss));

@@ -114,24 +114,34 @@ syn_status syn__cpu_zero_many(syn_backend *be, void *const *dst, const size_t *b
     return SYN_OK;
 }
 
-/* x: (n)  ->  *acc += sum x^2 (double accumulation, one rounding at the end) */
-syn_status syn__cpu_sumsq(syn_backend *be, const float *x, int64_t n, float *acc) {
+/* x[k]: (n[k])  ->  *acc += sum x^2, each buffer in double with one rounding
+ * into acc */
+syn_status syn__cpu_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc) {
     (void)be;
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if(n > SYN_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
-    *acc = (float)((double)*acc + s);
+    for (int k = 0; k < count; k++) {
+        const float *xk = x[k];
+        const int64_t nk = n[k];
+        double s = 0.0;
+#pragma omp parallel for reduction(+ : s) if (nk > SYN_CPU_PAR_MIN)
+        for (int64_t i = 0; i < nk; i++) s += (double)xk[i] * (double)xk[i];
+        *acc = (float)((double)*acc + s);
+    }
     return SYN_OK;
 }
 
-/* x: (n)  ->  x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), as torch.nn.utils.clip_grad_norm_ */
-syn_status syn__cpu_clip_scale(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm) {
+/* x[k] *= min(1, max_norm / (sqrt(*acc) + 1e-6)), as torch.nn.utils.clip_grad_norm_ */
+syn_status syn__cpu_clip_scale(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
+                               float max_norm) {
     (void)be;
     float coef = max_norm / (sqrtf(*acc) + 1e-6f);
     /* Below the limit: leave the gradients bit-identical. A NaN norm falls
      * through and poisons them, as in PyTorch, rather than hiding. */
     if (coef >= 1.0f) return SYN_OK;
-#pragma omp parallel for if(n > SYN_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) x[i] *= coef;
+    for (int k = 0; k < count; k++) {
+        float *xk = x[k];
+        const int64_t nk = n[k];
+#pragma omp parallel for if (nk > SYN_CPU_PAR_MIN)
+        for (int64_t i = 0; i < nk; i++) xk[i] *= coef;
+    }
     return SYN_OK;
 }

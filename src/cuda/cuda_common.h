@@ -138,8 +138,9 @@ syn_status syn__cuda_detach_fwd(syn_backend *be, syn_node *n);
 /* optim.cu */
 syn_status syn__cuda_optim_update(syn_backend *be, const syn__optim_args *a, int count);
 syn_status syn__cuda_zero_many(syn_backend *be, void *const *dst, const size_t *bytes, int count);
-syn_status syn__cuda_sumsq(syn_backend *be, const float *x, int64_t n, float *acc);
-syn_status syn__cuda_clip_scale(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm);
+syn_status syn__cuda_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc);
+syn_status syn__cuda_clip_scale(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
+                                float max_norm);
 
 #ifdef __cplusplus
 }

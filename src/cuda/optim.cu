@@ -110,20 +110,41 @@ static __global__ void zero_many_kernel(const zt_args a) {
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) p[i] = 0u;
 }
 
-/* x: (n), acc: device scalar;  x *= min(1, max_norm / (sqrt(acc) + 1e-6)).
- * Below the limit the gradients stay bit-identical; a NaN norm poisons them. */
-static __global__ void clip_kernel(float *x, int64_t n, const float *acc, float max_norm) {
-    float coef = max_norm / (sqrtf(acc[0]) + 1e-6f);
-    if (coef >= 1.0f) return;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        x[i] *= coef;
+/* Global-norm clipping over up to MT_MAX gradient buffers per launch, a
+ * chunk of MT_CHUNK floats per block, as zero_many: the sum of squares
+ * writes one double partial per block (added in block order by
+ * syn__final_sum_kernel), the scaling multiplies in place. */
+typedef struct {
+    int count;
+    struct {
+        float *p;
+        int64_t n;
+        int block0;
+    } t[MT_MAX];
+} ct_args;
+
+static __global__ void sumsq_many_kernel(const ct_args a, double *partials) {
+    const int k = chunk_owner(a.t, a.count);
+    const float *p = a.t[k].p;
+    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
+    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+    double s = 0.0;
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s += (double)p[i] * (double)p[i];
+    s = syn__block_sum(s);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-/* x^2 in double, for the sum of squares */
-struct sq_f {
-    const float *x;
-    __device__ double operator()(int64_t i) const { return (double)x[i] * (double)x[i]; }
-};
+/* x *= min(1, max_norm / (sqrt(acc) + 1e-6)), acc a device scalar. Below the
+ * limit the gradients stay bit-identical; a NaN norm poisons them. */
+static __global__ void clip_many_kernel(const ct_args a, const float *acc, float max_norm) {
+    const float coef = max_norm / (sqrtf(acc[0]) + 1e-6f);
+    if (coef >= 1.0f) return;
+    const int k = chunk_owner(a.t, a.count);
+    float *p = a.t[k].p;
+    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
+    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) p[i] *= coef;
+}
 
 /* ---- entry points ---------------------------------------------------------- */
 
@@ -232,21 +253,60 @@ syn_status syn__cuda_zero_many(syn_backend *be, void *const *dst, const size_t *
     return SYN_OK;
 }
 
-/* x: (n) -> *acc = (float)((double)*acc + sum x^2), deterministic two-pass sum */
-syn_status syn__cuda_sumsq(syn_backend *be, const float *x, int64_t n, float *acc) {
-    SYN_CUDA_ENTER(be);
-    if (n <= 0) return SYN_OK;
-    sq_f f = {x};
-    SYN_CUDA_TRY(syn__sum_launch(syn__cu(be), f, n, acc, 1.0, 1));
+/* Fills t with the next buffers of x (from *i on) while they fit one launch;
+ * returns the launch's blocks (0: nothing left). */
+static syn_status ct_gather(float *const *x, const int64_t *n, int count, int *i, ct_args *t, int *blocks) {
+    memset(t, 0, sizeof *t);
+    *blocks = 0;
+    for (; *i < count && t->count < MT_MAX; (*i)++) {
+        if (n[*i] < 0 || (n[*i] > 0 && !x[*i])) return syn__error(SYN_ERR_ARG, "cuda clipping: bad buffer %d", *i);
+        const int64_t chunks = (n[*i] + MT_CHUNK - 1) / MT_CHUNK;
+        if (chunks == 0) continue;
+        if (chunks > (int64_t)(1u << 30) - *blocks)
+            return syn__error(SYN_ERR_ARG, "cuda clipping: a buffer of %lld floats", (long long)n[*i]);
+        t->t[t->count].p = x[*i];
+        t->t[t->count].n = n[*i];
+        t->t[t->count].block0 = *blocks;
+        t->count++;
+        *blocks += (int)chunks;
+    }
     return SYN_OK;
 }
 
-/* x: (n) -> x *= min(1, max_norm / (sqrt(*acc) + 1e-6)), reading acc on the device */
-syn_status syn__cuda_clip_scale(syn_backend *be, float *x, int64_t n, const float *acc, float max_norm) {
+/* *acc = (float)((double)*acc + sum of x^2) per launch of up to MT_MAX
+ * buffers: deterministic (fixed chunks, partials added in order) */
+syn_status syn__cuda_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc) {
+    if ((!x || !n) && count > 0) return syn__error(SYN_ERR_ARG, "cuda sumsq: bad arguments");
     SYN_CUDA_ENTER(be);
-    if (n <= 0) return SYN_OK;
-    clip_kernel<<<syn__cuda_grid(n, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(x, n, acc, max_norm);
-    SYN_CUDA_TRY(cudaGetLastError());
+    syn__cuda *cu = syn__cu(be);
+    for (int i = 0; i < count;) {
+        ct_args t;
+        int blocks;
+        SYN_TRY(ct_gather((float *const *)x, n, count, &i, &t, &blocks));
+        if (blocks == 0) continue;
+        double *part;
+        SYN_TRY(be->workspace(be, (size_t)blocks * sizeof *part, (void **)&part));
+        sumsq_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, cu->stream>>>(t, part);
+        SYN_CUDA_TRY(cudaGetLastError());
+        syn__final_sum_kernel<<<1, SYN_CUDA_THREADS, 0, cu->stream>>>(part, blocks, acc, 1.0, 1);
+        SYN_CUDA_TRY(cudaGetLastError());
+    }
+    return SYN_OK;
+}
+
+/* x[k] *= min(1, max_norm / (sqrt(*acc) + 1e-6)), reading acc on the device */
+syn_status syn__cuda_clip_scale(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
+                                float max_norm) {
+    if ((!x || !n) && count > 0) return syn__error(SYN_ERR_ARG, "cuda clip_scale: bad arguments");
+    SYN_CUDA_ENTER(be);
+    for (int i = 0; i < count;) {
+        ct_args t;
+        int blocks;
+        SYN_TRY(ct_gather(x, n, count, &i, &t, &blocks));
+        if (blocks == 0) continue;
+        clip_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(t, acc, max_norm);
+        SYN_CUDA_TRY(cudaGetLastError());
+    }
     return SYN_OK;
 }
 
