@@ -9,10 +9,11 @@
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
-# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0. Everything at once does not fit one 10-minute
-# call: split it, e.g. (estimates, not yet measured on a GPU)
-#   RESNET_EPOCHS=0 BENCH_ALL=0 tools/gpu-check.sh          suites, sanitizers, MLP, CNN, char-LSTM
-#   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 tools/gpu-check.sh   ResNet-18, bench
+# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0, PROFILE=0. Everything at once does not fit
+# one 10-minute call: split it, e.g. (estimates, not yet measured on a GPU)
+#   RESNET_EPOCHS=0 BENCH_ALL=0 PROFILE=0 tools/gpu-check.sh   suites, sanitizers, MLP, CNN, GAN, char-LSTM
+#   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 GAN_EPOCHS=0 EXAMPLES=0 tools/gpu-check.sh
+#                                                               ResNet-18, bench, op profile
 #
 #   tools/gpu-check.sh             on the GPU machine (at most BUDGET seconds)
 #   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, pack
