@@ -113,9 +113,8 @@ static syn_status reduce_bwd(syn_node *n, bool mean) {
     reduce_strides(n, ostride);
     float scale = mean ? (float)((double)ny / (double)(nx ? nx : 1)) : 1.0f;
     const float *dy = n->grad;
-    const bool add = syn__grad_add(n, 0);
-#pragma omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add, dy[out_index(xs, ostride, i)] * scale);
+    SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)")
+        for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add_, dy[out_index(xs, ostride, i)] * scale));
     return SYN_OK;
 }
 
