@@ -117,7 +117,7 @@ struct syn_device_timer {
     bool started;
 };
 
-static double host_ms(void) {
+double syn__host_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
@@ -146,7 +146,7 @@ syn_status syn_device_timer_create(syn_device d, syn_device_timer **out) {
 syn_status syn_device_timer_start(syn_device_timer *t) {
     if (!t) return syn__error(SYN_ERR_ARG, "syn_device_timer_start: NULL timer");
     if (t->start) SYN_TRY(t->be->mark_record(t->be, t->start));
-    else t->t0 = host_ms();
+    else t->t0 = syn__host_ms();
     t->started = true;
     return SYN_OK;
 }
@@ -158,7 +158,7 @@ syn_status syn_device_timer_stop(syn_device_timer *t, double *ms) {
         SYN_TRY(t->be->mark_record(t->be, t->stop));
         return t->be->mark_elapsed(t->be, t->start, t->stop, ms);
     }
-    *ms = host_ms() - t->t0;
+    *ms = syn__host_ms() - t->t0;
     return SYN_OK;
 }
 

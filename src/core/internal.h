@@ -187,6 +187,8 @@ void syn__profile_begin(syn_graph *g, int dir);
 void syn__profile_node(syn_graph *g, const syn_node *v);
 void syn__profile_end(syn_graph *g);
 void syn__profile_free(syn_graph *g);
+/* The monotonic clock in ms (device.c): the CPU's timer and profile. */
+double syn__host_ms(void);
 
 /* Records a build error in the graph (first one sticks) and returns NULL. */
 syn_node *syn__graph_fail(syn_graph *g, syn_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "../backend.h"
 
 typedef struct syn__profile syn__profile;
@@ -23,18 +22,12 @@ struct syn__profile {
     bool failed;      /* a mark call failed: timing stopped, the report says so */
     int dir;          /* the pass in progress: 0 forward, 1 backward, -1 none */
     /* the pass in progress: marks[0] before its first kernel, marks[k]
-     * after the kernel of node op[k]; on the CPU host_ms of the last mark */
+     * after the kernel of node op[k]; on the CPU syn__host_ms() at the last mark */
     void **marks;
     syn_op *op;
     int n_marks, cap;
     double last_ms;
 };
-
-static double host_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static void destroy_marks(syn_graph *g) {
     syn__profile *p = g->prof;
@@ -104,12 +97,12 @@ static void mark(syn_graph *g, syn_op op) {
         p->op[p->n_marks++] = op;
         return;
     }
-    double t = host_ms();
+    double t = syn__host_ms();
     if (p->n_marks++ > 0) {
         p->ms[p->dir][op] += t - p->last_ms;
         p->calls[p->dir][op]++;
     }
-    p->last_ms = host_ms(); /* the profiler's own time is not counted */
+    p->last_ms = syn__host_ms(); /* the profiler's own time is not counted */
 }
 
 void syn__profile_begin(syn_graph *g, int dir) {

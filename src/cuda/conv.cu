@@ -57,8 +57,8 @@ static __global__ void bias_add_kernel(syn__chan_geom d, float *y, const float *
 
 /* db[k] += sum over n, j of dy[n, k, j]; dy: (N, K, PQ). Chunked like batch
  * norm's statistics (cuda_common.h): grid (P, K) writes one double partial
- * per chunk, then one thread per channel adds them in chunk order:
- * deterministic. */
+ * per chunk, then syn__partials_sum_kernel adds them in chunk order, one
+ * thread per channel: deterministic. */
 static __global__ void bias_grad_part_kernel(syn__chan_geom d, const float *dy, double *part, int P) {
     const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
     for (int64_t k = blockIdx.y; k < d.C; k += gridDim.y) {
@@ -66,14 +66,6 @@ static __global__ void bias_grad_part_kernel(syn__chan_geom d, const float *dy, 
         syn__chan_each(d, k, lo, hi, [&](int64_t o) { acc += dy[o]; });
         acc = syn__block_sum(acc);
         if (threadIdx.x == 0) part[k * P + blockIdx.x] = acc;
-    }
-}
-
-static __global__ void bias_grad_final_kernel(const double *part, int P, float *db, int64_t K, int add) {
-    for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < K; k += (int64_t)gridDim.x * blockDim.x) {
-        double acc = 0.0;
-        for (int b = 0; b < P; b++) acc += part[k * P + b];
-        db[k] = add ? (float)((double)db[k] + acc) : (float)acc;
     }
 }
 
@@ -88,7 +80,8 @@ static syn_status bias_add(syn__cuda *cu, float *y, const float *b, int64_t N, i
     return SYN_OK;
 }
 
-static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N, int64_t K, int64_t PQ, int add) {
+static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N, int64_t K, int64_t PQ,
+                            int add) {
     if (K == 0) return SYN_OK;
     const syn__chan_geom d = {N, K, PQ};
     const int P = syn__chan_chunks(d);
@@ -96,7 +89,8 @@ static syn_status bias_grad(syn__cuda *cu, const float *dy, float *db, int64_t N
     SYN_TRY(cu->be.workspace(&cu->be, (size_t)K * P * sizeof *part, (void **)&part));
     bias_grad_part_kernel<<<syn__chan_grid(d, P), SYN_CUDA_THREADS, 0, cu->stream>>>(d, dy, part, P);
     SYN_CUDA_TRY(cudaGetLastError());
-    bias_grad_final_kernel<<<syn__cuda_grid(K, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(part, P, db, K, add);
+    syn__partials_sum_kernel<<<syn__cuda_grid(K, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(
+        part, P, P, 1, db, K, add);
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }

@@ -275,6 +275,18 @@ static __global__ void syn__final_sum_kernel(const double *partials, int count, 
     if (threadIdx.x == 0) out[0] = accumulate ? (float)((double)out[0] + acc) : (float)(acc / div);
 }
 
+/* The second pass of a chunked sum per output (per channel, per column):
+ * out[i] (+)= sum over p < P of part[i si + p sp], in p order, in double, for
+ * i < n; add as syn__grad_put. */
+static __global__ void syn__partials_sum_kernel(const double *part, int P, int64_t si, int64_t sp, float *out,
+                                                int64_t n, int add) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        double t = 0.0;
+        for (int p = 0; p < P; p++) t += part[i * si + p * sp];
+        syn__grad_put(&out[i], add, (float)t);
+    }
+}
+
 template <class F>
 static cudaError_t syn__sum_launch(syn__cuda *cu, F f, int64_t n, float *out, double div, int accumulate) {
     int blocks = 1;

@@ -17,7 +17,7 @@ static __global__ void bias_rows_kernel(const float *b, float *y, int64_t out, i
  * 32 adjacent columns (coalesced), 8 row lanes; fixed order, deterministic.
  * Many rows (the char-LSTM's decoder: 8,192) are cut into P chunks, grid.y:
  * with P > 1 each block writes its chunk's sums to partials[chunk, o] and
- * colsum_final_kernel adds them in chunk order (few columns then still fill
+ * syn__partials_sum_kernel adds them in chunk order (few columns then still fill
  * the GPU: 256 outputs are 8 blocks). */
 static __global__ void colsum_kernel(const float *dy, float *db, double *partials, int64_t R, int64_t out, int add) {
     __shared__ double part[8][33];
@@ -36,13 +36,6 @@ static __global__ void colsum_kernel(const float *dy, float *db, double *partial
     }
 }
 
-static __global__ void colsum_final_kernel(const double *partials, int P, float *db, int64_t out, int add) {
-    for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < out; o += (int64_t)gridDim.x * blockDim.x) {
-        double t = 0.0;
-        for (int p = 0; p < P; p++) t += partials[p * out + o];
-        syn__grad_put(&db[o], add, (float)t);
-    }
-}
 
 /* ---- launchers ------------------------------------------------------------- */
 
@@ -171,8 +164,8 @@ syn_status syn__cuda_linear_bwd(syn_backend *be, syn_node *n) {
         colsum_kernel<<<dim3((unsigned)blocks, (unsigned)P), dim3(32, 8), 0, cu->stream>>>(dy, db, part, R, out, add);
         SYN_CUDA_TRY(cudaGetLastError());
         if (P > 1) {
-            colsum_final_kernel<<<syn__cuda_grid(out, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(
-                part, (int)P, db, out, add);
+            syn__partials_sum_kernel<<<syn__cuda_grid(out, SYN_CUDA_THREADS), SYN_CUDA_THREADS, 0, cu->stream>>>(
+                part, (int)P, 1, out, db, out, add);
             SYN_CUDA_TRY(cudaGetLastError());
         }
     }

@@ -70,19 +70,21 @@ static __device__ void adam_elem(const mt_args &a, const mt_tensor &t, int64_t i
     t.p[i] = pi - t.step_size * (mi / denom);
 }
 
-/* The entry of a fused launch's table (count entries, first blocks ascending)
- * whose chunks this block works on. */
+/* The entry of a fused launch's table (count entries with n elements from
+ * block block0 on, ascending) whose chunk this block works on, and that
+ * chunk's element range [*start, *end). */
 template <class T>
-static __device__ int chunk_owner(const T *t, int count) {
+static __device__ int chunk_span(const T *t, int count, int64_t *start, int64_t *end) {
     int k = 0;
     while (k + 1 < count && t[k + 1].block0 <= (int)blockIdx.x) k++;
+    *start = (int64_t)(blockIdx.x - (unsigned)t[k].block0) * MT_CHUNK;
+    *end = *start + MT_CHUNK < t[k].n ? *start + MT_CHUNK : t[k].n;
     return k;
 }
 
 static __global__ void mt_update_kernel(const mt_args a) {
-    const mt_tensor t = a.t[chunk_owner(a.t, a.count)]; /* into registers: the loop reads it often */
-    const int64_t start = (int64_t)(blockIdx.x - (unsigned)t.block0) * MT_CHUNK;
-    const int64_t end = start + MT_CHUNK < t.n ? start + MT_CHUNK : t.n;
+    int64_t start, end;
+    const mt_tensor t = a.t[chunk_span(a.t, a.count, &start, &end)]; /* into registers: the loop reads it often */
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
         if (a.kind == SYN_OPTIM_SGD) sgd_elem(a, t, i);
         else if (a.kind == SYN_OPTIM_RMSPROP) rmsprop_elem(a, t, i);
@@ -90,44 +92,30 @@ static __global__ void mt_update_kernel(const mt_args a) {
     }
 }
 
-/* Up to MT_MAX buffers of 32-bit words set to zero, a chunk of MT_CHUNK words
- * per block (a parameter set's zero_grad is one launch, not one per tensor). */
+/* Up to MT_MAX buffers of 4-byte elements for one fused launch, a chunk of
+ * MT_CHUNK elements per block: a parameter set's zero_grad and the two halves
+ * of its gradient clipping are a launch or two, not one per tensor. */
 typedef struct {
     int count;
     struct {
-        uint32_t *p;
-        int64_t n;  /* words */
+        void *p;
+        int64_t n;  /* elements */
         int block0; /* the buffer's first block in the launch */
     } t[MT_MAX];
-} zt_args;
+} bt_args;
 
-/* t[k].p[0 .. n) = 0 */
-static __global__ void zero_many_kernel(const zt_args a) {
-    const int k = chunk_owner(a.t, a.count);
-    uint32_t *p = a.t[k].p;
-    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
-    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+/* t[k].p[0 .. n) = 0 (as 32-bit words) */
+static __global__ void zero_many_kernel(const bt_args a) {
+    int64_t start, end;
+    uint32_t *p = (uint32_t *)a.t[chunk_span(a.t, a.count, &start, &end)].p;
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) p[i] = 0u;
 }
 
-/* Global-norm clipping over up to MT_MAX gradient buffers per launch, a
- * chunk of MT_CHUNK floats per block, as zero_many: the sum of squares
- * writes one double partial per block (added in block order by
- * syn__final_sum_kernel), the scaling multiplies in place. */
-typedef struct {
-    int count;
-    struct {
-        float *p;
-        int64_t n;
-        int block0;
-    } t[MT_MAX];
-} ct_args;
-
-static __global__ void sumsq_many_kernel(const ct_args a, double *partials) {
-    const int k = chunk_owner(a.t, a.count);
-    const float *p = a.t[k].p;
-    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
-    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+/* The sum of squares writes one double partial per block (added in block
+ * order by syn__final_sum_kernel); the scaling multiplies in place. */
+static __global__ void sumsq_many_kernel(const bt_args a, double *partials) {
+    int64_t start, end;
+    const float *p = (const float *)a.t[chunk_span(a.t, a.count, &start, &end)].p;
     double s = 0.0;
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s += (double)p[i] * (double)p[i];
     s = syn__block_sum(s);
@@ -136,14 +124,55 @@ static __global__ void sumsq_many_kernel(const ct_args a, double *partials) {
 
 /* x *= min(1, max_norm / (sqrt(acc) + 1e-6)), acc a device scalar. Below the
  * limit the gradients stay bit-identical; a NaN norm poisons them. */
-static __global__ void clip_many_kernel(const ct_args a, const float *acc, float max_norm) {
+static __global__ void clip_many_kernel(const bt_args a, const float *acc, float max_norm) {
     const float coef = max_norm / (sqrtf(acc[0]) + 1e-6f);
     if (coef >= 1.0f) return;
-    const int k = chunk_owner(a.t, a.count);
-    float *p = a.t[k].p;
-    const int64_t start = (int64_t)(blockIdx.x - (unsigned)a.t[k].block0) * MT_CHUNK;
-    const int64_t end = start + MT_CHUNK < a.t[k].n ? start + MT_CHUNK : a.t[k].n;
+    int64_t start, end;
+    float *p = (float *)a.t[chunk_span(a.t, a.count, &start, &end)].p;
     for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) p[i] *= coef;
+}
+
+/* ---- fused launches over buffer tables (host) ------------------------------ */
+
+/* Blocks a buffer of n elements takes in a fused launch. */
+static int64_t chunks_of(int64_t n) { return (n + MT_CHUNK - 1) / MT_CHUNK; }
+
+/* Gathers buffers into tables of MT_MAX (at most 2^30 blocks a launch) and
+ * calls launch(table, blocks) for each. get(i, &p, &n) gives buffer i (n 0:
+ * nothing to do for it); a buffer of over 2^30 blocks is an error. */
+template <class Get, class Launch>
+static syn_status bt_launches(int count, const char *what, Get get, Launch launch) {
+    bt_args t;
+    memset(&t, 0, sizeof t);
+    int blocks = 0;
+    for (int i = 0; i < count; i++) {
+        void *p = NULL;
+        int64_t n = 0;
+        SYN_TRY(get(i, &p, &n));
+        if (n <= 0) continue;
+        const int64_t chunks = chunks_of(n);
+        if (t.count == MT_MAX || chunks > (int64_t)(1u << 30) - blocks) { /* launch what is gathered */
+            if (t.count > 0) SYN_TRY(launch(t, blocks));
+            t.count = 0;
+            blocks = 0;
+            if (chunks > (int64_t)(1u << 30))
+                return syn__error(SYN_ERR_ARG, "cuda %s: a buffer of %lld elements", what, (long long)n);
+        }
+        t.t[t.count].p = p;
+        t.t[t.count].n = n;
+        t.t[t.count].block0 = blocks;
+        t.count++;
+        blocks += (int)chunks;
+    }
+    return t.count > 0 ? launch(t, blocks) : SYN_OK;
+}
+
+/* buffer i of a clipping call, checked */
+static syn_status clip_buffer(const float *const *x, const int64_t *n, int i, void **p, int64_t *len) {
+    if (n[i] < 0 || (n[i] > 0 && !x[i])) return syn__error(SYN_ERR_ARG, "cuda clipping: bad buffer %d", i);
+    *p = (void *)x[i];
+    *len = n[i];
+    return SYN_OK;
 }
 
 /* ---- entry points ---------------------------------------------------------- */
@@ -227,50 +256,22 @@ syn_status syn__cuda_zero_many(syn_backend *be, void *const *dst, const size_t *
     if ((!dst || !bytes) && count > 0) return syn__error(SYN_ERR_ARG, "cuda zero_many: bad arguments");
     SYN_CUDA_ENTER(be);
     cudaStream_t s = syn__cu(be)->stream;
-    zt_args z;
-    memset(&z, 0, sizeof z);
-    int blocks = 0;
-    for (int i = 0; i <= count; i++) {
-        if (z.count == MT_MAX || (i == count && z.count > 0)) {
-            zero_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, s>>>(z);
+    return bt_launches(
+        count, "zero_many",
+        [&](int i, void **p, int64_t *n) -> syn_status {
+            *p = dst[i];
+            *n = (int64_t)(bytes[i] / 4);
+            if (bytes[i] % 4 || (uintptr_t)dst[i] % 4 || chunks_of(*n) > (int64_t)(1u << 30)) {
+                *n = 0;
+                if (bytes[i]) SYN_CUDA_TRY(cudaMemsetAsync(dst[i], 0, bytes[i], s));
+            }
+            return SYN_OK;
+        },
+        [&](const bt_args &t, int blocks) -> syn_status {
+            zero_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, s>>>(t);
             SYN_CUDA_TRY(cudaGetLastError());
-            z.count = 0;
-            blocks = 0;
-        }
-        if (i == count) break;
-        if (bytes[i] == 0) continue;
-        const int64_t words = (int64_t)(bytes[i] / 4), chunks = (words + MT_CHUNK - 1) / MT_CHUNK;
-        if (bytes[i] % 4 || (uintptr_t)dst[i] % 4 || chunks > (int64_t)(1u << 30) - blocks) {
-            SYN_CUDA_TRY(cudaMemsetAsync(dst[i], 0, bytes[i], s));
-            continue;
-        }
-        z.t[z.count].p = (uint32_t *)dst[i];
-        z.t[z.count].n = words;
-        z.t[z.count].block0 = blocks;
-        z.count++;
-        blocks += (int)chunks;
-    }
-    return SYN_OK;
-}
-
-/* Fills t with the next buffers of x (from *i on) while they fit one launch;
- * returns the launch's blocks (0: nothing left). */
-static syn_status ct_gather(float *const *x, const int64_t *n, int count, int *i, ct_args *t, int *blocks) {
-    memset(t, 0, sizeof *t);
-    *blocks = 0;
-    for (; *i < count && t->count < MT_MAX; (*i)++) {
-        if (n[*i] < 0 || (n[*i] > 0 && !x[*i])) return syn__error(SYN_ERR_ARG, "cuda clipping: bad buffer %d", *i);
-        const int64_t chunks = (n[*i] + MT_CHUNK - 1) / MT_CHUNK;
-        if (chunks == 0) continue;
-        if (chunks > (int64_t)(1u << 30) - *blocks)
-            return syn__error(SYN_ERR_ARG, "cuda clipping: a buffer of %lld floats", (long long)n[*i]);
-        t->t[t->count].p = x[*i];
-        t->t[t->count].n = n[*i];
-        t->t[t->count].block0 = *blocks;
-        t->count++;
-        *blocks += (int)chunks;
-    }
-    return SYN_OK;
+            return SYN_OK;
+        });
 }
 
 /* *acc = (float)((double)*acc + sum of x^2) per launch of up to MT_MAX
@@ -279,19 +280,17 @@ syn_status syn__cuda_sumsq(syn_backend *be, const float *const *x, const int64_t
     if ((!x || !n) && count > 0) return syn__error(SYN_ERR_ARG, "cuda sumsq: bad arguments");
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
-    for (int i = 0; i < count;) {
-        ct_args t;
-        int blocks;
-        SYN_TRY(ct_gather((float *const *)x, n, count, &i, &t, &blocks));
-        if (blocks == 0) continue;
-        double *part;
-        SYN_TRY(be->workspace(be, (size_t)blocks * sizeof *part, (void **)&part));
-        sumsq_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, cu->stream>>>(t, part);
-        SYN_CUDA_TRY(cudaGetLastError());
-        syn__final_sum_kernel<<<1, SYN_CUDA_THREADS, 0, cu->stream>>>(part, blocks, acc, 1.0, 1);
-        SYN_CUDA_TRY(cudaGetLastError());
-    }
-    return SYN_OK;
+    return bt_launches(
+        count, "sumsq", [&](int i, void **p, int64_t *len) { return clip_buffer(x, n, i, p, len); },
+        [&](const bt_args &t, int blocks) -> syn_status {
+            double *part;
+            SYN_TRY(be->workspace(be, (size_t)blocks * sizeof *part, (void **)&part));
+            sumsq_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, cu->stream>>>(t, part);
+            SYN_CUDA_TRY(cudaGetLastError());
+            syn__final_sum_kernel<<<1, SYN_CUDA_THREADS, 0, cu->stream>>>(part, blocks, acc, 1.0, 1);
+            SYN_CUDA_TRY(cudaGetLastError());
+            return SYN_OK;
+        });
 }
 
 /* x[k] *= min(1, max_norm / (sqrt(*acc) + 1e-6)), reading acc on the device */
@@ -299,15 +298,14 @@ syn_status syn__cuda_clip_scale(syn_backend *be, float *const *x, const int64_t 
                                 float max_norm) {
     if ((!x || !n) && count > 0) return syn__error(SYN_ERR_ARG, "cuda clip_scale: bad arguments");
     SYN_CUDA_ENTER(be);
-    for (int i = 0; i < count;) {
-        ct_args t;
-        int blocks;
-        SYN_TRY(ct_gather(x, n, count, &i, &t, &blocks));
-        if (blocks == 0) continue;
-        clip_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(t, acc, max_norm);
-        SYN_CUDA_TRY(cudaGetLastError());
-    }
-    return SYN_OK;
+    cudaStream_t s = syn__cu(be)->stream;
+    return bt_launches(
+        count, "clip_scale", [&](int i, void **p, int64_t *len) { return clip_buffer(x, n, i, p, len); },
+        [&](const bt_args &t, int blocks) -> syn_status {
+            clip_many_kernel<<<(unsigned)blocks, SYN_CUDA_THREADS, 0, s>>>(t, acc, max_norm);
+            SYN_CUDA_TRY(cudaGetLastError());
+            return SYN_OK;
+        });
 }
 
 } /* extern "C" */

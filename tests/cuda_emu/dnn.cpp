@@ -5,6 +5,7 @@
  * backend's use of the API is tested. The algorithm rankings include an
  * unsupported entry and a tensor-op one, to exercise the backend's filters. */
 #include "cudnn.h"
+#include <initializer_list>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -156,32 +157,71 @@ static cudnnStatus_t check(const syn_emu_conv *c, const syn_emu_tensor *x, const
     if (n != y->n || k != y->c || p != y->h || q != y->w) return bad("output dims differ from the forward output dim");
     return CUDNN_STATUS_SUCCESS;
 }
-// Rankings: exercise the caller's filters (not supported, tensor-op math, non-deterministic).
+} /* extern "C" */
+
+/* One row of an algorithm ranking, for any of the three perf structs. */
+struct perf_row {
+    int algo;
+    cudnnStatus_t status;
+    cudnnDeterminism_t det;
+    cudnnMathType_t math;
+    float time;
+};
+
+/* The first req rows into perf. */
+template <class P>
+static cudnnStatus_t ranking(std::initializer_list<perf_row> rows, int req, int *ret, P *perf) {
+    int k = 0;
+    for (const perf_row &r : rows) {
+        if (k == req) break;
+        P p = {};
+        p.algo = (decltype(p.algo))r.algo;
+        p.status = r.status;
+        p.determinism = r.det;
+        p.mathType = r.math;
+        p.time = r.time;
+        perf[k++] = p;
+    }
+    *ret = k;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static const cudnnStatus_t OK = CUDNN_STATUS_SUCCESS;
+static const cudnnDeterminism_t DET = CUDNN_DETERMINISTIC, NONDET = CUDNN_NON_DETERMINISTIC;
+
+/* Timed rankings (cudnnFind*): fastest first, with a failed entry (as an
+ * algorithm whose buffers did not fit) and a tensor-op entry to filter. With
+ * SYN_EMU_FIND_FAIL=1 the timing run fails as if its own cudaMalloc had: the
+ * runtime's last error is left set, as the real library leaves it. */
+template <class P>
+static cudnnStatus_t timed(int req, int *ret, P *perf, int fast, int slow, cudnnDeterminism_t fast_det) {
+    if (getenv("SYN_EMU_FIND_FAIL") && !strcmp(getenv("SYN_EMU_FIND_FAIL"), "1")) {
+        void *p = nullptr;
+        (void)cudaMalloc(&p, ~(size_t)0 >> 1); /* fails: cudaErrorMemoryAllocation is the last error now */
+        *ret = 0;
+        return CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    }
+    return ranking({{7, CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED, NONDET, CUDNN_DEFAULT_MATH, 0.0f},
+                    {fast, OK, DET, CUDNN_TENSOR_OP_MATH, 0.5f},
+                    {fast, OK, fast_det, CUDNN_FMA_MATH, 1.0f},
+                    {slow, OK, DET, CUDNN_FMA_MATH, 2.0f}},
+                   req, ret, perf);
+}
+
+extern "C" {
+// Heuristic rankings: exercise the caller's filters (not supported, tensor-op math, non-deterministic).
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                      const cudnnFilterDescriptor_t w,
                                                      const cudnnConvolutionDescriptor_t c,
                                                      const cudnnTensorDescriptor_t y, const int req, int *ret,
                                                      cudnnConvolutionFwdAlgoPerf_t *perf) {
     cudnnStatus_t s = check(c, x, w, y);
-    if (s) return s;
-    cudnnConvolutionFwdAlgoPerf_t p[4] = {};
-    p[0].algo = (cudnnConvolutionFwdAlgo_t)5;
-    p[0].status = CUDNN_STATUS_NOT_SUPPORTED;
-    p[1].algo = (cudnnConvolutionFwdAlgo_t)1;
-    p[1].status = CUDNN_STATUS_SUCCESS;
-    p[1].determinism = CUDNN_DETERMINISTIC;
-    p[1].mathType = CUDNN_TENSOR_OP_MATH;
-    p[2].algo = (cudnnConvolutionFwdAlgo_t)1;
-    p[2].status = CUDNN_STATUS_SUCCESS;
-    p[2].determinism = CUDNN_DETERMINISTIC;
-    p[2].mathType = CUDNN_FMA_MATH;
-    p[3].algo = (cudnnConvolutionFwdAlgo_t)0;
-    p[3].status = CUDNN_STATUS_SUCCESS;
-    p[3].determinism = CUDNN_DETERMINISTIC;
-    p[3].mathType = CUDNN_FMA_MATH;
-    *ret = req < 4 ? req : 4;
-    memcpy(perf, p, sizeof(p[0]) * *ret);
-    return CUDNN_STATUS_SUCCESS;
+    return s ? s
+             : ranking({{5, CUDNN_STATUS_NOT_SUPPORTED, NONDET, CUDNN_DEFAULT_MATH, 0.0f},
+                        {1, OK, DET, CUDNN_TENSOR_OP_MATH, 0.0f},
+                        {1, OK, DET, CUDNN_FMA_MATH, 0.0f},
+                        {0, OK, DET, CUDNN_FMA_MATH, 0.0f}},
+                       req, ret, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t w,
                                                           const cudnnTensorDescriptor_t dy,
@@ -189,19 +229,8 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const c
                                                           const cudnnTensorDescriptor_t dx, const int req, int *ret,
                                                           cudnnConvolutionBwdDataAlgoPerf_t *perf) {
     cudnnStatus_t s = check(c, dx, w, dy);
-    if (s) return s;
-    cudnnConvolutionBwdDataAlgoPerf_t p[2] = {};
-    p[0].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
-    p[0].status = CUDNN_STATUS_SUCCESS;
-    p[0].determinism = CUDNN_NON_DETERMINISTIC;
-    p[0].mathType = CUDNN_DEFAULT_MATH;
-    p[1].algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-    p[1].status = CUDNN_STATUS_SUCCESS;
-    p[1].determinism = CUDNN_DETERMINISTIC;
-    p[1].mathType = CUDNN_FMA_MATH;
-    *ret = req < 2 ? req : 2;
-    memcpy(perf, p, sizeof(p[0]) * *ret);
-    return CUDNN_STATUS_SUCCESS;
+    return s ? s : ranking({{0, OK, NONDET, CUDNN_DEFAULT_MATH, 0.0f}, {1, OK, DET, CUDNN_FMA_MATH, 0.0f}},
+                           req, ret, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                             const cudnnTensorDescriptor_t dy,
@@ -209,63 +238,16 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
                                                             const cudnnFilterDescriptor_t dw, const int req, int *ret,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
     cudnnStatus_t s = check(c, x, dw, dy);
-    if (s) return s;
-    cudnnConvolutionBwdFilterAlgoPerf_t p[2] = {};
-    p[0].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
-    p[0].status = CUDNN_STATUS_SUCCESS;
-    p[0].determinism = CUDNN_NON_DETERMINISTIC;
-    p[0].mathType = CUDNN_FMA_MATH;
-    p[1].algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-    p[1].status = CUDNN_STATUS_SUCCESS;
-    p[1].determinism = CUDNN_DETERMINISTIC;
-    p[1].mathType = CUDNN_FMA_MATH;
-    *ret = req < 2 ? req : 2;
-    memcpy(perf, p, sizeof(p[0]) * *ret);
-    return CUDNN_STATUS_SUCCESS;
+    return s ? s : ranking({{0, OK, NONDET, CUDNN_FMA_MATH, 0.0f}, {1, OK, DET, CUDNN_FMA_MATH, 0.0f}},
+                           req, ret, perf);
 }
-// Timed rankings (cudnnFind*): fastest first, with a failed entry (as an
-// algorithm whose buffers did not fit) and a tensor-op entry to filter. With
-// SYN_EMU_FIND_FAIL=1 the timing run fails as if its own cudaMalloc had: the
-// runtime's last error is left set, as the real library leaves it.
-} /* extern "C" */
-template <class P, class A>
-static cudnnStatus_t timed(int req, int *ret, P *perf, A fast, A slow, cudnnDeterminism_t fast_det) {
-    if (getenv("SYN_EMU_FIND_FAIL") && !strcmp(getenv("SYN_EMU_FIND_FAIL"), "1")) {
-        void *p = nullptr;
-        (void)cudaMalloc(&p, ~(size_t)0 >> 1); /* fails: cudaErrorMemoryAllocation is the last error now */
-        *ret = 0;
-        return CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
-    }
-    P p[4] = {};
-    p[0].algo = (A)7;
-    p[0].status = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
-    p[1].algo = fast;
-    p[1].status = CUDNN_STATUS_SUCCESS;
-    p[1].time = 0.5f;
-    p[1].determinism = CUDNN_DETERMINISTIC;
-    p[1].mathType = CUDNN_TENSOR_OP_MATH;
-    p[2].algo = fast;
-    p[2].status = CUDNN_STATUS_SUCCESS;
-    p[2].time = 1.0f;
-    p[2].determinism = fast_det;
-    p[2].mathType = CUDNN_FMA_MATH;
-    p[3].algo = slow;
-    p[3].status = CUDNN_STATUS_SUCCESS;
-    p[3].time = 2.0f;
-    p[3].determinism = CUDNN_DETERMINISTIC;
-    p[3].mathType = CUDNN_FMA_MATH;
-    *ret = req < 4 ? req : 4;
-    memcpy(perf, p, sizeof(p[0]) * *ret);
-    return CUDNN_STATUS_SUCCESS;
-}
-extern "C" {
 cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                    const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t c,
                                                    const cudnnTensorDescriptor_t y, const int req, int *ret,
                                                    cudnnConvolutionFwdAlgoPerf_t *perf) {
     syn_emu_trace("cudnnFindConvolutionForwardAlgorithm");
     cudnnStatus_t s = check(c, x, w, y);
-    return s ? s : timed(req, ret, perf, (cudnnConvolutionFwdAlgo_t)0, (cudnnConvolutionFwdAlgo_t)1, CUDNN_DETERMINISTIC);
+    return s ? s : timed(req, ret, perf, 0, 1, DET);
 }
 cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t, const cudnnFilterDescriptor_t w,
                                                         const cudnnTensorDescriptor_t dy,
@@ -274,8 +256,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t, const cud
                                                         cudnnConvolutionBwdDataAlgoPerf_t *perf) {
     syn_emu_trace("cudnnFindConvolutionBackwardDataAlgorithm");
     cudnnStatus_t s = check(c, dx, w, dy);
-    return s ? s : timed(req, ret, perf, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
-                         CUDNN_NON_DETERMINISTIC);
+    return s ? s : timed(req, ret, perf, 0, 1, NONDET);
 }
 cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                           const cudnnTensorDescriptor_t dy,
@@ -284,8 +265,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t, const c
                                                           cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
     syn_emu_trace("cudnnFindConvolutionBackwardFilterAlgorithm");
     cudnnStatus_t s = check(c, x, dw, dy);
-    return s ? s : timed(req, ret, perf, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
-                         CUDNN_NON_DETERMINISTIC);
+    return s ? s : timed(req, ret, perf, 0, 1, NONDET);
 }
 static size_t need(int kind, int algo) { // the emulated workspace needs; (size_t)-1 = not supported
     static const size_t t[3][2] = {{0, 4096}, {0, 2048}, {0, 8192}};
