@@ -2,6 +2,7 @@
  * reference on fresh random inputs with odd sizes and poisoned buffers, plus
  * dropout statistics, bad input at build and run time, and partial batches.
  * Gradients are checked by finite differences in test_ops_grad.c. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,73 @@ START_TEST(test_streamed_binary) {
     }
     free(a);
     free(b);
+    free(y);
+}
+END_TEST
+
+/* |got - want| in units of the last place of want rounded to float; below
+ * the normal range (FLT_MIN) 0 when the error is under FLT_MIN: a sigmoid
+ * of -88.8 is 0, not 3e-39, because e^88.8 overflows, as with libm. */
+static double ulps(double want, float got) {
+    if (fabs(want) < FLT_MIN && fabs((double)got - want) < FLT_MIN) return 0.0;
+    float w = (float)want;
+    double ulp = (double)nextafterf(fabsf(w), INFINITY) - (double)fabsf(w);
+    return fabs((double)got - want) / fmax(ulp, 1.4e-45);
+}
+
+/* The CPU's sigmoid, tanh and softmax compute e^x and tanh with their own
+ * vectorisable polynomials (src/cpu/vmath.h), not libm: a sweep of 2^21
+ * values over each function's whole curve (and down to 1e-30 for tanh's odd
+ * polynomial) must stay within 3 ulp of double precision, and NaN,
+ * infinities and signed zeros must come out as libm's do. */
+START_TEST(test_activation_accuracy) {
+    enum { SWEEP = 1 << 21, SPECIAL = 8 };
+    const int64_t n = SWEEP + SPECIAL;
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    ck_assert(x && y);
+    for (int64_t i = 0; i < SWEEP / 2; i++) x[i] = -110.0f + 220.0f * (float)i / (SWEEP / 2);
+    for (int64_t i = 0; i < SWEEP / 2; i++) /* +-(1e-30 .. 2), geometrically */
+        x[SWEEP / 2 + i] = (i % 2 ? -1.0f : 1.0f) * (float)(1e-30 * pow(2e30, (double)i / (SWEEP / 2)));
+    const float special[SPECIAL] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, 88.72f, -104.5f};
+    memcpy(x + SWEEP, special, sizeof special);
+    for (int k = 0; k < 3; k++) {
+        syn_graph *g;
+        TU_OK(syn_graph_create(NULL, &g));
+        /* softmax over pairs (v, 0): e^v / (e^v + 1), the sigmoid through the exp */
+        syn_node *in = syn_input(g, "x", SYN_F32, k == 2 ? syn_shape2(n, 2) : syn_shape1(n));
+        syn_node *out = k == 0 ? syn_sigmoid(g, in) : k == 1 ? syn_tanh(g, in) : syn_softmax(g, in, 1);
+        TU_OK(syn_graph_keep(g, out));
+        TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.inference = true}));
+        float *feed = x, *got = y;
+        if (k == 2) {
+            feed = calloc((size_t)(2 * n), sizeof *feed);
+            got = malloc((size_t)(2 * n) * sizeof *got);
+            ck_assert(feed && got);
+            for (int64_t i = 0; i < n; i++) feed[2 * i] = x[i];
+        }
+        TU_OK(syn_graph_feed(g, in, feed, k == 2 ? syn_shape2(n, 2) : syn_shape1(n)));
+        TU_OK(syn_graph_forward(g));
+        TU_OK(syn_graph_read(g, out, got, (size_t)(k == 2 ? 2 * n : n) * sizeof *got));
+        double worst = 0.0;
+        int64_t at = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double v = x[i];
+            double want = k == 1 ? tanh(v) : 1.0 / (1.0 + exp(-v));
+            float have = k == 2 ? got[2 * i] : got[i];
+            if (isnan(v)) {
+                ck_assert_msg(isnan(have), "op %d: NaN in gave %.9g", k, have);
+                continue;
+            }
+            if (k == 2 && fabs(v) > 80.0) continue; /* softmax's max subtraction rounds differently there */
+            double u = ulps(want, have);
+            if (u > worst) worst = u, at = i;
+            if (k == 1 && v == 0.0) ck_assert_msg(!signbit(have) == !signbit(v), "tanh(%g) at %lld is %g: the sign is lost", v, (long long)i, have);
+        }
+        ck_assert_msg(worst <= 3.0, "op %d: %.2f ulp at x = %.9g (got %.9g)", k, worst, x[at], k == 2 ? got[2 * at] : got[at]);
+        if (k == 2) free(feed), free(got);
+        syn_graph_free(g);
+    }
+    free(x);
     free(y);
 }
 END_TEST
@@ -824,6 +892,7 @@ static Suite *ops_suite(void) {
     tcase_add_loop_test(tc, test_broadcast_forward, 0, opc_bcast_count(OPC_FWD));
     tcase_add_loop_test(tc, test_chain, 0, 2);
     tcase_add_test(tc, test_streamed_binary);
+    tcase_add_test(tc, test_activation_accuracy);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");
     tcase_add_loop_test(tc, test_dropout_train, 0, 4);

@@ -2,6 +2,7 @@
  * cheaper (relu, sigmoid, tanh) and the input otherwise (leaky relu, gelu). */
 #include <math.h>
 #include "cpu.h"
+#include "vmath.h"
 
 #define ACT_FWD(name, expr)                                                        \
     syn_status syn__cpu_##name##_fwd(syn_backend *be, syn_node *n) {              \
@@ -65,10 +66,10 @@ syn_status syn__cpu_relu_bwd(syn_backend *be, syn_node *n) {
 ACT_FWD(leaky_relu, v > 0.0f ? v : s * v)
 ACT_BWD(leaky_relu, 1, 0, v > 0.0f ? 1.0f : s)
 /* y = 1 / (1 + e^-x);  dy/dx = y (1 - y) */
-ACT_FWD(sigmoid, 1.0f / (1.0f + expf(-v)))
+ACT_FWD(sigmoid, syn__vsigmoidf(v))
 ACT_BWD(sigmoid, 0, 1, o * (1.0f - o))
 /* dy/dx = 1 - y^2 */
-ACT_FWD(tanh, tanhf(v))
+ACT_FWD(tanh, syn__vtanhf(v))
 ACT_BWD(tanh, 0, 1, 1.0f - o * o)
 /* y = x Phi(x) = x/2 (1 + erf(x/sqrt2));  dy/dx = Phi(x) + x phi(x) */
 ACT_FWD(gelu, 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)))

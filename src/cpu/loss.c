@@ -3,6 +3,7 @@
  * binary cross-entropy with logits. */
 #include <math.h>
 #include "cpu.h"
+#include "vmath.h"
 
 /* L = sum (p - t)^2, divided by n for the mean */
 static syn_status sq_fwd(syn_node *n, bool mean) {
@@ -91,7 +92,7 @@ syn_status syn__cpu_cross_entropy_bwd(syn_backend *be, syn_node *n) {
         double s = 0;
         for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
         float inv = (float)(1.0 / s);
-        for (int64_t c = 0; c < C; c++) SYN_GRAD_PUT(drow[c], add, k * (expf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f)));
+        for (int64_t c = 0; c < C; c++) SYN_GRAD_PUT(drow[c], add, k * (syn__vexpf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f)));
     }
     return SYN_OK;
 }
@@ -121,7 +122,7 @@ syn_status syn__cpu_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
     const bool add_x = syn__grad_add(n, 0), add_t = syn__grad_add(n, 1);
 #pragma omp parallel for if (len > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < len; i++) {
-        if (dx) SYN_GRAD_PUT(dx[i], add_x, k * (1.0f / (1.0f + expf(-x[i])) - t[i]));
+        if (dx) SYN_GRAD_PUT(dx[i], add_x, k * (syn__vsigmoidf(x[i]) - t[i]));
         if (dt) dt[i] = add_t ? dt[i] - k * x[i] : -(k * x[i]);
     }
     return SYN_OK;

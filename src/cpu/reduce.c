@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include "cpu.h"
+#include "vmath.h"
 
 /* Strides into the reduced output for each input dim (0 on reduced axes). */
 static void reduce_strides(const syn_node *n, int64_t *ostride) {
@@ -153,7 +154,7 @@ static syn_status softmax_fwd(syn_node *n, bool logsm) {
                 for (int64_t c = 0; c < C; c++) py[c * inner] = (px[c * inner] - mx) - ls;
             } else {
                 float inv = (float)(1.0 / s);
-                for (int64_t c = 0; c < C; c++) py[c * inner] = expf(px[c * inner] - mx) * inv;
+                for (int64_t c = 0; c < C; c++) py[c * inner] = syn__vexpf(px[c * inner] - mx) * inv;
             }
         }
     return SYN_OK;
@@ -175,7 +176,7 @@ static syn_status softmax_bwd(syn_node *n, bool logsm) {
             for (int64_t c = 0; c < C; c++) s += logsm ? dy[base + c * inner] : (double)dy[base + c * inner] * y[base + c * inner];
             for (int64_t c = 0; c < C; c++) {
                 int64_t k = base + c * inner;
-                SYN_GRAD_PUT(dx[k], add, logsm ? dy[k] - expf(y[k]) * (float)s : y[k] * (dy[k] - (float)s));
+                SYN_GRAD_PUT(dx[k], add, logsm ? dy[k] - syn__vexpf(y[k]) * (float)s : y[k] * (dy[k] - (float)s));
             }
         }
     return SYN_OK;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 #include "cpu.h"
+#include "vmath.h"
 
 /* ---- slice ---------------------------------------------------------------- */
 
@@ -75,6 +76,7 @@ typedef struct {
     int mode;
     int64_t B, T, In, H, G, S;
     const float *x, *wi, *wh, *bi, *bh, *s0;
+    const float *zeros; /* S zeros in the workspace: the state before step 0 without s0 */
     const int32_t *len;
     float *y, *gates, *ghn; /* output; saved gates (B, T, G H); GRU: W_hn h + b_hn (B, T, H) */
 } rnn_args;
@@ -111,12 +113,11 @@ static syn_status rnn_read(const syn_node *n, rnn_args *a, bool check) {
     return SYN_OK;
 }
 
-static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
-
-/* The state before step t of sample b (NULL: zeros). */
+/* The state before step t of sample b. Never NULL, so that the cell loops
+ * read it unconditionally and vectorise. */
 static inline const float *prev_state(const rnn_args *a, int64_t b, int64_t t) {
     if (t > 0) return a->y + (b * a->T + t - 1) * a->S;
-    return a->s0 ? a->s0 + b * a->S : NULL;
+    return a->s0 ? a->s0 + b * a->S : a->zeros;
 }
 
 /* Below this batch the recurrent product runs transposed: OpenBLAS splits a
@@ -146,8 +147,37 @@ static void recurrent_gemm(const rnn_args *a, int64_t t, float *hw, float *tmp) 
                 a->wh, (blasint)a->H, 1.0f, hw, (blasint)GH);
 }
 
+/* The LSTM cell on H units. The gate rows i, f, c~, o (the input parts,
+ * overwritten with the activated gates) and the rest as separate restrict
+ * pointers: with g + k H offsets into one array GCC could not prove the
+ * rows apart and left the loop scalar. */
+static void lstm_forward(int64_t H, float *restrict gi, float *restrict gf, float *restrict gc, float *restrict go,
+                         const float *restrict hw, const float *restrict cprev, float *restrict h, float *restrict c) {
+    for (int64_t j = 0; j < H; j++) {
+        float i = syn__vsigmoidf(gi[j] + hw[j]), f = syn__vsigmoidf(gf[j] + hw[H + j]);
+        float c_ = syn__vtanhf(gc[j] + hw[2 * H + j]), o = syn__vsigmoidf(go[j] + hw[3 * H + j]);
+        float cj = f * cprev[j] + i * c_;
+        gi[j] = i, gf[j] = f, gc[j] = c_, go[j] = o;
+        c[j] = cj;
+        h[j] = o * syn__vtanhf(cj);
+    }
+}
+
+/* The GRU cell on H units: gate rows r, z, n as lstm_forward's; ghn keeps
+ * W_hn h + b_hn for the backward. */
+static void gru_forward(int64_t H, float *restrict gr, float *restrict gz, float *restrict gn, const float *restrict hw,
+                        const float *restrict hp, float *restrict ghn, float *restrict h) {
+    for (int64_t j = 0; j < H; j++) {
+        float r = syn__vsigmoidf(gr[j] + hw[j]), z = syn__vsigmoidf(gz[j] + hw[H + j]);
+        float nn = syn__vtanhf(gn[j] + r * hw[2 * H + j]);
+        gr[j] = r, gz[j] = z, gn[j] = nn;
+        ghn[j] = hw[2 * H + j];
+        h[j] = (1.0f - z) * nn + z * hp[j];
+    }
+}
+
 /* One step of one sample: gates g (the input part, overwritten with the
- * activated gates), hw the recurrent part, hp the previous state (or NULL). */
+ * activated gates), hw the recurrent part, hp the previous state. */
 static void cell_forward(const rnn_args *a, float *g, const float *hw, const float *hp, float *y, float *ghn) {
     int64_t H = a->H;
     switch (a->mode) {
@@ -155,28 +185,11 @@ static void cell_forward(const rnn_args *a, float *g, const float *hw, const flo
     case SYN_RNN_RELU:
         for (int64_t j = 0; j < H; j++) {
             float v = g[j] + hw[j];
-            y[j] = a->mode == SYN_RNN_TANH ? tanhf(v) : (v > 0.0f ? v : 0.0f);
+            y[j] = a->mode == SYN_RNN_TANH ? syn__vtanhf(v) : (v > 0.0f ? v : 0.0f);
         }
         break;
-    case SYN_RNN_LSTM:
-        for (int64_t j = 0; j < H; j++) {
-            float i = sigm(g[j] + hw[j]), f = sigm(g[H + j] + hw[H + j]);
-            float c_ = tanhf(g[2 * H + j] + hw[2 * H + j]), o = sigm(g[3 * H + j] + hw[3 * H + j]);
-            float c = f * (hp ? hp[H + j] : 0.0f) + i * c_;
-            g[j] = i, g[H + j] = f, g[2 * H + j] = c_, g[3 * H + j] = o;
-            y[H + j] = c;
-            y[j] = o * tanhf(c);
-        }
-        break;
-    default: /* GRU */
-        for (int64_t j = 0; j < H; j++) {
-            float r = sigm(g[j] + hw[j]), z = sigm(g[H + j] + hw[H + j]);
-            float nn = tanhf(g[2 * H + j] + r * hw[2 * H + j]);
-            g[j] = r, g[H + j] = z, g[2 * H + j] = nn;
-            ghn[j] = hw[2 * H + j];
-            y[j] = (1.0f - z) * nn + z * (hp ? hp[j] : 0.0f);
-        }
-        break;
+    case SYN_RNN_LSTM: lstm_forward(H, g, g + H, g + 2 * H, g + 3 * H, hw, hp + H, y, y + H); break;
+    default: gru_forward(H, g, g + H, g + 2 * H, hw, hp, ghn, y); break;
     }
 }
 
@@ -193,7 +206,9 @@ syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)(B * T), (blasint)GH, (blasint)a.In, 1.0f, a.x,
                 (blasint)a.In, a.wi, (blasint)a.In, 1.0f, a.gates, (blasint)GH);
     float *hw;
-    SYN_TRY(be->workspace(be, (size_t)(2 * B * GH) * sizeof(float), (void **)&hw));
+    SYN_TRY(be->workspace(be, (size_t)(2 * B * GH + S) * sizeof(float), (void **)&hw));
+    memset(hw + 2 * B * GH, 0, (size_t)S * sizeof *hw);
+    a.zeros = hw + 2 * B * GH;
     for (int64_t t = 0; t < T; t++) {
         recurrent_gemm(&a, t, hw, hw + B * GH);
 /* one parallel region per step, for steps wide enough to pay for it */
@@ -203,8 +218,7 @@ syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
             float *y = a.y + (b * T + t) * S;
             float *g = a.gates + (b * T + t) * GH;
             if (a.len && t >= a.len[b]) { /* past the end: carry the state */
-                if (hp) memcpy(y, hp, (size_t)S * sizeof *y);
-                else memset(y, 0, (size_t)S * sizeof *y);
+                memcpy(y, hp, (size_t)S * sizeof *y);
                 memset(g, 0, (size_t)GH * sizeof *g);
                 if (a.ghn) memset(a.ghn + (b * T + t) * a.H, 0, (size_t)a.H * sizeof *g);
                 continue;
@@ -213,6 +227,45 @@ syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
         }
     }
     return SYN_OK;
+}
+
+/* The LSTM cell backward on H units: g the activated gates i, f, c~, o; c
+ * and cprev the cell state after and before; dh and dc the gradients of h
+ * and c after the step. Writes the gates' pre-activation gradients (one row
+ * each) and dcprev, c's direct gradient before the step. */
+static void lstm_backward(int64_t H, const float *restrict g, const float *restrict c, const float *restrict cprev,
+                          const float *restrict dh, const float *restrict dc, float *restrict di, float *restrict df,
+                          float *restrict dcand, float *restrict dout, float *restrict dcprev) {
+    for (int64_t j = 0; j < H; j++) {
+        float i = g[j], f = g[H + j], c_ = g[2 * H + j], o = g[3 * H + j];
+        float tc = syn__vtanhf(c[j]);
+        float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);
+        di[j] = dcj * c_ * i * (1.0f - i);
+        df[j] = dcj * cprev[j] * f * (1.0f - f);
+        dcand[j] = dcj * i * (1.0f - c_ * c_);
+        dout[j] = dh[j] * tc * o * (1.0f - o);
+        dcprev[j] = dcj * f;
+    }
+}
+
+/* The GRU cell backward on H units: g the activated gates r, z, n; ghn
+ * W_hn h + b_hn; hp the state before the step, dh h's gradient after it.
+ * Writes the input parts' gradients (dir, diz, din), the recurrent parts'
+ * (drr, drz, drn) and dhprev, h's direct gradient before the step. */
+static void gru_backward(int64_t H, const float *restrict g, const float *restrict ghn, const float *restrict hp,
+                         const float *restrict dh, float *restrict dir, float *restrict diz, float *restrict din,
+                         float *restrict drr, float *restrict drz, float *restrict drn, float *restrict dhprev) {
+    for (int64_t j = 0; j < H; j++) {
+        float r = g[j], z = g[H + j], nn = g[2 * H + j];
+        float dn = dh[j] * (1.0f - z) * (1.0f - nn * nn);
+        float dz = dh[j] * (hp[j] - nn) * z * (1.0f - z);
+        float dr = dn * ghn[j] * r * (1.0f - r);
+        dir[j] = drr[j] = dr;
+        diz[j] = drz[j] = dz;
+        din[j] = dn;
+        drn[j] = dn * r;
+        dhprev[j] = dh[j] * z;
+    }
 }
 
 /* One step of one sample backward: dh (and dc) the state's gradient after
@@ -234,33 +287,11 @@ static void cell_backward(const rnn_args *a, const float *g, const float *ghn, c
         }
         break;
     case SYN_RNN_LSTM:
-        for (int64_t j = 0; j < H; j++) {
-            float i = g[j], f = g[H + j], c_ = g[2 * H + j], o = g[3 * H + j];
-            float tc = tanhf(y[H + j]);
-            float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);
-            float cp = hp ? hp[H + j] : 0.0f;
-            di[j] = dcj * c_ * i * (1.0f - i);
-            di[H + j] = dcj * cp * f * (1.0f - f);
-            di[2 * H + j] = dcj * i * (1.0f - c_ * c_);
-            di[3 * H + j] = dh[j] * tc * o * (1.0f - o);
-            dprev[j] = 0.0f;
-            dprev[H + j] = dcj * f;
-        }
-        memcpy(dr, di, (size_t)(4 * H) * sizeof *dr);
+        lstm_backward(H, g, y + H, hp + H, dh, dc, di, di + H, di + 2 * H, di + 3 * H, dprev + H);
+        memset(dprev, 0, (size_t)H * sizeof *dprev);
+        if (dr != di) memcpy(dr, di, (size_t)(4 * H) * sizeof *dr);
         break;
-    default: /* GRU */
-        for (int64_t j = 0; j < H; j++) {
-            float r = g[j], z = g[H + j], nn = g[2 * H + j], hpj = hp ? hp[j] : 0.0f;
-            float dn = dh[j] * (1.0f - z) * (1.0f - nn * nn);
-            float dz = dh[j] * (hpj - nn) * z * (1.0f - z);
-            float drr = dn * ghn[j] * r * (1.0f - r);
-            di[j] = dr[j] = drr;
-            di[H + j] = dr[H + j] = dz;
-            di[2 * H + j] = dn;
-            dr[2 * H + j] = dn * r;
-            dprev[j] = dh[j] * z;
-        }
-        break;
+    default: gru_backward(H, g, ghn, hp, dh, di, di + H, di + 2 * H, dr, dr + H, dr + 2 * H, dprev); break;
     }
 }
 
@@ -271,11 +302,13 @@ syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
     if (B == 0 || T == 0) return SYN_OK;
     bool gru = a.mode == SYN_RNN_GRU;
     /* workspace: dI (BT, GH), dR (BT, GH; GRU only), the running state
-     * gradient (B, S) twice, the previous h of every step (BT, H) */
-    size_t nf = (size_t)(BT * GH) * (gru ? 2 : 1) + (size_t)(2 * B * S) + (size_t)(BT * H);
+     * gradient (B, S) twice, the previous h of every step (BT, H), S zeros */
+    size_t nf = (size_t)(BT * GH) * (gru ? 2 : 1) + (size_t)(2 * B * S) + (size_t)(BT * H) + (size_t)S;
     float *ws;
     SYN_TRY(be->workspace(be, nf * sizeof(float), (void **)&ws));
     float *dI = ws, *dR = gru ? dI + BT * GH : dI, *dnext = dR + BT * GH, *dcur = dnext + B * S, *hprev = dcur + B * S;
+    memset(hprev + BT * H, 0, (size_t)S * sizeof *hprev);
+    a.zeros = hprev + BT * H;
     const float *dy = n->grad;
     memset(dnext, 0, (size_t)(B * S) * sizeof *dnext);
     for (int64_t t = T - 1; t >= 0; t--) {
@@ -306,9 +339,7 @@ syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
     /* the previous h of every step, for dW_hh */
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++) {
-            const float *hp = prev_state(&a, b, t);
-            if (hp) memcpy(hprev + (b * T + t) * H, hp, (size_t)H * sizeof *hprev);
-            else memset(hprev + (b * T + t) * H, 0, (size_t)H * sizeof *hprev);
+            memcpy(hprev + (b * T + t) * H, prev_state(&a, b, t), (size_t)H * sizeof *hprev);
         }
     float *dx = syn__cgrad(n, 0), *dwi = syn__cgrad(n, 1), *dwh = syn__cgrad(n, 2);
     if (dx)
