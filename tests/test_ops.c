@@ -404,9 +404,12 @@ START_TEST(test_activation_accuracy) {
             if (k == 2 && fabs(v) > 80.0) continue; /* softmax's max subtraction rounds differently there */
             double u = ulps(want, have);
             if (u > worst) worst = u, at = i;
-            if (k == 1 && v == 0.0) ck_assert_msg(!signbit(have) == !signbit(v), "tanh(%g) at %lld is %g: the sign is lost", v, (long long)i, have);
+            if (k == 1 && v == 0.0)
+                ck_assert_msg(!signbit(have) == !signbit(v), "tanh(%g) at %lld is %g: the sign is lost", v, (long long)i,
+                              have);
         }
-        ck_assert_msg(worst <= 3.0, "op %d: %.2f ulp at x = %.9g (got %.9g)", k, worst, x[at], k == 2 ? got[2 * at] : got[at]);
+        ck_assert_msg(worst <= 3.0, "op %d: %.2f ulp at x = %.9g (got %.9g)", k, worst, x[at],
+                      k == 2 ? got[2 * at] : got[at]);
         if (k == 2) free(feed), free(got);
         syn_graph_free(g);
     }

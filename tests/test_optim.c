@@ -2,6 +2,7 @@
  * against a plain double-precision transcription of torch.optim, a few
  * hand-computed numbers, frozen and late-added parameters, bad configs. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
@@ -534,6 +535,37 @@ START_TEST(test_clip_random) {
 }
 END_TEST
 
+/* The CPU's gradient norm sums fixed chunks in double lanes: over 3M values
+ * (46 chunks) it matches a double-precision reference and is the same bits
+ * with 1 and with 2 threads. */
+START_TEST(test_clip_norm_threads) {
+    const int64_t n = 3000017;
+    tu_rng rng = tu_rng_make(29);
+    float *g = malloc((size_t)n * sizeof *g), *z = calloc((size_t)n, sizeof *z);
+    ck_assert(g && z);
+    tu_fill(&rng, g, n, -1, 1);
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    syn_params *ps;
+    syn_tensor *v, *gt;
+    TU_OK(syn_params_create(syn_cpu(), 1, &ps));
+    add_param(ps, "w", n, z, &v, &gt);
+    write_all(gt, g);
+    const int before = omp_get_max_threads();
+    float norm[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        /* max_norm above the norm: nothing is scaled, the next run sees the same gradient */
+        TU_OK(syn_params_clip_grad_norm(ps, 1e9f, &norm[t]));
+    }
+    omp_set_num_threads(before);
+    ck_assert_msg(fabs(norm[0] - sqrt(ss)) <= 1e-6 * sqrt(ss), "norm %.9g, reference %.9g", norm[0], sqrt(ss));
+    ck_assert_msg(memcmp(&norm[0], &norm[1], sizeof norm[0]) == 0, "1 thread: %.9g, 2 threads: %.9g", norm[0], norm[1]);
+    free(g), free(z);
+    syn_params_free(ps);
+}
+END_TEST
+
 static Suite *optim_suite(void) {
     Suite *s = suite_create("optim");
     build_rule_cases();
@@ -554,6 +586,7 @@ static Suite *optim_suite(void) {
     tc = tcase_create("clip");
     tcase_add_test(tc, test_clip_known);
     tcase_add_test(tc, test_clip_random);
+    tcase_add_test(tc, test_clip_norm_threads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,6 +22,38 @@ syn_status syn__cpu_clip_scale(syn_backend *be, float *const *x, const int64_t *
 /* Element loops worth threading: below this, OpenMP costs more than it saves. */
 #define SYN_CPU_PAR_MIN 32768
 
+/* Sums in double over SYN_LANES independent accumulators, added in a fixed
+ * order at the end: one running double sum is a chain of dependent adds (4
+ * cycles each), which made batch norm's statistics and the gradient norm
+ * latency-bound; lanes also let GCC vectorise the float-to-double loads. */
+#define SYN_LANES 8
+typedef struct {
+    double v[SYN_LANES];
+} syn__lanes;
+
+static inline double syn__lanes_total(const syn__lanes *l) {
+    double a = (l->v[0] + l->v[4]) + (l->v[2] + l->v[6]), b = (l->v[1] + l->v[5]) + (l->v[3] + l->v[7]);
+    return a + b;
+}
+
+/* l += xp[i] (sq: (xp[i] - mu)^2) for i < n */
+static inline void syn__lanes_add(syn__lanes *l, const float *restrict xp, int64_t n, bool sq, double mu) {
+    int64_t i = 0;
+    if (sq)
+        for (; i + SYN_LANES <= n; i += SYN_LANES)
+            for (int j = 0; j < SYN_LANES; j++) {
+                double v = (double)xp[i + j] - mu;
+                l->v[j] += v * v;
+            }
+    else
+        for (; i + SYN_LANES <= n; i += SYN_LANES)
+            for (int j = 0; j < SYN_LANES; j++) l->v[j] += (double)xp[i + j];
+    for (int j = 0; i < n; i++, j++) {
+        double v = sq ? (double)xp[i] - mu : (double)xp[i];
+        l->v[j] += sq ? v * v : v;
+    }
+}
+
 static inline const float *syn__cin(const syn_node *n, int k) { return (const float *)n->in[k]->value; }
 static inline float *syn__cgrad(const syn_node *n, int k) { return (float *)n->in[k]->grad; }
 

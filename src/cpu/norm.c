@@ -25,44 +25,12 @@ static bn_geom bn_dims(const syn_node *n) {
 
 static bool bn_par(const bn_geom *d) { return d->C > 1 && d->N * d->C * d->S > SYN_CPU_PAR_MIN / 8; }
 
-/* Channel sums in double over LANES independent accumulators, added in a
- * fixed order at the end: one running double sum is a chain of dependent
- * adds (4 cycles each), which made batch norm's statistics latency-bound;
- * lanes also let GCC vectorise the float-to-double loads. */
-#define LANES 8
-typedef struct {
-    double v[LANES];
-} lanes;
-
-static double lanes_total(const lanes *l) {
-    double a = (l->v[0] + l->v[4]) + (l->v[2] + l->v[6]), b = (l->v[1] + l->v[5]) + (l->v[3] + l->v[7]);
-    return a + b;
-}
-
-/* l += xp[i] (sq: (xp[i] - mu)^2) for i < n */
-static void lanes_add(lanes *l, const float *restrict xp, int64_t n, bool sq, double mu) {
-    int64_t i = 0;
-    if (sq)
-        for (; i + LANES <= n; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                double v = (double)xp[i + j] - mu;
-                l->v[j] += v * v;
-            }
-    else
-        for (; i + LANES <= n; i += LANES)
-            for (int j = 0; j < LANES; j++) l->v[j] += (double)xp[i + j];
-    for (int j = 0; i < n; i++, j++) {
-        double v = sq ? (double)xp[i] - mu : (double)xp[i];
-        l->v[j] += sq ? v * v : v;
-    }
-}
-
 /* a += dy[i]; b += dy[i] ((x[i] - m) is) for i < n */
-static void lanes_add_bwd(lanes *a, lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n, float m,
-                          float is) {
+static void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
+                          float m, float is) {
     int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
+    for (; i + SYN_LANES <= n; i += SYN_LANES)
+        for (int j = 0; j < SYN_LANES; j++) {
             a->v[j] += dyp[i + j];
             b->v[j] += (double)dyp[i + j] * ((xp[i + j] - m) * is);
         }
@@ -91,11 +59,11 @@ syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
     for (int64_t c = 0; c < d.C; c++) {
         double mu, var;
         if (train) {
-            lanes s = {{0}}, s2 = {{0}};
-            for (int64_t b = 0; b < d.N; b++) lanes_add(&s, x + (b * d.C + c) * d.S, d.S, false, 0.0);
-            mu = lanes_total(&s) / (double)M;
-            for (int64_t b = 0; b < d.N; b++) lanes_add(&s2, x + (b * d.C + c) * d.S, d.S, true, mu);
-            var = lanes_total(&s2) / (double)M;
+            syn__lanes s = {{0}}, s2 = {{0}};
+            for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s, x + (b * d.C + c) * d.S, d.S, false, 0.0);
+            mu = syn__lanes_total(&s) / (double)M;
+            for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s2, x + (b * d.C + c) * d.S, d.S, true, mu);
+            var = syn__lanes_total(&s2) / (double)M;
             rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
             rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
         } else {
@@ -132,10 +100,10 @@ syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         float m = mean[c], is = invstd[c];
-        lanes ldy = {{0}}, ldyx = {{0}};
+        syn__lanes ldy = {{0}}, ldyx = {{0}};
         for (int64_t b = 0; b < d.N; b++)
             lanes_add_bwd(&ldy, &ldyx, dy + (b * d.C + c) * d.S, x + (b * d.C + c) * d.S, d.S, m, is);
-        const double sdy = lanes_total(&ldy), sdyx = lanes_total(&ldyx);
+        const double sdy = syn__lanes_total(&ldy), sdyx = syn__lanes_total(&ldyx);
         if (dgamma) SYN_GRAD_PUT(dgamma[c], add_g, (float)sdyx);
         if (dbeta) SYN_GRAD_PUT(dbeta[c], add_b, (float)sdy);
         if (!dx) continue;

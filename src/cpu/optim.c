@@ -114,16 +114,34 @@ syn_status syn__cpu_zero_many(syn_backend *be, void *const *dst, const size_t *b
     return SYN_OK;
 }
 
+/* Partial sums per buffer in syn__cpu_sumsq: at most this many chunks, of
+ * at least SUMSQ_CHUNK values. */
+#define SUMSQ_PARTS 256
+#define SUMSQ_CHUNK 65536
+
 /* x[k]: (n[k])  ->  *acc += sum x^2, each buffer in double with one rounding
- * into acc */
+ * into acc. A buffer is cut into chunks that depend on its size only, each
+ * summed in double lanes, the chunks added in order: the result does not
+ * depend on the thread count (an OpenMP reduction's did), and the sum is
+ * not one latency-bound chain of adds. */
 syn_status syn__cpu_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc) {
     (void)be;
     for (int k = 0; k < count; k++) {
         const float *xk = x[k];
         const int64_t nk = n[k];
+        int64_t chunk = (nk + SUMSQ_PARTS - 1) / SUMSQ_PARTS;
+        if (chunk < SUMSQ_CHUNK) chunk = SUMSQ_CHUNK;
+        const int64_t parts = (nk + chunk - 1) / chunk;
+        double part[SUMSQ_PARTS];
+#pragma omp parallel for if (parts > 1) schedule(static)
+        for (int64_t c = 0; c < parts; c++) {
+            syn__lanes l = {{0}};
+            int64_t lo = c * chunk, len = nk - lo < chunk ? nk - lo : chunk;
+            syn__lanes_add(&l, xk + lo, len, true, 0.0);
+            part[c] = syn__lanes_total(&l);
+        }
         double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (nk > SYN_CPU_PAR_MIN)
-        for (int64_t i = 0; i < nk; i++) s += (double)xk[i] * (double)xk[i];
+        for (int64_t c = 0; c < parts; c++) s += part[c];
         *acc = (float)((double)*acc + s);
     }
     return SYN_OK;
