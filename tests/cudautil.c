@@ -87,8 +87,8 @@ void cu_rig_finish(cu_rig *r, const char *what, syn_node *y, syn_device dev, uin
     TU_OK(syn_graph_keep(r->g, y));
     /* the op's operands, captured before "wgt" joins the parameter set */
     int np = each_operand ? syn_params_count(r->p) : 0;
-    syn_node *operand[8];
-    ck_assert_int_le(np, 8);
+    syn_node *operand[12];
+    ck_assert_int_le(np, 12);
     for (int i = 0; i < np; i++) {
         const char *name;
         syn_tensor *t;

@@ -226,11 +226,11 @@ static void ref_bn(const float *x, const syn_shape *s, const float *gamma, const
 typedef struct {
     env e;
     float *x, *g, *b, *rm, *rv;
-    syn_node *y;
+    syn_node *xn, *y; /* x as the op reads it, and y */
 } bn_setup;
 
 static bn_setup bn_make(const syn_shape *s, tu_rng *r, bool via) {
-    bn_setup t = {env_make(), NULL, NULL, NULL, NULL, NULL, NULL};
+    bn_setup t = {env_make(), NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     int64_t N, C, S;
     bn_dims(s, &N, &C, &S);
     t.x = rand_array(r, syn_shape_numel(s), -2, 2);
@@ -245,6 +245,7 @@ static bn_setup bn_make(const syn_shape *s, tu_rng *r, bool via) {
     TU_OK(syn_params_set_trainable(t.e.ps, "rm", false));
     TU_OK(syn_params_set_trainable(t.e.ps, "rv", false));
     for (int k = 0; via && k < 3; k++) in[k] = syn_mul_scalar(t.e.g, in[k], 1.0f); /* fresh gradients (pool_run) */
+    t.xn = in[0];
     t.y = syn_batch_norm_op(t.e.g, in[0], in[1], in[2], in[3], in[4], 0.1f, 1e-5f);
     ck_assert_msg(t.y != NULL, "%s", syn_last_error());
     return t;
@@ -295,6 +296,141 @@ START_TEST(test_batch_norm) {
         ref_bn(t.x, s, t.g, t.b, rm, rv, 0.1, 1e-5, true, ref);
         TU_CLOSE(o.buf, ref, o.n, 1e-4, 1e-4);
     }
+    env_free(&t.e);
+}
+END_TEST
+
+/* ---- batch norm with a fused epilogue (core/fuse.c) -------------------------
+ * act(bn(x) [+ z]) compiles to one node; it must compute what the three
+ * nodes compute unfused (SYN_FUSE=0), to the last bit on the CPU: the same
+ * float operations in the same order. */
+
+typedef struct {
+    float slope; /* leaky relu's; 0: relu */
+    int res;     /* 0: act(bn(x)); 1: act(bn(x) + z); 2: act(bn(x) + x) (z is x) */
+    bool train, via; /* via: operands behind x * 1 (their gradients are fresh) */
+} fused_case;
+
+static const fused_case fused_cases[] = {
+    {0.0f, 0, true, false}, {0.0f, 1, true, false}, {0.2f, 0, true, false}, {0.2f, 1, false, false},
+    {0.0f, 1, false, true}, {0.0f, 2, true, false}, {0.0f, 2, true, true},  {0.1f, 1, true, true},
+};
+static const int n_fused_cases = (int)(sizeof fused_cases / sizeof fused_cases[0]);
+
+/* One copy of case fc on shape s from seed: the chain built on bn_make's
+ * batch norm, compiled fused or not; forward and backward run. */
+typedef struct {
+    bn_setup t;
+    objective o;
+    syn_node *bn;
+} fused_run;
+
+static fused_run fused_make(const fused_case *fc, const syn_shape *s, uint64_t seed, bool fuse) {
+    tu_rng r = tu_rng_make(seed);
+    fused_run f = {bn_make(s, &r, fc->via), {0}, NULL};
+    f.bn = f.t.y;
+    syn_node *y = f.bn;
+    if (fc->res == 1) {
+        syn_node *z = param_with(&f.t.e, "z", *s, rand_array(&r, syn_shape_numel(s), -1.5f, 1.5f));
+        y = syn_add(f.t.e.g, y, fc->via ? syn_mul_scalar(f.t.e.g, z, 1.0f) : z);
+    }
+    if (fc->res == 2) y = syn_add(f.t.e.g, y, f.t.xn);
+    y = fc->slope > 0.0f ? syn_leaky_relu(f.t.e.g, y, fc->slope) : syn_relu(f.t.e.g, y);
+    if (!fuse) setenv("SYN_FUSE", "0", 1);
+    f.o = finish(&f.t.e, y, &r, true);
+    unsetenv("SYN_FUSE");
+    syn_graph_set_training(f.t.e.g, fc->train);
+    forward_backward(&f.t.e, &f.o);
+    return f;
+}
+
+/* Parameter `name`'s value or gradient in a and b: identical. */
+static void assert_param_same(fused_run *a, fused_run *b, const char *name, int64_t n, bool grad, const char *what) {
+    float *va = alloc((size_t)n * sizeof *va), *vb = alloc((size_t)n * sizeof *vb);
+    read_param(&a->t.e, name, va, grad);
+    read_param(&b->t.e, name, vb, grad);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(va[i] == vb[i] || (isnan(va[i]) && isnan(vb[i])), "%s: %s %s[%lld] fused %.9g, unfused %.9g",
+                      what, grad ? "gradient of" : "value of", name, (long long)i, va[i], vb[i]);
+}
+
+START_TEST(test_batch_norm_fused) {
+    const fused_case *fc = &fused_cases[_i % n_fused_cases];
+    const syn_shape *s = &bn_shapes[(_i / n_fused_cases) % n_bn_shapes];
+    int64_t N, C, S;
+    bn_dims(s, &N, &C, &S);
+    const int64_t n = syn_shape_numel(s);
+    char what[128], sb[64];
+    snprintf(what, sizeof what, "%s%s%s %s %s%s", "batch_norm", fc->res == 1 ? "+add" : fc->res == 2 ? "+add(x)" : "",
+             fc->slope > 0.0f ? "+leaky_relu" : "+relu", fc->train ? "train" : "eval", syn_shape_str(s, sb, sizeof sb),
+             fc->via ? " via x * 1" : "");
+    const uint64_t seed = 900 + (uint64_t)_i;
+    fused_run a = fused_make(fc, s, seed, true), b = fused_make(fc, s, seed, false);
+
+    /* one node, named for what it fused, against three */
+    const char *want = fc->res ? (fc->slope > 0.0f ? "batch_norm+add+leaky_relu" : "batch_norm+add+relu")
+                               : (fc->slope > 0.0f ? "batch_norm+leaky_relu" : "batch_norm+relu");
+    ck_assert_str_eq(syn_node_op_name(a.o.y), want);
+    ck_assert_str_eq(syn_node_op_name(b.o.y), fc->slope > 0.0f ? "leaky_relu" : "relu");
+    /* the absorbed batch norm has no value of its own: a clear error */
+    float *buf = alloc((size_t)n * sizeof *buf);
+    ck_assert_int_eq(syn_graph_read(a.t.e.g, a.bn, buf, (size_t)n * sizeof *buf), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "was fused into node") && strstr(syn_last_error(), want), "%s",
+                  syn_last_error());
+
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(a.o.buf[i] == b.o.buf[i], "%s: y[%lld] fused %.9g, unfused %.9g", what, (long long)i, a.o.buf[i],
+                      b.o.buf[i]);
+    static const char *const names[] = {"x", "g", "b", "z"};
+    for (int k = 0; k < (fc->res == 1 ? 4 : 3); k++) {
+        int64_t len = k == 1 || k == 2 ? C : n;
+        assert_param_same(&a, &b, names[k], len, true, what);
+    }
+    assert_param_same(&a, &b, "rm", C, false, what);
+    assert_param_same(&a, &b, "rv", C, false, what);
+    assert_no_grad(&a.t.e, "rm", C);
+    assert_no_grad(&a.t.e, "rv", C);
+
+    /* and the fused backward against central differences, on values whose
+     * t = bn(x) [+ z] stays over 0.1 away from the activation's kink (a
+     * +-1e-2 step never crosses it): x of either sign at 0.6 to 1.4 from 0 in
+     * balanced counts per channel, beta and z within 0.05, running stats 0, 1 */
+    tu_rng r = tu_rng_make(seed ^ 0xfd);
+    float *v = alloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = (i / (S * C)) * S + i % S; /* the k-th value of its channel */
+        v[i] = (k % 2 ? -1.0f : 1.0f) * tu_uniform(&r, 0.6f, 1.4f);
+    }
+    write_param(&a.t.e, "x", v);
+    for (int64_t c = 0; c < C; c++) v[c] = tu_uniform(&r, -0.05f, 0.05f);
+    write_param(&a.t.e, "b", v);
+    for (int64_t c = 0; c < C; c++) v[c] = 0.0f;
+    write_param(&a.t.e, "rm", v);
+    for (int64_t c = 0; c < C; c++) v[c] = 1.0f;
+    write_param(&a.t.e, "rv", v);
+    if (fc->res == 1) {
+        for (int64_t i = 0; i < n; i++) v[i] = tu_uniform(&r, -0.05f, 0.05f);
+        write_param(&a.t.e, "z", v);
+    }
+    forward_backward(&a.t.e, &a.o);
+    for (int k = 0; k < (fc->res == 1 ? 4 : 3); k++) fd_check(&a.t.e, &a.o, names[k], what, &r);
+    env_free(&b.t.e);
+    env_free(&a.t.e);
+}
+END_TEST
+
+/* A kept intermediate (syn_graph_keep) is never fused away: it stays readable. */
+START_TEST(test_batch_norm_fusion_keeps) {
+    const syn_shape s = syn_shape4(2, 3, 4, 5);
+    tu_rng r = tu_rng_make(990);
+    bn_setup t = bn_make(&s, &r, false);
+    TU_OK(syn_graph_keep(t.e.g, t.y));
+    objective o = finish(&t.e, syn_relu(t.e.g, t.y), &r, true);
+    ck_assert_str_eq(syn_node_op_name(o.y), "relu");
+    forward_backward(&t.e, &o);
+    float *bn = alloc(120 * sizeof *bn);
+    TU_OK(syn_graph_read(t.e.g, t.y, bn, 120 * sizeof *bn));
+    for (int i = 0; i < 120; i++) ck_assert_float_eq(o.buf[i], bn[i] > 0.0f ? bn[i] : 0.0f);
     env_free(&t.e);
 }
 END_TEST
@@ -665,6 +801,8 @@ int main(void) {
     tcase_add_loop_test(tc, test_batch_norm, 0, 4 * n_bn_shapes);
     tcase_add_test(tc, test_batch_norm_layer);
     tcase_add_test(tc, test_batch_norm_single_value);
+    tcase_add_loop_test(tc, test_batch_norm_fused, 0, 2 * n_fused_cases);
+    tcase_add_test(tc, test_batch_norm_fusion_keeps);
     tcase_add_loop_test(tc, test_layer_norm, 0, n_ln_shapes);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout2d");

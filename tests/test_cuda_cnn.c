@@ -25,7 +25,7 @@
 
 /* ---- the op cases ----------------------------------------------------------- */
 
-typedef enum { K_CONV, K_CONVT, K_MAXPOOL, K_AVGPOOL, K_ADAPTIVE, K_BN, K_LN, K_DROPOUT2D } kind;
+typedef enum { K_CONV, K_CONVT, K_MAXPOOL, K_AVGPOOL, K_ADAPTIVE, K_BN, K_BN_ACT, K_LN, K_DROPOUT2D } kind;
 
 typedef struct {
     const char *what;
@@ -36,7 +36,8 @@ typedef struct {
     int kh, kw, sh, sw, ph, pw; /* pooling window; adaptive: kh x kw is the output */
     bool incl;       /* avg: count_include_pad */
     bool eval;       /* BN: eval mode (running statistics) */
-    float f;         /* dropout2d p */
+    float f;         /* dropout2d p; K_BN_ACT: leaky relu's slope (0: relu) */
+    int res;         /* K_BN_ACT: 0 act(bn(x)), 1 act(bn(x) + z), 2 act(bn(x) + x) */
 } op_case;
 
 #define CP(...) .cp = {__VA_ARGS__}
@@ -91,6 +92,13 @@ static const op_case cases[] = {
     {"batch_norm training, 2 chunks of 6-value planes (600,4,2,3)", K_BN, .x = SH4(600, 4, 2, 3)},
     {"batch_norm training, 3 chunks (5000,3)", K_BN, .x = SH2(5000, 3)},
     {"batch_norm eval, 3 chunks (40,2,10,11)", K_BN, .x = SH4(40, 2, 10, 11), .eval = true},
+    /* batch norm with a fused epilogue (core/fuse.c): act(bn(x) [+ z]) */
+    {"batch_norm+relu training (4,5,6,7)", K_BN_ACT, .x = SH4(4, 5, 6, 7)},
+    {"batch_norm+add+relu training, 6 chunks (32,3,17,19)", K_BN_ACT, .x = SH4(32, 3, 17, 19), .res = 1},
+    {"batch_norm+add+relu eval (3,5,4,4)", K_BN_ACT, .x = SH4(3, 5, 4, 4), .res = 1, .eval = true},
+    {"batch_norm+leaky_relu training (16,7)", K_BN_ACT, .x = SH2(16, 7), .f = 0.2f},
+    {"batch_norm+add+leaky_relu eval (40,2,10,11)", K_BN_ACT, .x = SH4(40, 2, 10, 11), .f = 0.2f, .res = 1, .eval = true},
+    {"batch_norm+add(x)+relu training (6,4,5,5)", K_BN_ACT, .x = SH4(6, 4, 5, 5), .res = 2},
     {"layer_norm (6,37)", K_LN, .x = SH2(6, 37)},
     {"layer_norm (2,5,100)", K_LN, .x = SH3(2, 5, 100)},
     {"layer_norm (130,16)", K_LN, .x = SH2(130, 16)},
@@ -106,7 +114,7 @@ static bool is_conv(const op_case *c) { return c->k == K_CONV || c->k == K_CONVT
  * which batch norm updates in place) reached by `route` (cudautil.h). */
 static syn_node *build_op(cu_rig *r, const op_case *c, int route) {
     syn_graph *g = r->g;
-    syn_node *in[3] = {0}, *y = NULL;
+    syn_node *in[4] = {0}, *y = NULL; /* the operands: x, w, b or x, gamma, beta, z */
     int n_in = 0;
 #define ROUTE(p) (in[n_in++] = cu_route(g, (p), route))
     syn_node *x = ROUTE(cu_param(g, "x", c->x, -1, 1));
@@ -123,12 +131,15 @@ static syn_node *build_op(cu_rig *r, const op_case *c, int route) {
     case K_MAXPOOL: y = syn_max_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw); break;
     case K_AVGPOOL: y = syn_avg_pool2d(g, x, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->incl); break;
     case K_ADAPTIVE: y = syn_adaptive_avg_pool2d(g, x, c->kh, c->kw); break;
-    case K_BN: {
+    case K_BN: case K_BN_ACT: {
         syn_node *gamma = ROUTE(cu_param(g, "gamma", syn_shape1(C), 0.5f, 1.5f));
         syn_node *beta = ROUTE(cu_param(g, "beta", syn_shape1(C), -1, 1));
         syn_node *rm = cu_param(g, "running_mean", syn_shape1(C), -0.5f, 0.5f);
         syn_node *rv = cu_param(g, "running_var", syn_shape1(C), 0.5f, 2.0f);
         y = syn_batch_norm_op(g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
+        if (c->k == K_BN) break;
+        if (c->res) y = syn_add(g, y, c->res == 1 ? ROUTE(cu_param(g, "z", c->x, -1, 1)) : x);
+        y = c->f > 0.0f ? syn_leaky_relu(g, y, c->f) : syn_relu(g, y);
         break;
     }
     case K_LN: {
@@ -164,6 +175,12 @@ static void op_case_matches(int ci, int route) {
     rig_build(&cpu, c, syn_cpu(), seed, route);
     rig_build(&gpu, c, syn_cuda(0), seed, route);
     char what[192];
+    if (c->k == K_BN_ACT) { /* the chain runs as one node on both devices */
+        const char *fused = c->res ? (c->f > 0.0f ? "batch_norm+add+leaky_relu" : "batch_norm+add+relu")
+                                   : (c->f > 0.0f ? "batch_norm+leaky_relu" : "batch_norm+relu");
+        ck_assert_str_eq(syn_node_op_name(cpu.y), fused);
+        ck_assert_str_eq(syn_node_op_name(gpu.y), fused);
+    }
     for (int round = 0; round < 2; round++) {
         cu_rig_run(&cpu);
         cu_rig_run(&gpu);

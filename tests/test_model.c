@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "core/internal.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -187,6 +188,94 @@ START_TEST(test_builders_match_files) {
 END_TEST
 
 /* ---- ResNet-18 forward and backward ----------------------------------------------------- */
+
+/* ResNet-18 (CIFAR stem, batch 2) compiled with and without the fusion pass
+ * (core/fuse.c): the stem's and every block's first batch norm fuse with
+ * their relu (9), every block's second with the residual add and relu (8);
+ * the fused graph computes the same logits, loss, gradients and running
+ * statistics (the CPU runs the same float operations in the same order). */
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *logits, *loss;
+} resnet_run;
+
+static resnet_run resnet_step(const syn_model_desc *d, bool fuse, const float *xv, const int32_t *labels) {
+    resnet_run r;
+    TU_OK(syn_params_create(syn_cpu(), 4242, &r.p));
+    TU_OK(syn_graph_create(r.p, &r.g));
+    syn_node *x = syn_input(r.g, "x", SYN_F32, syn_shape4(2, 3, 32, 32));
+    syn_node *y = syn_input(r.g, "y", SYN_I32, syn_shape1(2));
+    r.logits = syn_model_build(r.g, d, x);
+    r.loss = syn_cross_entropy(r.g, r.logits, y);
+    TU_OK(syn_graph_status(r.g));
+    TU_OK(syn_graph_keep(r.g, r.logits));
+    syn_compile_opts o = {.no_fusion = !fuse};
+    TU_OK(syn_graph_compile(r.g, syn_cpu(), &o));
+    TU_OK(syn_graph_feed(r.g, x, xv, syn_shape4(2, 3, 32, 32)));
+    TU_OK(syn_graph_feed(r.g, y, labels, syn_shape1(2)));
+    TU_OK(syn_graph_forward(r.g));
+    TU_OK(syn_params_zero_grad(r.p));
+    TU_OK(syn_graph_backward(r.g, r.loss));
+    return r;
+}
+
+START_TEST(test_resnet18_fusion) {
+    syn_model_desc *d = load_model("resnet18.cfg");
+    const int64_t n = 2 * 3 * 32 * 32;
+    float *xv = malloc((size_t)n * sizeof *xv);
+    ck_assert_ptr_nonnull(xv);
+    tu_rng rng = tu_rng_make(23);
+    tu_fill(&rng, xv, n, -1.0f, 1.0f);
+    const int32_t labels[2] = {3, 7};
+    resnet_run a = resnet_step(d, true, xv, labels), b = resnet_step(d, false, xv, labels);
+
+    int relu = 0, add_relu = 0, absorbed = 0;
+    for (int i = 0; i < a.g->n; i++) {
+        relu += strcmp(syn_node_op_name(a.g->nodes[i]), "batch_norm+relu") == 0;
+        add_relu += strcmp(syn_node_op_name(a.g->nodes[i]), "batch_norm+add+relu") == 0;
+        absorbed += a.g->nodes[i]->absorbed_by != NULL;
+        ck_assert(b.g->nodes[i]->absorbed_by == NULL);
+    }
+    ck_assert_int_eq(relu, 9);
+    ck_assert_int_eq(add_relu, 8);
+    ck_assert_int_eq(absorbed, 9 + 2 * 8);
+
+    float la[20], lb[20], loss_a, loss_b;
+    TU_OK(syn_graph_read(a.g, a.logits, la, sizeof la));
+    TU_OK(syn_graph_read(b.g, b.logits, lb, sizeof lb));
+    for (int k = 0; k < 20; k++) ck_assert_msg(la[k] == lb[k], "logit %d: fused %.9g, unfused %.9g", k, la[k], lb[k]);
+    TU_OK(syn_graph_read_scalar(a.g, a.loss, &loss_a));
+    TU_OK(syn_graph_read_scalar(b.g, b.loss, &loss_b));
+    ck_assert_float_eq(loss_a, loss_b);
+    ck_assert_int_eq(syn_params_count(a.p), syn_params_count(b.p));
+    for (int i = 0; i < syn_params_count(a.p); i++) {
+        const char *name;
+        syn_tensor *va, *ga, *vb, *gb;
+        TU_OK(syn_params_get(a.p, i, &name, &va, &ga));
+        TU_OK(syn_params_get(b.p, i, NULL, &vb, &gb));
+        const int64_t m = syn_tensor_numel(ga);
+        float *u = malloc(2 * (size_t)m * sizeof *u);
+        ck_assert_ptr_nonnull(u);
+        for (int k = 0; k < 2; k++) { /* gradients, then values (the running statistics moved) */
+            TU_OK(syn_tensor_read(k ? va : ga, u, (size_t)m * sizeof *u));
+            TU_OK(syn_tensor_read(k ? vb : gb, u + m, (size_t)m * sizeof *u));
+            for (int64_t j = 0; j < m; j++)
+                ck_assert_msg(u[j] == u[m + j], "%s %s[%lld]: fused %.9g, unfused %.9g", k ? "value" : "gradient",
+                              name, (long long)j, u[j], u[m + j]);
+        }
+        free(u);
+    }
+    for (int k = 0; k < 2; k++) {
+        resnet_run *r = k ? &b : &a;
+        syn_graph_free(r->g);
+        syn_params_free(r->p);
+    }
+    free(xv);
+    syn_model_desc_free(d);
+}
+END_TEST
+
 
 START_TEST(test_resnet18_forward_backward) {
     const char *file = _i == 0 ? "resnet18.cfg" : "resnet18_imagenet.cfg";
@@ -689,6 +778,7 @@ static Suite *model_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_set_tags(tc, "slow"); /* real forward/backward passes: skipped in the sanitizer pass */
     tcase_add_loop_test(tc, test_resnet18_forward_backward, 0, 2);
+    tcase_add_test(tc, test_resnet18_fusion);
     tcase_add_test(tc, test_train_fmnist_cnn);
     suite_add_tcase(s, tc);
     return s;

@@ -234,6 +234,9 @@ SYN_API syn_node *syn_rnn_op(syn_graph *g, syn_rnn_mode mode, syn_node *x, syn_n
 /* Node facts. */
 SYN_API syn_shape syn_node_shape(const syn_node *n);
 SYN_API syn_dtype syn_node_dtype(const syn_node *n);
+/* The op's name ("conv2d", "relu" ...). After compiling, a relu or leaky
+ * relu that absorbed its batch norm (and an add) names the fused op:
+ * "batch_norm+relu", "batch_norm+add+relu" (syn_compile_opts.no_fusion). */
 SYN_API const char *syn_node_op_name(const syn_node *n);
 /* Keeps this node's value readable after forward (outputs, losses and inputs
  * are always kept; other buffers are reused by the memory plan). */
@@ -246,6 +249,8 @@ typedef struct {
     bool staged;    /* a training graph run in stages with backward passes
                        between them (syn_graph_forward_to with resume): values
                        and gradients get separate buffers */
+    bool no_fusion; /* run every node as built: no batch_norm [+ add] + relu
+                       nodes (SYN_FUSE=0 in the environment does the same) */
 } syn_compile_opts;
 
 /* Sorts the nodes, checks that the device has a kernel for every op

@@ -21,9 +21,13 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
     if (!read) return syn__error(SYN_ERR_OOM, "syn_graph_compile: %d nodes", g->n);
     for (int i = 0; i < g->n; i++)
         for (int k = 0; k < g->nodes[i]->n_in; k++) read[g->nodes[i]->in[k]->id] = true;
+    for (int i = 0; i < g->n; i++)
+        if (!read[i] || g->nodes[i]->shape.ndim == 0) g->nodes[i]->keep = true;
+    const char *fuse = getenv("SYN_FUSE"); /* after `keep`: kept values are never fused away */
+    if (!(opts && opts->no_fusion) && !(fuse && strcmp(fuse, "0") == 0)) syn__fuse(g);
     for (int i = 0; i < g->n; i++) {
         syn_node *v = g->nodes[i];
-        if (!read[i] || v->shape.ndim == 0) v->keep = true;
+        if (v->absorbed_by) continue;
         if (v->op == SYN_OP_PARAM) {
             if (!syn_device_equal(v->param_set->dev, dev)) {
                 free(read);
@@ -150,9 +154,17 @@ syn_status syn_graph_feed_node(syn_graph *g, syn_node *in, const syn_node *from)
     return SYN_OK;
 }
 
+/* A node fused away at compile has no value or gradient of its own. */
+static syn_status absorbed_err(const syn_node *n, const char *fn) {
+    return syn__error(SYN_ERR_ARG, "%s: node %d (%s) was fused into node %d (%s) at compile: keep it with "
+                      "syn_graph_keep before compiling, or compile with no_fusion", fn, n->id, syn__op_name[n->op],
+                      n->absorbed_by->id, syn__node_label(n->absorbed_by));
+}
+
 /* Runs one node's forward kernel in the current pass (parameters: binds
  * their current storage). */
 static syn_status run_node(syn_graph *g, syn_node *v) {
+    if (v->absorbed_by) return SYN_OK; /* its work is the absorbing node's */
     if (v->op == SYN_OP_PARAM) v->value = syn__tensor_data(syn__node_param(v)->value);
     if (!(syn__op_flags[v->op] & SYN_LEAF)) {
         syn_dtype dt;
@@ -191,6 +203,7 @@ syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool resume) {
     if (!g || !target) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: NULL argument");
     if (target->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: the target node is not of this graph");
     if (!g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: compile the graph first");
+    if (target->absorbed_by) return absorbed_err(target, "syn_graph_forward_to");
     if (resume && g->backward_in_pass && !g->staged)
         return syn__error(SYN_ERR_ARG, "syn_graph_forward_to: resuming a pass after a backward pass needs a graph "
                                        "compiled with staged = true");
@@ -295,6 +308,7 @@ static syn_status check_read(const syn_graph *g, const syn_node *n, size_t bytes
     if (!g || !n) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
     if (n->g != g) return syn__error(SYN_ERR_ARG, "%s: node not of this graph", fn);
     if (!g->compiled) return syn__error(SYN_ERR_ARG, "%s: compile the graph first", fn);
+    if (n->absorbed_by) return absorbed_err(n, fn);
     size_t want = (size_t)syn__numel(n) * syn_dtype_size(n->dtype);
     if (bytes != want)
         return syn__error(SYN_ERR_ARG, "%s: %zu bytes asked, node %s holds %zu", fn, bytes, syn__op_name[n->op], want);

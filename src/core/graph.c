@@ -488,7 +488,7 @@ syn_node *syn_bce_with_logits(syn_graph *g, syn_node *l, syn_node *t) { return b
 
 syn_shape syn_node_shape(const syn_node *n) { return n ? n->cap_shape : syn_shape0(); }
 syn_dtype syn_node_dtype(const syn_node *n) { return n ? n->dtype : SYN_F32; }
-const char *syn_node_op_name(const syn_node *n) { return n ? syn__op_name[n->op] : "?"; }
+const char *syn_node_op_name(const syn_node *n) { return n ? syn__node_label(n) : "?"; }
 
 syn_status syn_graph_keep(syn_graph *g, syn_node *n) {
     if (!g || !n || n->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_keep: node not of this graph");

@@ -76,11 +76,15 @@ syn_status syn__infer_shape_cnn(syn_node *n, syn_shape *out, syn_dtype *dt) {
         *out = syn_shape4(x->dim[0], x->dim[1], n->i[0], n->i[1]);
         return SYN_OK;
     case SYN_OP_BATCH_NORM: {
-        for (int k = 0; k < 5; k++) SYN_TRY(need_f32(n, k));
+        /* a 6th input, the residual z of a fused epilogue, is shaped as x */
+        if (n->n_in != 5 && !(n->n_in == 6 && n->i[SYN_BN_ACT] != SYN_BN_ACT_NONE))
+            return syn__error(SYN_ERR_ARG, "batch_norm: %d inputs given, 5 expected", n->n_in);
+        for (int k = 0; k < n->n_in; k++) SYN_TRY(need_f32(n, k));
         if (x->ndim < 2) return syn__shape_err(n, "x must be (N, C, ...)");
         for (int k = 1; k < 5; k++)
             if (n->in[k]->shape.ndim != 1 || n->in[k]->shape.dim[0] != x->dim[1])
                 return syn__shape_err(n, "gamma, beta and the running statistics must be (C)");
+        if (n->n_in == 6 && !syn_shape_equal(&n->in[5]->shape, x)) return syn__shape_err(n, "z must be shaped as x");
         n->aux_bytes = 2 * (size_t)x->dim[1] * sizeof(float); /* batch mean, 1/sqrt(var + eps) */
         *out = *x;
         return SYN_OK;

@@ -129,6 +129,9 @@ struct syn_node {
     uint64_t rng_seed, rng_offset; /* dropout: the stream of the last forward */
     bool requires_grad;
     bool keep;
+    /* fused away at compile (fuse.c): the node `absorbed_by` computes this
+     * node's op along with its own; it has no kernel, buffer or value */
+    syn_node *absorbed_by;
     /* per-node state saved by the forward for the backward (batch-norm
      * statistics ...): aux_bytes is set by shape inference */
     size_t aux_bytes;
@@ -206,6 +209,34 @@ syn_status syn__infer_shape_cnn(syn_node *n, syn_shape *out, syn_dtype *dt);
 syn_status syn__infer_shape_rnn(syn_node *n, syn_shape *out, syn_dtype *dt);
 /* Shape errors naming the op, a reason and the input shapes. */
 syn_status syn__shape_err(const syn_node *n, const char *what);
+/* Batch norm's fused epilogue (n->i[SYN_BN_ACT], slope in n->f[SYN_BN_SLOPE],
+ * an optional 6th input z of x's shape): y = act(bn(x) + z). The compile-time
+ * fusion pass (fuse.c) makes such nodes from batch_norm [-> add] -> relu or
+ * leaky_relu chains; the backward rule reads y for the activation's mask. */
+enum { SYN_BN_ACT = 2, SYN_BN_SLOPE = 2 };
+enum { SYN_BN_ACT_NONE = 0, SYN_BN_ACT_RELU = 1, SYN_BN_ACT_LEAKY = 2 };
+/* Rewrites fusable chains into single nodes (fuse.c); never fails: a chain
+ * that cannot be rewritten stays as built. */
+void syn__fuse(syn_graph *g);
+/* What a node's backward rule reads (ops.def's flags, plus the output for a
+ * batch norm with a fused activation). */
+static inline int syn__node_flags(const syn_node *n) {
+    int f = syn__op_flags[n->op];
+    if (n->op == SYN_OP_BATCH_NORM && n->i[SYN_BN_ACT] != SYN_BN_ACT_NONE) f |= SYN_BW_OUT;
+    return f;
+}
+/* Whether a node's backward rule reads input k's value (a fused residual z
+ * is read forward only). */
+static inline bool syn__bw_reads_in(const syn_node *n, int k) {
+    return (syn__op_flags[n->op] & SYN_BW_IN) && !(n->op == SYN_OP_BATCH_NORM && k == 5);
+}
+/* The op, with a fused epilogue: "batch_norm+add+relu" ... */
+const char *syn__node_label(const syn_node *n);
+/* Kinds of node for the profile: the ops, then the four fused batch norms
+ * (relu, leaky relu, each with and without the add). */
+enum { SYN_KIND_COUNT = SYN_OP_COUNT + 4 };
+int syn__node_kind(const syn_node *n);
+const char *syn__kind_name(int kind);
 /* Plans buffers for every value and gradient and allocates them. */
 syn_status syn__memplan(syn_graph *g);
 void syn__memplan_free(syn_graph *g);

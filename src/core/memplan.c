@@ -54,15 +54,16 @@ syn_status syn__memplan(syn_graph *g) {
         syn_node *v = g->nodes[i];
         last[i] = i;
         gfirst[i] = NEVER;
-        if (train && v->requires_grad && (syn__op_flags[v->op] & SYN_BW_OUT)) last[i] = 2 * n - 1 - i;
+        if (train && v->requires_grad && (syn__node_flags(v) & SYN_BW_OUT)) last[i] = 2 * n - 1 - i;
     }
     for (int c = 0; c < n; c++) {
         syn_node *u = g->nodes[c];
         int bw = 2 * n - 1 - c;
+        if (u->absorbed_by) continue; /* reads nothing: the absorbing node reads for it */
         for (int k = 0; k < u->n_in; k++) {
             int i = u->in[k]->id;
             if (last[i] < c) last[i] = c;
-            if (train && u->requires_grad && (syn__op_flags[u->op] & SYN_BW_IN) && last[i] < bw) last[i] = bw;
+            if (train && u->requires_grad && syn__bw_reads_in(u, k) && last[i] < bw) last[i] = bw;
             if (train && u->requires_grad && !(syn__op_flags[u->op] & SYN_NO_GRAD) && u->in[k]->requires_grad &&
                 bw < gfirst[i])
                 gfirst[i] = bw;
@@ -84,7 +85,7 @@ syn_status syn__memplan(syn_graph *g) {
     for (int i = 0; i < n; i++) {
         syn_node *v = g->nodes[i];
         v->value_buf = v->grad_buf = v->aux_buf = -1;
-        if (v->op == SYN_OP_PARAM) continue;
+        if (v->op == SYN_OP_PARAM || v->absorbed_by) continue;
         bool keep = v->keep;
         /* inputs are fed before the forward pass starts: live from time 0 */
         int start = v->op == SYN_OP_INPUT ? 0 : i;

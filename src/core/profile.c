@@ -15,16 +15,16 @@
 
 typedef struct syn__profile syn__profile;
 struct syn__profile {
-    double ms[2][SYN_OP_COUNT];
-    int64_t calls[2][SYN_OP_COUNT];
+    double ms[2][SYN_KIND_COUNT]; /* by syn__node_kind: ops, and the fused batch norms apart */
+    int64_t calls[2][SYN_KIND_COUNT];
     int64_t steps;    /* counted backward passes (training) or forward passes (inference) */
     bool warm;        /* the first step is over */
     bool failed;      /* a mark call failed: timing stopped, the report says so */
     int dir;          /* the pass in progress: 0 forward, 1 backward, -1 none */
     /* the pass in progress: marks[0] before its first kernel, marks[k]
-     * after the kernel of node op[k]; on the CPU syn__host_ms() at the last mark */
+     * after the kernel of a node of kind op[k]; on the CPU syn__host_ms() at the last mark */
     void **marks;
-    syn_op *op;
+    int *op;
     int n_marks, cap;
     double last_ms;
 };
@@ -73,7 +73,7 @@ static bool grow(syn_graph *g) {
     void **m = realloc(p->marks, (size_t)cap * sizeof *m);
     if (!m) return false;
     p->marks = m;
-    syn_op *o = realloc(p->op, (size_t)cap * sizeof *o);
+    int *o = realloc(p->op, (size_t)cap * sizeof *o);
     if (!o) return false;
     p->op = o;
     for (int i = p->cap; i < cap; i++) {
@@ -87,7 +87,7 @@ static bool grow(syn_graph *g) {
     return true;
 }
 
-static void mark(syn_graph *g, syn_op op) {
+static void mark(syn_graph *g, int op) {
     syn__profile *p = g->prof;
     if (g->be->mark_record) {
         if (!grow(g) || g->be->mark_record(g->be, p->marks[p->n_marks]) != SYN_OK) {
@@ -116,7 +116,7 @@ void syn__profile_begin(syn_graph *g, int dir) {
 void syn__profile_node(syn_graph *g, const syn_node *v) {
     syn__profile *p = g->prof;
     if (!p || p->failed || p->dir < 0) return;
-    mark(g, v->op);
+    mark(g, syn__node_kind(v));
 }
 
 void syn__profile_end(syn_graph *g) {
@@ -162,8 +162,8 @@ syn_status syn_graph_profile_report(syn_graph *g, char *buf, size_t size) {
         len += (size_t)k_;                                                                           \
     } while (0)
     double total = 0;
-    int order[SYN_OP_COUNT], n = 0;
-    for (int op = 0; op < SYN_OP_COUNT; op++)
+    int order[SYN_KIND_COUNT], n = 0;
+    for (int op = 0; op < SYN_KIND_COUNT; op++)
         if (p->calls[0][op] || p->calls[1][op]) {
             order[n++] = op;
             total += p->ms[0][op] + p->ms[1][op];
@@ -180,15 +180,15 @@ syn_status syn_graph_profile_report(syn_graph *g, char *buf, size_t size) {
         "graph only: optimizer updates and host copies are outside)\n",
         g->n, syn_device_str(g->dev, dev, sizeof dev), (long long)p->steps, g->inference ? "forwards" : "steps",
         p->failed ? " (timing stopped: a device mark failed)" : "");
-    OUT("  %-22s %10s %7s %11s %7s %7s\n", "op", "forward", "calls", "backward", "calls", "share");
+    OUT("  %-25s %10s %7s %11s %7s %7s\n", "op", "forward", "calls", "backward", "calls", "share");
     for (int i = 0; i < n; i++) {
         int op = order[i];
         double t = p->ms[0][op] + p->ms[1][op];
-        OUT("  %-22s %10.3f %7.1f %11.3f %7.1f %6.1f%%\n", syn__op_name[op], p->ms[0][op] / steps,
+        OUT("  %-25s %10.3f %7.1f %11.3f %7.1f %6.1f%%\n", syn__kind_name(op), p->ms[0][op] / steps,
             (double)p->calls[0][op] / steps, p->ms[1][op] / steps, (double)p->calls[1][op] / steps,
             total > 0 ? 100.0 * t / total : 0.0);
     }
-    OUT("  %-22s %10.3f %7s %11s %7s\n", "total", total / steps, "", "", "");
+    OUT("  %-25s %10.3f %7s %11s %7s\n", "total", total / steps, "", "", "");
 #undef OUT
     return SYN_OK;
 }

@@ -1,6 +1,7 @@
-/* Normalisation on the CPU: batch norm over dim 1 of (N, C, ...) and layer norm
- * over the last dim. Statistics accumulate in double; the forward saves the
- * mean and 1/sqrt(var + eps) in n->aux for the backward. */
+/* Normalisation on the CPU: batch norm over dim 1 of (N, C, ...), with its
+ * fused epilogue (core/fuse.c), and layer norm over the last dim. Statistics
+ * accumulate in double; the forward saves the mean and 1/sqrt(var + eps) in
+ * n->aux for the backward. */
 #include <math.h>
 #include <string.h>
 #include "cpu.h"
@@ -25,6 +26,47 @@ static bn_geom bn_dims(const syn_node *n) {
 
 static bool bn_par(const bn_geom *d) { return d->C > 1 && d->N * d->C * d->S > SYN_CPU_PAR_MIN / 8; }
 
+/* The fused epilogue (internal.h): y = act(t) of t = bn(x) [+ z], and the
+ * gradient reaching t, g = dy through the activation, read from y (leaky
+ * relu's slope is > 0, so y > 0 exactly where t > 0), as the relu and leaky
+ * relu kernels compute them. */
+static inline float epi_fwd(float t, int act, float s) {
+    return act == SYN_BN_ACT_RELU ? (t > 0.0f ? t : 0.0f) : act == SYN_BN_ACT_LEAKY ? (t > 0.0f ? t : s * t) : t;
+}
+
+/* Runs the body with the constant ACT equal to act: one loop per case. */
+#define EPI_CASES(act, ...)                                  \
+    do {                                                     \
+        if ((act) == SYN_BN_ACT_RELU) {                      \
+            const int ACT = SYN_BN_ACT_RELU;                 \
+            __VA_ARGS__;                                     \
+        } else if ((act) == SYN_BN_ACT_LEAKY) {              \
+            const int ACT = SYN_BN_ACT_LEAKY;                \
+            __VA_ARGS__;                                     \
+        } else {                                             \
+            const int ACT = SYN_BN_ACT_NONE;                 \
+            __VA_ARGS__;                                     \
+        }                                                    \
+    } while (0)
+
+/* The backward works through each row in blocks of EPI_BLOCK values (a
+ * multiple of SYN_LANES: every value keeps its lane, so the sums are those
+ * of one pass over the row), g formed into a block on the stack by a plain
+ * loop; the loops over g are the unfused kernel's. */
+enum { EPI_BLOCK = 512 };
+
+/* g[i] = dy[i] through the activation act (not NONE), i < n */
+static void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act,
+                     float s) {
+    if (act == SYN_BN_ACT_RELU)
+        for (int64_t i = 0; i < n; i++) {
+            const float v = dy[i]; /* loaded first: a select that vectorises, not a branch per value */
+            g[i] = y[i] > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int64_t i = 0; i < n; i++) g[i] = dy[i] * (y[i] > 0.0f ? 1.0f : s);
+}
+
 /* a += dy[i]; b += dy[i] ((x[i] - m) is) for i < n */
 static void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
                           float m, float is) {
@@ -40,6 +82,17 @@ static void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dy
     }
 }
 
+/* yp = act(a xp + b0 [+ zp]) over one row of n values */
+static void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a, float b0,
+                   int act, float s) {
+    EPI_CASES(act, {
+        if (zp)
+            for (int64_t i = 0; i < n; i++) yp[i] = epi_fwd(a * xp[i] + b0 + zp[i], ACT, s);
+        else
+            for (int64_t i = 0; i < n; i++) yp[i] = epi_fwd(a * xp[i] + b0, ACT, s);
+    });
+}
+
 syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
     (void)be;
     bn_geom d = bn_dims(n);
@@ -52,9 +105,11 @@ syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
                           syn_shape_str(&n->in[0]->shape, sb, sizeof sb));
     }
     const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *beta = syn__cin(n, 2);
+    const float *z = n->n_in == 6 ? syn__cin(n, 5) : NULL;
     float *rmean = n->in[3]->value, *rvar = n->in[4]->value;
     float *y = n->value, *mean = n->aux, *invstd = mean + d.C;
-    float mom = n->f[0], eps = n->f[1];
+    float mom = n->f[0], eps = n->f[1], slope = n->f[SYN_BN_SLOPE];
+    const int act = (int)n->i[SYN_BN_ACT];
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         double mu, var;
@@ -75,49 +130,68 @@ syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
         invstd[c] = is;
         float a = gamma[c] * is, b0 = beta[c] - a * m; /* y = a x + b0 */
         for (int64_t b = 0; b < d.N; b++) {
-            const float *xp = x + (b * d.C + c) * d.S;
-            float *yp = y + (b * d.C + c) * d.S;
-            for (int64_t i = 0; i < d.S; i++) yp[i] = a * xp[i] + b0;
+            const int64_t o = (b * d.C + c) * d.S;
+            bn_row(y + o, x + o, z ? z + o : NULL, d.S, a, b0, act, slope);
         }
     }
     return SYN_OK;
 }
 
-/* xhat = (x - mean) invstd;  dgamma += sum(dy xhat);  dbeta += sum(dy);
- * training: dx += gamma invstd / M (M dy - sum(dy) - xhat sum(dy xhat));
- * eval (the statistics are constants): dx += gamma invstd dy. */
+/* g = dy through the fused activation (dy itself without one);
+ * xhat = (x - mean) invstd;  dgamma += sum(g xhat);  dbeta += sum(g);
+ * training: dx += gamma invstd / M (M g - sum(g) - xhat sum(g xhat));
+ * eval (the statistics are constants): dx += gamma invstd g;
+ * a fused residual: dz += g. */
 syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
     (void)be;
     bn_geom d = bn_dims(n);
     int64_t M = d.N * d.S;
     bool train = n->i[1] != 0;
-    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad;
+    const int act = (int)n->i[SYN_BN_ACT];
+    const float slope = n->f[SYN_BN_SLOPE];
+    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad, *y = n->value;
     const float *mean = n->aux, *invstd = mean + d.C;
     float *dx = syn__cgrad(n, 0), *dgamma = syn__cgrad(n, 1), *dbeta = syn__cgrad(n, 2);
+    float *dz = n->n_in == 6 ? syn__cgrad(n, 5) : NULL;
     const bool add_x = syn__grad_add(n, 0), add_g = syn__grad_add(n, 1), add_b = syn__grad_add(n, 2);
+    const bool add_z = dz && syn__grad_add(n, 5);
     for (int k = 3; k < 5; k++) /* the running stats get no gradient: a fresh one is zero */
         if (syn__cgrad(n, k) && !syn__grad_add(n, k)) memset(syn__cgrad(n, k), 0, (size_t)d.C * sizeof(float));
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
+        float gbuf[EPI_BLOCK];
         float m = mean[c], is = invstd[c];
         syn__lanes ldy = {{0}}, ldyx = {{0}};
         for (int64_t b = 0; b < d.N; b++)
-            lanes_add_bwd(&ldy, &ldyx, dy + (b * d.C + c) * d.S, x + (b * d.C + c) * d.S, d.S, m, is);
+            for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
+                const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
+                const float *g = dy + lo;
+                if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, slope), g = gbuf;
+                lanes_add_bwd(&ldy, &ldyx, g, x + lo, len, m, is);
+            }
         const double sdy = syn__lanes_total(&ldy), sdyx = syn__lanes_total(&ldyx);
         if (dgamma) SYN_GRAD_PUT(dgamma[c], add_g, (float)sdyx);
         if (dbeta) SYN_GRAD_PUT(dbeta[c], add_b, (float)sdy);
-        if (!dx) continue;
+        if (!dx && !dz) continue;
         float k = gamma[c] * is;
         float mdy = (float)(sdy / (double)M), mdyx = (float)(sdyx / (double)M);
-        for (int64_t b = 0; b < d.N; b++) {
-            const float *xp = x + (b * d.C + c) * d.S, *dyp = dy + (b * d.C + c) * d.S;
-            float *dxp = dx + (b * d.C + c) * d.S;
-            if (train)
-                SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < d.S; i++)
-                                          SYN_GRAD_PUT(dxp[i], add_, k * (dyp[i] - mdy - (xp[i] - m) * is * mdyx)));
-            else
-                SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < d.S; i++) SYN_GRAD_PUT(dxp[i], add_, k * dyp[i]));
-        }
+        for (int64_t b = 0; b < d.N; b++)
+            for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
+                const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
+                const float *restrict xp = x + lo, *restrict g = dy + lo;
+                if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, slope), g = gbuf;
+                if (dz) { /* before dx: dz may be dx (z is x; then both add) */
+                    float *restrict dzp = dz + lo;
+                    SYN_GRAD_LOOPS(add_z, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dzp[i], add_, g[i]));
+                }
+                if (!dx) continue;
+                float *restrict dxp = dx + lo;
+                if (train)
+                    SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < len; i++)
+                                              SYN_GRAD_PUT(dxp[i], add_, k * (g[i] - mdy - (xp[i] - m) * is * mdyx)));
+                else
+                    SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dxp[i], add_, k * g[i]));
+            }
     }
     return SYN_OK;
 }

@@ -1,5 +1,6 @@
-/* Normalisation on CUDA: batch norm over dim 1 of (N, C, ...) and layer norm
- * over the last dim, forward and backward, as src/cpu/norm.c: statistics in
+/* Normalisation on CUDA: batch norm over dim 1 of (N, C, ...), with its fused
+ * epilogue (core/fuse.c), and layer norm over the last dim, forward and
+ * backward, as src/cpu/norm.c: statistics in
  * double with fixed-order (deterministic) reductions, the per-element float
  * arithmetic written exactly as the CPU's. The forward saves mean and
  * 1/sqrt(var + eps) in n->aux (per channel for BN, per row for LN). */
@@ -14,6 +15,20 @@
  * in every block alike. */
 
 typedef syn__chan_geom bn_geom;
+
+/* The fused epilogue, ACT a template constant (SYN_BN_ACT_*): act(t) of
+ * t = bn(x) [+ z], and the gradient reaching t, read from y (as the relu
+ * and leaky relu kernels; leaky's slope is > 0, so y > 0 where t > 0). */
+template <int ACT>
+static __device__ __forceinline__ float epi_fwd(float t, float s) {
+    return ACT == SYN_BN_ACT_RELU ? (t > 0.0f ? t : 0.0f) : ACT == SYN_BN_ACT_LEAKY ? (t > 0.0f ? t : s * t) : t;
+}
+template <int ACT>
+static __device__ __forceinline__ float epi_grad(const float *dy, const float *y, int64_t o, float s) {
+    if (ACT == SYN_BN_ACT_RELU) return y[o] > 0.0f ? dy[o] : 0.0f;
+    if (ACT == SYN_BN_ACT_LEAKY) return dy[o] * (y[o] > 0.0f ? 1.0f : s);
+    return dy[o];
+}
 
 /* One chunk's partial: forward (mean, sum of squared deviations from it),
  * backward (sum dy, sum dy xhat). */
@@ -60,13 +75,15 @@ static __device__ void bn_combine(const bn_part *p, int P, int64_t M, double *mu
     *var = m2 / (double)M;
 }
 
-/* y = a x + b0, a = gamma invstd, b0 = beta - a mean; grid (P, C). Training:
+/* y = act(a x + b0 [+ z]), a = gamma invstd, b0 = beta - a mean; grid (P, C). Training:
  * the statistics from `part`, running stats r = (1 - m) r + m s (unbiased
  * var) and aux = (mean, invstd) written by chunk 0's block. Eval: the
  * running stats. */
-static __global__ void bn_apply_kernel(bn_geom d, const float *x, const float *gamma, const float *beta,
-                                       float *rmean, float *rvar, float *y, float *mean, float *invstd,
-                                       const bn_part *part, int P, float mom, float eps, int train) {
+template <int ACT>
+static __global__ void bn_apply_kernel(bn_geom d, const float *x, const float *z, const float *gamma,
+                                       const float *beta, float *rmean, float *rvar, float *y, float *mean,
+                                       float *invstd, const bn_part *part, int P, float mom, float eps, float slope,
+                                       int train) {
     __shared__ float s_a, s_b0;
     const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
     for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
@@ -93,22 +110,27 @@ static __global__ void bn_apply_kernel(bn_geom d, const float *x, const float *g
         }
         __syncthreads();
         const float a = s_a, b0 = s_b0;
-        syn__chan_each(d, c, lo, hi, [&](int64_t o) { y[o] = a * x[o] + b0; });
+        if (z)
+            syn__chan_each(d, c, lo, hi, [&](int64_t o) { y[o] = epi_fwd<ACT>(a * x[o] + b0 + z[o], slope); });
+        else
+            syn__chan_each(d, c, lo, hi, [&](int64_t o) { y[o] = epi_fwd<ACT>(a * x[o] + b0, slope); });
         __syncthreads(); /* s_a / s_b0 are rewritten for the next channel */
     }
 }
 
-/* Backward partials, grid (P, C): part[c P + b] = (sum dy, sum dy xhat) over
- * chunk b, xhat = (x - mean) invstd. */
-static __global__ void bn_bwd_stats_kernel(bn_geom d, const float *x, const float *dy, const float *mean,
-                                           const float *invstd, bn_part *part, int P) {
+/* Backward partials, grid (P, C): part[c P + b] = (sum g, sum g xhat) over
+ * chunk b, xhat = (x - mean) invstd, g = dy through the fused activation. */
+template <int ACT>
+static __global__ void bn_bwd_stats_kernel(bn_geom d, const float *x, const float *dy, const float *y,
+                                           const float *mean, const float *invstd, bn_part *part, int P, float slope) {
     const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
     for (int64_t c = blockIdx.y; c < d.C; c += gridDim.y) {
         const float m = mean[c], is = invstd[c];
         double sdy = 0.0, sdyx = 0.0;
         syn__chan_each(d, c, lo, hi, [&](int64_t o) {
-            sdy += dy[o];
-            sdyx += (double)dy[o] * ((x[o] - m) * is);
+            const float g = epi_grad<ACT>(dy, y, o, slope);
+            sdy += g;
+            sdyx += (double)g * ((x[o] - m) * is);
         });
         sdy = syn__block_sum(sdy);
         sdyx = syn__block_sum(sdyx);
@@ -116,12 +138,15 @@ static __global__ void bn_bwd_stats_kernel(bn_geom d, const float *x, const floa
     }
 }
 
-/* dgamma += sum(dy xhat); dbeta += sum(dy) (chunk 0's block);
- * training: dx += gamma invstd (dy - mean(dy) - xhat mean(dy xhat));
- * eval: dx += gamma invstd dy. Grid (P, C); dx may be NULL (then P is 1). */
+/* dgamma += sum(g xhat); dbeta += sum(g) (chunk 0's block);
+ * training: dx += gamma invstd (g - mean(g) - xhat mean(g xhat));
+ * eval: dx += gamma invstd g; a fused residual: dz += g. Grid (P, C); dx
+ * and dz may be NULL (then P is 1), or the same (z is x: both add). */
+template <int ACT>
 static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const float *gamma, const float *dy,
-                                           const float *mean, const float *invstd, const bn_part *part, int P,
-                                           float *dx, float *dgamma, float *dbeta, int train, int add, int add_gamma,
+                                           const float *y, const float *mean, const float *invstd,
+                                           const bn_part *part, int P, float *dx, float *dz, float *dgamma,
+                                           float *dbeta, float slope, int train, int add, int add_z, int add_gamma,
                                            int add_beta) {
     __shared__ float s_mdy, s_mdyx;
     const int64_t M = d.N * d.S, lo = syn__chan_lo(M, P, blockIdx.x), hi = syn__chan_lo(M, P, blockIdx.x + 1);
@@ -140,13 +165,17 @@ static __global__ void bn_bwd_apply_kernel(bn_geom d, const float *x, const floa
             s_mdyx = (float)(sdyx / (double)M);
         }
         __syncthreads();
+        if (dz)
+            syn__chan_each(d, c, lo, hi, [&](int64_t o) { syn__grad_put(&dz[o], add_z, epi_grad<ACT>(dy, y, o, slope)); });
         if (dx) {
             const float m = mean[c], is = invstd[c], k = gamma[c] * is, mdy = s_mdy, mdyx = s_mdyx;
             if (train)
-                syn__chan_each(d, c, lo, hi,
-                               [&](int64_t o) { syn__grad_put(&dx[o], add, k * (dy[o] - mdy - (x[o] - m) * is * mdyx)); });
+                syn__chan_each(d, c, lo, hi, [&](int64_t o) {
+                    syn__grad_put(&dx[o], add, k * (epi_grad<ACT>(dy, y, o, slope) - mdy - (x[o] - m) * is * mdyx));
+                });
             else
-                syn__chan_each(d, c, lo, hi, [&](int64_t o) { syn__grad_put(&dx[o], add, k * dy[o]); });
+                syn__chan_each(d, c, lo, hi,
+                               [&](int64_t o) { syn__grad_put(&dx[o], add, k * epi_grad<ACT>(dy, y, o, slope)); });
         }
         __syncthreads(); /* s_mdy / s_mdyx are rewritten for the next channel */
     }
@@ -241,6 +270,46 @@ static __global__ void ln_bwd_params_block_kernel(const float *x, const float *d
 
 /* ---- launchers ------------------------------------------------------------- */
 
+/* The batch-norm kernels' arguments, so that one launcher per epilogue
+ * (a template) passes them on. */
+struct bn_apply_args {
+    bn_geom d;
+    const float *x, *z, *gamma, *beta;
+    float *rmean, *rvar, *y, *mean, *invstd;
+    const bn_part *part;
+    int P;
+    float mom, eps, slope;
+    int train;
+};
+
+template <int ACT>
+static void bn_apply_launch(const bn_apply_args &a, dim3 grid, cudaStream_t st) {
+    bn_apply_kernel<ACT><<<grid, SYN_CUDA_THREADS, 0, st>>>(a.d, a.x, a.z, a.gamma, a.beta, a.rmean, a.rvar, a.y,
+                                                             a.mean, a.invstd, a.part, a.P, a.mom, a.eps, a.slope,
+                                                             a.train);
+}
+
+struct bn_bwd_args {
+    bn_geom d;
+    const float *x, *gamma, *dy, *y, *mean, *invstd;
+    bn_part *part;
+    int P;
+    float *dx, *dz, *dgamma, *dbeta;
+    float slope;
+    int train, add, add_z, add_gamma, add_beta;
+};
+
+/* The statistics kernel on the whole grid, then the apply kernel on its own */
+template <int ACT>
+static void bn_bwd_launch(const bn_bwd_args &a, dim3 grid, dim3 apply_grid, cudaStream_t st) {
+    bn_bwd_stats_kernel<ACT><<<grid, SYN_CUDA_THREADS, 0, st>>>(a.d, a.x, a.dy, a.y, a.mean, a.invstd, a.part, a.P,
+                                                                 a.slope);
+    bn_bwd_apply_kernel<ACT><<<apply_grid, SYN_CUDA_THREADS, 0, st>>>(a.d, a.x, a.gamma, a.dy, a.y, a.mean, a.invstd,
+                                                                       a.part, a.P, a.dx, a.dz, a.dgamma, a.dbeta,
+                                                                       a.slope, a.train, a.add, a.add_z, a.add_gamma,
+                                                                       a.add_beta);
+}
+
 static bn_geom bn_dims(const syn_node *n) {
     const syn_shape *x = &n->in[0]->shape;
     bn_geom d = {x->dim[0], x->dim[1], 1};
@@ -281,36 +350,47 @@ syn_status syn__cuda_batch_norm_fwd(syn_backend *be, syn_node *n) {
         SYN_CUDA_TRY(cudaGetLastError());
     }
     float *mean = (float *)n->aux, *invstd = mean + d.C;
-    bn_apply_kernel<<<grid, SYN_CUDA_THREADS, 0, st>>>(d, syn__din(n, 0), syn__din(n, 1), syn__din(n, 2),
-                                                        (float *)n->in[3]->value, (float *)n->in[4]->value,
-                                                        (float *)n->value, mean, invstd, part, P, n->f[0], n->f[1],
-                                                        train ? 1 : 0);
+    const float *z = n->n_in == 6 ? syn__din(n, 5) : NULL;
+    const bn_apply_args args = {d, syn__din(n, 0), z, syn__din(n, 1), syn__din(n, 2), (float *)n->in[3]->value,
+                                (float *)n->in[4]->value, (float *)n->value, mean, invstd, part, P, n->f[0], n->f[1],
+                                n->f[SYN_BN_SLOPE], train ? 1 : 0};
+    switch (n->i[SYN_BN_ACT]) {
+    case SYN_BN_ACT_RELU: bn_apply_launch<SYN_BN_ACT_RELU>(args, grid, st); break;
+    case SYN_BN_ACT_LEAKY: bn_apply_launch<SYN_BN_ACT_LEAKY>(args, grid, st); break;
+    default: bn_apply_launch<SYN_BN_ACT_NONE>(args, grid, st); break;
+    }
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
 
 syn_status syn__cuda_batch_norm_bwd(syn_backend *be, syn_node *n) {
     float *dx = syn__dgrad(n, 0), *dgamma = syn__dgrad(n, 1), *dbeta = syn__dgrad(n, 2);
+    float *dz = n->n_in == 6 ? syn__dgrad(n, 5) : NULL;
     SYN_CUDA_ENTER(be);
     bn_geom d = bn_dims(n);
     cudaStream_t st = syn__cu(be)->stream;
     for (int k = 3; k < 5; k++) /* the running stats get no gradient: a fresh one is zero */
         if (syn__dgrad(n, k) && !syn__grad_add(n, k) && d.C > 0)
             SYN_CUDA_TRY(cudaMemsetAsync(syn__dgrad(n, k), 0, (size_t)d.C * sizeof(float), st));
-    if ((!dx && !dgamma && !dbeta) || d.C == 0) return SYN_OK;
+    if ((!dx && !dz && !dgamma && !dbeta) || d.C == 0) return SYN_OK;
     const int P = syn__chan_chunks(d);
     const dim3 grid = syn__chan_grid(d, P);
     bn_part *part;
     SYN_TRY(be->workspace(be, (size_t)d.C * P * sizeof *part, (void **)&part));
     const float *x = syn__din(n, 0), *gamma = syn__din(n, 1), *dy = (const float *)n->grad;
+    const float *y = (const float *)n->value; /* read with a fused activation only */
     const float *mean = (const float *)n->aux, *invstd = mean + d.C;
-    bn_bwd_stats_kernel<<<grid, SYN_CUDA_THREADS, 0, st>>>(d, x, dy, mean, invstd, part, P);
-    SYN_CUDA_TRY(cudaGetLastError());
-    /* without dx only chunk 0's block has work */
-    const dim3 apply_grid(dx ? grid.x : 1u, grid.y);
-    bn_bwd_apply_kernel<<<apply_grid, SYN_CUDA_THREADS, 0, st>>>(d, x, gamma, dy, mean, invstd, part, P, dx, dgamma,
-                                                                  dbeta, n->i[1] ? 1 : 0, syn__grad_add(n, 0),
-                                                                  syn__grad_add(n, 1), syn__grad_add(n, 2));
+    const float slope = n->f[SYN_BN_SLOPE];
+    /* without dx and dz only chunk 0's block has work */
+    const dim3 apply_grid(dx || dz ? grid.x : 1u, grid.y);
+    const int train = n->i[1] ? 1 : 0, add_z = dz && syn__grad_add(n, 5);
+    const bn_bwd_args args = {d, x, gamma, dy, y, mean, invstd, part, P, dx, dz, dgamma, dbeta, slope, train,
+                              syn__grad_add(n, 0), add_z, syn__grad_add(n, 1), syn__grad_add(n, 2)};
+    switch (n->i[SYN_BN_ACT]) {
+    case SYN_BN_ACT_RELU: bn_bwd_launch<SYN_BN_ACT_RELU>(args, grid, apply_grid, st); break;
+    case SYN_BN_ACT_LEAKY: bn_bwd_launch<SYN_BN_ACT_LEAKY>(args, grid, apply_grid, st); break;
+    default: bn_bwd_launch<SYN_BN_ACT_NONE>(args, grid, apply_grid, st); break;
+    }
     SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
