@@ -76,6 +76,12 @@ struct syn_backend {
     syn_status (*clip_scale)(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
                              float max_norm);
 
+    /* acc[0] += *loss * n; with logits (n rows of `classes`, else NULL),
+     * acc[1] += the rows whose first largest logit is labels[row]: acc two
+     * doubles of device memory, queued without a synchronisation */
+    syn_status (*metrics)(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                          int64_t classes, double *acc);
+
     syn__kernel fwd[SYN_OP_COUNT];
     syn__kernel bwd[SYN_OP_COUNT];
     /* bwd[op] honours grad_fresh (see the kernel contract above) */

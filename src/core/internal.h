@@ -237,6 +237,20 @@ const char *syn__node_label(const syn_node *n);
 enum { SYN_KIND_COUNT = SYN_OP_COUNT + 4 };
 int syn__node_kind(const syn_node *n);
 const char *syn__kind_name(int kind);
+/* Running training figures on the graph's device (metrics.c): a loss summed
+ * over rows and the rows whose first largest logit is the label, added after
+ * each step without waiting for the device, read (a synchronisation) when
+ * shown. */
+typedef struct syn__metrics syn__metrics;
+syn_status syn__metrics_create(syn_graph *g, syn__metrics **out);
+void syn__metrics_free(syn__metrics *m);
+/* acc += loss * n (+ rows right, when logits (n, classes) and i32 labels are
+ * given; logits NULL: loss only); nodes of the current forward pass, kept */
+syn_status syn__metrics_add(syn__metrics *m, const syn_node *loss, const syn_node *logits, const syn_node *labels,
+                            int64_t n);
+/* The sums so far (waits for the device). */
+syn_status syn__metrics_take(syn__metrics *m, double *loss_sum, int64_t *correct);
+syn_status syn__metrics_reset(syn__metrics *m);
 /* Plans buffers for every value and gradient and allocates them. */
 syn_status syn__memplan(syn_graph *g);
 void syn__memplan_free(syn_graph *g);

@@ -119,6 +119,7 @@ static syn_backend cpu_backend = {
     .zero_many = syn__cpu_zero_many,
     .sumsq = syn__cpu_sumsq,
     .clip_scale = syn__cpu_clip_scale,
+    .metrics = syn__cpu_metrics,
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},
     .bwd = {SYN_KERNEL_OPS(B)},
     /* the kernels that write a fresh input gradient (SYN_GRAD_PUT, beta 0):

@@ -18,6 +18,8 @@ syn_status syn__cpu_zero_many(syn_backend *be, void *const *dst, const size_t *b
 syn_status syn__cpu_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc);
 syn_status syn__cpu_clip_scale(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
                                float max_norm);
+syn_status syn__cpu_metrics(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                            int64_t classes, double *acc);
 
 /* Element loops worth threading: below this, OpenMP costs more than it saves. */
 #define SYN_CPU_PAR_MIN 32768

@@ -127,3 +127,21 @@ syn_status syn__cpu_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
     }
     return SYN_OK;
 }
+
+/* syn_fit's running figures (backend.h's metrics): the first largest logit
+ * of each row against its label */
+syn_status syn__cpu_metrics(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                            int64_t classes, double *acc) {
+    (void)be;
+    int64_t right = 0;
+    for (int64_t r = 0; logits && r < n; r++) {
+        const float *row = logits + r * classes;
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; c++)
+            if (row[c] > row[best]) best = c;
+        right += best == labels[r];
+    }
+    acc[0] += (double)*loss * (double)n;
+    acc[1] += (double)right;
+    return SYN_OK;
+}

@@ -517,6 +517,7 @@ static const syn_backend cuda_template = {
     .zero_many = syn__cuda_zero_many,
     .sumsq = syn__cuda_sumsq,
     .clip_scale = syn__cuda_clip_scale,
+    .metrics = syn__cuda_metrics,
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},
     .bwd = {SYN_KERNEL_OPS(B)},
     /* the kernels that write a fresh input gradient (syn__grad_add): the

@@ -141,6 +141,8 @@ syn_status syn__cuda_zero_many(syn_backend *be, void *const *dst, const size_t *
 syn_status syn__cuda_sumsq(syn_backend *be, const float *const *x, const int64_t *n, int count, float *acc);
 syn_status syn__cuda_clip_scale(syn_backend *be, float *const *x, const int64_t *n, int count, const float *acc,
                                 float max_norm);
+syn_status syn__cuda_metrics(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                             int64_t classes, double *acc);
 
 #ifdef __cplusplus
 }

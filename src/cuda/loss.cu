@@ -132,6 +132,26 @@ static syn_status sq_bwd(syn_backend *be, syn_node *n, bool mean) {
 
 /* ---- entry points ---------------------------------------------------------- */
 
+/* syn_fit's running figures (backend.h's metrics): one block; each thread
+ * takes rows, the first largest logit of each (as the host loop did) */
+static __global__ void metrics_kernel(const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                                      int64_t classes, double *acc) {
+    double right = 0.0;
+    if (logits)
+        for (int64_t r = threadIdx.x; r < n; r += blockDim.x) {
+            const float *row = logits + r * classes;
+            int64_t best = 0;
+            for (int64_t c = 1; c < classes; c++)
+                if (row[c] > row[best]) best = c;
+            right += best == labels[r] ? 1.0 : 0.0;
+        }
+    right = syn__block_sum(right);
+    if (threadIdx.x == 0) {
+        acc[0] += (double)*loss * (double)n;
+        acc[1] += right;
+    }
+}
+
 extern "C" {
 
 /* p, t: (dims) -> L = mean (p - t)^2 */
@@ -217,6 +237,14 @@ syn_status syn__cuda_bce_with_logits_bwd(syn_backend *be, syn_node *n) {
     bce_bwd_op op = {syn__din(n, 0), syn__din(n, 1), (const float *)n->grad, dx, dt, (float)(len ? len : 1),
                      syn__grad_add(n, 0), syn__grad_add(n, 1)};
     SYN_CUDA_TRY(syn__map_launch(op, len, syn__cu(be)->stream));
+    return SYN_OK;
+}
+
+syn_status syn__cuda_metrics(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
+                             int64_t classes, double *acc) {
+    SYN_CUDA_ENTER(be);
+    metrics_kernel<<<1, SYN_CUDA_THREADS, 0, syn__cu(be)->stream>>>(loss, logits, labels, n, classes, acc);
+    SYN_CUDA_TRY(cudaGetLastError());
     return SYN_OK;
 }
 

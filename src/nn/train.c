@@ -57,6 +57,9 @@ static syn_status check_model(const syn_model *m, const char *fn, model_info *mi
                 return syn__error(SYN_ERR_SHAPE, "%s: logits must be f32 (batch, classes), not %s", fn,
                                   syn_shape_str(ls, a, sizeof a));
             mi->classes = ls->dim[1];
+            if (!m->logits->keep)
+                return syn__error(SYN_ERR_ARG, "%s: the logits (node %d, %s) were not kept: call syn_graph_keep on them "
+                                  "before compiling", fn, m->logits->id, syn_node_op_name(m->logits));
         }
     } else if (m->y->dtype != SYN_F32 || m->y->cap_shape.ndim < 1) {
         return syn__error(SYN_ERR_ARG, "%s: y must be i32 labels (batch) or f32 targets (batch, d)", fn);
@@ -126,19 +129,6 @@ static syn_status feed_batch(syn_model *m, const model_info *mi, const syn_batch
     return syn_graph_feed(m->graph, m->y, mi->classify ? (const void *)b->labels : (const void *)b->targets, ys);
 }
 
-/* Rows of the current batch whose logits' argmax equals the label. */
-static syn_status count_correct(syn_model *m, const syn_batch *b, int64_t classes, float *buf, int64_t *correct) {
-    SYN_TRY(syn_graph_read(m->graph, m->logits, buf, (size_t)(b->n * classes) * sizeof(float)));
-    for (int64_t r = 0; r < b->n; r++) {
-        const float *row = buf + r * classes;
-        int64_t best = 0;
-        for (int64_t c = 1; c < classes; c++)
-            if (row[c] > row[best]) best = c;
-        *correct += best == b->labels[r];
-    }
-    return SYN_OK;
-}
-
 /* ---- evaluation ------------------------------------------------------------ */
 
 /* Whether a loader for m prefetches: the setting, AUTO meaning on a GPU. */
@@ -150,32 +140,27 @@ static bool use_prefetch(const syn_model *m, syn_prefetch p) {
 static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset *ds, int64_t batch_size,
                            bool prefetch, float *loss, float *accuracy) {
     syn_loader *ld = NULL;
-    float *buf = NULL;
+    syn__metrics *mt = NULL;
     bool acc = mi->classify && m->logits;
     bool was_training = syn_graph_training(m->graph);
     double sum = 0.0;
     int64_t seen = 0, correct = 0;
     syn_status s = syn_loader_create(ds, batch_size, false, 0, false, &ld);
     if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
-    if (s == SYN_OK && acc) {
-        buf = syn__malloc((size_t)(batch_size * mi->classes) * sizeof(float), "evaluate: logits buffer");
-        if (!buf) s = SYN_ERR_OOM;
-    }
+    if (s == SYN_OK) s = syn__metrics_create(m->graph, &mt);
     syn_graph_set_training(m->graph, false);
     while (s == SYN_OK) {
         syn_batch b;
-        float l;
         if ((s = syn_loader_next(ld, &b)) != SYN_OK || b.n == 0) break;
         if ((s = feed_batch(m, mi, &b)) != SYN_OK) break;
         if ((s = syn_graph_forward(m->graph)) != SYN_OK) break;
-        if ((s = syn_graph_read_scalar(m->graph, m->loss, &l)) != SYN_OK) break;
-        if (acc && (s = count_correct(m, &b, mi->classes, buf, &correct)) != SYN_OK) break;
-        sum += (double)l * (double)b.n;
+        if ((s = syn__metrics_add(mt, m->loss, acc ? m->logits : NULL, m->y, b.n)) != SYN_OK) break;
         seen += b.n;
     }
+    if (s == SYN_OK) s = syn__metrics_take(mt, &sum, &correct);
     syn_graph_set_training(m->graph, was_training);
     syn_loader_free(ld);
-    free(buf);
+    syn__metrics_free(mt);
     if (s != SYN_OK) return s;
     if (loss) *loss = (float)(sum / (double)seen);
     if (accuracy) *accuracy = acc ? (float)((double)correct / (double)seen) : -1.0f;
@@ -268,7 +253,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     const double t_start = now_s();
     syn_graph *g = m->graph;
     syn_loader *ld = NULL;
-    float *logit_buf = NULL;
+    syn__metrics *mt = NULL;
     const float base_lr = syn_optim_lr(opt);
     syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
     if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
@@ -279,11 +264,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         syn_loader_free(ld);
         ld = NULL;
     }
-    if (s == SYN_OK) {
-        logit_buf = syn__malloc((size_t)(cfg->batch_size * (mi.classes ? mi.classes : 1)) * sizeof(float),
-                                "syn_fit: logits buffer");
-        if (!logit_buf) s = SYN_ERR_OOM;
-    }
+    if (s == SYN_OK) s = syn__metrics_create(g, &mt);
     if (s != SYN_OK) {
         syn_loader_free(ld);
         return s;
@@ -314,9 +295,9 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         const double t_epoch = now_s();
         double loss_sum = 0.0;
         int64_t seen = 0, correct = 0, batch_i = 0;
+        if ((s = syn__metrics_reset(mt)) != SYN_OK) break;
         for (;;) {
             syn_batch b;
-            float l;
             if ((s = syn_loader_next(ld, &b)) != SYN_OK || b.n == 0) break;
             if ((s = feed_batch(m, &mi, &b)) != SYN_OK) break;
             if ((s = syn_params_zero_grad(params)) != SYN_OK) break;
@@ -326,22 +307,22 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
             if (scheduled) syn_optim_set_lr(opt, syn_schedule_lr(&sched, base_lr, step));
             if ((s = syn_optim_step(opt)) != SYN_OK) break;
             step++;
-            /* One device->host copy of the loss per step, plus the logits
-             * for accuracy: small next to the step itself. */
-            if ((s = syn_graph_read_scalar(g, m->loss, &l)) != SYN_OK) break;
-            if (mi.classify && (s = count_correct(m, &b, mi.classes, logit_buf, &correct)) != SYN_OK) break;
-            loss_sum += (double)l * (double)b.n;
+            /* the loss and the rows right add up on the device: the host
+             * waits for it only to draw the bar and at the epoch's end */
+            if ((s = syn__metrics_add(mt, m->loss, mi.classify ? m->logits : NULL, m->y, b.n)) != SYN_OK) break;
             seen += b.n;
             batch_i++;
             if (pg.mode == SYN_PROGRESS_BAR) {
                 double t = now_s();
                 if (t - pg.last_draw >= 0.1 || batch_i == pg.batches) {
                     pg.last_draw = t;
+                    if ((s = syn__metrics_take(mt, &loss_sum, &correct)) != SYN_OK) break;
                     bar_draw(&pg, epoch, batch_i, loss_sum / (double)seen,
                              mi.classify ? (double)correct / (double)seen : -1.0, (double)seen / (t - t_epoch));
                 }
             }
         }
+        if (s == SYN_OK) s = syn__metrics_take(mt, &loss_sum, &correct);
         if (s != SYN_OK) break;
         const double t_trained = now_s();
         train_time += t_trained - t_epoch;
@@ -379,7 +360,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
      * from the same base. */
     if (scheduled) syn_optim_set_lr(opt, base_lr);
     syn_loader_free(ld);
-    free(logit_buf);
+    syn__metrics_free(mt);
     res->seconds = now_s() - t_start;
     res->samples_per_s = train_time > 0.0 ? (double)samples / train_time : 0.0;
     return s;

@@ -230,7 +230,7 @@ extern "C" {
 static std::mutex mem_lock;
 static std::map<uintptr_t, size_t> live_device, live_pinned; /* base -> bytes */
 static size_t live_bytes;
-static uint64_t n_mallocs, n_copies, n_memsets;
+static uint64_t n_mallocs, n_copies, n_memsets, n_syncs;
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     std::lock_guard<std::mutex> g(mem_lock);
@@ -386,6 +386,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     (void)s;
     syn_emu_trace("cudaStreamSynchronize");
+    count(&n_syncs);
     synchronize();
     return dead();
 }
@@ -754,5 +755,6 @@ extern "C" void syn_emu_get_stats(syn_emu_stats *out) {
     out->mallocs = n_mallocs;
     out->copies = n_copies;
     out->memsets = n_memsets;
+    out->syncs = n_syncs;
     out->live_bytes = live_bytes;
 }

@@ -88,6 +88,7 @@ void syn_emu_inject_fault(cudaError_t e, unsigned launches_before);
 typedef struct {
     uint64_t launches, fiber_blocks, plain_blocks; /* kernels, and their blocks by how they ran */
     uint64_t copies, memsets, mallocs;             /* cudaMemcpyAsync, cudaMemsetAsync, cudaMalloc */
+    uint64_t syncs;                                /* cudaStreamSynchronize: the host waits for all queued work */
     size_t live_bytes;
 } syn_emu_stats;
 void syn_emu_get_stats(syn_emu_stats *out);
