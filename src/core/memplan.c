@@ -3,7 +3,9 @@
  * steps n..2n-1 in reverse node order - and intervals that do not overlap
  * share a buffer (greedy, best fit). A value lives until its last reader: its
  * consumers' forwards, and the backward of any consumer (or of its own node)
- * whose rule reads it. Kept nodes and inputs are never reused. */
+ * whose rule reads it. Kept nodes and inputs are never reused. A reshape is a
+ * view: its value is its input's buffer (which then lives as long as either
+ * needs it), so its forward copies nothing. */
 #include <stdlib.h>
 #include <string.h>
 #include "../backend.h"
@@ -20,6 +22,20 @@ typedef struct {
 static int by_start(const void *a, const void *b) {
     const interval *x = a, *y = b;
     return x->start != y->start ? (x->start < y->start ? -1 : 1) : (x->end < y->end ? -1 : x->end > y->end);
+}
+
+/* The node whose buffer v's value shares (v a reshape of it, directly or
+ * through other reshapes), or -1. root[] holds the earlier nodes' answers.
+ * Not for parameters (their storage is the parameter set's), and not where
+ * a kept reshape of an input could show a later feed before its pass ran. */
+static int view_root(const syn_node *v, const int *root) {
+    if (v->op != SYN_OP_RESHAPE || v->absorbed_by) return -1;
+    const syn_node *u = v->in[0];
+    if (u->op == SYN_OP_PARAM || u->dtype != v->dtype) return -1;
+    int r = root[u->id] >= 0 ? root[u->id] : u->id;
+    const syn_node *base = u->g->nodes[r];
+    if (base->op == SYN_OP_PARAM || (base->op == SYN_OP_INPUT && v->keep)) return -1;
+    return r;
 }
 
 static size_t node_bytes(const syn_node *n) {
@@ -43,10 +59,12 @@ syn_status syn__memplan(syn_graph *g) {
     bool train = !g->inference;
     int *last = malloc((size_t)(n ? n : 1) * sizeof *last);     /* value: last reader */
     int *gfirst = malloc((size_t)(n ? n : 1) * sizeof *gfirst); /* grad: first writer */
+    int *root = malloc((size_t)(n ? n : 1) * sizeof *root);     /* view_root */
     interval *iv = malloc((size_t)(3 * n + 1) * sizeof *iv);
-    if (!last || !gfirst || !iv) {
+    if (!last || !gfirst || !root || !iv) {
         free(last);
         free(gfirst);
+        free(root);
         free(iv);
         return syn__error(SYN_ERR_OOM, "memory plan: %d nodes", n);
     }
@@ -75,6 +93,13 @@ syn_status syn__memplan(syn_graph *g) {
     for (int i = 0; i < n; i++)
         if (train && g->nodes[i]->requires_grad && (gfirst[i] == NEVER || g->nodes[i]->shape.ndim == 0))
             gfirst[i] = n;
+    /* views: the shared buffer lives until the last reader of any of them */
+    for (int i = 0; i < n; i++) {
+        root[i] = view_root(g->nodes[i], root);
+        if (root[i] < 0) continue;
+        int end = g->nodes[i]->keep ? NEVER : last[i];
+        if (last[root[i]] < end) last[root[i]] = end;
+    }
     /* A staged graph runs a backward pass before later stages' forwards, off
      * this timeline: a gradient written then must not share a buffer with a
      * value that a later stage still reads, so gradients get buffers of their
@@ -89,7 +114,7 @@ syn_status syn__memplan(syn_graph *g) {
         bool keep = v->keep;
         /* inputs are fed before the forward pass starts: live from time 0 */
         int start = v->op == SYN_OP_INPUT ? 0 : i;
-        iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf};
+        if (root[i] < 0) iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf};
         if (train && v->requires_grad && v->op != SYN_OP_INPUT)
             iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), grad_pool, &v->grad_buf};
         /* state a forward saves for its backward lives until that backward */
@@ -111,6 +136,7 @@ syn_status syn__memplan(syn_graph *g) {
         free(bytes);
         free(busy_until);
         free(pool);
+        free(root);
         return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m);
     }
     for (int k = 0; k < m; k++) {
@@ -129,6 +155,9 @@ syn_status syn__memplan(syn_graph *g) {
         busy_until[best] = iv[k].end;
         *iv[k].slot = best;
     }
+    for (int i = 0; i < n; i++)
+        if (root[i] >= 0) g->nodes[i]->value_buf = g->nodes[root[i]]->value_buf;
+    free(root);
     free(iv);
     free(busy_until);
     free(pool);

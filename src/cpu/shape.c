@@ -1,5 +1,6 @@
-/* Shape ops on the CPU: reshape (a copy: buffers are planned per node),
- * transpose (any permutation) and concat. Backward rules route dy back. */
+/* Shape ops on the CPU: reshape (a view of its input's buffer as planned by
+ * memplan.c, so nothing to copy; a copy where it is not one), transpose (any
+ * permutation) and concat. Backward rules route dy back. */
 #include <string.h>
 #include "cpu.h"
 

@@ -1,5 +1,5 @@
-/* Shape ops on CUDA, as src/cpu/shape.c: reshape (a device copy: buffers are
- * planned per node), transpose (any permutation of up to 6 dims, 4-byte
+/* Shape ops on CUDA, as src/cpu/shape.c: reshape (a view of its input's
+ * buffer, or a device copy where memplan.c did not make it one), transpose (any permutation of up to 6 dims, 4-byte
  * elements: f32 or i32) and concat (one copy kernel per input). Backward rules
  * route dy back with accumulation. */
 #include "cuda_common.h"
