@@ -521,6 +521,107 @@ START_TEST(reshape_is_a_view) {
 }
 END_TEST
 
+/* Random graphs over one (4,3,5) shape - batch norms, adds, relus, leaky
+ * relus, reshape round trips, scalings, tanh - with random nodes kept and a
+ * loss over several of them: the plan with fusion and views against a plan
+ * that keeps every node (no buffer is ever reused, nothing is fused). Every
+ * kept value, the loss and every gradient must agree to the bit. */
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *nodes[64], *loss;
+    bool kept[64];
+    int n;
+} rand_graph;
+
+static void rand_graph_build(rand_graph *r, uint64_t seed, bool keep_all) {
+    tu_rng rng = tu_rng_make(seed);
+    TU_OK(syn_params_create(syn_cpu(), seed, &r->p));
+    TU_OK(syn_graph_create(r->p, &r->g));
+    syn_graph *g = r->g;
+    const syn_shape s = syn_shape3(4, 3, 5);
+    syn_init u = {SYN_INIT_UNIFORM, -1.5f, 1.5f, 0};
+    r->n = 0;
+    r->nodes[r->n++] = syn_param(g, "x0", s, &u);
+    r->nodes[r->n++] = syn_param(g, "x1", s, &u);
+    for (int k = 0; k < 24; k++) {
+        syn_node *a = r->nodes[tu_next(&rng) % (uint64_t)r->n], *b = r->nodes[tu_next(&rng) % (uint64_t)r->n], *y;
+        char name[16];
+        switch (tu_next(&rng) % 7) {
+        case 0: snprintf(name, sizeof name, "bn%d", k); y = syn_batch_norm(g, a, name); break;
+        case 1: y = syn_add(g, a, b); break;
+        case 2: y = syn_relu(g, a); break;
+        case 3: y = syn_leaky_relu(g, a, 0.1f); break;
+        case 4: y = syn_reshape(g, syn_reshape(g, a, syn_shape2(12, 5)), s); break;
+        case 5: y = syn_mul_scalar(g, a, 0.5f); break;
+        default: y = syn_tanh(g, a); break;
+        }
+        /* a batch norm usually feeds an add and a relu: the chains to fuse */
+        if (y && tu_next(&rng) % 2) y = syn_relu(g, syn_add(g, y, r->nodes[tu_next(&rng) % (uint64_t)r->n]));
+        ck_assert_msg(y != NULL, "%s", syn_last_error());
+        r->nodes[r->n++] = y;
+    }
+    syn_node *loss = NULL;
+    for (int i = 2; i < r->n; i++) {
+        const bool pick = tu_next(&rng) % 5 == 0; /* drawn either way: both builds draw alike */
+        r->kept[i] = keep_all || pick;
+        if (tu_next(&rng) % 3 == 0 || i == r->n - 1) {
+            float w = tu_uniform(&rng, -1.0f, 1.0f);
+            syn_node *t = syn_sum(g, syn_mul_scalar(g, r->nodes[i], w), SYN_ALL_AXES, false);
+            loss = loss ? syn_add(g, loss, t) : t;
+        }
+    }
+    r->loss = loss;
+    TU_OK(syn_graph_status(g));
+    for (int i = 2; i < r->n; i++)
+        if (r->kept[i]) TU_OK(syn_graph_keep(g, r->nodes[i]));
+    if (keep_all) /* every node of the graph, so that no buffer is ever reused */
+        for (int i = 0; i < g->n; i++) TU_OK(syn_graph_keep(g, g->nodes[i]));
+    syn_compile_opts o = {.no_fusion = keep_all};
+    TU_OK(syn_graph_compile(g, syn_cpu(), &o));
+    TU_OK(syn_params_zero_grad(r->p));
+    TU_OK(syn_graph_forward(g));
+    TU_OK(syn_graph_backward(g, r->loss));
+}
+
+START_TEST(random_graphs_plan_safely) {
+    const uint64_t seed = 7000 + (uint64_t)_i;
+    rand_graph a, ref;
+    memset(&a, 0, sizeof a);
+    memset(&ref, 0, sizeof ref);
+    rand_graph_build(&a, seed, false);
+    rand_graph_build(&ref, seed, true);
+    float la, lr, va[60], vr[60];
+    TU_OK(syn_graph_read_scalar(a.g, a.loss, &la));
+    TU_OK(syn_graph_read_scalar(ref.g, ref.loss, &lr));
+    ck_assert_msg(la == lr || (isnan(la) && isnan(lr)), "graph %d: loss %.9g, reference %.9g", _i, la, lr);
+    for (int i = 2; i < a.n; i++) {
+        if (!a.kept[i]) continue;
+        TU_OK(syn_graph_read(a.g, a.nodes[i], va, sizeof va));
+        TU_OK(syn_graph_read(ref.g, ref.nodes[i], vr, sizeof vr));
+        ck_assert_msg(memcmp(va, vr, sizeof va) == 0, "graph %d: node %d (%s) differs", _i, i,
+                      syn_node_op_name(a.nodes[i]));
+    }
+    ck_assert_int_eq(syn_params_count(a.p), syn_params_count(ref.p));
+    for (int k = 0; k < syn_params_count(a.p); k++) {
+        const char *name;
+        syn_tensor *ga, *gr;
+        TU_OK(syn_params_get(a.p, k, &name, NULL, &ga));
+        TU_OK(syn_params_get(ref.p, k, NULL, NULL, &gr));
+        int64_t m = syn_tensor_numel(ga);
+        ck_assert(m <= 60);
+        TU_OK(syn_tensor_read(ga, va, (size_t)m * sizeof(float)));
+        TU_OK(syn_tensor_read(gr, vr, (size_t)m * sizeof(float)));
+        ck_assert_msg(memcmp(va, vr, (size_t)m * sizeof(float)) == 0, "graph %d: gradient of %s differs", _i, name);
+    }
+    for (int k = 0; k < 2; k++) {
+        rand_graph *r = k ? &ref : &a;
+        syn_graph_free(r->g);
+        syn_params_free(r->p);
+    }
+}
+END_TEST
+
 /* d/dw of sum(tanh(w*x)) through a long chain, checked against the closed form,
  * with buffers shared between activations and gradients. */
 START_TEST(backward_through_shared_buffers) {
@@ -749,6 +850,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, staged_graph_matches_two_graphs);
     tcase_add_test(tc, memplan_reuses_buffers);
     tcase_add_test(tc, reshape_is_a_view);
+    tcase_add_loop_test(tc, random_graphs_plan_safely, 0, 40);
     tcase_add_test(tc, backward_through_shared_buffers);
     tcase_add_test(tc, detach_stops_gradient);
     tcase_add_test(tc, run_time_misuse);
