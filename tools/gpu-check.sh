@@ -9,11 +9,12 @@
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
-# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0, PROFILE=0. Everything at once does not fit
+# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0, PROFILE=0, FUSE_AB=0. Everything at once does not fit
 # one 10-minute call: split it, e.g. (estimates, not yet measured on a GPU)
 #   RESNET_EPOCHS=0 BENCH_ALL=0 PROFILE=0 tools/gpu-check.sh   suites, sanitizers, MLP, CNN, GAN, char-LSTM
 #   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 GAN_EPOCHS=0 EXAMPLES=0 tools/gpu-check.sh
-#                                                               ResNet-18, bench, op profile
+#                                                               ResNet-18, bench, op profile,
+#                                                               batch-norm fusion on/off
 #
 #   tools/gpu-check.sh             on the GPU machine (at most BUDGET seconds)
 #   tools/gpu-check.sh --prepare   on a development machine: build build-gpu, pack
@@ -371,6 +372,33 @@ if [ "${PROFILE:-1}" != 0 ] && [ "$DEV" != cpu ] && ! over "op profile"; then
                /^  total / {if (top != "") {printf "%s%s of %s ms", sep, top, $2; sep = "; "}; top = ""}' "$LOG/profile.log")
     if [ $rc -eq 0 ]; then record "op profile" PASS "${fig:-no tables}" $(($(now) - t0))
     else record "op profile" FAIL "exit $rc (see profile.log)" $(($(now) - t0)); fi
+fi
+
+# ---- batch-norm fusion on and off (src/core/fuse.c): the workloads it touches, timed with
+# SYN_FUSE=1 and SYN_FUSE=0 in one run, so that its effect on the GPU is measured, not
+# assumed. FUSE_AB=0 skips it; FUSE_AB_TIMEOUT (default 90 s) bounds each of the two runs.
+if [ "${FUSE_AB:-1}" != 0 ] && [ "$DEV" != cpu ] && ! over "fusion on/off"; then
+    t0=$(now)
+    rc=0
+    for f in 1 0; do
+        run_syn SYN_FUSE=$f timeout "$(cap "${FUSE_AB_TIMEOUT:-90}")" "$B/synapse" bench --device "$DEV" --no-pytorch \
+            --iters 20 --warmup 5 --workload resnet18_cifar,dcgan64,cnn_fmnist --json "$LOG/fuse_$f.jsonl" \
+            >"$LOG/fuse_$f.log" 2>&1 || rc=$?
+    done
+    # "resnet18_cifar 11.9 / 12.6 ms (1.06x)": fused / unfused median, and the speed-up
+    fig=$(python3 -c '
+import json, sys
+def med(path):
+    try:
+        rows = [json.loads(l) for l in open(path) if l.startswith("{")]
+    except OSError:
+        return {}
+    return {r["workload"]: r["median_ms"] for r in rows if r["impl"] == "synapse" and r["status"] == "ok"}
+on, off = med(sys.argv[1]), med(sys.argv[2])
+print("; ".join("%s %.2f / %.2f ms (%.2fx)" % (w, on[w], off[w], off[w] / on[w]) for w in on if w in off)
+      or "no results")' "$LOG/fuse_1.jsonl" "$LOG/fuse_0.jsonl" 2>&1 | tail -1)
+    if [ $rc -eq 0 ]; then record "fusion on/off" PASS "$fig" $(($(now) - t0))
+    else record "fusion on/off" FAIL "exit $rc: $fig (see fuse_1.log, fuse_0.log)" $(($(now) - t0)); fi
 fi
 
 # ---- summary (last) --------------------------------------------------------------------------------
