@@ -525,7 +525,7 @@ END_TEST
  * relus, reshape round trips, scalings, tanh - with random nodes kept and a
  * loss over several of them: the plan with fusion and views against a plan
  * that keeps every node (no buffer is ever reused, nothing is fused). Every
- * kept value, the loss and every gradient must agree to the bit. */
+ * kept value and the loss must agree to the bit, every gradient to rounding. */
 typedef struct {
     syn_params *p;
     syn_graph *g;
@@ -612,7 +612,12 @@ START_TEST(random_graphs_plan_safely) {
         ck_assert(m <= 60);
         TU_OK(syn_tensor_read(ga, va, (size_t)m * sizeof(float)));
         TU_OK(syn_tensor_read(gr, vr, (size_t)m * sizeof(float)));
-        ck_assert_msg(memcmp(va, vr, (size_t)m * sizeof(float)) == 0, "graph %d: gradient of %s differs", _i, name);
+        /* a fused node runs its backward at its activation's place, so an
+         * input it shares with other nodes may sum its gradient's terms in
+         * another order: the last bit may differ */
+        for (int q = 0; q < m; q++)
+            ck_assert_msg(fabsf(va[q] - vr[q]) <= 1e-5f * (1.0f + fabsf(vr[q])), "graph %d: gradient of %s[%d] %.9g, "
+                          "reference %.9g", _i, name, q, va[q], vr[q]);
     }
     for (int k = 0; k < 2; k++) {
         rand_graph *r = k ? &ref : &a;

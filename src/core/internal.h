@@ -170,7 +170,10 @@ struct syn_graph {
     bool compiled, inference, staged;
     syn_device dev;
     syn_backend *be;
-    void **bufs;
+    void *arena;          /* the memory plan's one allocation */
+    void **bufs;          /* per planned interval: its place in the arena; under ASan
+                             (bufs_owned) one allocation per shared buffer instead */
+    bool bufs_owned;
     size_t *buf_bytes;
     int n_bufs;
     size_t mem_bytes;

@@ -1,7 +1,10 @@
 /* The memory plan. Every activation value and every activation gradient gets a
  * live interval on one timeline - forward steps 0..n-1, then the backward
  * steps n..2n-1 in reverse node order - and intervals that do not overlap
- * share a buffer (greedy, best fit). A value lives until its last reader: its
+ * may share bytes of one arena (one allocation per graph): each interval,
+ * largest first, goes to the lowest offset clear of those it overlaps (or,
+ * where that comes out smaller, whole buffers are shared in start order and
+ * laid end to end). A value lives until its last reader: its
  * consumers' forwards, and the backward of any consumer (or of its own node)
  * whose rule reads it. Kept nodes and inputs are never reused. A reshape is a
  * view: its value is its input's buffer (which then lives as long as either
@@ -10,6 +13,14 @@
 #include <string.h>
 #include "../backend.h"
 
+/* Under AddressSanitizer every shared buffer is an allocation of its own
+ * (the buffer plan, no arena), so that a kernel writing past its node's
+ * bytes is caught: inside one arena it would land in a neighbour's. The CUDA
+ * emulator's exact-size device allocations catch the same on the GPU path. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SYN_SEPARATE_BUFFERS 1
+#endif
+
 #define NEVER INT32_MAX
 
 typedef struct {
@@ -17,12 +28,82 @@ typedef struct {
     size_t bytes;
     int pool;  /* buffers are shared within a pool only */
     int *slot; /* where the buffer index goes */
+    int id;    /* creation order: the last tie-break, so plans are deterministic */
 } interval;
 
 static int by_start(const void *a, const void *b) {
     const interval *x = a, *y = b;
-    return x->start != y->start ? (x->start < y->start ? -1 : 1) : (x->end < y->end ? -1 : x->end > y->end);
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
 }
+
+/* largest first, then by start */
+static int by_size(const void *a, const void *b) {
+    const interval *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    return by_start(a, b);
+}
+
+/* An address range [lo, hi) taken in the arena. */
+typedef struct {
+    size_t lo, hi;
+} span;
+
+static int by_lo(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Two intervals may not share bytes: they overlap in time, or belong to
+ * different pools (a staged graph's gradients live off the timeline). */
+static bool conflict(const interval *a, const interval *b) {
+    return a->pool != b->pool || !(a->end < b->start || b->end < a->start);
+}
+
+/* Offsets (iv sorted by_size, largest first): each interval at the lowest
+ * offset where it overlaps none of the placed intervals it conflicts with.
+ * off[iv[k].id] is interval k's; returns the arena's size. */
+static size_t place(const interval *iv, int m, size_t *off, span *tmp) {
+    size_t total = 0;
+    for (int k = 0; k < m; k++) {
+        int nt = 0;
+        for (int j = 0; j < k; j++)
+            if (conflict(&iv[j], &iv[k])) tmp[nt++] = (span){off[iv[j].id], off[iv[j].id] + iv[j].bytes};
+        qsort(tmp, (size_t)nt, sizeof *tmp, by_lo);
+        size_t o = 0;
+        for (int t = 0; t < nt && tmp[t].lo < o + iv[k].bytes; t++)
+            if (tmp[t].hi > o) o = tmp[t].hi;
+        off[iv[k].id] = o;
+        if (o + iv[k].bytes > total) total = o + iv[k].bytes;
+    }
+    return total;
+}
+
+/* Plan 1, intervals in start order: each takes the free buffer that fits it
+ * best, or the largest free one, grown. asg[k]: interval k's buffer. */
+static int plan_by_start(const interval *iv, int m, int *asg, size_t *bytes, int *busy_until, int *pool) {
+    int nb = 0;
+    for (int k = 0; k < m; k++) {
+        int best = -1, largest = -1;
+        for (int b = 0; b < nb; b++) {
+            if (busy_until[b] >= iv[k].start || pool[b] != iv[k].pool) continue;
+            if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
+            if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
+        }
+        if (best < 0) best = largest;
+        if (best < 0) {
+            best = nb++;
+            pool[best] = iv[k].pool;
+            bytes[best] = 0;
+        }
+        if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
+        busy_until[best] = iv[k].end;
+        asg[k] = best;
+    }
+    return nb;
+}
+
 
 /* The node whose buffer v's value shares (v a reshape of it, directly or
  * through other reshapes), or -1. root[] holds the earlier nodes' answers.
@@ -44,8 +125,11 @@ static size_t node_bytes(const syn_node *n) {
 }
 
 void syn__memplan_free(syn_graph *g) {
-    for (int i = 0; i < g->n_bufs; i++)
+    for (int i = 0; g->bufs_owned && i < g->n_bufs; i++)
         if (g->bufs[i]) g->be->free(g->be, g->bufs[i]);
+    if (g->arena) g->be->free(g->be, g->arena);
+    g->arena = NULL;
+    g->bufs_owned = false;
     free(g->bufs);
     free(g->buf_bytes);
     g->bufs = NULL;
@@ -114,70 +198,84 @@ syn_status syn__memplan(syn_graph *g) {
         bool keep = v->keep;
         /* inputs are fed before the forward pass starts: live from time 0 */
         int start = v->op == SYN_OP_INPUT ? 0 : i;
-        if (root[i] < 0) iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf};
+        if (root[i] < 0) iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf, 0};
         if (train && v->requires_grad && v->op != SYN_OP_INPUT)
-            iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), grad_pool, &v->grad_buf};
+            iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), grad_pool, &v->grad_buf, 0};
         /* state a forward saves for its backward lives until that backward */
         if (v->aux_bytes)
             iv[m++] = (interval){i, train && v->requires_grad ? 2 * n - 1 - i : i, (v->aux_bytes + 255) & ~(size_t)255,
-                                 0, &v->aux_buf};
+                                 0, &v->aux_buf, 0};
     }
     free(last);
     free(gfirst);
+    for (int k = 0; k < m; k++) iv[k].id = k;
+    /* Two plans, as offsets into one arena; the smaller is kept. */
+    const size_t cnt = (size_t)(m ? m : 1);
+    int *asg = malloc(cnt * sizeof *asg), *busy = malloc(cnt * sizeof *busy), *pool = malloc(cnt * sizeof *pool);
+    size_t *off = malloc(cnt * sizeof *off), *off_b = malloc(cnt * sizeof *off_b), *bytes = malloc(cnt * sizeof *bytes);
+    span *tmp = malloc(cnt * sizeof *tmp);
+    void *scratch[] = {asg, busy, pool, off, off_b, bytes, tmp, iv, root};
+    const int n_scratch = (int)(sizeof scratch / sizeof *scratch);
+    g->bufs = malloc(cnt * sizeof *g->bufs);
+    g->buf_bytes = malloc(cnt * sizeof *g->buf_bytes);
+    if (!asg || !busy || !pool || !off || !off_b || !bytes || !tmp || !g->bufs || !g->buf_bytes) {
+        for (int k = 0; k < n_scratch; k++) free(scratch[k]);
+        return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m); /* the caller frees the partial plan */
+    }
+    /* 1. each interval at the lowest offset clear of the larger ones it meets */
+    qsort(iv, (size_t)m, sizeof *iv, by_size);
+    size_t total = place(iv, m, off, tmp);
+    /* 2. buffers shared in start order (the plan before offsets), laid end to end */
     qsort(iv, (size_t)m, sizeof *iv, by_start);
-
-    /* Greedy assignment: buffers free once their current interval ended. */
-    int nb = 0;
-    size_t *bytes = calloc((size_t)(m ? m : 1), sizeof *bytes);
-    int *busy_until = calloc((size_t)(m ? m : 1), sizeof *busy_until);
-    int *pool = calloc((size_t)(m ? m : 1), sizeof *pool);
-    if (!bytes || !busy_until || !pool) {
-        free(iv);
-        free(bytes);
-        free(busy_until);
-        free(pool);
-        free(root);
-        return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m);
-    }
-    for (int k = 0; k < m; k++) {
-        int best = -1, largest = -1;
-        for (int b = 0; b < nb; b++) {
-            if (busy_until[b] >= iv[k].start || pool[b] != iv[k].pool) continue;
-            if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
-            if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
-        }
-        if (best < 0) best = largest;
-        if (best < 0) {
-            best = nb++;
-            pool[best] = iv[k].pool;
-        }
-        if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
-        busy_until[best] = iv[k].end;
-        *iv[k].slot = best;
-    }
-    for (int i = 0; i < n; i++)
-        if (root[i] >= 0) g->nodes[i]->value_buf = g->nodes[root[i]]->value_buf;
-    free(root);
-    free(iv);
-    free(busy_until);
-    free(pool);
-    g->bufs = calloc((size_t)(nb ? nb : 1), sizeof *g->bufs);
-    g->buf_bytes = bytes;
-    g->n_bufs = nb;
-    if (!g->bufs) {
-        g->n_bufs = 0;
-        return syn__error(SYN_ERR_OOM, "memory plan: %d buffers", nb);
-    }
-    for (int b = 0; b < nb; b++) {
-        syn_status s = g->be->alloc(g->be, bytes[b], &g->bufs[b]);
-        if (s != SYN_OK) return s; /* the caller frees the partial plan */
+    int nb = plan_by_start(iv, m, asg, bytes, busy, pool);
+    syn_status s = SYN_OK;
+#ifdef SYN_SEPARATE_BUFFERS
+    /* each shared buffer its own allocation (plan 2 as it is) */
+    g->bufs_owned = true;
+    for (int b = 0; b < nb && s == SYN_OK; b++) {
+        g->bufs[b] = NULL;
+        s = g->be->alloc(g->be, bytes[b], &g->bufs[b]);
+        g->buf_bytes[b] = bytes[b];
         g->mem_bytes += bytes[b];
+        g->n_bufs = b + 1;
     }
-    for (int i = 0; i < n; i++) {
-        syn_node *v = g->nodes[i];
-        v->value = v->value_buf >= 0 ? g->bufs[v->value_buf] : NULL;
-        v->grad = v->grad_buf >= 0 ? g->bufs[v->grad_buf] : NULL;
-        v->aux = v->aux_buf >= 0 ? g->bufs[v->aux_buf] : NULL;
+    for (int k = 0; k < m; k++) *iv[k].slot = asg[k];
+    (void)total;
+    (void)off_b;
+#else
+    size_t total_b = 0;
+    for (int b = 0; b < nb; b++) {
+        size_t sz = bytes[b];
+        bytes[b] = total_b; /* now buffer b's offset */
+        total_b += sz;
     }
-    return SYN_OK;
+    if (total_b < total) {
+        for (int k = 0; k < m; k++) off_b[iv[k].id] = bytes[asg[k]];
+        memcpy(off, off_b, (size_t)m * sizeof *off);
+        total = total_b;
+    }
+    /* one allocation; interval k (creation order) at arena + off[k] */
+    s = g->be->alloc(g->be, total ? total : 256, &g->arena);
+    if (s == SYN_OK) {
+        g->mem_bytes = total;
+        g->n_bufs = m;
+        for (int k = 0; k < m; k++) {
+            int id = iv[k].id;
+            g->bufs[id] = (char *)g->arena + off[id];
+            g->buf_bytes[id] = iv[k].bytes;
+            *iv[k].slot = id;
+        }
+    }
+#endif
+    if (s == SYN_OK) {
+        for (int i = 0; i < n; i++) {
+            syn_node *v = g->nodes[i];
+            if (root[i] >= 0) v->value_buf = g->nodes[root[i]]->value_buf;
+            v->value = v->value_buf >= 0 ? g->bufs[v->value_buf] : NULL;
+            v->grad = v->grad_buf >= 0 ? g->bufs[v->grad_buf] : NULL;
+            v->aux = v->aux_buf >= 0 ? g->bufs[v->aux_buf] : NULL;
+        }
+    }
+    for (int k = 0; k < n_scratch; k++) free(scratch[k]);
+    return s; /* on failure the caller frees the partial plan */
 }
