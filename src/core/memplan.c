@@ -80,8 +80,9 @@ static size_t place(const interval *iv, int m, size_t *off, span *tmp) {
     return total;
 }
 
-/* Plan 1, intervals in start order: each takes the free buffer that fits it
- * best, or the largest free one, grown. asg[k]: interval k's buffer. */
+/* The shared-buffer plan, intervals in start order: each takes the free
+ * buffer that fits it best, or the largest free one, grown. asg[k]: interval
+ * k's buffer; returns the number of buffers. */
 static int plan_by_start(const interval *iv, int m, int *asg, size_t *bytes, int *busy_until, int *pool) {
     int nb = 0;
     for (int k = 0; k < m; k++) {
@@ -103,7 +104,6 @@ static int plan_by_start(const interval *iv, int m, int *asg, size_t *bytes, int
     }
     return nb;
 }
-
 
 /* The node whose buffer v's value shares (v a reshape of it, directly or
  * through other reshapes), or -1. root[] holds the earlier nodes' answers.
@@ -222,15 +222,15 @@ syn_status syn__memplan(syn_graph *g) {
         for (int k = 0; k < n_scratch; k++) free(scratch[k]);
         return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m); /* the caller frees the partial plan */
     }
-    /* 1. each interval at the lowest offset clear of the larger ones it meets */
+    /* the offsets: each interval at the lowest offset clear of the larger ones it meets */
     qsort(iv, (size_t)m, sizeof *iv, by_size);
     size_t total = place(iv, m, off, tmp);
-    /* 2. buffers shared in start order (the plan before offsets), laid end to end */
+    /* the shared buffers, in start order, laid end to end */
     qsort(iv, (size_t)m, sizeof *iv, by_start);
     int nb = plan_by_start(iv, m, asg, bytes, busy, pool);
     syn_status s = SYN_OK;
 #ifdef SYN_SEPARATE_BUFFERS
-    /* each shared buffer its own allocation (plan 2 as it is) */
+    /* each shared buffer its own allocation (the shared-buffer plan as it is) */
     g->bufs_owned = true;
     for (int b = 0; b < nb && s == SYN_OK; b++) {
         g->bufs[b] = NULL;
