@@ -174,7 +174,6 @@ struct syn_graph {
     void **bufs;          /* per planned interval: its place in the arena; under ASan
                              (bufs_owned) one allocation per shared buffer instead */
     bool bufs_owned;
-    size_t *buf_bytes;
     int n_bufs;
     size_t mem_bytes;
     bool training;

@@ -38,17 +38,58 @@ static int by_start(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* largest first, then by start */
-static int by_size(const void *a, const void *b) {
-    const interval *x = a, *y = b;
-    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
-    return by_start(a, b);
+/* The shared-buffer plan, intervals in start order: each takes the free
+ * buffer that fits it best, or the largest free one, grown. asg[k]: interval
+ * k's buffer; returns the number of buffers. */
+static int plan_by_start(const interval *iv, int m, int *asg, size_t *bytes, int *busy_until, int *pool) {
+    int nb = 0;
+    for (int k = 0; k < m; k++) {
+        int best = -1, largest = -1;
+        for (int b = 0; b < nb; b++) {
+            if (busy_until[b] >= iv[k].start || pool[b] != iv[k].pool) continue;
+            if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
+            if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
+        }
+        if (best < 0) best = largest;
+        if (best < 0) {
+            best = nb++;
+            pool[best] = iv[k].pool;
+            bytes[best] = 0;
+        }
+        if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
+        busy_until[best] = iv[k].end;
+        asg[k] = best;
+    }
+    return nb;
 }
 
 /* An address range [lo, hi) taken in the arena. */
 typedef struct {
     size_t lo, hi;
 } span;
+
+#ifdef SYN_SEPARATE_BUFFERS
+/* Under ASan: each of the nb shared buffers (interval k in buffer asg[k],
+ * iv in start order) an allocation of its own; slots index the buffers. */
+static syn_status alloc_buffers(syn_graph *g, const interval *iv, int m, const int *asg, const size_t *bytes, int nb) {
+    g->bufs_owned = true;
+    for (int k = 0; k < m; k++) *iv[k].slot = asg[k];
+    for (int b = 0; b < nb; b++) {
+        g->bufs[b] = NULL;
+        g->n_bufs = b + 1;
+        SYN_TRY(g->be->alloc(g->be, bytes[b], &g->bufs[b]));
+        g->mem_bytes += bytes[b];
+    }
+    return SYN_OK;
+}
+
+#else
+/* largest first, then by start */
+static int by_size(const void *a, const void *b) {
+    const interval *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    return by_start(a, b);
+}
 
 static int by_lo(const void *a, const void *b) {
     const span *x = a, *y = b;
@@ -80,30 +121,35 @@ static size_t place(const interval *iv, int m, size_t *off, span *tmp) {
     return total;
 }
 
-/* The shared-buffer plan, intervals in start order: each takes the free
- * buffer that fits it best, or the largest free one, grown. asg[k]: interval
- * k's buffer; returns the number of buffers. */
-static int plan_by_start(const interval *iv, int m, int *asg, size_t *bytes, int *busy_until, int *pool) {
-    int nb = 0;
-    for (int k = 0; k < m; k++) {
-        int best = -1, largest = -1;
-        for (int b = 0; b < nb; b++) {
-            if (busy_until[b] >= iv[k].start || pool[b] != iv[k].pool) continue;
-            if (bytes[b] >= iv[k].bytes && (best < 0 || bytes[b] < bytes[best])) best = b;
-            if (largest < 0 || bytes[b] > bytes[largest]) largest = b;
-        }
-        if (best < 0) best = largest;
-        if (best < 0) {
-            best = nb++;
-            pool[best] = iv[k].pool;
-            bytes[best] = 0;
-        }
-        if (bytes[best] < iv[k].bytes) bytes[best] = iv[k].bytes;
-        busy_until[best] = iv[k].end;
-        asg[k] = best;
+/* One arena: the placed offsets (place), or the nb shared buffers laid end
+ * to end where that comes out smaller. iv arrives in start order (asg and
+ * bytes from plan_by_start); off and off2 are scratch by interval id; slots
+ * index per-interval pointers, by id. */
+static syn_status alloc_arena(syn_graph *g, interval *iv, int m, const int *asg, size_t *bytes, int nb, size_t *off,
+                              size_t *off2, span *tmp) {
+    size_t total = 0;
+    for (int b = 0; b < nb; b++) { /* bytes[b] becomes buffer b's offset */
+        size_t sz = bytes[b];
+        bytes[b] = total;
+        total += sz;
     }
-    return nb;
+    for (int k = 0; k < m; k++) off[iv[k].id] = bytes[asg[k]];
+    qsort(iv, (size_t)m, sizeof *iv, by_size);
+    const size_t placed = place(iv, m, off2, tmp);
+    if (placed <= total) {
+        memcpy(off, off2, (size_t)m * sizeof *off);
+        total = placed;
+    }
+    SYN_TRY(g->be->alloc(g->be, total ? total : 256, &g->arena));
+    g->mem_bytes = total;
+    g->n_bufs = m;
+    for (int k = 0; k < m; k++) {
+        g->bufs[iv[k].id] = (char *)g->arena + off[iv[k].id];
+        *iv[k].slot = iv[k].id;
+    }
+    return SYN_OK;
 }
+#endif
 
 /* The node whose buffer v's value shares (v a reshape of it, directly or
  * through other reshapes), or -1. root[] holds the earlier nodes' answers.
@@ -131,9 +177,7 @@ void syn__memplan_free(syn_graph *g) {
     g->arena = NULL;
     g->bufs_owned = false;
     free(g->bufs);
-    free(g->buf_bytes);
     g->bufs = NULL;
-    g->buf_bytes = NULL;
     g->n_bufs = 0;
     g->mem_bytes = 0;
 }
@@ -209,65 +253,25 @@ syn_status syn__memplan(syn_graph *g) {
     free(last);
     free(gfirst);
     for (int k = 0; k < m; k++) iv[k].id = k;
-    /* Two plans, as offsets into one arena; the smaller is kept. */
     const size_t cnt = (size_t)(m ? m : 1);
     int *asg = malloc(cnt * sizeof *asg), *busy = malloc(cnt * sizeof *busy), *pool = malloc(cnt * sizeof *pool);
-    size_t *off = malloc(cnt * sizeof *off), *off_b = malloc(cnt * sizeof *off_b), *bytes = malloc(cnt * sizeof *bytes);
+    size_t *bytes = malloc(cnt * sizeof *bytes), *off = malloc(cnt * sizeof *off), *off2 = malloc(cnt * sizeof *off2);
     span *tmp = malloc(cnt * sizeof *tmp);
-    void *scratch[] = {asg, busy, pool, off, off_b, bytes, tmp, iv, root};
-    const int n_scratch = (int)(sizeof scratch / sizeof *scratch);
+    void *scratch[] = {asg, busy, pool, bytes, off, off2, tmp, iv, root};
     g->bufs = malloc(cnt * sizeof *g->bufs);
-    g->buf_bytes = malloc(cnt * sizeof *g->buf_bytes);
-    if (!asg || !busy || !pool || !off || !off_b || !bytes || !tmp || !g->bufs || !g->buf_bytes) {
-        for (int k = 0; k < n_scratch; k++) free(scratch[k]);
-        return syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m); /* the caller frees the partial plan */
-    }
-    /* the offsets: each interval at the lowest offset clear of the larger ones it meets */
-    qsort(iv, (size_t)m, sizeof *iv, by_size);
-    size_t total = place(iv, m, off, tmp);
-    /* the shared buffers, in start order, laid end to end */
-    qsort(iv, (size_t)m, sizeof *iv, by_start);
-    int nb = plan_by_start(iv, m, asg, bytes, busy, pool);
     syn_status s = SYN_OK;
+    if (!asg || !busy || !pool || !bytes || !off || !off2 || !tmp || !g->bufs) {
+        s = syn__error(SYN_ERR_OOM, "memory plan: %d intervals", m);
+    } else {
+        qsort(iv, (size_t)m, sizeof *iv, by_start);
+        int nb = plan_by_start(iv, m, asg, bytes, busy, pool);
 #ifdef SYN_SEPARATE_BUFFERS
-    /* each shared buffer its own allocation (the shared-buffer plan as it is) */
-    g->bufs_owned = true;
-    for (int b = 0; b < nb && s == SYN_OK; b++) {
-        g->bufs[b] = NULL;
-        s = g->be->alloc(g->be, bytes[b], &g->bufs[b]);
-        g->buf_bytes[b] = bytes[b];
-        g->mem_bytes += bytes[b];
-        g->n_bufs = b + 1;
-    }
-    for (int k = 0; k < m; k++) *iv[k].slot = asg[k];
-    (void)total;
-    (void)off_b;
+        s = alloc_buffers(g, iv, m, asg, bytes, nb);
 #else
-    size_t total_b = 0;
-    for (int b = 0; b < nb; b++) {
-        size_t sz = bytes[b];
-        bytes[b] = total_b; /* now buffer b's offset */
-        total_b += sz;
-    }
-    if (total_b < total) {
-        for (int k = 0; k < m; k++) off_b[iv[k].id] = bytes[asg[k]];
-        memcpy(off, off_b, (size_t)m * sizeof *off);
-        total = total_b;
-    }
-    /* one allocation; interval k (creation order) at arena + off[k] */
-    s = g->be->alloc(g->be, total ? total : 256, &g->arena);
-    if (s == SYN_OK) {
-        g->mem_bytes = total;
-        g->n_bufs = m;
-        for (int k = 0; k < m; k++) {
-            int id = iv[k].id;
-            g->bufs[id] = (char *)g->arena + off[id];
-            g->buf_bytes[id] = iv[k].bytes;
-            *iv[k].slot = id;
-        }
-    }
+        s = alloc_arena(g, iv, m, asg, bytes, nb, off, off2, tmp);
 #endif
-    if (s == SYN_OK) {
+    }
+    if (s == SYN_OK)
         for (int i = 0; i < n; i++) {
             syn_node *v = g->nodes[i];
             if (root[i] >= 0) v->value_buf = g->nodes[root[i]]->value_buf;
@@ -275,7 +279,6 @@ syn_status syn__memplan(syn_graph *g) {
             v->grad = v->grad_buf >= 0 ? g->bufs[v->grad_buf] : NULL;
             v->aux = v->aux_buf >= 0 ? g->bufs[v->aux_buf] : NULL;
         }
-    }
-    for (int k = 0; k < n_scratch; k++) free(scratch[k]);
+    for (size_t k = 0; k < sizeof scratch / sizeof *scratch; k++) free(scratch[k]);
     return s; /* on failure the caller frees the partial plan */
 }
