@@ -82,6 +82,20 @@ struct syn_backend {
     syn_status (*metrics)(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
                           int64_t classes, double *acc);
 
+    /* Device-graph capture (CUDA graphs; NULL on the CPU): between
+     * capture_begin and capture_end the calling thread's launches, copies and
+     * library calls on the device are recorded instead of run; anything that
+     * cannot be recorded (a synchronisation, an allocation, a free, a copy
+     * to or from the host) fails and spoils the capture. capture_end with
+     * keep false discards it; with keep true it gives the replayable graph in
+     * *exec or the reason it could not. replay queues one run of it, unless
+     * scratch memory it uses was replaced since (the workspace grew): then
+     * *stale is set, nothing is queued, and exec must be freed. */
+    syn_status (*capture_begin)(syn_backend *be);
+    syn_status (*capture_end)(syn_backend *be, bool keep, void **exec);
+    syn_status (*replay)(syn_backend *be, void *exec, bool *stale);
+    void (*replay_free)(syn_backend *be, void *exec);
+
     syn__kernel fwd[SYN_OP_COUNT];
     syn__kernel bwd[SYN_OP_COUNT];
     /* bwd[op] honours grad_fresh (see the kernel contract above) */

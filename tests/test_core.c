@@ -521,6 +521,52 @@ START_TEST(reshape_is_a_view) {
 }
 END_TEST
 
+/* syn_graph_forward_backward on the CPU, which cannot capture graphs: the
+ * same as forward then backward, no replay, and why; misuse is an error. */
+START_TEST(forward_backward_on_cpu) {
+    syn_params *p;
+    syn_graph *g;
+    TU_OK(syn_params_create(syn_cpu(), 1, &p));
+    TU_OK(syn_graph_create(p, &g));
+    syn_init two = {SYN_INIT_CONSTANT, 2.0f, 0, 0};
+    syn_node *w = syn_param(g, "w", syn_shape1(3), &two);
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(2, 3));
+    syn_node *loss = syn_sum(g, syn_pow_scalar(g, syn_mul(g, x, w), 2.0f), SYN_ALL_AXES, false);
+    TU_OK(syn_graph_status(g));
+    ck_assert_int_eq(syn_graph_forward_backward(g, loss), SYN_ERR_ARG); /* not compiled */
+    TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.cuda_graphs = true}));
+    ck_assert_int_eq(syn_graph_forward_backward(NULL, loss), SYN_ERR_ARG);
+    ck_assert_int_eq(syn_graph_forward_backward(g, NULL), SYN_ERR_ARG);
+    const float xs[6] = {1, -2, 3, 0.5f, 4, -1};
+    for (int step = 0; step < 3; step++) {
+        TU_OK(syn_graph_feed(g, x, xs, syn_shape2(2, 3)));
+        TU_OK(syn_params_zero_grad(p));
+        TU_OK(syn_graph_forward_backward(g, loss));
+        float l, gw[3];
+        syn_tensor *gt;
+        TU_OK(syn_graph_read_scalar(g, loss, &l));
+        TU_OK(syn_params_find(p, "w", NULL, &gt));
+        TU_OK(syn_tensor_read(gt, gw, sizeof gw));
+        double want = 0;
+        for (int i = 0; i < 6; i++) want += 4.0 * xs[i] * xs[i];
+        ck_assert_float_eq_tol(l, want, 1e-4);
+        for (int j = 0; j < 3; j++) /* d/dw_j sum (x w)^2 = sum_r 2 x_rj^2 w_j */
+            ck_assert_float_eq_tol(gw[j], 4.0f * (xs[j] * xs[j] + xs[3 + j] * xs[3 + j]), 1e-4f);
+    }
+    char why[128];
+    ck_assert_int_eq(syn_graph_replays(g, why, sizeof why), 0);
+    ck_assert_msg(strstr(why, "cannot capture") != NULL, "why: %s", why);
+    syn_graph_free(g);
+    TU_OK(syn_graph_create(p, &g));
+    syn_node *x2 = syn_input(g, "x", SYN_F32, syn_shape1(3));
+    syn_node *l2 = syn_sum(g, syn_mul(g, x2, syn_param(g, "w", syn_shape1(3), &two)), SYN_ALL_AXES, false);
+    TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.inference = true}));
+    ck_assert_int_eq(syn_graph_forward_backward(g, l2), SYN_ERR_ARG); /* an inference graph */
+    syn_graph_free(g);
+    syn_params_free(p);
+}
+END_TEST
+
 /* Random graphs over one (4,3,5) shape - batch norms, adds, relus, leaky
  * relus, reshape round trips, scalings, tanh - with random nodes kept and a
  * loss over several of them: the plan with fusion and views against a plan
@@ -855,6 +901,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, staged_graph_matches_two_graphs);
     tcase_add_test(tc, memplan_reuses_buffers);
     tcase_add_test(tc, reshape_is_a_view);
+    tcase_add_test(tc, forward_backward_on_cpu);
     tcase_add_loop_test(tc, random_graphs_plan_safely, 0, 40);
     tcase_add_test(tc, backward_through_shared_buffers);
     tcase_add_test(tc, detach_stops_gradient);

@@ -79,6 +79,8 @@ static const char train_usage_text[] =
     "                           the rate by 0.1 every third of the epochs\n"
     "  --warmup N               linear warm-up over N steps\n"
     "  --device D               cpu|cuda|cuda:N (default cpu)\n"
+    "  --cuda-graphs            on a GPU, replay each training step from a captured CUDA\n"
+    "                           graph: one launch per step instead of one per kernel\n"
     "  --save CKPT              write a checkpoint (weights, optimizer state, progress,\n"
     "                           the inputs' standardisation) after every epoch, atomically\n"
     "  --resume CKPT            continue the run CKPT holds (same model, data and\n"
@@ -130,7 +132,7 @@ enum {
     OPT_DATA = 256, OPT_DATA_DIR, OPT_CSV, OPT_LABEL, OPT_REGRESSION, OPT_TEST_FRACTION, OPT_HIDDEN,
     OPT_ACTIVATION, OPT_DROPOUT, OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_EPOCHS,
     OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE, OPT_NESTEROV, OPT_CROP_PAD, OPT_FLIP,
-    OPT_SAVE, OPT_RESUME
+    OPT_SAVE, OPT_RESUME, OPT_CUDA_GRAPHS
 };
 
 const struct option train_longopts[] = {
@@ -148,13 +150,13 @@ const struct option train_longopts[] = {
     {"device", required_argument, 0, OPT_DEVICE},       {"save", required_argument, 0, OPT_SAVE},
     {"resume", required_argument, 0, OPT_RESUME},       {"nesterov", no_argument, 0, OPT_NESTEROV},
     {"crop-pad", required_argument, 0, OPT_CROP_PAD},   {"flip", no_argument, 0, OPT_FLIP},       {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},                      {0, 0, 0, 0}};
+    {"cuda-graphs", no_argument, 0, OPT_CUDA_GRAPHS},   {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
 
 bool train_option_only(int c) {
     switch (c) {
     case OPT_OPTIMIZER: case OPT_LR: case OPT_MOMENTUM: case OPT_WEIGHT_DECAY: case OPT_EPOCHS: case OPT_MIN_ERROR:
     case OPT_PATIENCE: case OPT_CLIP: case OPT_SCHEDULE: case OPT_WARMUP: case OPT_SAVE: case OPT_RESUME:
-    case OPT_NESTEROV: case OPT_CROP_PAD: case OPT_FLIP: return true;
+    case OPT_NESTEROV: case OPT_CROP_PAD: case OPT_FLIP: case OPT_CUDA_GRAPHS: return true;
     default: return false;
     }
 }
@@ -257,6 +259,7 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
             break;
         case OPT_NESTEROV: o->nesterov = true; break;
         case OPT_FLIP: o->flip = true; break;
+        case OPT_CUDA_GRAPHS: o->cuda_graphs = true; break;
         case OPT_CROP_PAD:
             if (!parse_i64(a, 0, &v) || v > 64) return usage_error(U, "--crop-pad must be in 0..64, got '%s'", a);
             o->crop_pad = (int)v;
@@ -514,7 +517,7 @@ int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *trai
     } /* predict: the logits are the output, no loss */
     s = syn_graph_status(g);
     if (s == SYN_OK && m->logits) s = syn_graph_keep(g, m->logits);
-    syn_compile_opts co = {.inference = mode != NET_TRAIN};
+    syn_compile_opts co = {.inference = mode != NET_TRAIN, .cuda_graphs = o->cuda_graphs};
     if (s == SYN_OK) s = syn_graph_compile(g, dev, &co);
     if (s != SYN_OK) return runtime_error(s);
 
@@ -681,6 +684,15 @@ static int cmd_train(int argc, char **argv) {
         else fputs(",\"test_accuracy\":null", stdout);
         json_num("seconds", res.seconds, "%.2f");
         json_num("samples_per_s", res.samples_per_s, "%.0f");
+        if (o.cuda_graphs) {
+            char why[256];
+            long long replays = (long long)syn_graph_replays(net.m.graph, why, sizeof why);
+            printf(",\"cuda_graph_replays\":%lld", replays);
+            if (why[0]) {
+                json_clean_string(why, sizeof why, why);
+                printf(",\"cuda_graphs_off\":\"%s\"", why);
+            }
+        }
         puts("}");
         fflush(stdout);
     }

@@ -35,6 +35,7 @@ typedef struct {
     bool nesterov;
     int crop_pad;       /* --crop-pad: random crop from the image padded by this much */
     bool flip;          /* --flip: random horizontal flips */
+    bool cuda_graphs;   /* --cuda-graphs: syn_compile_opts.cuda_graphs */
 } train_opts;
 
 /* train's long options, getopt_long's table (ending in a zeroed entry): the

@@ -157,6 +157,9 @@ def run(w, dev, args):
             r["iters"] = 2
     hwm = host_peak_reset()
     t0_all, ticks0 = time.perf_counter(), cpu_ticks()
+    if getattr(w, "gpu_only", False) and not gpu:
+        r["status"], r["note"] = "skipped", "CUDA graphs need a GPU"
+        return r
     if gpu:
         sync(dev)
         torch.cuda.reset_peak_memory_stats(dev)
@@ -532,6 +535,46 @@ class Train(Workload):
         r["final_loss"] = s["last"].item()
 
 
+class GraphTrain(Train):
+    """The whole step (zero_grad, forward, backward, optimizer) captured once
+    with torch.cuda.graph and replayed: ANCHORS.md's "with CUDA graph" column.
+    GPU only. Adam keeps its step counts on the device (capturable=True)."""
+    gpu_only = True
+    WARM = 3  # eager steps on a side stream before the capture, as PyTorch's docs ask
+
+    def build(self, dev, B, T):
+        if dev.type == "cpu":  # the reference for verify: the same steps without a graph
+            return super().build(dev, B, T)
+        s = super().build(dev, B, T)
+        if self.net == "cnn":
+            s["opt"] = torch.optim.Adam(s["m"].parameters(), lr=1e-3, capturable=True)
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(self.WARM):
+                Train.step_loss(self, s)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        s["graph"] = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(s["graph"]):
+            s["static_loss"] = Train.step_loss(self, s)[0]
+        return s
+
+    def step_loss(self, s):
+        if "graph" not in s:
+            return Train.step_loss(self, s)
+        s["graph"].replay()
+        return s["static_loss"], None
+
+    def losses(self, dev, quick):
+        if dev.type != "cpu":
+            return super().losses(dev, quick)
+        B = min(self.bquick, self.bverify) if quick else self.bverify
+        s = self.build(dev, B, self.seq[3])
+        for _ in range(self.WARM):  # the graph's first replay is the step after its warm-up
+            Train.step_loss(self, s)
+        return [(l.item(), 0.0) for l, _ in (Train.step_loss(self, s) for _ in range(VSTEPS))]
+
+
 WORKLOADS = [
     Sgemm(1024), Sgemm(4096), Conv(64, 32), Conv(256, 8), Stream("add"), Stream("sum"),
     Train("mlp_b128", "mlp", 128, 128, 128, 64, what="MLP 784-1024-1024-10 ReLU, SGD lr 0.01", defaults=(3, 20, 10, 100)),
@@ -544,6 +587,12 @@ WORKLOADS = [
           what="char-LSTM emb 128, 2x512 LSTM, decoder 256, Adam 2e-3, clip 5", defaults=(1, 5, 3, 20)),
     Train("dcgan64", "dcgan64", 128, 16, 2, 4, must_fall=False,
           what="DCGAN-64 (ngf=ndf=64, 3x64x64), one D + one G step, Adam 2e-4 b1 0.5", defaults=(1, 3, 3, 20)),
+    GraphTrain("mlp_b128_graph", "mlp", 128, 128, 128, 64, what="MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph",
+               defaults=(3, 20, 10, 100)),
+    GraphTrain("mlp_b1024_graph", "mlp", 1024, 1024, 128, 64,
+               what="MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph"),
+    GraphTrain("cnn_fmnist_graph", "cnn", 128, 128, 16, 32,
+               what="Fashion-MNIST CNN 1x28x28 (2x conv3x3+BN+ReLU+maxpool, FC128, FC10), Adam 1e-3, CUDA graph"),
 ]
 
 

@@ -251,6 +251,9 @@ typedef struct {
                        and gradients get separate buffers */
     bool no_fusion; /* run every node as built: no batch_norm [+ add] + relu
                        nodes (SYN_FUSE=0 in the environment does the same) */
+    bool cuda_graphs; /* on a GPU, syn_graph_forward_backward replays steps
+                         from captured CUDA graphs (SYN_CUDA_GRAPHS=1 or 0 in
+                         the environment turns this on or off for every graph) */
 } syn_compile_opts;
 
 /* Sorts the nodes, checks that the device has a kernel for every op
@@ -284,6 +287,22 @@ SYN_API syn_status syn_graph_forward_to(syn_graph *g, syn_node *target, bool res
 /* Seeds d(loss)/d(loss) = 1 and runs the backward rules; `loss` must be a
  * scalar node of this graph. Parameter gradients accumulate. */
 SYN_API syn_status syn_graph_backward(syn_graph *g, syn_node *loss);
+
+/* syn_graph_forward then syn_graph_backward(loss), as one training step.
+ * On a graph compiled with cuda_graphs on a GPU, the first step with given
+ * input shapes runs as usual, the second is captured as a CUDA graph, and
+ * every later one with those shapes replays it: one launch instead of one per
+ * kernel, same results. Only the inputs' contents and the parameters' values
+ * may differ between replays (feeds and optimizer steps go between calls);
+ * new shapes, labels outside the range fed at capture, and profiling run
+ * as usual. Dropout in training mode is never captured. A step that cannot
+ * be captured (it waits for the device, allocates, copies to the host) runs
+ * as usual and the graph stops trying: syn_graph_replays says why. */
+SYN_API syn_status syn_graph_forward_backward(syn_graph *g, syn_node *loss);
+/* Steps syn_graph_forward_backward replayed (the captured ones included),
+ * and in `why` (may be NULL) why steps are not captured, "" if nothing
+ * stops them. */
+SYN_API int64_t syn_graph_replays(const syn_graph *g, char *why, size_t size);
 
 /* Training mode (default) enables dropout; eval mode disables it. */
 SYN_API void syn_graph_set_training(syn_graph *g, bool training);

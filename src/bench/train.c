@@ -2,7 +2,8 @@
  * optimizer step on a fixed synthetic batch fed once. MLP 784-1024-1024-10
  * (SGD), the Fashion-MNIST CNN of models/fmnist_cnn.cfg (Adam), ResNet-18
  * CIFAR (SGD momentum), char-LSTM 2x512 (Adam, clip 5), DCGAN-64 (one D step
- * and one G step, Adam; gan.h's trainer).
+ * and one G step, Adam; gan.h's trainer); and on a GPU the MLPs and the CNN
+ * with forward and backward replayed from a CUDA graph (*_graph).
  *
  * Verification before timing, at a small batch: the loss of the first steps
  * is finite and (where a fixed batch must be learnt) falls; on a GPU the
@@ -29,6 +30,7 @@ typedef struct {
     bool must_fall;                              /* the loss must fall over the verification steps */
     const char *what;                            /* the model and optimizer, for the config line */
     int compare_steps; /* steps compared with the CPU's (0: all VSTEPS); the rest must be finite */
+    bool graphs;       /* forward + backward replayed from a CUDA graph (GPU only) */
 } train_arg;
 
 /* One model at one size on one device. */
@@ -161,7 +163,8 @@ static syn_status train_build(const train_arg *a, syn_device dev, int B, int T, 
     s->y = syn_input(g, "y", SYN_I32, syn_shape1(tokens ? (int64_t)B * T : B));
     s->loss = syn_cross_entropy(g, logits, s->y);
     BTRY(syn_graph_status(g));
-    BTRY(syn_graph_compile(g, dev, NULL));
+    syn_compile_opts co = {.cuda_graphs = a->graphs};
+    BTRY(syn_graph_compile(g, dev, &co));
     BTRY(syn_optim_create(s->ps, &oc, &s->opt));
     return feed_data(s, xs, 10, tokens);
 }
@@ -170,8 +173,7 @@ static syn_status train_step(void *p) {
     train_state *s = p;
     if (s->gan) return syn_gan_step(s->gan, s->real, s->B, NULL); /* figures read after timing */
     BTRY(syn_params_zero_grad(s->ps));
-    BTRY(syn_graph_forward(s->g));
-    BTRY(syn_graph_backward(s->g, s->loss));
+    BTRY(syn_graph_forward_backward(s->g, s->loss));
     if (s->clip > 0) BTRY(syn_params_clip_grad_norm(s->ps, s->clip, NULL));
     return syn_optim_step(s->opt);
 }
@@ -179,6 +181,7 @@ static syn_status train_step(void *p) {
 static syn_status train_setup(const syn_bench_workload *w, syn_device dev, const syn_bench_config *cfg, void **state,
                               syn_bench_result *r) {
     const train_arg *a = w->arg;
+    if (a->graphs && dev.type == SYN_DEVICE_CPU) return syn__error(SYN_ERR_UNSUPPORTED, "CUDA graphs need a GPU");
     int B = a->batch_gpu, T = a->seq_gpu;
     if (cfg->quick) {
         B = a->batch_quick, T = a->seq_quick;
@@ -227,6 +230,13 @@ static syn_status verify_losses(const train_arg *a, syn_device dev, bool quick, 
             st = syn_graph_read_scalar(s->g, s->loss, &loss[k][0]);
             loss[k][1] = 0.0f;
         }
+    }
+    if (st == SYN_OK && a->graphs && dev.type != SYN_DEVICE_CPU) { /* step 1 warms up, 2 is captured */
+        char why[256];
+        int64_t replays = syn_graph_replays(s->g, why, sizeof why);
+        if (replays != VSTEPS - 1)
+            st = syn__error(SYN_ERR_DEVICE, "%lld of %d verification steps replayed from a CUDA graph, want %d (%s)",
+                            (long long)replays, VSTEPS, VSTEPS - 1, why);
     }
     train_free(s);
     return st;
@@ -284,21 +294,29 @@ static syn_status train_finish(void *p, syn_bench_result *r) {
     else BTRY(syn_graph_read_scalar(s->g, s->loss, &v));
     r->final_loss = v;
     if (!isfinite(v)) return syn__error(SYN_ERR_ARG, "the loss became %g during timing", (double)v);
+    if (s->a->graphs) { /* the warm-up captured the step: every timed one must have been replayed */
+        char why[256];
+        int64_t replays = syn_graph_replays(s->g, why, sizeof why);
+        if (replays < r->iters)
+            return syn__error(SYN_ERR_DEVICE, "%lld steps replayed from a CUDA graph, %d timed (%s)",
+                              (long long)replays, r->iters, why);
+    }
     return SYN_OK;
 }
 
 /* ---- the registry ------------------------------------------------------------------------- */
 
 static const train_arg mlp128 = {NET_MLP, 128, 128, 128, 64, 0, 0, 0, 0, true,
-                                 "MLP 784-1024-1024-10 ReLU, SGD lr 0.01", 0};
+                                 "MLP 784-1024-1024-10 ReLU, SGD lr 0.01", 0, false};
 static const train_arg mlp1024 = {NET_MLP, 1024, 1024, 128, 64, 0, 0, 0, 0, true,
-                                  "MLP 784-1024-1024-10 ReLU, SGD lr 0.01", 0};
+                                  "MLP 784-1024-1024-10 ReLU, SGD lr 0.01", 0, false};
 static const train_arg cnn = {NET_FMNIST_CNN, 128, 128, 16, 32, 0, 0, 0, 0, true,
-                              "models/fmnist_cnn.cfg 1x28x28 (2x conv3x3+BN+ReLU+maxpool, FC128, FC10), Adam 1e-3", 0};
+                              "models/fmnist_cnn.cfg 1x28x28 (2x conv3x3+BN+ReLU+maxpool, FC128, FC10), Adam 1e-3", 0,
+                              false};
 static const train_arg resnet = {NET_RESNET18, 256, 16, 2, 4, 0, 0, 0, 0, false,
-                                 "ResNet-18 CIFAR 3x32x32, SGD lr 0.1 momentum 0.9 wd 5e-4", 0};
+                                 "ResNet-18 CIFAR 3x32x32, SGD lr 0.1 momentum 0.9 wd 5e-4", 0, false};
 static const train_arg lstm = {NET_CHARLM, 64, 16, 4, 4, 128, 32, 8, 16, true,
-                               "char-LSTM emb 128, 2x512 LSTM, decoder 256, Adam 2e-3, clip 5", 0};
+                               "char-LSTM emb 128, 2x512 LSTM, decoder 256, Adam 2e-3, clip 5", 0, false};
 /* Two steps compared: at a verification batch of 2-4, with batch norm, D wins
  * within a few steps and the two players amplify rounding differences (Adam's
  * first steps move every weight by about lr whatever its gradient's size, so
@@ -307,7 +325,18 @@ static const train_arg lstm = {NET_CHARLM, 64, 16, 4, 4, 128, 32, 8, 16, true,
  * Two steps already run every kernel of both players' forward, backward and
  * update. */
 static const train_arg dcgan = {NET_DCGAN64, 128, 16, 2, 4, 0, 0, 0, 0, false,
-                                "DCGAN-64 (gan.h, ngf=ndf=64, 3x64x64), one D + one G step, Adam 2e-4 b1 0.5", 2};
+                                "DCGAN-64 (gan.h, ngf=ndf=64, 3x64x64), one D + one G step, Adam 2e-4 b1 0.5", 2,
+                                false};
+
+/* ANCHORS.md's "with CUDA graph" column: the same steps, forward and
+ * backward replayed from one captured CUDA graph; zero_grad and the optimizer
+ * step still launch as usual (a fused launch each). */
+static const train_arg mlp128_graph = {NET_MLP, 128, 128, 128, 64, 0, 0, 0, 0, true,
+                                       "MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph", 0, true};
+static const train_arg mlp1024_graph = {NET_MLP, 1024, 1024, 128, 64, 0, 0, 0, 0, true,
+                                        "MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph", 0, true};
+static const train_arg cnn_graph = {NET_FMNIST_CNN, 128, 128, 16, 32, 0, 0, 0, 0, true,
+                                    "models/fmnist_cnn.cfg 1x28x28, Adam 1e-3, CUDA graph", 0, true};
 
 const syn_bench_workload syn__bench_train[] = {
     {"mlp_b128", "train", "MLP 784-1024-1024-10 training step, batch 128, SGD", train_setup, train_verify, train_step,
@@ -322,5 +351,11 @@ const syn_bench_workload syn__bench_train[] = {
      train_setup, train_verify, train_step, train_finish, train_teardown, 1, 5, 3, 20, &lstm},
     {"dcgan64", "train", "DCGAN-64 one D step + one G step, batch 128 (CPU 16), Adam", train_setup, train_verify,
      train_step, train_finish, train_teardown, 1, 3, 3, 20, &dcgan},
+    {"mlp_b128_graph", "train", "mlp_b128 with forward and backward replayed from a CUDA graph (GPU only)",
+     train_setup, train_verify, train_step, train_finish, train_teardown, 3, 20, 10, 100, &mlp128_graph},
+    {"mlp_b1024_graph", "train", "mlp_b1024 with forward and backward replayed from a CUDA graph (GPU only)",
+     train_setup, train_verify, train_step, train_finish, train_teardown, 2, 10, 10, 100, &mlp1024_graph},
+    {"cnn_fmnist_graph", "train", "cnn_fmnist with forward and backward replayed from a CUDA graph (GPU only)",
+     train_setup, train_verify, train_step, train_finish, train_teardown, 2, 10, 10, 100, &cnn_graph},
 };
 const int syn__bench_n_train = (int)(sizeof syn__bench_train / sizeof syn__bench_train[0]);

@@ -63,6 +63,10 @@ syn_status syn_graph_compile(syn_graph *g, syn_device dev, const syn_compile_opt
     }
     g->mark = read;
     g->compiled = true;
+    const char *graphs = getenv("SYN_CUDA_GRAPHS"); /* "1" / "0" overrides the option */
+    bool want = graphs && (strcmp(graphs, "1") == 0 || strcmp(graphs, "0") == 0) ? graphs[0] == '1'
+                                                                                : opts && opts->cuda_graphs;
+    g->replay_on = want && !g->inference && be->capture_begin;
     const char *prof = getenv("SYN_PROFILE"); /* a diagnostic switch: failing to turn it on is not an error */
     if (prof && strcmp(prof, "1") == 0 && syn_graph_set_profiling(g, true) != SYN_OK) syn_clear_error();
     return SYN_OK;
@@ -174,8 +178,10 @@ static syn_status run_node(syn_graph *g, syn_node *v) {
             v->rng_offset = g->rng_counter;
             g->rng_counter += ((uint64_t)syn__numel(v) + 3) & ~(uint64_t)3;
         }
-        SYN_TRY(g->be->fwd[v->op](g->be, v));
-        syn__profile_node(g, v);
+        if (!g->dry) {
+            SYN_TRY(g->be->fwd[v->op](g->be, v));
+            syn__profile_node(g, v);
+        }
     }
     v->ran_pass = g->pass; /* a failed node runs again when the pass resumes */
     return SYN_OK;
@@ -262,7 +268,7 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
         for (int k = 0; k < v->n_in; k++)
             if (v->in[k]->requires_grad) path[v->in[k]->id] = true;
     }
-    syn_status s = be->fill_f32(be, (float *)loss->grad, 1.0f, 1);
+    syn_status s = g->dry ? SYN_OK : be->fill_f32(be, (float *)loss->grad, 1.0f, 1);
     loss->grad_live = true;
     syn__profile_begin(g, 1);
     for (int i = loss->id; i >= 0 && s == SYN_OK; i--) {
@@ -277,13 +283,15 @@ syn_status syn_graph_backward(syn_graph *g, syn_node *loss) {
                 u->grad = NULL;
             } else if (!u->grad_live) {
                 if (may_write_fresh(be, v, k)) u->grad_fresh = true;
-                else s = be->zero(be, u->grad, (size_t)syn__numel(u) * sizeof(float));
+                else if (!g->dry) s = be->zero(be, u->grad, (size_t)syn__numel(u) * sizeof(float));
                 u->grad_live = true;
             }
         }
-        if (s == SYN_OK) s = be->bwd[v->op](be, v);
+        if (s == SYN_OK && !g->dry) {
+            s = be->bwd[v->op](be, v);
+            syn__profile_node(g, v);
+        }
         for (int k = 0; k < v->n_in; k++) v->in[k]->grad_fresh = false;
-        syn__profile_node(g, v);
     }
     syn__profile_end(g);
     return s;

@@ -21,6 +21,7 @@ syn_status syn_graph_create(syn_params *params, syn_graph **out) {
 void syn_graph_free(syn_graph *g) {
     if (!g) return;
     syn__profile_free(g); /* before the plan: its device marks need the backend */
+    syn__replay_free(g);
     syn__memplan_free(g);
     for (int i = 0; i < g->n; i++) {
         free(g->nodes[i]->in);

@@ -184,7 +184,13 @@ struct syn_graph {
                                     allocation per step */
     bool backward_in_pass;       /* a backward pass ran since this forward pass began */
     struct syn__profile *prof;   /* kernel timing (profile.c), NULL when off */
+    /* steps replayed from captured device graphs (replay.c) */
+    bool replay_on;              /* compiled with cuda_graphs on a backend that can capture */
+    bool dry;                    /* passes do the host bookkeeping only: a replay queues the kernels */
+    struct syn__replay *rp;      /* NULL until the first syn_graph_forward_backward */
 };
+/* Frees the captured graphs (replay.c); before the memory plan. */
+void syn__replay_free(syn_graph *g);
 
 /* Kernel timing (profile.c): a pass begins (dir 0 forward, 1 backward), a
  * node's kernel was queued, the pass ends; no-ops when profiling is off. */

@@ -119,6 +119,13 @@ syn_status syn__cuda_enter(syn_backend *be) {
     return SYN_OK;
 }
 
+/* A call that a CUDA graph cannot record, made while one is captured: the
+ * capture is spoiled (capture_end says why) and the call fails. */
+static syn_status capture_refuse(syn__cuda *cu, const char *what) {
+    if (!cu->capture_spoiled[0]) snprintf(cu->capture_spoiled, sizeof cu->capture_spoiled, "%s", what);
+    return syn__error(SYN_ERR_UNSUPPORTED, "cuda:%d: %s during a CUDA graph capture", cu->index, what);
+}
+
 /* ---- caching allocator -------------------------------------------------------
  * Sizes round up to 512 bytes (to 2 MiB from 1 MiB on), freed blocks stay
  * cached and are handed out again for requests of the same size class (a block
@@ -234,6 +241,8 @@ static syn_status cuda_alloc(syn_backend *be, size_t bytes, void **out) {
     syn__cuda *cu = syn__cu(be);
     if (bytes > ((size_t)1 << 62))
         return syn__error(SYN_ERR_OOM, "cuda:%d: out of memory allocating %zu bytes", cu->index, bytes);
+    /* a block taken now might be freed and handed out again while the graph still uses it */
+    if (cu->capturing) return capture_refuse(cu, "allocating device memory");
     size_t size = cu->no_cache ? (bytes ? bytes : 1) : round_size(bytes);
     pthread_mutex_lock(&cu->lock);
     void *p = NULL;
@@ -282,7 +291,11 @@ static void cuda_free(syn_backend *be, void *p) {
     syn__cuda *cu = syn__cu(be);
     pthread_mutex_lock(&cu->lock);
     size_t size = live_take(cu, p);
-    if (size) {
+    if (size && cu->capturing) { /* cudaFree cannot be recorded: the block waits in the cache */
+        if (!cu->capture_spoiled[0]) snprintf(cu->capture_spoiled, sizeof cu->capture_spoiled, "freeing device memory");
+        cu->stats.in_use -= size;
+        if (!cached_put(cu, p, size)) live_put(cu, p, size); /* (no host memory for the list: kept live) */
+    } else if (size) {
         cu->stats.in_use -= size;
         if (cu->no_cache || !cached_put(cu, p, size)) { /* (or no host memory for the list) */
             /* queued kernels may still use p */
@@ -356,6 +369,7 @@ static syn_status cuda_copy_h2d(syn_backend *be, void *dst, const void *src, siz
     if (!bytes) return SYN_OK;
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
+    if (cu->capturing) return capture_refuse(cu, "a copy from the host");
     if (bytes <= SYN_CUDA_STAGE_MAX) {
         bool staged = false;
         pthread_mutex_lock(&cu->stage_lock);
@@ -375,6 +389,7 @@ static syn_status cuda_copy_d2h(syn_backend *be, void *dst, const void *src, siz
     if (!bytes) return SYN_OK;
     SYN_CUDA_ENTER(be);
     syn__cuda *cu = syn__cu(be);
+    if (cu->capturing) return capture_refuse(cu, "a copy to the host");
     SYN_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu->stream));
     SYN_CUDA_TRY(cudaStreamSynchronize(cu->stream));
     return SYN_OK;
@@ -414,6 +429,7 @@ static syn_status cuda_fill_i32(syn_backend *be, int32_t *dst, int32_t v, int64_
 
 static syn_status cuda_sync(syn_backend *be) {
     SYN_CUDA_ENTER(be);
+    if (syn__cu(be)->capturing) return capture_refuse(syn__cu(be), "waiting for the device");
     SYN_CUDA_TRY(cudaStreamSynchronize(syn__cu(be)->stream));
     return SYN_OK;
 }
@@ -430,6 +446,7 @@ static syn_status cuda_mark_create(syn_backend *be, void **mark) {
 
 static syn_status cuda_mark_record(syn_backend *be, void *mark) {
     SYN_CUDA_ENTER(be);
+    if (syn__cu(be)->capturing) return capture_refuse(syn__cu(be), "a timing mark");
     SYN_CUDA_TRY(cudaEventRecord((cudaEvent_t)mark, syn__cu(be)->stream));
     return SYN_OK;
 }
@@ -484,9 +501,87 @@ static syn_status cuda_workspace(syn_backend *be, size_t bytes, void **out) {
         SYN_TRY(cuda_alloc(be, bytes, &p));
         cu->ws = p;
         cu->ws_bytes = bytes;
+        cu->ws_epoch++;
     }
     *out = cu->ws;
     return SYN_OK;
+}
+
+/* ---- CUDA graphs (be->capture_begin ... replay) --------------------------------- */
+
+typedef struct {
+    cudaGraphExec_t exec;
+    uint64_t ws_epoch; /* the workspace it was captured with */
+} cuda_replay_graph;
+
+/* Thread-local capture mode: another thread's unrelated calls (a loader's
+ * copies on its own stream) neither fail nor spoil it. */
+static syn_status cuda_capture_begin(syn_backend *be) {
+    SYN_CUDA_ENTER(be);
+    syn__cuda *cu = syn__cu(be);
+    if (cu->capturing) return syn__error(SYN_ERR_ARG, "cuda:%d: a CUDA graph capture is already running", cu->index);
+    SYN_CUDA_TRY(cudaStreamBeginCapture(cu->stream, cudaStreamCaptureModeThreadLocal));
+    cu->capturing = true;
+    cu->capture_spoiled[0] = '\0';
+    return SYN_OK;
+}
+
+static syn_status cuda_capture_end(syn_backend *be, bool keep, void **exec) {
+    syn__cuda *cu = syn__cu(be);
+    *exec = NULL;
+    if (!cu->capturing) return syn__error(SYN_ERR_ARG, "cuda:%d: no CUDA graph capture is running", cu->index);
+    cu->capturing = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(cu->stream, &graph);
+    if (e != cudaSuccess || !keep || cu->capture_spoiled[0]) {
+        if (graph) cudaGraphDestroy(graph);
+        if (!keep) {
+            (void)cudaGetLastError();
+            return SYN_OK;
+        }
+        if (cu->capture_spoiled[0]) {
+            (void)cudaGetLastError();
+            return syn__error(SYN_ERR_UNSUPPORTED, "cuda:%d: the CUDA graph capture met %s", cu->index,
+                              cu->capture_spoiled);
+        }
+        return syn__cuda_fail(e, __FILE__, __LINE__, "cudaStreamEndCapture(cu->stream, &graph)");
+    }
+    cuda_replay_graph *r = calloc(1, sizeof *r);
+    if (!r) {
+        cudaGraphDestroy(graph);
+        return syn__error(SYN_ERR_OOM, "cuda:%d: a captured graph", cu->index);
+    }
+    e = cudaGraphInstantiate(&r->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        free(r);
+        return syn__cuda_fail(e, __FILE__, __LINE__, "cudaGraphInstantiate(&r->exec, graph, 0)");
+    }
+    r->ws_epoch = cu->ws_epoch;
+    *exec = r;
+    return SYN_OK;
+}
+
+static syn_status cuda_replay(syn_backend *be, void *exec, bool *stale) {
+    *stale = false;
+    SYN_CUDA_ENTER(be);
+    syn__cuda *cu = syn__cu(be);
+    cuda_replay_graph *r = exec;
+    if (r->ws_epoch != cu->ws_epoch) { /* its workspace went back to the allocator */
+        *stale = true;
+        return SYN_OK;
+    }
+    SYN_CUDA_TRY(cudaGraphLaunch(r->exec, cu->stream));
+    return SYN_OK;
+}
+
+/* A graph still running is freed when it finishes (cudaGraphExecDestroy). */
+static void cuda_replay_free(syn_backend *be, void *exec) {
+    (void)be;
+    cuda_replay_graph *r = exec;
+    if (!r) return;
+    if (cudaGraphExecDestroy(r->exec) != cudaSuccess) (void)cudaGetLastError();
+    free(r);
 }
 
 /* ---- the table ----------------------------------------------------------------- */
@@ -518,6 +613,10 @@ static const syn_backend cuda_template = {
     .sumsq = syn__cuda_sumsq,
     .clip_scale = syn__cuda_clip_scale,
     .metrics = syn__cuda_metrics,
+    .capture_begin = cuda_capture_begin,
+    .capture_end = cuda_capture_end,
+    .replay = cuda_replay,
+    .replay_free = cuda_replay_free,
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},
     .bwd = {SYN_KERNEL_OPS(B)},
     /* the kernels that write a fresh input gradient (syn__grad_add): the

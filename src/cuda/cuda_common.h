@@ -75,6 +75,12 @@ typedef struct {
      * on demand; stream-ordered like everything else on this device */
     void *ws;
     size_t ws_bytes;
+    uint64_t ws_epoch; /* times ws was replaced: a captured graph holds the old one */
+    /* CUDA-graph capture (be->capture_begin .. capture_end, one thread):
+     * allocations, frees and host copies are refused, and the first refusal
+     * is kept to say why the capture failed */
+    bool capturing;
+    char capture_spoiled[256];
     /* cuDNN (conv.cu): the handle, bound to `stream`, created on first use;
      * dnn_lock guards it, the descriptors and the algorithm cache, and is held
      * through each convolution call */

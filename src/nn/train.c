@@ -301,8 +301,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
             if ((s = syn_loader_next(ld, &b)) != SYN_OK || b.n == 0) break;
             if ((s = feed_batch(m, &mi, &b)) != SYN_OK) break;
             if ((s = syn_params_zero_grad(params)) != SYN_OK) break;
-            if ((s = syn_graph_forward(g)) != SYN_OK) break;
-            if ((s = syn_graph_backward(g, m->loss)) != SYN_OK) break;
+            if ((s = syn_graph_forward_backward(g, m->loss)) != SYN_OK) break;
             if (cfg->clip_norm > 0.0f && (s = syn_params_clip_grad_norm(params, cfg->clip_norm, NULL)) != SYN_OK) break;
             if (scheduled) syn_optim_set_lr(opt, syn_schedule_lr(&sched, base_lr, step));
             if ((s = syn_optim_step(opt)) != SYN_OK) break;

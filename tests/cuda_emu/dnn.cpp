@@ -195,6 +195,10 @@ static const cudnnDeterminism_t DET = CUDNN_DETERMINISTIC, NONDET = CUDNN_NON_DE
  * runtime's last error is left set, as the real library leaves it. */
 template <class P>
 static cudnnStatus_t timed(int req, int *ret, P *perf, int fast, int slow, cudnnDeterminism_t fast_det) {
+    if (syn_emu_capture_refuses("cudnnFind")) { /* it times runs: synchronises and allocates */
+        *ret = 0;
+        return CUDNN_STATUS_INTERNAL_ERROR;
+    }
     if (getenv("SYN_EMU_FIND_FAIL") && !strcmp(getenv("SYN_EMU_FIND_FAIL"), "1")) {
         void *p = nullptr;
         (void)cudaMalloc(&p, ~(size_t)0 >> 1); /* fails: cudaErrorMemoryAllocation is the last error now */

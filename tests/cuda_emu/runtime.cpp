@@ -100,6 +100,13 @@ static const struct {
     {cudaErrorNotReady, "cudaErrorNotReady", "device not ready"},
     {cudaErrorIllegalAddress, "cudaErrorIllegalAddress", "an illegal memory access was encountered"},
     {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
+    {cudaErrorIllegalState, "cudaErrorIllegalState", "the operation cannot be performed in the present state"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+     "operation not permitted when stream is capturing"},
+    {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated",
+     "operation failed due to a previous error during capture"},
+    {cudaErrorStreamCaptureUnmatched, "cudaErrorStreamCaptureUnmatched",
+     "capture was not ended in the same stream as it began"},
 };
 const char *cudaGetErrorString(cudaError_t e) {
     for (const auto &x : error_names)
@@ -193,7 +200,37 @@ static bool deferred(void) {
     return on != 0;
 }
 
+/* Stream capture (thread-local mode): the capturing thread's work goes
+ * into the graph, on every stream (the backend uses one). */
+struct syn_emu_graph {
+    std::vector<std::function<void()>> work;
+};
+struct syn_emu_graph_exec {
+    std::shared_ptr<const std::vector<std::function<void()>>> work;
+};
+static thread_local cudaStream_t capture_stream;
+static thread_local syn_emu_graph *capture_graph;
+static thread_local bool capture_invalid; /* a refused call: the capture can only be ended */
+
+bool syn_emu_capture_refuses(const char *what) {
+    if (!capture_stream) return false;
+    syn_emu_trace("%s during stream capture: refused", what);
+    capture_invalid = true;
+    fail(cudaErrorStreamCaptureUnsupported);
+    return true;
+}
+/* Work queued after a refused call fails, as CUDA fails it. */
+static bool capture_dead(void) {
+    if (!capture_stream || !capture_invalid) return false;
+    fail(cudaErrorStreamCaptureInvalidated);
+    return true;
+}
+
 void syn_emu_enqueue(std::function<void()> work) {
+    if (capture_stream) {
+        if (!capture_invalid) capture_graph->work.push_back(std::move(work));
+        return;
+    }
     if (!deferred()) {
         std::lock_guard<std::recursive_mutex> r(run_lock);
         work();
@@ -230,7 +267,7 @@ extern "C" {
 static std::mutex mem_lock;
 static std::map<uintptr_t, size_t> live_device, live_pinned; /* base -> bytes */
 static size_t live_bytes;
-static uint64_t n_mallocs, n_copies, n_memsets, n_syncs;
+static uint64_t n_mallocs, n_copies, n_memsets, n_syncs, n_graph_launches, n_graph_items;
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     std::lock_guard<std::mutex> g(mem_lock);
@@ -243,6 +280,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     if (!p) return fail(cudaErrorInvalidValue);
     *p = nullptr;
     if (dead()) return dead();
+    if (syn_emu_capture_refuses("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     std::lock_guard<std::mutex> g(mem_lock);
     if (n > memory_cap() - live_bytes) return fail(cudaErrorMemoryAllocation);
     syn_emu_trace("cudaMalloc %zu", n);
@@ -257,6 +295,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    if (syn_emu_capture_refuses("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaFree");
     synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
@@ -268,6 +307,7 @@ cudaError_t cudaFree(void *p) {
     return dead();
 }
 cudaError_t cudaMallocHost(void **p, size_t n) {
+    if (syn_emu_capture_refuses("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaMallocHost %zu", n);
     *p = malloc(n ? n : 1);
     if (!*p) return fail(cudaErrorMemoryAllocation);
@@ -277,6 +317,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) {
 }
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
+    if (syn_emu_capture_refuses("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaFreeHost");
     synchronize();
     std::lock_guard<std::mutex> g(mem_lock);
@@ -330,6 +371,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return fail(cudaErrorInvalidValue);
     if (k == cudaMemcpyHostToHost || k == cudaMemcpyDefault) return fail(cudaErrorInvalidValue); /* unused here */
+    if (capture_dead()) return cudaErrorStreamCaptureInvalidated;
+    /* pageable host memory: staged or waited for at the call, which a graph cannot replay */
+    if (((k == cudaMemcpyHostToDevice && !is_pinned(src, n)) || (k == cudaMemcpyDeviceToHost && !is_pinned(dst, n))) &&
+        syn_emu_capture_refuses("cudaMemcpyAsync with pageable host memory"))
+        return cudaErrorStreamCaptureUnsupported;
     const bool to_device = k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToDevice;
     const bool from_device = k == cudaMemcpyDeviceToHost || k == cudaMemcpyDeviceToDevice;
     if (to_device) syn_emu_check_range(dst, n, "cudaMemcpy destination");
@@ -356,6 +402,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s) {
     (void)s;
     if (dead()) return dead();
+    if (capture_dead()) return cudaErrorStreamCaptureInvalidated;
     syn_emu_check_range(dst, n, "cudaMemset");
     count(&n_memsets);
     syn_emu_trace("cudaMemsetAsync %zu", n);
@@ -379,12 +426,14 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (syn_emu_capture_refuses("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
     synchronize();
     delete s;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     (void)s;
+    if (syn_emu_capture_refuses("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaStreamSynchronize");
     count(&n_syncs);
     synchronize();
@@ -392,6 +441,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
     (void)s;
+    if (syn_emu_capture_refuses("cudaStreamQuery")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaStreamQuery");
     bool left = run_queue(true);
     return dead() ? dead() : left ? cudaErrorNotReady : cudaSuccess;
@@ -404,6 +454,8 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     (void)s;
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (dead()) return dead();
+    /* CUDA captures an event record as a node; the backend never needs one, and the emulator does not model it */
+    if (syn_emu_capture_refuses("cudaEventRecord")) return cudaErrorStreamCaptureUnsupported;
     syn_emu_trace("cudaEventRecord");
     e->recorded = true;
     e->done = false;
@@ -415,6 +467,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
+    if (syn_emu_capture_refuses("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     if (!e->recorded) return cudaSuccess;
     syn_emu_trace("cudaEventSynchronize");
     while (!e->done && run_queue(true)) {
@@ -430,8 +483,77 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    if (syn_emu_capture_refuses("cudaEventDestroy")) return cudaErrorStreamCaptureUnsupported;
     synchronize(); /* a queued record may still point at it */
     delete e;
+    return cudaSuccess;
+}
+
+/* ---- graphs: a captured sequence, replayed as one queued item ------------------ */
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode) {
+    if (dead()) return dead();
+    if (!s) return fail(cudaErrorInvalidValue); /* the legacy stream cannot capture */
+    if (mode != cudaStreamCaptureModeThreadLocal) return fail(cudaErrorInvalidValue); /* not modelled */
+    if (capture_stream) return fail(cudaErrorIllegalState);
+    syn_emu_trace("cudaStreamBeginCapture");
+    capture_stream = s;
+    capture_graph = new syn_emu_graph;
+    capture_invalid = false;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    *graph = nullptr;
+    if (!capture_stream) return fail(cudaErrorIllegalState);
+    if (s != capture_stream) return fail(cudaErrorStreamCaptureUnmatched);
+    syn_emu_trace("cudaStreamEndCapture%s", capture_invalid ? ": invalidated" : "");
+    bool invalid = capture_invalid;
+    syn_emu_graph *g = capture_graph;
+    capture_stream = nullptr;
+    capture_graph = nullptr;
+    capture_invalid = false;
+    if (invalid) {
+        delete g;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    if (dead()) {
+        delete g;
+        return dead();
+    }
+    *graph = g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags) {
+    *exec = nullptr;
+    if (!graph || flags) return fail(cudaErrorInvalidValue);
+    if (dead()) return dead();
+    *exec = new syn_emu_graph_exec{std::make_shared<const std::vector<std::function<void()>>>(graph->work)};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    (void)s;
+    if (!exec) return fail(cudaErrorInvalidResourceHandle);
+    if (dead()) return dead();
+    if (syn_emu_capture_refuses("cudaGraphLaunch")) return cudaErrorStreamCaptureUnsupported;
+    syn_emu_trace("cudaGraphLaunch %zu items", exec->work->size());
+    {
+        std::lock_guard<std::mutex> g(mem_lock);
+        n_graph_launches++;
+        n_graph_items += exec->work->size();
+    }
+    auto work = exec->work; /* stays alive if the exec is destroyed before the queue reaches it */
+    syn_emu_enqueue([work] {
+        for (const auto &item : *work)
+            if (!dead()) item();
+    });
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    delete exec;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
     return cudaSuccess;
 }
 
@@ -728,7 +850,7 @@ void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream) {
         fail(cudaErrorInvalidConfiguration);
         return;
     }
-    if (dead()) {
+    if (dead() || capture_dead()) {
         d->release(d->ctx);
         return;
     }
@@ -756,5 +878,7 @@ extern "C" void syn_emu_get_stats(syn_emu_stats *out) {
     out->copies = n_copies;
     out->memsets = n_memsets;
     out->syncs = n_syncs;
+    out->graph_launches = n_graph_launches;
+    out->graph_items = n_graph_items;
     out->live_bytes = live_bytes;
 }

@@ -139,6 +139,61 @@ START_TEST(work_runs_at_synchronisation) {
 }
 END_TEST
 
+/* Stream capture (CUDA graphs): the capturing thread's work is recorded, not
+ * run; a launched graph runs it again each time; calls CUDA refuses during a
+ * capture (waits, allocations, copies to pageable memory) fail and invalidate
+ * it, later work fails too, and ending it says so. */
+START_TEST(capture_records_and_replays) {
+    cudaStream_t s;
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ex = NULL;
+    unsigned long long *c = dev_alloc(sizeof *c), got = 1;
+    void *p = NULL;
+    ck_assert_int_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    ck_assert_int_eq(cudaMemsetAsync(c, 0, sizeof *c, s), cudaSuccess);
+    ck_assert_int_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ck_assert_int_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaErrorIllegalState);
+    ck_assert_int_eq(cudaGetLastError(), cudaErrorIllegalState);
+    ck_assert_int_eq(emu_count(c, 2, 32), cudaSuccess);
+    ck_assert_int_eq(cudaStreamEndCapture(s, &g), cudaSuccess);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(cudaMemcpyAsync(&got, c, sizeof got, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    ck_assert_uint_eq(got, 0); /* recorded, not run */
+    ck_assert_int_eq(cudaGraphInstantiate(&ex, g, 0), cudaSuccess);
+    ck_assert_int_eq(cudaGraphDestroy(g), cudaSuccess); /* the exec keeps its own copy */
+    syn_emu_stats before, after;
+    syn_emu_get_stats(&before);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(cudaGraphLaunch(ex, s), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(&got, c, sizeof got, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    ck_assert_uint_eq(got, 3 * 64);
+    syn_emu_get_stats(&after);
+    ck_assert_uint_eq(after.graph_launches - before.graph_launches, 3);
+    ck_assert_uint_eq(after.launches - before.launches, 0); /* a replay submits nothing new */
+    ck_assert_int_eq(cudaGraphExecDestroy(ex), cudaSuccess);
+    /* refused: a wait, then the work after it; ending says the capture is invalid */
+    ck_assert_int_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ck_assert_int_eq(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    ck_assert_int_eq(emu_count(c, 1, 32), cudaErrorStreamCaptureInvalidated);
+    ck_assert_int_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    ck_assert_ptr_null(g);
+    (void)cudaGetLastError();
+    ck_assert_int_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    ck_assert_int_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(&got, c, sizeof got, cudaMemcpyDeviceToHost, s),
+                     cudaErrorStreamCaptureUnsupported);
+    ck_assert_int_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    /* nothing of the refused captures ran */
+    ck_assert_int_eq(cudaMemcpyAsync(&got, c, sizeof got, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    ck_assert_uint_eq(got, 3 * 64);
+    ck_assert_int_eq(cudaStreamDestroy(s), cudaSuccess);
+    cudaFree(c);
+}
+END_TEST
+
 /* Synapse's CUDA backend meets a sticky fault (#3: an illegal address marks
  * the backend unusable and says so): the call that sees it fails with the
  * CUDA error, every later call on that device names the first error, freeing
@@ -339,6 +394,7 @@ int main(void) {
     tcase_add_test(tc, grid_stride_and_atomics);
     tcase_add_test(tc, launch_and_memory_errors);
     tcase_add_test(tc, work_runs_at_synchronisation);
+    tcase_add_test(tc, capture_records_and_replays);
     tcase_add_test(tc, sticky_fault_marks_backend_unusable);
     tcase_add_test(tc, fault_mid_training_step);
     tcase_add_test(tc, zero_grad_is_fused);

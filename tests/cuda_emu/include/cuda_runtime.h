@@ -27,11 +27,18 @@ typedef enum cudaError {
     cudaErrorNotReady = 600, cudaErrorIllegalAddress = 700, cudaErrorLaunchTimeout = 702,
     cudaErrorContextIsDestroyed = 709, cudaErrorAssert = 710, cudaErrorHardwareStackError = 714,
     cudaErrorIllegalInstruction = 715, cudaErrorMisalignedAddress = 716, cudaErrorInvalidAddressSpace = 717,
-    cudaErrorInvalidPc = 718, cudaErrorLaunchFailure = 719
+    cudaErrorInvalidPc = 718, cudaErrorLaunchFailure = 719, cudaErrorIllegalState = 401,
+    cudaErrorStreamCaptureUnsupported = 900, cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureUnmatched = 903
 } cudaError_t;
 
 typedef struct syn_emu_stream *cudaStream_t;
 typedef struct syn_emu_event *cudaEvent_t;
+typedef struct syn_emu_graph *cudaGraph_t;
+typedef struct syn_emu_graph_exec *cudaGraphExec_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2
+};
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice, cudaMemcpyDefault
 };
@@ -63,6 +70,13 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t stop);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 
+/* Stream capture, thread-local mode only: see runtime.cpp. */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaMalloc(void **p, size_t n);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMallocHost(void **p, size_t n);
@@ -89,6 +103,7 @@ typedef struct {
     uint64_t launches, fiber_blocks, plain_blocks; /* kernels, and their blocks by how they ran */
     uint64_t copies, memsets, mallocs;             /* cudaMemcpyAsync, cudaMemsetAsync, cudaMalloc */
     uint64_t syncs;                                /* cudaStreamSynchronize: the host waits for all queued work */
+    uint64_t graph_launches, graph_items;          /* cudaGraphLaunch calls, and the work items they replayed */
     size_t live_bytes;
 } syn_emu_stats;
 void syn_emu_get_stats(syn_emu_stats *out);
@@ -167,8 +182,13 @@ struct syn_emu_launch_desc {
  * queues the launch on the stream. */
 void syn_emu_submit(const syn_emu_launch_desc *d, cudaStream_t stream);
 /* Queues device work (the libraries' calls); it runs in order with the
- * launches and copies, at the next synchronisation point. */
+ * launches and copies, at the next synchronisation point. While the calling
+ * thread captures a stream, the work is recorded into the graph instead. */
 void syn_emu_enqueue(std::function<void()> work);
+/* True (and the capture invalidated, cudaErrorStreamCaptureUnsupported the
+ * last error) when the calling thread is capturing: for calls CUDA refuses
+ * during a capture, such as cudnnFind's timing runs. */
+bool syn_emu_capture_refuses(const char *what);
 
 /* With SYN_EMU_TRACE=FILE ("-": stderr), one line per host call that queues
  * device work or waits for it, in call order: what a profiler's API trace
