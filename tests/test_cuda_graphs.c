@@ -233,6 +233,40 @@ START_TEST(workspace_replaced_recaptures) {
 }
 END_TEST
 
+/* The character model's training loop (syn_charlm_train: the state carried
+ * between windows by a device copy, reset from the host when the streams
+ * wrap, clipping and Adam between replays): the same bits per byte and
+ * parameters with and without graphs, and every step after the first replayed. */
+START_TEST(charlm_replays_match_eager) {
+    static const char line[] = "the quick brown fox jumps over the lazy dog; ";
+    size_t n = 12 * (sizeof line - 1); /* 10 windows of the streams: step 11 starts them over */
+    uint8_t *text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    for (size_t i = 0; i < n; i++) text[i] = (uint8_t)line[i % (sizeof line - 1)];
+    syn_charlm_config mc = {SYN_RNN_LSTM, 8, 16, 2, 0.0f};
+    syn_charlm *m[2];
+    syn_charlm_result res[2];
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_charlm_create(&mc, syn_cuda(0), tu_seed() ^ 0xC4A7ull, &m[k]));
+        syn_charlm_train_config tc = {4, 12, 12, 1e-2f, 5.0f, 6, 0, 1, NULL, k == 1};
+        size_t nt = n - n / 10;
+        TU_OK(syn_charlm_train(m[k], text, nt, text + nt, n - nt, &tc, &res[k]));
+    }
+    cu_check_close("charlm graphs (as cuda) vs eager (as cpu): train bits per byte", &res[1].train_bpb,
+                   &res[0].train_bpb, 1, TOL, tu_max_rel_err);
+    cu_check_close("charlm graphs (as cuda) vs eager (as cpu): validation bits per byte", &res[1].val_bpb,
+                   &res[0].val_bpb, 1, TOL, tu_max_rel_err);
+    cu_compare_params(syn_charlm_params(m[1]), syn_charlm_params(m[0]), false, "charlm graphs vs eager", TOL,
+                      tu_max_rel_err);
+    ck_assert_msg(res[1].cuda_graph_replays == 11, "replays %lld, want 11 (%s)",
+                  (long long)res[1].cuda_graph_replays, res[1].cuda_graphs_off);
+    ck_assert_int_eq(res[0].cuda_graph_replays, 0);
+    syn_charlm_free(m[0]);
+    syn_charlm_free(m[1]);
+    free(text);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cuda_graphs");
     TCase *tc = tcase_create("replay");
@@ -244,6 +278,7 @@ int main(void) {
     CU_ADD_TEST(tc, failed_capture_runs_as_usual);
     CU_ADD_TEST(tc, dropout_is_not_captured);
     CU_ADD_TEST(tc, workspace_replaced_recaptures);
+    CU_ADD_TEST(tc, charlm_replays_match_eager);
     suite_add_tcase(s, tc);
     return cu_run(s);
 }

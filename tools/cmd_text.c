@@ -33,6 +33,7 @@ static const char charlm_usage[] =
     "  --eval-bytes N        validate on the first N validation bytes (default all)\n"
     "  --seed S              initialisation and dropout (default 1)\n"
     "  --device D            cpu|cuda|cuda:N (default cpu)\n"
+    "  --cuda-graphs         on a GPU, replay each step's forward and backward from a CUDA graph\n"
     "  --save FILE           write the model (safetensors) at the end\n"
     "  --sample N            print N bytes generated after the training (default 200)\n"
     "  --quiet               no progress lines\n"
@@ -52,7 +53,8 @@ static const char complete_usage[] =
     "  --device D            cpu|cuda|cuda:N (default cpu)\n";
 
 enum { O_DATA = 256, O_FDIR, O_CELL, O_EMBED, O_HIDDEN, O_LAYERS, O_DROPOUT, O_BATCH, O_SEQ, O_STEPS, O_LR, O_CLIP,
-       O_EVAL, O_EVAL_BYTES, O_SEED, O_DEVICE, O_SAVE, O_SAMPLE, O_QUIET, O_HELP, O_GREEDY, O_TEMP, O_TOPK };
+       O_EVAL, O_EVAL_BYTES, O_SEED, O_DEVICE, O_SAVE, O_SAMPLE, O_QUIET, O_HELP, O_GREEDY, O_TEMP, O_TOPK,
+       O_GRAPHS };
 
 static int parse_cell(const char *s, syn_rnn_mode *m) {
     if (strcmp(s, "lstm") == 0) *m = SYN_RNN_LSTM;
@@ -75,10 +77,10 @@ int cmd_charlm(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},         {"device", required_argument, 0, O_DEVICE},
         {"save", required_argument, 0, O_SAVE},         {"sample", required_argument, 0, O_SAMPLE},
         {"quiet", no_argument, 0, O_QUIET},             {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
+        {"cuda-graphs", no_argument, 0, O_GRAPHS},      {0, 0, 0, 0}};
     const char *data = "fortunes", *fdir = NULL, *device = "cpu", *save = NULL;
     syn_charlm_config mc = {SYN_RNN_LSTM, 128, 512, 2, 0.0f};
-    syn_charlm_train_config tc = {64, 128, 3000, 2e-3f, 5.0f, 500, 0, 1, stderr};
+    syn_charlm_train_config tc = {64, 128, 3000, 2e-3f, 5.0f, 500, 0, 1, stderr, false};
     int64_t v, sample = 200;
     float f;
     bool quiet = false;
@@ -118,6 +120,7 @@ int cmd_charlm(int argc, char **argv) {
         case O_DEVICE: device = a; break;
         case O_SAVE: save = a; break;
         case O_QUIET: quiet = true; break;
+        case O_GRAPHS: tc.cuda_graphs = true; break;
         case O_HELP: fputs(charlm_usage, stdout); return 0;
         default: return usage_error(charlm_usage, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -162,6 +165,14 @@ int cmd_charlm(int argc, char **argv) {
     json_num("val_bpb", res.val_bpb >= 0 ? res.val_bpb : NAN, "%.4f");
     json_num("seconds", res.seconds, "%.2f");
     json_num("bytes_per_s", res.bytes_per_s, "%.0f");
+    if (tc.cuda_graphs) {
+        printf(",\"cuda_graph_replays\":%lld", (long long)res.cuda_graph_replays);
+        if (res.cuda_graphs_off[0]) {
+            char why[256];
+            json_clean_string(why, sizeof why, res.cuda_graphs_off);
+            printf(",\"cuda_graphs_off\":\"%s\"", why);
+        }
+    }
     if (save) {
         char sv[512];
         json_clean_string(sv, sizeof sv, save);

@@ -546,8 +546,8 @@ class GraphTrain(Train):
         if dev.type == "cpu":  # the reference for verify: the same steps without a graph
             return super().build(dev, B, T)
         s = super().build(dev, B, T)
-        if self.net == "cnn":
-            s["opt"] = torch.optim.Adam(s["m"].parameters(), lr=1e-3, capturable=True)
+        if self.net in ("cnn", "charlm"):
+            s["opt"] = torch.optim.Adam(s["m"].parameters(), lr=1e-3 if self.net == "cnn" else 2e-3, capturable=True)
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):
@@ -593,6 +593,8 @@ WORKLOADS = [
                what="MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph"),
     GraphTrain("cnn_fmnist_graph", "cnn", 128, 128, 16, 32,
                what="Fashion-MNIST CNN 1x28x28 (2x conv3x3+BN+ReLU+maxpool, FC128, FC10), Adam 1e-3, CUDA graph"),
+    GraphTrain("char_lstm_graph", "charlm", 64, 16, 4, 4, seq=(128, 32, 8, 16),
+               what="char-LSTM emb 128, 2x512 LSTM, decoder 256, Adam 2e-3, clip 5, CUDA graph", defaults=(1, 5, 3, 20)),
 ]
 
 

@@ -46,6 +46,8 @@ typedef struct {
     int64_t eval_bytes;   /* validation on the first N bytes of val (0: all) */
     uint64_t seed;        /* dropout */
     FILE *out;            /* progress lines (NULL: none) */
+    bool cuda_graphs;     /* on a GPU, each step's forward and backward replayed from a CUDA graph
+                             (syn_compile_opts.cuda_graphs; not with dropout) */
 } syn_charlm_train_config;
 
 typedef struct {
@@ -54,6 +56,8 @@ typedef struct {
     float val_bpb;        /* bits per byte on the validation text (-1: none) */
     double seconds;
     double bytes_per_s;   /* training bytes per second */
+    int64_t cuda_graph_replays; /* steps replayed from a CUDA graph (cuda_graphs) */
+    char cuda_graphs_off[256];  /* why none were, with cuda_graphs ("" otherwise) */
 } syn_charlm_result;
 
 /* Trains on `train` cut into `batch` contiguous streams, `seq` bytes per step,

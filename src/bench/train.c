@@ -3,7 +3,8 @@
  * (SGD), the Fashion-MNIST CNN of models/fmnist_cnn.cfg (Adam), ResNet-18
  * CIFAR (SGD momentum), char-LSTM 2x512 (Adam, clip 5), DCGAN-64 (one D step
  * and one G step, Adam; gan.h's trainer); and on a GPU the MLPs and the CNN
- * with forward and backward replayed from a CUDA graph (*_graph).
+ * and the char-LSTM with forward and backward replayed from a CUDA graph
+ * (*_graph).
  *
  * Verification before timing, at a small batch: the loss of the first steps
  * is finite and (where a fixed batch must be learnt) falls; on a GPU the
@@ -329,14 +330,18 @@ static const train_arg dcgan = {NET_DCGAN64, 128, 16, 2, 4, 0, 0, 0, 0, false,
                                 false};
 
 /* ANCHORS.md's "with CUDA graph" column: the same steps, forward and
- * backward replayed from one captured CUDA graph; zero_grad and the optimizer
- * step still launch as usual (a fused launch each). */
+ * backward replayed from one captured CUDA graph; zero_grad, clipping and the
+ * optimizer step still launch as usual (a fused launch or two each). */
 static const train_arg mlp128_graph = {NET_MLP, 128, 128, 128, 64, 0, 0, 0, 0, true,
                                        "MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph", 0, true};
 static const train_arg mlp1024_graph = {NET_MLP, 1024, 1024, 128, 64, 0, 0, 0, 0, true,
                                         "MLP 784-1024-1024-10 ReLU, SGD lr 0.01, CUDA graph", 0, true};
 static const train_arg cnn_graph = {NET_FMNIST_CNN, 128, 128, 16, 32, 0, 0, 0, 0, true,
                                     "models/fmnist_cnn.cfg 1x28x28, Adam 1e-3, CUDA graph", 0, true};
+/* 128 steps x 2 layers of a GEMM and a cell kernel each way: launch-bound without a graph */
+static const train_arg lstm_graph = {NET_CHARLM, 64, 16, 4, 4, 128, 32, 8, 16, true,
+                                     "char-LSTM emb 128, 2x512 LSTM, decoder 256, Adam 2e-3, clip 5, CUDA graph", 0,
+                                     true};
 
 const syn_bench_workload syn__bench_train[] = {
     {"mlp_b128", "train", "MLP 784-1024-1024-10 training step, batch 128, SGD", train_setup, train_verify, train_step,
@@ -357,5 +362,7 @@ const syn_bench_workload syn__bench_train[] = {
      train_setup, train_verify, train_step, train_finish, train_teardown, 2, 10, 10, 100, &mlp1024_graph},
     {"cnn_fmnist_graph", "train", "cnn_fmnist with forward and backward replayed from a CUDA graph (GPU only)",
      train_setup, train_verify, train_step, train_finish, train_teardown, 2, 10, 10, 100, &cnn_graph},
+    {"char_lstm_graph", "train", "char_lstm with forward and backward replayed from a CUDA graph (GPU only)",
+     train_setup, train_verify, train_step, train_finish, train_teardown, 2, 5, 3, 20, &lstm_graph},
 };
 const int syn__bench_n_train = (int)(sizeof syn__bench_train / sizeof syn__bench_train[0]);

@@ -131,7 +131,7 @@ typedef struct {
     syn_graph *g;
     syn_node *tok, *lab, *state, *state_out, *logits, *loss;
     int64_t B, T;
-    bool train;
+    bool train, graphs;
 } lm_graph;
 
 struct syn_charlm {
@@ -149,8 +149,9 @@ static void graph_free(lm_graph *l) {
     memset(l, 0, sizeof *l);
 }
 
-static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, bool train, bool with_loss) {
-    if (l->g && l->B == B && l->T == T) return SYN_OK;
+static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, bool train, bool with_loss,
+                              bool graphs) {
+    if (l->g && l->B == B && l->T == T && l->graphs == graphs) return SYN_OK;
     graph_free(l);
     SYN_TRY(syn_graph_create(m->params, &l->g));
     syn_graph *g = l->g;
@@ -168,7 +169,7 @@ static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, 
     syn_status s = syn_graph_status(g);
     if (s == SYN_OK) s = syn_graph_keep(g, l->logits);
     if (s == SYN_OK) s = syn_graph_keep(g, l->state_out);
-    syn_compile_opts o = {.inference = !train};
+    syn_compile_opts o = {.inference = !train, .cuda_graphs = graphs};
     if (s == SYN_OK) s = syn_graph_compile(g, m->dev, &o);
     if (s != SYN_OK) {
         graph_free(l);
@@ -178,6 +179,7 @@ static syn_status graph_build(syn_charlm *m, lm_graph *l, int64_t B, int64_t T, 
     l->B = B;
     l->T = T;
     l->train = train;
+    l->graphs = graphs;
     return SYN_OK;
 }
 
@@ -195,7 +197,7 @@ syn_status syn_charlm_create(const syn_charlm_config *cfg, syn_device dev, uint6
     m->S = cfg->mode == SYN_RNN_LSTM ? 2 * cfg->hidden : cfg->hidden;
     syn_status s = syn_params_create(dev, seed, &m->params);
     /* the generation graph creates every parameter, in a fixed order */
-    if (s == SYN_OK) s = graph_build(m, &m->gen, 1, 1, false, false);
+    if (s == SYN_OK) s = graph_build(m, &m->gen, 1, 1, false, false, false);
     if (s != SYN_OK) {
         syn_charlm_free(m);
         return s;
@@ -259,8 +261,7 @@ static syn_status run_window(lm_graph *l, const host_bufs *h, bool fresh) {
     if (s == SYN_OK) s = syn_graph_feed(l->g, l->lab, h->lab, syn_shape1(l->B * l->T));
     if (s == SYN_OK) s = fresh ? syn_graph_feed(l->g, l->state, h->state, syn_node_shape(l->state))
                                : syn_graph_feed_node(l->g, l->state, l->state_out);
-    if (s == SYN_OK) s = syn_graph_forward(l->g);
-    if (s == SYN_OK && l->train) s = syn_graph_backward(l->g, l->loss);
+    if (s == SYN_OK) s = l->train ? syn_graph_forward_backward(l->g, l->loss) : syn_graph_forward(l->g);
     return s;
 }
 
@@ -271,7 +272,7 @@ syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n
     if (Ls < 1) return syn__error(SYN_ERR_ARG, "charlm: %zu bytes are too few for %lld streams", n, (long long)batch);
     if (seq > Ls) seq = Ls;
     int64_t W = Ls / seq;
-    SYN_TRY(graph_build(m, &m->eval, batch, seq, false, true));
+    SYN_TRY(graph_build(m, &m->eval, batch, seq, false, true, false));
     host_bufs h;
     SYN_TRY(bufs_make(&h, batch, seq, batch * m->cfg.layers * m->S));
     double sum = 0;
@@ -308,7 +309,7 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
         return syn__error(SYN_ERR_ARG, "charlm train: %zu bytes are too few for %lld streams of %lld", n_train,
                           (long long)B, (long long)T);
     int64_t W = Ls / T;
-    SYN_TRY(graph_build(m, &m->train, B, T, true, true));
+    SYN_TRY(graph_build(m, &m->train, B, T, true, true, cfg->cuda_graphs));
     syn_graph_set_seed(m->train.g, cfg->seed);
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
     oc.lr = cfg->lr;
@@ -357,6 +358,8 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
     }
     res->seconds = now_s() - t0;
     res->bytes_per_s = train_time > 0 ? (double)(res->steps * B * T) / train_time : 0;
+    res->cuda_graph_replays = syn_graph_replays(m->train.g, res->cuda_graphs_off, sizeof res->cuda_graphs_off);
+    if (!cfg->cuda_graphs) res->cuda_graphs_off[0] = '\0';
     bufs_free(&h);
     syn_optim_free(opt);
     return s;
