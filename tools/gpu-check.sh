@@ -358,6 +358,38 @@ print("; ".join(out) or "no results")' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
     fi
 fi
 
+# ---- the issues' speed targets, read off the bench run above (GPU rows): MLP b128 <= 0.3 ms
+# without graph capture (#3), the small CNN <= 0.7 ms (#4; eager or with a CUDA graph),
+# ResNet-18 b256 >= 1.1x PyTorch (#4), DCGAN-64 >= 1.0x (#5), char-LSTM >= 1.0x PyTorch's
+# eager cuDNN step (#6; eager or with a CUDA graph).
+if [ "${BENCH_ALL:-1}" != 0 ] && [ "$DEV" != cpu ] && [ -s "$LOG/bench_all.jsonl" ]; then
+    res=$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+gpu = lambda r: r["device"].startswith("cuda") and r["status"] == "ok"
+syn = {r["workload"]: r["median_ms"] for r in rows if r["impl"] == "synapse" and gpu(r)}
+pt = {r["workload"]: r["median_ms"] for r in rows if r["impl"] == "pytorch" and gpu(r)}
+out, ok = [], True
+def ms(name, w, limit, also=None):
+    global ok
+    best = min([syn[k] for k in (w, also) if k and k in syn] or [float("inf")])
+    ok &= best <= limit
+    out.append("%s %s ms (<= %g)" % (name, "%.3f" % best if best < float("inf") else "none", limit))
+def ratio(name, w, need, also=None):
+    global ok
+    r = max([pt[w] / syn[k] for k in (w, also) if k and k in syn and w in pt] or [0.0])
+    ok &= r >= need
+    out.append("%s %.2fx (>= %g)" % (name, r, need))
+ms("mlp", "mlp_b128", 0.3)
+ms("cnn", "cnn_fmnist", 0.7, "cnn_fmnist_graph")
+ratio("resnet18", "resnet18_cifar", 1.1)
+ratio("dcgan64", "dcgan64", 1.0)
+ratio("lstm", "char_lstm", 1.0, "char_lstm_graph")
+print(("PASS " if ok else "FAIL ") + "; ".join(out))' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
+    case ${res%% *} in PASS|FAIL) st=${res%% *} ;; *) st=FAIL ;; esac
+    record "speed targets" "$st" "${res#* }" 0
+fi
+
 # ---- where the GPU time goes: `synapse bench --profile` on the GPU workloads (a table per
 # graph of device ms per step by op, in profile.log), so that a missed speed target can be
 # worked on without another GPU run. PROFILE=0 skips it; PROFILE_TIMEOUT (default 120 s).
