@@ -9,7 +9,7 @@
 # (else ./gpu-check-logs); a summary table is printed last; the exit status is
 # 1 if any step failed. Steps can be shortened or skipped: SUITES=0,
 # SANITIZE=0, EPOCHS (the MLP; 0 skips), CNN_EPOCHS, RESNET_EPOCHS,
-# CHARLM_STEPS, GAN_EPOCHS, EXAMPLES=0, BENCH_ALL=0, PROFILE=0, FUSE_AB=0. Everything at once does not fit
+# CHARLM_STEPS, GAN_EPOCHS, GRAPH_EPOCHS, EXAMPLES=0, BENCH_ALL=0, PROFILE=0, FUSE_AB=0. Everything at once does not fit
 # one 10-minute call: split it, e.g. (estimates, not yet measured on a GPU)
 #   RESNET_EPOCHS=0 BENCH_ALL=0 PROFILE=0 tools/gpu-check.sh   suites, sanitizers, MLP, CNN, GAN, char-LSTM
 #   SUITES=0 SANITIZE=0 EPOCHS=0 CNN_EPOCHS=0 CHARLM_STEPS=0 GAN_EPOCHS=0 EXAMPLES=0 tools/gpu-check.sh
@@ -201,6 +201,26 @@ except Exception as e: print("FAIL no JSON result (%s)" % e)' "$LOG/$name.json" 
     [ $rc -ne 0 ] && res="FAIL exit $rc (see $name.log)"
     record "$name" "${res%% *}" "${res#* } (need >= $min)" $(($(now) - t0))
 }
+json_field() { python3 -c 'import json,sys
+try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
+except Exception: print("none")' "$1" "$2"; }
+
+# The MLP again with every step after the second replayed from a CUDA graph (--cuda-graphs):
+# real data, partial last batches, an accuracy a broken replay could not reach, and the
+# replays counted in the JSON line. GRAPH_EPOCHS=0 skips it.
+if [ -n "$DATA" ] && [ "${GRAPH_EPOCHS:-3}" -gt 0 ] && [ "$DEV" != cpu ] && ! over "train mlp cuda-graphs"; then
+    t0=$(now)
+    run_syn timeout "$(cap 120)" "$B/synapse" train --device "$DEV" --epochs "${GRAPH_EPOCHS:-3}" --cuda-graphs \
+        --data-dir "$DATA" >"$LOG/train_graphs.json" 2>"$LOG/train_graphs.log"
+    rc=$?
+    acc=$(json_field "$LOG/train_graphs.json" test_accuracy) reps=$(json_field "$LOG/train_graphs.json" cuda_graph_replays)
+    off=$(json_field "$LOG/train_graphs.json" cuda_graphs_off)
+    case $off in None|none) off="" ;; *) off="; $off" ;; esac
+    ok=$(python3 -c "import sys; a, r = sys.argv[1], sys.argv[2]
+print(1 if a not in ('None','none') and float(a) >= 0.85 and r not in ('None','none') and int(r) > 0 else 0)" "$acc" "$reps")
+    if [ $rc -eq 0 ] && [ "$ok" = 1 ]; then record "train mlp cuda-graphs" PASS "acc $acc, $reps steps replayed" $(($(now) - t0))
+    else record "train mlp cuda-graphs" FAIL "exit $rc, acc $acc (need >= 0.85), $reps replayed$off" $(($(now) - t0)); fi
+fi
 if [ -n "$DATA" ] && [ "${CNN_EPOCHS:-10}" -gt 0 ]; then
     train_run "train cnn" 0.915 300 models/fmnist_cnn.cfg --epochs "${CNN_EPOCHS:-10}" --schedule cosine
 fi
@@ -208,10 +228,6 @@ if [ -n "$DATA" ] && [ "${RESNET_EPOCHS:-15}" -gt 0 ]; then
     train_run "train resnet18" 0.946 540 models/resnet18.cfg --epochs "${RESNET_EPOCHS:-15}" --batch-size 256 \
         --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule onecycle --crop-pad 2 --flip
 fi
-
-json_field() { python3 -c 'import json,sys
-try: print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get(sys.argv[2]))
-except Exception: print("none")' "$1" "$2"; }
 
 # ---- DCGAN-28 on Fashion-MNIST with its Inception-Score analogue (#5: >= 5.6 after 10
 # epochs; PyTorch 5.62). GAN_EPOCHS=0 skips it; GAN_ARGS adds options (a dry run on the CPU:

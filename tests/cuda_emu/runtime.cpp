@@ -727,13 +727,25 @@ void syn_emu_warp_xor(void *v, size_t size, unsigned mask, int lane_mask) {
     memcpy(v, &theirs, size);
 }
 
+/* SYN_EMU_ORDER=reverse: threads between barriers and blocks after block 0
+ * run last to first, so that a kernel relying on the order (a thread reading
+ * what a lower one wrote without a barrier, a block reading what an earlier
+ * block wrote) gives other results; a GPU promises no order. */
+static bool reverse_order(void) {
+    static const bool on = getenv("SYN_EMU_ORDER") && strcmp(getenv("SYN_EMU_ORDER"), "reverse") == 0;
+    return on;
+}
+
 /* Runs the current block's threads as fibers until all have returned. */
 static void run_block_fibers(void) {
     const int n = S.n;
+    const bool rev = reverse_order();
     for (int i = 0; i < n; i++) start_fiber(i);
     for (;;) {
-        for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            int i = rev ? n - 1 - k : k;
             if (S.f[i].state == F_READY) resume(i);
+        }
         int alive = 0, at_block = 0;
         for (int i = 0; i < n; i++) {
             alive += S.f[i].state != F_DONE;
@@ -779,7 +791,9 @@ static void run_block_fibers(void) {
 
 static void run_block_plain(void) {
     S.plain = true;
-    for (int i = 0; i < S.n; i++) {
+    const bool rev = reverse_order();
+    for (int k = 0; k < S.n; k++) {
+        int i = rev ? S.n - 1 - k : k;
         S.cur = i;
         set_thread_index(i);
         S.d->body(S.d->ctx);
@@ -821,19 +835,19 @@ static void run_launch(const syn_emu_launch_desc *d) {
     gridDim = g;
     bool fibers = true;
     uint64_t nf = 0, np = 0;
-    for (unsigned z = 0; z < g.z; z++)
-        for (unsigned y = 0; y < g.y; y++)
-            for (unsigned x = 0; x < g.x; x++) {
-                blockIdx = dim3(x, y, z);
-                if (fibers) {
-                    run_block_fibers();
-                    nf++;
-                    fibers = S.synced; /* block 0 decides */
-                } else {
-                    run_block_plain();
-                    np++;
-                }
-            }
+    const uint64_t nb = (uint64_t)g.x * g.y * g.z;
+    for (uint64_t k = 0; k < nb; k++) {
+        uint64_t lin = k == 0 || !reverse_order() ? k : nb - k; /* block 0 first: it decides */
+        blockIdx = dim3((unsigned)(lin % g.x), (unsigned)(lin / g.x % g.y), (unsigned)(lin / g.x / g.y));
+        if (fibers) {
+            run_block_fibers();
+            nf++;
+            fibers = S.synced; /* block 0 decides */
+        } else {
+            run_block_plain();
+            np++;
+        }
+    }
     S.d = nullptr;
     std::lock_guard<std::mutex> lk(stats_lock);
     total_fiber_blocks += nf;

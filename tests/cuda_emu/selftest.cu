@@ -40,6 +40,10 @@ static __global__ void fill_kernel(float *x, int64_t n, float v) {
 }
 
 static __global__ void count_kernel(unsigned long long *c) { atomicAdd(c, 1ull); }
+/* Each thread stamps the order it ran in (a race on a GPU: for the emulator's own test). */
+static __global__ void order_kernel(int *stamp, int *next) {
+    stamp[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(next, 1);
+}
 
 /* Misuse, each reported by the emulator (and a hang or undefined on a GPU). */
 static __global__ void split_barrier_kernel(float *x) {
@@ -71,6 +75,10 @@ cudaError_t emu_fill(float *x, int64_t n, float v, unsigned blocks, unsigned thr
 }
 cudaError_t emu_count(unsigned long long *c, unsigned blocks, unsigned threads) {
     count_kernel<<<blocks, threads>>>(c);
+    return cudaGetLastError();
+}
+cudaError_t emu_order(int *stamp, int *next, unsigned blocks, unsigned threads) {
+    order_kernel<<<blocks, threads>>>(stamp, next);
     return cudaGetLastError();
 }
 cudaError_t emu_split_barrier(float *x) {

@@ -18,6 +18,7 @@ cudaError_t emu_sums(const float *x, double *out, int blocks, int threads, int p
 cudaError_t emu_ids(uint32_t *out, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz);
 cudaError_t emu_fill(float *x, int64_t n, float v, unsigned blocks, unsigned threads);
 cudaError_t emu_count(unsigned long long *c, unsigned blocks, unsigned threads);
+cudaError_t emu_order(int *stamp, int *next, unsigned blocks, unsigned threads);
 cudaError_t emu_split_barrier(float *x);
 cudaError_t emu_exited_lanes(float *x);
 cudaError_t emu_late_sync(float *x);
@@ -136,6 +137,24 @@ START_TEST(work_runs_at_synchronisation) {
     cudaEventDestroy(b);
     cudaFreeHost(pinned);
     cudaFree(d);
+}
+END_TEST
+
+/* The order threads and blocks run in: first to last, or with
+ * SYN_EMU_ORDER=reverse block 0 first (it decides how the rest run), then
+ * the others last to first, each block's threads last to first. */
+START_TEST(run_order) {
+    const char *o = getenv("SYN_EMU_ORDER");
+    const bool rev = o && strcmp(o, "reverse") == 0;
+    int *stamp = dev_alloc(12 * sizeof(int)), *next = dev_alloc(sizeof(int)), h[12];
+    ck_assert_int_eq(cudaMemsetAsync(next, 0, sizeof(int), NULL), cudaSuccess);
+    ck_assert_int_eq(emu_order(stamp, next, 3, 4), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(h, stamp, sizeof h, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    static const int fwd[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    static const int back[12] = {3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 5, 4}; /* block 0, then 2, then 1 */
+    for (int i = 0; i < 12; i++) ck_assert_int_eq(h[i], rev ? back[i] : fwd[i]);
+    cudaFree(stamp);
+    cudaFree(next);
 }
 END_TEST
 
@@ -395,6 +414,7 @@ int main(void) {
     tcase_add_test(tc, launch_and_memory_errors);
     tcase_add_test(tc, work_runs_at_synchronisation);
     tcase_add_test(tc, capture_records_and_replays);
+    tcase_add_test(tc, run_order);
     tcase_add_test(tc, sticky_fault_marks_backend_unusable);
     tcase_add_test(tc, fault_mid_training_step);
     tcase_add_test(tc, zero_grad_is_fused);
