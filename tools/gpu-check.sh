@@ -315,7 +315,7 @@ if [ "${SANITIZE:-1}" != 0 ]; then
     sanitize "memcheck test_cuda" memcheck.log 240 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda --tool memcheck
     sanitize "memcheck test_cuda_cnn" memcheck_cnn.log 180 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda_cnn --tool memcheck
     sanitize "memcheck test_cuda_rnn" memcheck_rnn.log 180 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" test_cuda_rnn --tool memcheck
-    sanitize "memcheck test_cuda_graphs" memcheck_graphs.log 120 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" \
+    sanitize "memcheck test_cuda_graphs" memcheck_graphs.log 60 "SYN_CUDA_NO_CACHE=1 SYN_CONV_FIND=0" \
         test_cuda_graphs --tool memcheck
     sanitize "racecheck test_cuda ops" racecheck.log 150 CK_RUN_CASE=ops test_cuda --tool racecheck
 fi
