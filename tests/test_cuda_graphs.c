@@ -233,6 +233,27 @@ START_TEST(workspace_replaced_recaptures) {
 }
 END_TEST
 
+/* SYN_CUDA_GRAPHS=1 or 0 at compile overrides the option either way. */
+START_TEST(environment_overrides_the_option) {
+    float *x = cu_fmalloc(8 * 784), loss;
+    int32_t y[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    tu_rng rng = tu_rng_make(0xE7);
+    tu_fill(&rng, x, 8 * 784, -1.0f, 1.0f);
+    char why[256];
+    for (int on = 0; on < 2; on++) {
+        cu_model m;
+        setenv("SYN_CUDA_GRAPHS", on ? "1" : "0", 1);
+        build(&m, mlp_body, tu_seed() ^ 0xE7ull, 8, !on);
+        unsetenv("SYN_CUDA_GRAPHS");
+        for (int k = 0; k < 3; k++) TU_OK(step(&m, x, y, 8, false, &loss));
+        ck_assert_int_eq(syn_graph_replays(m.g, why, sizeof why), on ? 2 : 0);
+        ck_assert_msg(on ? why[0] == '\0' : strstr(why, "off") != NULL, "why: %s", why);
+        cu_model_free(&m);
+    }
+    free(x);
+}
+END_TEST
+
 /* The character model's training loop (syn_charlm_train: the state carried
  * between windows by a device copy, reset from the host when the streams
  * wrap, clipping and Adam between replays): the same bits per byte and
@@ -279,6 +300,7 @@ int main(void) {
     CU_ADD_TEST(tc, dropout_is_not_captured);
     CU_ADD_TEST(tc, workspace_replaced_recaptures);
     CU_ADD_TEST(tc, charlm_replays_match_eager);
+    CU_ADD_TEST(tc, environment_overrides_the_option);
     suite_add_tcase(s, tc);
     return cu_run(s);
 }
