@@ -151,7 +151,8 @@ START_TEST(labels_within_classes_keep_replaying) {
 END_TEST
 
 /* A label outside the classes after a capture runs as usual, so it is still
- * the kernel's clear error; the graph replays again afterwards. */
+ * the kernel's clear error; the graph replays again afterwards. A bad label
+ * in the step that would be captured does not stop later captures. */
 START_TEST(bad_label_after_capture_is_an_error) {
     cu_model m;
     build(&m, mlp_body, tu_seed() ^ 0xBADull, 8, true);
@@ -169,6 +170,21 @@ START_TEST(bad_label_after_capture_is_an_error) {
     y[5] = 5;
     TU_OK(step(&m, x, y, 8, false, &loss));
     ck_assert_int_eq(syn_graph_replays(m.g, NULL, 0), 3);
+    cu_model_free(&m);
+    /* a bad label in the step that would be captured: the capture meets the
+     * kernel's wait for its check, the step gives the label's error, and a
+     * later good step still captures */
+    build(&m, mlp_body, tu_seed() ^ 0xBADull, 8, true);
+    TU_OK(step(&m, x, y, 8, false, &loss));
+    y[2] = -1;
+    ck_assert_int_eq(step(&m, x, y, 8, false, &loss), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "label -1") != NULL, "message: %s", syn_last_error());
+    syn_clear_error();
+    y[2] = 2;
+    for (int k = 0; k < 2; k++) TU_OK(step(&m, x, y, 8, false, &loss));
+    char why[256];
+    ck_assert_int_eq(syn_graph_replays(m.g, why, sizeof why), 2);
+    ck_assert_msg(why[0] == '\0', "why: %s", why);
     free(x);
     cu_model_free(&m);
 }

@@ -187,11 +187,16 @@ static syn_status capture(syn_graph *g, struct syn__replay *r, syn_node *loss) {
         if (s == SYN_OK) s = end;
     }
     if (s != SYN_OK) { /* the first failure's message says what could not be recorded */
-        snprintf(r->why, sizeof r->why, "capture failed: %s", syn_last_error());
+        char why[sizeof r->why];
+        snprintf(why, sizeof why, "capture failed: %s", syn_last_error());
         syn_clear_error();
-        r->off = true;
         entry_free(be, &e);
-        return eager(g, loss);
+        s = eager(g, loss);
+        if (s == SYN_OK) { /* the step itself is fine: what it does cannot be captured */
+            memcpy(r->why, why, sizeof why);
+            r->off = true;
+        }
+        return s; /* else its own error (a bad label, say): a later step may capture */
     }
     bool stale = false;
     s = be->replay(be, e.exec, &stale);
