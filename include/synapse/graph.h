@@ -294,10 +294,11 @@ SYN_API syn_status syn_graph_backward(syn_graph *g, syn_node *loss);
  * every later one with those shapes replays it: one launch instead of one per
  * kernel, same results. Only the inputs' contents and the parameters' values
  * may differ between replays (feeds and optimizer steps go between calls);
- * new shapes, labels outside the range fed at capture, and profiling run
- * as usual. Dropout in training mode is never captured. A step that cannot
- * be captured (it waits for the device, allocates, copies to the host) runs
- * as usual and the graph stops trying: syn_graph_replays says why. */
+ * new shapes, labels or indices beyond the classes or the table (their
+ * kernels then check them and report the error), and profiling run as usual.
+ * Dropout in training mode is never captured. A step that cannot be captured
+ * (it waits for the device, allocates, copies to the host) runs as usual and
+ * the graph stops trying: syn_graph_replays says why. */
 SYN_API syn_status syn_graph_forward_backward(syn_graph *g, syn_node *loss);
 /* Steps syn_graph_forward_backward replayed (the captured ones included),
  * and in `why` (may be NULL) why steps are not captured, "" if nothing
