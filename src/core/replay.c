@@ -207,6 +207,7 @@ static syn_status capture(syn_graph *g, struct syn__replay *r, syn_node *loss) {
     }
     r->e[r->n++] = e;
     r->replays++;
+    r->why[0] = '\0'; /* (a dropout note from a step in training mode) */
     return SYN_OK;
 }
 

@@ -494,6 +494,7 @@ static syn_status cuda_workspace(syn_backend *be, size_t bytes, void **out) {
     syn__cuda *cu = syn__cu(be);
     *out = NULL;
     if (bytes > cu->ws_bytes || (bytes && !cu->ws)) {
+        if (cu->capturing) return capture_refuse(cu, "growing the workspace");
         void *p = NULL;
         cuda_free(be, cu->ws);
         cu->ws = NULL;
@@ -533,6 +534,11 @@ static syn_status cuda_capture_end(syn_backend *be, bool keep, void **exec) {
     cu->capturing = false;
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(cu->stream, &graph);
+    if (cu->no_cache) { /* blocks freed during the capture waited in the cache: free them now */
+        pthread_mutex_lock(&cu->lock);
+        release_cache(cu);
+        pthread_mutex_unlock(&cu->lock);
+    }
     if (e != cudaSuccess || !keep || cu->capture_spoiled[0]) {
         if (graph) cudaGraphDestroy(graph);
         if (!keep) {
