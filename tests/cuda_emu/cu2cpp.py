@@ -5,10 +5,20 @@
 becomes
     syn_emu_launch("kernel", grid, block, shared, stream, kernel, args)
 
+and each shared-memory declaration on a line of its own
+
+    __shared__ float a[32], b;
+gets, on the same line,
+    syn_emu_shared_fresh(&a, sizeof a); syn_emu_shared_fresh(&b, sizeof b);
+
+which fills the variable with 0xFF bytes (NaN) the first time a block reaches
+it: shared memory starts as garbage on a GPU, and a kernel that reads what no
+thread of its block wrote then reads NaN instead of the last block's values.
 Everything else is kept, newlines included, and a #line directive names the
 original file, so compiler messages and sanitizer reports point at the .cu
 lines. usage: cu2cpp.py IN.cu OUT.cpp
 """
+import re
 import sys
 
 
@@ -56,7 +66,24 @@ def in_macro(src, k):
     return src[start:].lstrip().startswith("#define")
 
 
+SHARED = re.compile(r"^([ \t]*)__shared__\s+([^;\n]*);", re.M)
+
+
+def fresh_shared(src):
+    """Appends syn_emu_shared_fresh calls to each __shared__ declaration."""
+    def repl(m):
+        names = []
+        for decl in split_top(m.group(2)):
+            words = re.findall(r"[A-Za-z_]\w*", decl.split("[")[0].split("=")[0])
+            if not words:
+                sys.exit("cu2cpp: cannot read the shared declaration '%s'" % m.group(0).strip())
+            names.append(words[-1])
+        return m.group(0) + "".join(" syn_emu_shared_fresh(&%s, sizeof %s);" % (n, n) for n in names)
+    return SHARED.sub(repl, src)
+
+
 def convert(src, path):
+    src = fresh_shared(src)
     out = ['#line 1 "%s"\n' % path]
     i = 0
     while True:

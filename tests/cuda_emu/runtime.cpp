@@ -701,6 +701,18 @@ static void start_fiber(int i) {
     abort();
 }
 
+/* Blocks run one at a time: a shared variable not yet filled in this block
+ * (its generation is an earlier block's) gets garbage. */
+static uint64_t block_generation;
+static std::map<const void *, uint64_t> shared_filled;
+
+void syn_emu_shared_fresh(void *p, size_t n) {
+    uint64_t &g = shared_filled[p];
+    if (g == block_generation) return;
+    g = block_generation;
+    memset(p, 0xFF, n);
+}
+
 void __syncthreads(void) {
     if (S.plain) launch_error("__syncthreads in a block run as plain calls: block 0 never synchronised");
     S.synced = true;
@@ -839,6 +851,7 @@ static void run_launch(const syn_emu_launch_desc *d) {
     for (uint64_t k = 0; k < nb; k++) {
         uint64_t lin = k == 0 || !reverse_order() ? k : nb - k; /* block 0 first: it decides */
         blockIdx = dim3((unsigned)(lin % g.x), (unsigned)(lin / g.x % g.y), (unsigned)(lin / g.x / g.y));
+        block_generation++; /* from 1: a variable's first generation, 0, is never current */
         if (fibers) {
             run_block_fibers();
             nf++;

@@ -40,6 +40,14 @@ static __global__ void fill_kernel(float *x, int64_t n, float v) {
 }
 
 static __global__ void count_kernel(unsigned long long *c) { atomicAdd(c, 1ull); }
+/* Reads shared memory before any thread of its block wrote it, then writes it. */
+static __global__ void fresh_shared_kernel(float *out) {
+    __shared__ float s[4];
+    if (threadIdx.x == 0) out[blockIdx.x] = s[1];
+    __syncthreads();
+    s[threadIdx.x & 3] = 1.0f;
+    __syncthreads();
+}
 /* Each thread stamps the order it ran in (a race on a GPU: for the emulator's own test). */
 static __global__ void order_kernel(int *stamp, int *next) {
     stamp[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(next, 1);
@@ -75,6 +83,10 @@ cudaError_t emu_fill(float *x, int64_t n, float v, unsigned blocks, unsigned thr
 }
 cudaError_t emu_count(unsigned long long *c, unsigned blocks, unsigned threads) {
     count_kernel<<<blocks, threads>>>(c);
+    return cudaGetLastError();
+}
+cudaError_t emu_fresh_shared(float *out, unsigned blocks) {
+    fresh_shared_kernel<<<blocks, 32>>>(out);
     return cudaGetLastError();
 }
 cudaError_t emu_order(int *stamp, int *next, unsigned blocks, unsigned threads) {

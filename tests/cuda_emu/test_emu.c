@@ -19,6 +19,7 @@ cudaError_t emu_ids(uint32_t *out, unsigned gx, unsigned gy, unsigned gz, unsign
 cudaError_t emu_fill(float *x, int64_t n, float v, unsigned blocks, unsigned threads);
 cudaError_t emu_count(unsigned long long *c, unsigned blocks, unsigned threads);
 cudaError_t emu_order(int *stamp, int *next, unsigned blocks, unsigned threads);
+cudaError_t emu_fresh_shared(float *out, unsigned blocks);
 cudaError_t emu_split_barrier(float *x);
 cudaError_t emu_exited_lanes(float *x);
 cudaError_t emu_late_sync(float *x);
@@ -155,6 +156,17 @@ START_TEST(run_order) {
     for (int i = 0; i < 12; i++) ck_assert_int_eq(h[i], rev ? back[i] : fwd[i]);
     cudaFree(stamp);
     cudaFree(next);
+}
+END_TEST
+
+/* Shared memory starts as garbage in every block (NaN here), as on a GPU,
+ * not as what the previous block left. */
+START_TEST(shared_memory_starts_as_garbage) {
+    float *out = dev_alloc(3 * sizeof(float)), h[3];
+    ck_assert_int_eq(emu_fresh_shared(out, 3), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpyAsync(h, out, sizeof h, cudaMemcpyDeviceToHost, NULL), cudaSuccess);
+    for (int b = 0; b < 3; b++) ck_assert_msg(isnan(h[b]), "block %d read %g", b, h[b]);
+    cudaFree(out);
 }
 END_TEST
 
@@ -415,6 +427,7 @@ int main(void) {
     tcase_add_test(tc, work_runs_at_synchronisation);
     tcase_add_test(tc, capture_records_and_replays);
     tcase_add_test(tc, run_order);
+    tcase_add_test(tc, shared_memory_starts_as_garbage);
     tcase_add_test(tc, sticky_fault_marks_backend_unusable);
     tcase_add_test(tc, fault_mid_training_step);
     tcase_add_test(tc, zero_grad_is_fused);

@@ -135,6 +135,9 @@ extern dim3 threadIdx, blockIdx, blockDim, gridDim;
 /* One static per function: blocks run one after another on one host thread,
  * so a function-local static is exactly one block's shared memory. */
 #define __shared__ static
+/* Fills shared variable p with 0xFF bytes the first time the running block
+ * reaches its declaration (cu2cpp.py adds the call): garbage, as on a GPU. */
+void syn_emu_shared_fresh(void *p, size_t n);
 
 void __syncthreads(void);
 /* Swaps `size` bytes with lane (lane ^ lane_mask) of the same warp. */
