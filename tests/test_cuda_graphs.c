@@ -2,9 +2,10 @@
  * (syn_graph_forward_backward with syn_compile_opts.cuda_graphs) against the
  * same model stepped without them on the same GPU: losses and every
  * parameter after each step, new data fed at every step, a partial batch
- * between full ones, labels within and outside the classes, a capture that must
- * fail (labels fed from the device are checked there, which waits for the
- * GPU), dropout, and a workspace replaced under a captured graph. */
+ * between full ones, syn_fit and the char-LSTM's loop, labels within and
+ * outside the classes, a capture that must fail (labels fed from the device
+ * are checked there, which waits for the GPU), dropout, and a workspace
+ * replaced under a captured graph. */
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
@@ -249,6 +250,70 @@ START_TEST(workspace_replaced_recaptures) {
 }
 END_TEST
 
+/* syn_fit (shuffled batches fed through the staging ring, the worker thread
+ * gathering the next batch, figures summed on the device, a partial last
+ * batch, evaluation on a test set between epochs) with and without graphs:
+ * the same losses, accuracies and parameters. Per epoch of 7 full batches and
+ * one of 4 rows: the first full batch warms up, the second is captured; the
+ * partial batch warms up in epoch 1, is captured in epoch 2, replays in 3. */
+static syn_fit_result fit_with(bool graphs, const syn_dataset *train, const syn_dataset *test, syn_params **ps,
+                               int64_t *replays) {
+    enum { B = 8, D = 20, C = 4 };
+    syn_graph *g;
+    syn_optim *opt;
+    TU_OK(syn_params_create(syn_cuda(0), tu_seed() ^ 0xF17ull, ps));
+    TU_OK(syn_graph_create(*ps, &g));
+    syn_model m = {g, syn_input(g, "x", SYN_F32, syn_shape2(B, D)), syn_input(g, "y", SYN_I32, syn_shape1(B)), NULL,
+                   NULL};
+    const int64_t hidden[1] = {32};
+    m.logits = syn_mlp(g, m.x, hidden, 1, C, SYN_ACT_TANH, 0.0f);
+    m.loss = syn_cross_entropy(g, m.logits, m.y);
+    TU_OK(syn_graph_status(g));
+    TU_OK(syn_graph_keep(g, m.logits));
+    TU_OK(syn_graph_compile(g, syn_cuda(0), &(syn_compile_opts){.cuda_graphs = graphs}));
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+    TU_OK(syn_optim_create(*ps, &oc, &opt));
+    syn_fit_config fc;
+    memset(&fc, 0, sizeof fc);
+    fc.epochs = 3;
+    fc.batch_size = B;
+    fc.seed = 9;
+    fc.progress = SYN_PROGRESS_OFF;
+    fc.prefetch = SYN_PREFETCH_ON;
+    syn_fit_result res;
+    TU_OK(syn_fit(&m, opt, train, test, &fc, &res));
+    *replays = syn_graph_replays(g, NULL, 0);
+    syn_optim_free(opt);
+    syn_graph_free(g);
+    return res;
+}
+
+START_TEST(fit_replays_match_eager) {
+    enum { N = 60, NT = 24, D = 20 };
+    float *x = cu_fmalloc((N + NT) * D);
+    int32_t y[N + NT];
+    tu_rng r = tu_rng_make(0xF17);
+    tu_fill(&r, x, (N + NT) * D, -1.0f, 1.0f);
+    for (int i = 0; i < N + NT; i++) y[i] = (x[i * D] > 0.0f) + 2 * (x[i * D + 1] > 0.0f);
+    syn_dataset train = {.n = N, .dim = D, .sample_shape = syn_shape1(D), .x = x, .labels = y, .num_classes = 4};
+    syn_dataset test = {.n = NT, .dim = D, .sample_shape = syn_shape1(D), .x = x + N * D, .labels = y + N,
+                        .num_classes = 4};
+    syn_params *pe, *pg;
+    int64_t re, rg;
+    syn_fit_result e = fit_with(false, &train, &test, &pe, &re), gr = fit_with(true, &train, &test, &pg, &rg);
+    const float got[4] = {gr.train_loss, gr.train_accuracy, gr.test_loss, gr.test_accuracy};
+    const float want[4] = {e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy};
+    cu_check_close("syn_fit graphs (as cuda) vs eager (as cpu): losses and accuracies", got, want, 4, TOL,
+                   tu_max_rel_err);
+    cu_compare_params(pg, pe, false, "syn_fit graphs vs eager", TOL, tu_max_rel_err);
+    ck_assert_int_eq(re, 0);
+    ck_assert_int_eq(rg, 6 + 8 + 8);
+    syn_params_free(pe);
+    syn_params_free(pg);
+    free(x);
+}
+END_TEST
+
 /* SYN_CUDA_GRAPHS=1 or 0 at compile overrides the option either way. */
 START_TEST(environment_overrides_the_option) {
     float *x = cu_fmalloc(8 * 784), loss;
@@ -317,6 +382,7 @@ int main(void) {
     CU_ADD_TEST(tc, workspace_replaced_recaptures);
     CU_ADD_TEST(tc, charlm_replays_match_eager);
     CU_ADD_TEST(tc, environment_overrides_the_option);
+    CU_ADD_TEST(tc, fit_replays_match_eager);
     suite_add_tcase(s, tc);
     return cu_run(s);
 }
