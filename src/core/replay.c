@@ -11,13 +11,15 @@
  *
  * What a graph cannot hold makes the step run as usual: a new signature (up
  * to SYN_REPLAY_GRAPHS are kept), labels outside the range the captured
- * kernels trusted (labels within the classes, indices within the table: they
- * skipped their device check), profiling. Dropout in training mode draws new numbers each step, so a graph
- * with dropout never captures. A capture that meets something it cannot
- * record (a wait for the device, an allocation, a host copy) is thrown away,
- * the step runs as usual, and the graph stops trying; syn_graph_replays says
- * why. The kernels' arguments are the same at every replay: only the inputs'
- * contents (fed before the step) and the parameters' values change. */
+ * kernels trusted (within the classes, indices within the table: they skipped
+ * their device check), profiling. Dropout in training mode draws new numbers
+ * each step, so a graph with dropout never captures in that mode. A capture
+ * that meets something it cannot record (a wait for the device, an
+ * allocation, a host copy) is thrown away and the step runs as usual; if that
+ * succeeds, the graph stops trying and syn_graph_replays says why (if it
+ * fails, it was the step's own error, and a later step may capture). The
+ * kernels' arguments are the same at every replay: only the inputs' contents
+ * (fed before the step) and the parameters' values change. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
