@@ -279,8 +279,10 @@ static syn_status train_verify(void *p, syn_device dev, const syn_bench_config *
     *ok = worst <= 5e-3;
     char scope[32] = "";
     if (compared < VSTEPS) snprintf(scope, sizeof scope, ", first %d steps", compared);
-    snprintf(r->verify + n, sizeof r->verify - (size_t)n, "; vs the CPU's%s: max rel diff %.1e (tol 5e-3)%s", scope,
-             worst, *ok ? "" : " MISMATCH");
+    n += snprintf(r->verify + n, sizeof r->verify - (size_t)n, "; vs the CPU's%s: max rel diff %.1e (tol 5e-3)%s",
+                  scope, worst, *ok ? "" : " MISMATCH");
+    if (a->graphs && n < (int)sizeof r->verify) /* verify_losses demanded it */
+        snprintf(r->verify + n, sizeof r->verify - (size_t)n, "; steps 2-%d replayed from a CUDA graph", VSTEPS);
     return SYN_OK;
 }
 
