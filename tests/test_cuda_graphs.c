@@ -139,6 +139,17 @@ START_TEST(mlp_replays_match_eager) {
 }
 END_TEST
 
+/* Five batch shapes, three steps each: the first four are captured (warm-up,
+ * capture, replay); the fifth finds the four graphs kept and runs as usual. */
+START_TEST(at_most_four_graphs) {
+    step_plan plan[15];
+    for (int k = 0; k < 15; k++) plan[k] = (step_plan){32 - k / 3, 10, false};
+    char why[256];
+    int64_t replays = run_plan(mlp_body, 32, plan, 15, 0x4A4ull, why, sizeof why);
+    ck_assert_msg(replays == 8, "replays: %lld, want 8 (%s)", (long long)replays, why);
+}
+END_TEST
+
 START_TEST(cnn_replays_match_eager) {
     char why[256];
     int64_t replays = run_plan(cnn_body, 16, (const step_plan[]){{16, 10, false}, {16, 10, false}, {16, 10, false},
@@ -396,6 +407,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     CU_ADD_TEST(tc, mlp_replays_match_eager);
     CU_ADD_TEST(tc, cnn_replays_match_eager);
+    CU_ADD_TEST(tc, at_most_four_graphs);
     CU_ADD_TEST(tc, labels_within_classes_keep_replaying);
     CU_ADD_TEST(tc, bad_label_after_capture_is_an_error);
     CU_ADD_TEST(tc, failed_capture_runs_as_usual);

@@ -347,9 +347,12 @@ END_TEST
 
 /* A fault in the middle of a training step: some call of the step reports it,
  * later steps keep failing with the first error, and everything frees
- * cleanly (the sanitizer pass checks for leaks). */
-START_TEST(fault_mid_training_step) {
-    enum { B = 16, D = 20 };
+ * cleanly (the sanitizer pass checks for leaks). With graphs the steps from
+ * the second on are replayed from a CUDA graph, and the fault lands in a
+ * launch the graph replays: `launches_before` counts the launches of the
+ * faulting step before the one that faults. */
+static void fault_run(bool graphs, int fault_step, unsigned launches_before) {
+    enum { B = 16, D = 20, STEPS = 5 };
     syn_params *ps = NULL;
     syn_graph *g = NULL;
     syn_optim *opt = NULL;
@@ -360,7 +363,7 @@ START_TEST(fault_mid_training_step) {
     const int64_t hidden[1] = {32};
     syn_node *loss = syn_cross_entropy(g, syn_mlp(g, x, hidden, 1, 4, SYN_ACT_RELU, 0.0f), y);
     TU_OK(syn_graph_status(g));
-    TU_OK(syn_graph_compile(g, syn_cuda(0), NULL));
+    TU_OK(syn_graph_compile(g, syn_cuda(0), &(syn_compile_opts){.cuda_graphs = graphs}));
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
     TU_OK(syn_optim_create(ps, &oc, &opt));
     float hx[B * D];
@@ -368,54 +371,10 @@ START_TEST(fault_mid_training_step) {
     tu_rng r = tu_rng_make(2);
     tu_fill(&r, hx, B * D, -1.0f, 1.0f);
     for (int i = 0; i < B; i++) hy[i] = i % 4;
-    for (int step = 0; step < 4; step++) {
-        if (step == 1) syn_emu_inject_fault(cudaErrorLaunchFailure, 5);
-        syn_status s = syn_params_zero_grad(ps);
-        if (s == SYN_OK) s = syn_graph_feed(g, x, hx, syn_shape2(B, D));
-        if (s == SYN_OK) s = syn_graph_feed(g, y, hy, syn_shape1(B));
-        if (s == SYN_OK) s = syn_graph_forward(g);
-        if (s == SYN_OK) s = syn_graph_backward(g, loss);
-        if (s == SYN_OK) s = syn_optim_step(opt);
-        float l = 0.0f;
-        if (s == SYN_OK) s = syn_graph_read_scalar(g, loss, &l);
-        if (step == 0) TU_OK(s);
-        if (step > 0) {
-            ck_assert_msg(s == SYN_ERR_DEVICE, "step %d: %s", step, syn_status_str(s));
-            ck_assert_msg(strstr(syn_last_error(), "unspecified launch failure"), "step %d: %s", step, syn_last_error());
-        }
-    }
-    syn_optim_free(opt);
-    syn_graph_free(g);
-    syn_params_free(ps);
-}
-END_TEST
-
-/* The same inside a step replayed from a CUDA graph: the fault lands in a
- * launch the graph replays, the step that sees it and every later one fail
- * with it, and the captured graph frees cleanly with the rest. */
-START_TEST(fault_in_replayed_step) {
-    enum { B = 16, D = 20 };
-    syn_params *ps = NULL;
-    syn_graph *g = NULL;
-    syn_optim *opt = NULL;
-    TU_OK(syn_params_create(syn_cuda(0), 3, &ps));
-    TU_OK(syn_graph_create(ps, &g));
-    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(B, D));
-    syn_node *y = syn_input(g, "y", SYN_I32, syn_shape1(B));
-    const int64_t hidden[1] = {32};
-    syn_node *loss = syn_cross_entropy(g, syn_mlp(g, x, hidden, 1, 4, SYN_ACT_RELU, 0.0f), y);
-    TU_OK(syn_graph_status(g));
-    TU_OK(syn_graph_compile(g, syn_cuda(0), &(syn_compile_opts){.cuda_graphs = true}));
-    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
-    TU_OK(syn_optim_create(ps, &oc, &opt));
-    float hx[B * D];
-    int32_t hy[B];
-    tu_rng r = tu_rng_make(2);
-    tu_fill(&r, hx, B * D, -1.0f, 1.0f);
-    for (int i = 0; i < B; i++) hy[i] = i % 4;
-    for (int step = 0; step < 5; step++) {
-        /* zero_grad is one launch; the fault is the replay's fourth */
-        if (step == 3) syn_emu_inject_fault(cudaErrorLaunchFailure, 4);
+    syn_emu_stats before, after;
+    syn_emu_get_stats(&before);
+    for (int step = 0; step < STEPS; step++) {
+        if (step == fault_step) syn_emu_inject_fault(cudaErrorLaunchFailure, launches_before);
         syn_status s = syn_params_zero_grad(ps);
         if (s == SYN_OK) s = syn_graph_feed(g, x, hx, syn_shape2(B, D));
         if (s == SYN_OK) s = syn_graph_feed(g, y, hy, syn_shape1(B));
@@ -423,21 +382,27 @@ START_TEST(fault_in_replayed_step) {
         if (s == SYN_OK) s = syn_optim_step(opt);
         float l = 0.0f;
         if (s == SYN_OK) s = syn_graph_read_scalar(g, loss, &l);
-        if (step < 3) {
+        if (step < fault_step) {
             TU_OK(s);
-            ck_assert_int_eq(syn_graph_replays(g, NULL, 0), step);
+            ck_assert_int_eq(syn_graph_replays(g, NULL, 0), graphs ? step : 0);
         } else {
             ck_assert_msg(s == SYN_ERR_DEVICE, "step %d: %s", step, syn_status_str(s));
             ck_assert_msg(strstr(syn_last_error(), "unspecified launch failure"), "step %d: %s", step, syn_last_error());
         }
     }
-    syn_emu_stats st;
-    syn_emu_get_stats(&st);
-    ck_assert_uint_ge(st.graph_launches, 3); /* the capture's launch and two replays */
+    syn_emu_get_stats(&after);
+    /* with graphs: the capture's launch, the replays before the fault and the one it hit */
+    ck_assert_uint_eq(after.graph_launches - before.graph_launches, graphs ? (uint64_t)fault_step : 0);
     syn_optim_free(opt);
     syn_graph_free(g);
     syn_params_free(ps);
 }
+
+START_TEST(fault_mid_training_step) { fault_run(false, 1, 5); }
+END_TEST
+
+/* zero_grad is one launch; then the fault is the replay's fourth */
+START_TEST(fault_in_replayed_step) { fault_run(true, 3, 4); }
 END_TEST
 
 /* Each of these must stop the process (SIGABRT, in a forked child). */
