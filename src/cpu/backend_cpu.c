@@ -77,6 +77,8 @@ static syn_status cpu_workspace(syn_backend *be, size_t bytes, void **out) {
     return SYN_OK;
 }
 
+extern char *openblas_get_corename(void) __attribute__((weak));
+
 static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
     (void)be;
     char model[256] = "unknown CPU";
@@ -94,7 +96,20 @@ static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
             }
         fclose(f);
     }
-    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM", model, omp_get_max_threads());
+    /* OpenBLAS picks its kernels from the CPU model at load; a model it does
+     * not know (0.3.21 and some recent Xeons) can get its SSE3 kernels, several
+     * times slower than what the CPU can run. Say so, with the fix. */
+    const char *core = openblas_get_corename ? openblas_get_corename() : NULL;
+    static const char *const pre_avx[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom"};
+    bool slow = false;
+    for (size_t i = 0; core && i < sizeof pre_avx / sizeof *pre_avx; i++) slow |= strcmp(core, pre_avx[i]) == 0;
+    __builtin_cpu_init();
+    slow = slow && __builtin_cpu_supports("avx2");
+    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s kernels%s)", model, omp_get_max_threads(),
+             core ? core : "unknown",
+             slow ? "; the CPU has AVX2: OPENBLAS_CORETYPE=Haswell, or SkylakeX with AVX-512, runs GEMMs several "
+                    "times faster"
+                  : "");
     return SYN_OK;
 }
 
