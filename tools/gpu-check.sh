@@ -344,13 +344,15 @@ fi
 # ---- synapse bench --device all (issue #8): every workload on the CPU and the GPU, each
 # verified before it is timed, with the PyTorch twins (system python3's torch) beside them;
 # the table, JSON lines, Markdown and (with matplotlib) a chart go to the logs.
-# BENCH_ALL=0 skips it; BENCH_TIMEOUT (default 300 s) bounds it.
+# BENCH_ALL=0 skips it; BENCH_TIMEOUT (default 300 s) bounds it; BENCH_ARGS adds options
+# (a dry run on the CUDA emulator: BENCH_ARGS=--quick).
 if [ "${BENCH_ALL:-1}" != 0 ] && ! over "synapse bench all"; then
     t0=$(now)
     BENCH_TIMEOUT=$(cap "${BENCH_TIMEOUT:-300}")
     if [ -x "$B/synapse" ] && run_syn "$B/synapse" bench --list >/dev/null 2>&1; then
         run_syn SYN_BENCH_PYTHON="env -u LD_LIBRARY_PATH python3" timeout "$BENCH_TIMEOUT" "$B/synapse" bench \
-            --device all --json "$LOG/bench_all.jsonl" --markdown "$LOG/bench_all.md" >"$LOG/bench_all.log" 2>&1
+            --device all --json "$LOG/bench_all.jsonl" --markdown "$LOG/bench_all.md" ${BENCH_ARGS:-} \
+            >"$LOG/bench_all.log" 2>&1
         rc=$?
         fig=$(python3 -c '
 import json, math, sys
@@ -362,7 +364,9 @@ for dev in sorted({d for _, d in syn}):
     ok = [k for k, r in syn.items() if k[1] == dev and r["status"] == "ok"]
     rat = [pt[k]["median_ms"] / syn[k]["median_ms"] for k in ok if k in pt]
     g = " geomean PyTorch/Synapse %.2f" % math.exp(sum(map(math.log, rat)) / len(rat)) if rat else " no PyTorch"
-    out.append("%s %d/%d ok,%s" % (dev, len(ok), sum(1 for k in syn if k[1] == dev), g))
+    skip = sum(1 for k, r in syn.items() if k[1] == dev and r["status"] == "skipped")
+    run = sum(1 for k in syn if k[1] == dev) - skip
+    out.append("%s %d/%d ok%s,%s" % (dev, len(ok), run, " (%d skipped)" % skip if skip else "", g))
 print("; ".join(out) or "no results")' "$LOG/bench_all.jsonl" 2>&1 | tail -1)
         env -u LD_LIBRARY_PATH python3 benchmarks/chart.py "$LOG/bench_all.jsonl" -o "$LOG/bench_all.png" \
             >>"$LOG/bench_all.log" 2>&1
