@@ -75,3 +75,11 @@ void json_clean_string(char *buf, size_t size, const char *s) {
         if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) buf[n++] = *s;
     buf[n] = '\0';
 }
+
+void json_cuda_graphs(int64_t replays, const char *why) {
+    printf(",\"cuda_graph_replays\":%lld", (long long)replays);
+    if (!why || !why[0]) return;
+    char clean[512];
+    json_clean_string(clean, sizeof clean, why);
+    printf(",\"cuda_graphs_off\":\"%s\"", clean);
+}

@@ -24,6 +24,9 @@ int pick_device(const char *text, syn_device *dev);
 void json_num(const char *key, double v, const char *fmt);
 /* Copies s into buf without the characters JSON would need escaped. */
 void json_clean_string(char *buf, size_t size, const char *s);
+/* Prints ,"cuda_graph_replays":N and, when why is not empty,
+ * ,"cuda_graphs_off":"why" (syn_graph_replays' figures). */
+void json_cuda_graphs(int64_t replays, const char *why);
 
 /* Subcommands in their own files: argv[0] is the command's name. */
 int cmd_gan(int argc, char **argv);      /* cmd_gan.c */

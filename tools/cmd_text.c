@@ -165,14 +165,7 @@ int cmd_charlm(int argc, char **argv) {
     json_num("val_bpb", res.val_bpb >= 0 ? res.val_bpb : NAN, "%.4f");
     json_num("seconds", res.seconds, "%.2f");
     json_num("bytes_per_s", res.bytes_per_s, "%.0f");
-    if (tc.cuda_graphs) {
-        printf(",\"cuda_graph_replays\":%lld", (long long)res.cuda_graph_replays);
-        if (res.cuda_graphs_off[0]) {
-            char why[256];
-            json_clean_string(why, sizeof why, res.cuda_graphs_off);
-            printf(",\"cuda_graphs_off\":\"%s\"", why);
-        }
-    }
+    if (tc.cuda_graphs) json_cuda_graphs(res.cuda_graph_replays, res.cuda_graphs_off);
     if (save) {
         char sv[512];
         json_clean_string(sv, sizeof sv, save);

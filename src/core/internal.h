@@ -151,12 +151,20 @@ struct syn_node {
      * costs a stream synchronisation); false after any other feed */
     bool i32_known;
     int32_t i32_min, i32_max;
+    /* the narrowest [lo, hi] kernels trusted that range against since the
+     * executor last reset it (syn__i32_known_within): what a captured CUDA
+     * graph's kernels rely on when they skipped their check (replay.c) */
+    int64_t i32_trust_lo, i32_trust_hi;
 };
 
 /* true when n is an I32 input whose last (host) feed held only values in
- * [lo, hi]: kernels may skip their device-side range check. */
-static inline bool syn__i32_known_within(const syn_node *n, int64_t lo, int64_t hi) {
-    return n->i32_known && n->i32_min >= lo && n->i32_max <= hi;
+ * [lo, hi]: kernels may skip their device-side range check. A true answer is
+ * recorded in n's trusted range. */
+static inline bool syn__i32_known_within(syn_node *n, int64_t lo, int64_t hi) {
+    if (!n->i32_known || n->i32_min < lo || n->i32_max > hi) return false;
+    if (lo > n->i32_trust_lo) n->i32_trust_lo = lo;
+    if (hi < n->i32_trust_hi) n->i32_trust_hi = hi;
+    return true;
 }
 
 struct syn_graph {

@@ -43,7 +43,8 @@ struct syn__replay {
     int64_t *warm, *cur; /* the last step run as usual, and this step's signature */
     int n_warm, n_cur, cap;
     int64_t replays;
-    bool off; /* a capture failed: every step runs as usual */
+    bool dropout; /* the graph has dropout: no capture in training mode */
+    bool off;     /* a capture failed: every step runs as usual */
     char why[384];
 };
 
@@ -97,6 +98,7 @@ static struct syn__replay *state(syn_graph *g) {
     }
     for (int i = 0; i < g->n; i++)
         if (g->nodes[i]->op == SYN_OP_INPUT) r->inputs[r->n_inputs++] = g->nodes[i];
+    r->dropout = has_dropout(g);
     g->rp = r;
     return r;
 }
@@ -137,27 +139,6 @@ static bool ranges_cover(const struct syn__replay *r, const replay_entry *e) {
     return true;
 }
 
-/* The widest range of values the I32 input `in` may hold with every kernel
- * reading it trusting the range fed from the host (syn__i32_known_within):
- * labels within the classes, indices within the table, lengths within the
- * sequence; a reader not listed here allows only the range fed now. */
-static void trusted_range(const syn_graph *g, const syn_node *in, int64_t *lo, int64_t *hi) {
-    *lo = INT32_MIN;
-    *hi = INT32_MAX;
-    for (int i = 0; i < g->n; i++) {
-        const syn_node *v = g->nodes[i];
-        for (int k = 0; k < v->n_in; k++) {
-            if (v->in[k] != in) continue;
-            int64_t a = in->i32_min, b = in->i32_max;
-            if (v->op == SYN_OP_CROSS_ENTROPY && k == 1) a = 0, b = v->in[0]->shape.dim[1] - 1;
-            else if (v->op == SYN_OP_EMBEDDING && k == 0) a = 0, b = v->in[1]->shape.dim[0] - 1;
-            else if (v->op == SYN_OP_RNN && k && k == v->i[SYN_A_RNN_LENGTHS]) a = 0, b = v->in[0]->shape.dim[1];
-            if (a > *lo) *lo = a;
-            if (b < *hi) *hi = b;
-        }
-    }
-}
-
 /* Captures this step (the signature is in r->cur) and launches it. */
 static syn_status capture(syn_graph *g, struct syn__replay *r, syn_node *loss) {
     syn_backend *be = g->be;
@@ -171,16 +152,9 @@ static syn_status capture(syn_graph *g, struct syn__replay *r, syn_node *loss) {
     }
     memcpy(e.sig, r->cur, (size_t)r->n_cur * sizeof *e.sig);
     e.n_sig = r->n_cur;
-    for (int i = 0; i < r->n_inputs; i++) { /* lo > hi: no range was trusted, none is needed */
-        const syn_node *in = r->inputs[i];
-        e.lo[i] = 1;
-        e.hi[i] = 0;
-        if (in->dtype != SYN_I32 || !in->i32_known) continue;
-        int64_t lo, hi;
-        trusted_range(g, in, &lo, &hi);
-        bool all = lo <= in->i32_min && in->i32_max <= hi; /* else a kernel checks on the device: no capture */
-        e.lo[i] = all ? (int32_t)lo : in->i32_min;
-        e.hi[i] = all ? (int32_t)hi : in->i32_max;
+    for (int i = 0; i < r->n_inputs; i++) { /* the kernels narrow it as they trust the fed range */
+        r->inputs[i]->i32_trust_lo = INT32_MIN;
+        r->inputs[i]->i32_trust_hi = INT32_MAX;
     }
     syn_status s = be->capture_begin(be);
     if (s == SYN_OK) {
@@ -199,6 +173,12 @@ static syn_status capture(syn_graph *g, struct syn__replay *r, syn_node *loss) {
             r->off = true;
         }
         return s; /* else its own error (a bad label, say): a later step may capture */
+    }
+    for (int i = 0; i < r->n_inputs; i++) { /* lo > hi: no range was trusted, none is needed */
+        const syn_node *in = r->inputs[i];
+        bool trusted = in->dtype == SYN_I32 && in->i32_known;
+        e.lo[i] = trusted ? (int32_t)in->i32_trust_lo : 1;
+        e.hi[i] = trusted ? (int32_t)in->i32_trust_hi : 0;
     }
     bool stale = false;
     s = be->replay(be, e.exec, &stale);
@@ -221,7 +201,7 @@ syn_status syn_graph_forward_backward(syn_graph *g, syn_node *loss) {
     if (!g->replay_on || g->prof) return eager(g, loss);
     struct syn__replay *r = state(g);
     if (!r || r->off) return eager(g, loss);
-    if (g->training && has_dropout(g)) {
+    if (g->training && r->dropout) {
         snprintf(r->why, sizeof r->why, "dropout draws new random numbers each step: no capture in training mode");
         return eager(g, loss);
     }

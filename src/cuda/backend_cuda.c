@@ -119,10 +119,15 @@ syn_status syn__cuda_enter(syn_backend *be) {
     return SYN_OK;
 }
 
-/* A call that a CUDA graph cannot record, made while one is captured: the
- * capture is spoiled (capture_end says why) and the call fails. */
-static syn_status capture_refuse(syn__cuda *cu, const char *what) {
+/* Something a CUDA graph cannot record happened while one is captured: the
+ * capture is spoiled, and capture_end says why (the first such thing). */
+static void capture_spoil(syn__cuda *cu, const char *what) {
     if (!cu->capture_spoiled[0]) snprintf(cu->capture_spoiled, sizeof cu->capture_spoiled, "%s", what);
+}
+
+/* The same for a call that then fails. */
+static syn_status capture_refuse(syn__cuda *cu, const char *what) {
+    capture_spoil(cu, what);
     return syn__error(SYN_ERR_UNSUPPORTED, "cuda:%d: %s during a CUDA graph capture", cu->index, what);
 }
 
@@ -292,7 +297,7 @@ static void cuda_free(syn_backend *be, void *p) {
     pthread_mutex_lock(&cu->lock);
     size_t size = live_take(cu, p);
     if (size && cu->capturing) { /* cudaFree cannot be recorded: the block waits in the cache */
-        if (!cu->capture_spoiled[0]) snprintf(cu->capture_spoiled, sizeof cu->capture_spoiled, "freeing device memory");
+        capture_spoil(cu, "freeing device memory");
         cu->stats.in_use -= size;
         if (!cached_put(cu, p, size)) live_put(cu, p, size); /* (no host memory for the list: kept live) */
     } else if (size) {
