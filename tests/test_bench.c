@@ -285,6 +285,32 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+/* OpenBLAS's kernel choice: the advice is for pre-AVX kernels on an AVX2 CPU
+ * only, and never where OPENBLAS_CORETYPE is set; the command restarts
+ * itself with it, so that it never runs on the slow kernels (OpenBLAS picks
+ * per process, and on some CPUs differently from one process to the next). */
+START_TEST(test_blas_coretype) {
+    const char *chosen = NULL, *advice = syn_cpu_blas_coretype_advice(&chosen);
+    ck_assert_ptr_nonnull(chosen);
+    if (advice) {
+        ck_assert_msg(strcmp(advice, "SkylakeX") == 0 || strcmp(advice, "Haswell") == 0, "advice %s", advice);
+        ck_assert_msg(strstr("Prescott Core2 Penryn Dunnington Nehalem Atom", chosen), "advice with %s", chosen);
+    }
+    char cli[4096], cmd[8192];
+    if (!tu_cli_path(cli, sizeof cli, "test_bench")) return;
+    char *out;
+    for (int run = 0; run < 4; run++) {
+        snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE -u SYN_BLAS_CORETYPE_FROM %s info 2>&1", cli);
+        ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+        ck_assert_msg(strstr(out, "cpu: ") && !strstr(out, "runs GEMMs several times faster"),
+                      "synapse info ran on kernels it could have replaced:\n%s", out);
+        free(out);
+    }
+    ck_assert_int_eq(setenv("OPENBLAS_CORETYPE", chosen, 1), 0);
+    ck_assert_ptr_null(syn_cpu_blas_coretype_advice(NULL));
+}
+END_TEST
+
 START_TEST(test_cli_quick) {
     char cli[4096], cmd[8192], json[] = "/tmp/test_bench_XXXXXX", md[64];
     if (!tu_cli_path(cli, sizeof cli, "test_bench")) return;
@@ -408,6 +434,7 @@ static Suite *suite(void) {
     tcase_set_timeout(c, 300);
     tcase_add_test(c, test_cli);
     tcase_add_test(c, test_cli_quick);
+    tcase_add_test(c, test_blas_coretype);
     tcase_add_test(c, test_pytorch_schema);
     suite_add_tcase(s, c);
     return s;

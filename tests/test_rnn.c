@@ -12,6 +12,7 @@
 #include <string.h>
 #include "gradutil.h"
 #include "core/internal.h"
+#include "cpu/cpu.h"
 
 /* ---- slice ------------------------------------------------------------------ */
 
@@ -279,11 +280,46 @@ START_TEST(rnn_long_sequence) {
 }
 END_TEST
 
-/* Batch and hidden sizes above the threading threshold (B * G H >= 32768). */
+/* Batch and hidden sizes above the threading thresholds (B * G H >= 32768;
+ * the third on the packed recurrent weights, 513 columns in 17 panels). */
 START_TEST(rnn_threaded_sizes) {
     static const rnn_case cs[] = {{SYN_RNN_LSTM, 64, 3, 8, 128, true, true, {0}},
-                                  {SYN_RNN_GRU, 64, 3, 8, 171, true, false, {0}}};
+                                  {SYN_RNN_GRU, 64, 3, 8, 171, true, false, {0}},
+                                  {SYN_RNN_GRU, 64, 5, 8, 171, true, true, {0}}};
     rnn_run(&cs[_i], cs[_i].T, 500 + _i, false);
+}
+END_TEST
+
+/* The packed products of panel.c (the recurrent step's), at every level this
+ * CPU runs, against a double loop: C (M, N) += A op(W), C holding values
+ * first, row strides wider than the rows, edges of tiles and panels. */
+START_TEST(panel_gemm_levels) {
+    static const int64_t sizes[][3] = {{1, 1, 1},  {2, 31, 7},  {3, 32, 5},   {5, 33, 64},
+                                       {6, 64, 3}, {7, 65, 17}, {13, 100, 2}, {64, 513, 171}};
+    tu_rng r = tu_rng_make(600);
+    for (int level = 0; level <= syn__panel_level_best(); level++)
+        for (int si = 0; si < (int)(sizeof sizes / sizeof sizes[0]); si++)
+            for (int trans = 0; trans < 2; trans++) {
+                env e = env_make(); /* frees the arrays */
+                int64_t M = sizes[si][0], N = sizes[si][1], K = sizes[si][2], lda = K + 3, ldc = N + 2;
+                float *A = rand_array(&r, M * lda, -1, 1), *W = rand_array(&r, N * K, -1, 1);
+                float *C = rand_array(&r, M * ldc, -1, 1), *Wp = alloc(syn__panel_floats(K, N) * sizeof *Wp);
+                double *want = alloc((size_t)(M * ldc) * sizeof *want);
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < ldc; j++) {
+                        double v = C[i * ldc + j];
+                        for (int64_t k = 0; j < N && k < K; k++)
+                            v += (double)A[i * lda + k] * (trans ? W[j * K + k] : W[k * N + j]);
+                        want[i * ldc + j] = v;
+                    }
+                syn__panel_pack(W, K, N, trans, Wp);
+                syn__panel_gemm_at(level, M, N, K, A, lda, Wp, C, ldc);
+                ck_assert_msg(tu_close_ratio(C, want, M * ldc, 1e-5, 1e-5) <= 1.0,
+                              "%s, M %lld N %lld K %lld%s: ratio %g", syn__panel_level_name(level), (long long)M,
+                              (long long)N, (long long)K, trans ? " transposed" : "",
+                              tu_close_ratio(C, want, M * ldc, 1e-5, 1e-5));
+                env_free(&e);
+            }
 }
 END_TEST
 
@@ -580,7 +616,8 @@ static Suite *suite(void) {
     tcase_add_test(t, embedding_values_and_grad);
     tcase_add_loop_test(t, rnn_forward_and_grad, 0, n_rnn_cases);
     tcase_add_loop_test(t, rnn_long_sequence, 0, 3);
-    tcase_add_loop_test(t, rnn_threaded_sizes, 0, 2);
+    tcase_add_loop_test(t, rnn_threaded_sizes, 0, 3);
+    tcase_add_test(t, panel_gemm_levels);
     tcase_add_test(t, rnn_bad_shapes_and_lengths);
     suite_add_tcase(s, t);
     t = tcase_create("layers");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "synapse/synapse.h"
 #include "cli.h"
 #include "train_cli.h"
@@ -38,7 +39,12 @@ static const char usage_text[] =
     "  bench [--device cpu|cuda|all] [--workload NAME ...] [--json FILE] [--quick] [--list]\n"
     "                       benchmarks verified against the CPU, with PyTorch beside them (see synapse bench --help)\n"
     "  --version            print the version\n"
-    "  --help               this text\n";
+    "  --help               this text\n"
+    "\n"
+    "Where OpenBLAS took pre-AVX kernels on a CPU with AVX2 (a CPU model it does not\n"
+    "know) and OPENBLAS_CORETYPE is unset, synapse restarts itself with\n"
+    "OPENBLAS_CORETYPE=Haswell (SkylakeX with AVX-512): GEMMs several times faster.\n"
+    "Set OPENBLAS_CORETYPE yourself to choose (synapse info shows the kernels).\n";
 
 static const char train_usage_text[] =
     "usage: synapse train [MODEL.cfg] [options]\n"
@@ -612,7 +618,21 @@ static const struct {
     {"bench", cmd_bench},
 };
 
+/* OpenBLAS reads OPENBLAS_CORETYPE only when it loads: to replace the slow
+ * kernels it chose, set it and run this program again, once (the variable is
+ * then set, so the advice is NULL). If the restart fails, carry on as is. */
+static void blas_restart(char **argv) {
+    const char *chosen = NULL, *core = syn_cpu_blas_coretype_advice(&chosen);
+    if (!core) return;
+    if (setenv("OPENBLAS_CORETYPE", core, 1) != 0 || setenv("SYN_BLAS_CORETYPE_FROM", chosen, 1) != 0) return;
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("SYN_BLAS_CORETYPE_FROM");
+}
+
 int main(int argc, char **argv) {
+    blas_restart(argv);
     if (argc < 2) return usage_error(usage_text, "%s", "no command given");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -46,6 +46,15 @@ SYN_API int syn_device_count(syn_device_type type);
  * compute capability, driver/runtime and library versions. */
 SYN_API syn_status syn_device_describe(syn_device d, char *buf, size_t size);
 
+/* "SkylakeX" or "Haswell" where OpenBLAS chose kernels older than this CPU
+ * runs (pre-AVX ones for a model it does not know: several times slower
+ * GEMMs) and OPENBLAS_CORETYPE is unset; else NULL. *chosen (if chosen is
+ * not NULL): the kernels OpenBLAS chose. OpenBLAS reads OPENBLAS_CORETYPE
+ * once, when it loads, so a program that wants the faster kernels sets it
+ * and restarts (the synapse command does, see its --help). borrowed: static
+ * strings. */
+SYN_API const char *syn_cpu_blas_coretype_advice(const char **chosen);
+
 /* Waits until all work queued on the device has finished. */
 SYN_API syn_status syn_device_synchronize(syn_device d);
 /* Bytes of device memory the device's caching allocator has handed out and

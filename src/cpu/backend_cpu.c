@@ -79,6 +79,30 @@ static syn_status cpu_workspace(syn_backend *be, size_t bytes, void **out) {
 
 extern char *openblas_get_corename(void) __attribute__((weak));
 
+/* OpenBLAS picks its kernels from the CPU model when it loads; a model it
+ * does not know (0.3.21 and some recent Xeons) can get its SSE3 kernels,
+ * several times slower than what the CPU runs. The core type to ask for
+ * instead (through OPENBLAS_CORETYPE, read at load), or NULL when its choice
+ * fits the CPU; *chosen: its choice. */
+static const char *blas_better_core(const char **chosen) {
+    const char *core = openblas_get_corename ? openblas_get_corename() : NULL;
+    *chosen = core;
+    static const char *const pre_avx[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom"};
+    bool slow = false;
+    for (size_t i = 0; core && i < sizeof pre_avx / sizeof *pre_avx; i++) slow |= strcmp(core, pre_avx[i]) == 0;
+    __builtin_cpu_init();
+    if (!slow || !__builtin_cpu_supports("avx2")) return NULL;
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    return avx512 ? "SkylakeX" : "Haswell";
+}
+
+const char *syn_cpu_blas_coretype_advice(const char **chosen) {
+    const char *core, *better = blas_better_core(&core), *set = getenv("OPENBLAS_CORETYPE");
+    if (chosen) *chosen = core ? core : "unknown";
+    return better && !(set && *set) ? better : NULL;
+}
+
 static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
     (void)be;
     char model[256] = "unknown CPU";
@@ -96,20 +120,17 @@ static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
             }
         fclose(f);
     }
-    /* OpenBLAS picks its kernels from the CPU model at load; a model it does
-     * not know (0.3.21 and some recent Xeons) can get its SSE3 kernels, several
-     * times slower than what the CPU can run. Say so, with the fix. */
-    const char *core = openblas_get_corename ? openblas_get_corename() : NULL;
-    static const char *const pre_avx[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom"};
-    bool slow = false;
-    for (size_t i = 0; core && i < sizeof pre_avx / sizeof *pre_avx; i++) slow |= strcmp(core, pre_avx[i]) == 0;
-    __builtin_cpu_init();
-    slow = slow && __builtin_cpu_supports("avx2");
-    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s kernels%s)", model, omp_get_max_threads(),
-             core ? core : "unknown",
-             slow ? "; the CPU has AVX2: OPENBLAS_CORETYPE=Haswell, or SkylakeX with AVX-512, runs GEMMs several "
-                    "times faster"
-                  : "");
+    const char *core, *better = blas_better_core(&core), *set = getenv("OPENBLAS_CORETYPE");
+    const char *by = getenv("SYN_BLAS_CORETYPE_FROM"); /* the synapse CLI's restart (tools/synapse.c) */
+    char blas[192];
+    if (better)
+        snprintf(blas, sizeof blas, "%s kernels; the CPU has %s: OPENBLAS_CORETYPE=%s runs GEMMs several times faster",
+                 core, strcmp(better, "Haswell") == 0 ? "AVX2" : "AVX-512", better);
+    else if (set && by && core && strcmp(set, core) == 0)
+        snprintf(blas, sizeof blas, "%s kernels, set by synapse: OpenBLAS chose %s", core, by);
+    else snprintf(blas, sizeof blas, "%s kernels", core ? core : "unknown");
+    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s), RNN steps on %s panels", model,
+             omp_get_max_threads(), blas, syn__panel_level_name(syn__panel_level_best()));
     return SYN_OK;
 }
 

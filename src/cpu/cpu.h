@@ -21,6 +21,21 @@ syn_status syn__cpu_clip_scale(syn_backend *be, float *const *x, const int64_t *
 syn_status syn__cpu_metrics(syn_backend *be, const float *loss, const float *logits, const int32_t *labels, int64_t n,
                             int64_t classes, double *acc);
 
+/* panel.c: C (M, N) += A (M, K; row stride lda) op(W), W packed once by
+ * syn__panel_pack into column panels of SYN_PANEL_NR (syn__panel_floats
+ * floats) and reused over many products; for few rows (an RNN's steps). */
+#define SYN_PANEL_NR 32
+enum { SYN_PANEL_SSE, SYN_PANEL_AVX2, SYN_PANEL_AVX512 };
+size_t syn__panel_floats(int64_t K, int64_t N);
+void syn__panel_pack(const float *W, int64_t K, int64_t N, bool trans, float *Wp); /* trans: W (N, K), else (K, N) */
+void syn__panel_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Wp, float *C,
+                     int64_t ldc);
+/* the same at a given level (tests and benchmarks; at most syn__panel_level_best()) */
+void syn__panel_gemm_at(int level, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Wp,
+                        float *C, int64_t ldc);
+int syn__panel_level_best(void);
+const char *syn__panel_level_name(int level);
+
 /* Element loops worth threading: below this, OpenMP costs more than it saves. */
 #define SYN_CPU_PAR_MIN 32768
 

@@ -1,8 +1,9 @@
 /* Sequence kernels on the CPU: slice, embedding, and the recurrent op (tanh /
  * relu RNN, LSTM, GRU). The recurrent op does its input projection for all
- * steps in one GEMM, one (B, H) x (H, G H) GEMM per step for the recurrence,
- * and readable loops for the cell equations; the backward pass runs the steps
- * in reverse, then forms the weight and input gradients with three GEMMs. */
+ * steps in one GEMM, one (B, H) x (H, G H) GEMM per step for the recurrence
+ * (for small batches on W_hh packed once, panel.c), and readable loops for
+ * the cell equations; the backward pass runs the steps in reverse, then
+ * forms the weight and input gradients with three GEMMs. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -120,17 +121,27 @@ static inline const float *prev_state(const rnn_args *a, int64_t b, int64_t t) {
     return a->s0 ? a->s0 + b * a->S : a->zeros;
 }
 
-/* Below this batch the recurrent product runs transposed: OpenBLAS splits a
- * GEMM of few rows poorly (B 16, G H 2048, H 512: 0.86 ms transposed against
- * 1.39 ms, 2 threads); from 64 rows on the two are even. */
+/* Up to this batch, over at least RNN_PANEL_STEPS steps, the recurrent
+ * products run on W_hh packed once per pass (panel.c): 2048 x 512 weights,
+ * 2 cores, AVX-512: 0.25 ms a step at batch 16 and 0.85 at 64, where
+ * OpenBLAS took 0.50-0.55 and 0.95-1.4 with its best kernels (and 1.2 and
+ * 3.9 with the pre-AVX ones it picks on some CPUs it does not know). */
+#define RNN_PANEL_BATCH 64
+#define RNN_PANEL_STEPS 4
+/* Below this batch OpenBLAS runs the recurrent product transposed: it splits
+ * a GEMM of few rows poorly (B 16, G H 2048, H 512: 0.86 ms transposed
+ * against 1.39 ms, 2 threads); from 64 rows on the two are even. */
 #define RNN_NARROW_BATCH 32
 
-/* hw (B, G H) = h_{t-1} W_hh^T + b_hh; tmp: B G H floats of scratch. */
-static void recurrent_gemm(const rnn_args *a, int64_t t, float *hw, float *tmp) {
+static bool rnn_panels(const rnn_args *a) { return a->B <= RNN_PANEL_BATCH && a->T >= RNN_PANEL_STEPS; }
+
+/* hw (B, G H) = h_{t-1} W_hh^T + b_hh; tmp: B G H floats of scratch; whp:
+ * W_hh^T in panels, or NULL. */
+static void recurrent_gemm(const rnn_args *a, int64_t t, const float *whp, float *hw, float *tmp) {
     int64_t B = a->B, GH = a->G * a->H;
     const float *h = t > 0 ? a->y + (t - 1) * a->S : a->s0;
     int64_t ld = t > 0 ? a->T * a->S : a->S;
-    if (h && B < RNN_NARROW_BATCH) {
+    if (h && !whp && B < RNN_NARROW_BATCH) {
         /* tmp (G H, B) = W_hh h^T, then hw = tmp^T + b_hh */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)GH, (blasint)B, (blasint)a->H, 1.0f, a->wh,
                     (blasint)a->H, h, (blasint)ld, 0.0f, tmp, (blasint)B);
@@ -143,8 +154,10 @@ static void recurrent_gemm(const rnn_args *a, int64_t t, float *hw, float *tmp) 
         else memset(hw + b * GH, 0, (size_t)GH * sizeof *hw);
     }
     if (!h) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)B, (blasint)GH, (blasint)a->H, 1.0f, h, (blasint)ld,
-                a->wh, (blasint)a->H, 1.0f, hw, (blasint)GH);
+    if (whp) syn__panel_gemm(B, GH, a->H, h, ld, whp, hw, GH);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)B, (blasint)GH, (blasint)a->H, 1.0f, h,
+                    (blasint)ld, a->wh, (blasint)a->H, 1.0f, hw, (blasint)GH);
 }
 
 /* The LSTM cell on H units. The gate rows i, f, c~, o (the input parts,
@@ -205,12 +218,16 @@ syn_status syn__cpu_rnn_fwd(syn_backend *be, syn_node *n) {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)(B * T), (blasint)GH, (blasint)a.In, 1.0f, a.x,
                 (blasint)a.In, a.wi, (blasint)a.In, 1.0f, a.gates, (blasint)GH);
+    /* workspace: hw and its scratch (B, G H) each, S zeros, W_hh^T in panels */
+    size_t np = rnn_panels(&a) ? syn__panel_floats(a.H, GH) : 0;
     float *hw;
-    SYN_TRY(be->workspace(be, (size_t)(2 * B * GH + S) * sizeof(float), (void **)&hw));
+    SYN_TRY(be->workspace(be, ((size_t)(2 * B * GH + S) + np) * sizeof(float), (void **)&hw));
     memset(hw + 2 * B * GH, 0, (size_t)S * sizeof *hw);
     a.zeros = hw + 2 * B * GH;
+    float *whp = np ? hw + 2 * B * GH + S : NULL;
+    if (whp) syn__panel_pack(a.wh, a.H, GH, true, whp);
     for (int64_t t = 0; t < T; t++) {
-        recurrent_gemm(&a, t, hw, hw + B * GH);
+        recurrent_gemm(&a, t, whp, hw, hw + B * GH);
 /* one parallel region per step, for steps wide enough to pay for it */
 #pragma omp parallel for schedule(static) if (B * GH >= SYN_CPU_PAR_MIN)
         for (int64_t b = 0; b < B; b++) {
@@ -302,13 +319,17 @@ syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
     if (B == 0 || T == 0) return SYN_OK;
     bool gru = a.mode == SYN_RNN_GRU;
     /* workspace: dI (BT, GH), dR (BT, GH; GRU only), the running state
-     * gradient (B, S) twice, the previous h of every step (BT, H), S zeros */
-    size_t nf = (size_t)(BT * GH) * (gru ? 2 : 1) + (size_t)(2 * B * S) + (size_t)(BT * H) + (size_t)S;
+     * gradient (B, S) twice, the previous h of every step (BT, H), S zeros,
+     * W_hh in panels */
+    size_t np = rnn_panels(&a) ? syn__panel_floats(GH, H) : 0;
+    size_t nf = (size_t)(BT * GH) * (gru ? 2 : 1) + (size_t)(2 * B * S) + (size_t)(BT * H) + (size_t)S + np;
     float *ws;
     SYN_TRY(be->workspace(be, nf * sizeof(float), (void **)&ws));
     float *dI = ws, *dR = gru ? dI + BT * GH : dI, *dnext = dR + BT * GH, *dcur = dnext + B * S, *hprev = dcur + B * S;
     memset(hprev + BT * H, 0, (size_t)S * sizeof *hprev);
     a.zeros = hprev + BT * H;
+    float *whp = np ? hprev + BT * H + S : NULL;
+    if (whp) syn__panel_pack(a.wh, GH, H, false, whp);
     const float *dy = n->grad;
     memset(dnext, 0, (size_t)(B * S) * sizeof *dnext);
     for (int64_t t = T - 1; t >= 0; t--) {
@@ -329,8 +350,10 @@ syn_status syn__cpu_rnn_bwd(syn_backend *be, syn_node *n) {
                           prev_state(&a, b, t), d, a.mode == SYN_RNN_LSTM ? d + H : NULL, di, dr, dn);
         }
         /* dh_{t-1} += dR_t W_hh */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)B, (blasint)H, (blasint)GH, 1.0f,
-                    dR + t * GH, (blasint)(T * GH), a.wh, (blasint)H, 1.0f, dnext, (blasint)S);
+        if (whp) syn__panel_gemm(B, H, GH, dR + t * GH, T * GH, whp, dnext, S);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)B, (blasint)H, (blasint)GH, 1.0f,
+                        dR + t * GH, (blasint)(T * GH), a.wh, (blasint)H, 1.0f, dnext, (blasint)S);
     }
     int st = (int)n->i[SYN_A_RNN_STATE];
     float *ds0 = st ? syn__cgrad(n, st) : NULL;
