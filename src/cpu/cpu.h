@@ -36,6 +36,18 @@ void syn__panel_gemm_at(int level, int64_t M, int64_t N, int64_t K, const float 
 int syn__panel_level_best(void);
 const char *syn__panel_level_name(int level);
 
+/* A hot loop built once per x86-64 level (v4: AVX-512, v3: AVX2 + FMA, and
+ * the v2 baseline the library targets), the copy chosen when the library
+ * loads: GCC vectorises each as wide as its level allows. The arithmetic is
+ * the C's in every copy (no reassociation without -ffast-math), so results
+ * do not depend on the copy. Not under the sanitizers (ifunc resolvers run
+ * before ASan is up) nor clang's fuzzing build. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SYN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SYN_CPU_CLONES
+#endif
+
 /* Element loops worth threading: below this, OpenMP costs more than it saves. */
 #define SYN_CPU_PAR_MIN 32768
 

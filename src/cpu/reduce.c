@@ -57,7 +57,7 @@ static bool reduce_block(const syn_node *n, int64_t *outer, int64_t *red, int64_
  * in a fixed order. A single double accumulator is bound by the add latency
  * (16M floats on 2 cores: 20 GB/s; 16 lanes: 29 GB/s in a micro-benchmark).
  * Every addition stays in double, as before: only the order changed. */
-static double sum_f32(const float *x, int64_t n) {
+SYN_CPU_CLONES static double sum_f32(const float *x, int64_t n) {
     double acc[16] = {0};
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
