@@ -287,6 +287,19 @@ static inline void syn__slice_dims(const syn_node *n, int64_t *outer, int64_t *f
     *full = x->dim[axis];
 }
 
+/* Element strides s[0..nd) of x read as an nd-dim array of sizes ydim
+ * (numpy broadcasting: x's dims right-aligned; 0 where x has size 1 and the
+ * output does not): shared by the backends' broadcasting binary ops. */
+static inline void syn__bcast_strides(const syn_shape *x, int nd, const int64_t *ydim, int64_t *s) {
+    int64_t st = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        int dx = d - (nd - x->ndim);
+        int64_t size = dx >= 0 ? x->dim[dx] : 1;
+        s[d] = (size == 1 && ydim[d] != 1) ? 0 : st;
+        st *= size;
+    }
+}
+
 /* Elements of a node's current shape. */
 static inline int64_t syn__numel(const syn_node *n) { return syn_shape_numel(&n->shape); }
 /* Normalises a possibly negative axis; -1 if out of range. */

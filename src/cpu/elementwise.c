@@ -18,16 +18,6 @@ typedef struct {
     int64_t sa[SYN_MAX_DIMS], sb[SYN_MAX_DIMS];
 } bcast;
 
-static void strides_for(const syn_shape *x, int nd, const int64_t *ydim, int64_t *s) {
-    int64_t st = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        int dx = d - (nd - x->ndim);
-        int64_t size = dx >= 0 ? x->dim[dx] : 1;
-        s[d] = (size == 1 && ydim[d] != 1) ? 0 : st;
-        st *= size;
-    }
-}
-
 static void bcast_make(const syn_node *n, bcast *bc) {
     const syn_shape *y = &n->shape;
     bc->nd = y->ndim;
@@ -38,8 +28,8 @@ static void bcast_make(const syn_node *n, bcast *bc) {
         bc->sa[0] = bc->sb[0] = 0;
         return;
     }
-    strides_for(&n->in[0]->shape, bc->nd, bc->dim, bc->sa);
-    strides_for(&n->in[1]->shape, bc->nd, bc->dim, bc->sb);
+    syn__bcast_strides(&n->in[0]->shape, bc->nd, bc->dim, bc->sa);
+    syn__bcast_strides(&n->in[1]->shape, bc->nd, bc->dim, bc->sb);
 }
 
 /* Offsets of a and b for output row r (all dims but the last). */

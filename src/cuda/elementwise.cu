@@ -267,16 +267,6 @@ extern "C" cudaError_t syn__cuda_fill32_launch(void *dst, uint32_t bits, int64_t
     return cudaGetLastError();
 }
 
-static void strides_for(const syn_shape *x, int nd, const int64_t *ydim, int64_t *s) {
-    int64_t st = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        int dx = d - (nd - x->ndim);
-        int64_t size = dx >= 0 ? x->dim[dx] : 1;
-        s[d] = (size == 1 && ydim[d] != 1) ? 0 : st;
-        st *= size;
-    }
-}
-
 static void bcast_make(const syn_node *n, bcast *bc) {
     const syn_shape *y = &n->shape;
     *bc = bcast();
@@ -289,8 +279,8 @@ static void bcast_make(const syn_node *n, bcast *bc) {
         bc->sy[0] = 1;
         return;
     }
-    strides_for(&n->in[0]->shape, bc->nd, bc->dim, bc->sa);
-    strides_for(&n->in[1]->shape, bc->nd, bc->dim, bc->sb);
+    syn__bcast_strides(&n->in[0]->shape, bc->nd, bc->dim, bc->sa);
+    syn__bcast_strides(&n->in[1]->shape, bc->nd, bc->dim, bc->sb);
     int64_t st = 1;
     for (int d = bc->nd - 1; d >= 0; d--) {
         bc->sy[d] = st;
