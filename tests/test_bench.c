@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "synapse/bench.h"
 #include "testutil.h"
@@ -285,6 +286,67 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+/* The twins' order: by default one bench.py run for all workloads after
+ * Synapse's; with --paired one run per workload right after its row. A stand-in
+ * "Python" (SYN_BENCH_PYTHON) logs each run's workloads and writes a result
+ * line per workload at 2 ms, which must reach the table and the JSON. */
+START_TEST(test_cli_paired) {
+    char cli[4096], cmd[8192], dir[] = "/tmp/test_bench_py_XXXXXX";
+    if (!tu_cli_path(cli, sizeof cli, "test_bench")) return;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char fake[128], log[128], json[128];
+    snprintf(fake, sizeof fake, "%s/python", dir);
+    snprintf(log, sizeof log, "%s/runs", dir);
+    snprintf(json, sizeof json, "%s/out.json", dir);
+    FILE *f = fopen(fake, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\n"
+               "[ \"$1\" = -c ] && exit 0\n" /* import torch */
+               "shift\n"
+               "while [ $# -gt 0 ]; do case $1 in --device) d=$2;; --workload) w=$2;; --json-out) o=$2;; esac; shift; done\n"
+               "echo \"$w\" >> %s\n"
+               "for x in $(echo $w | tr , ' '); do\n"
+               "  echo \"{\\\"workload\\\": \\\"$x\\\", \\\"device\\\": \\\"$d\\\", \\\"status\\\": "
+               "\\\"ok\\\", \\\"median_ms\\\": 2.0}\" >> $o\n"
+               "done\n",
+            log);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(fake, 0755), 0);
+    for (int paired = 0; paired < 2; paired++) {
+        unlink(log);
+        char *out;
+        snprintf(cmd, sizeof cmd, "SYN_BENCH_PYTHON=%s %s bench --quick --workload add_16m,mlp_b128 --json %s%s 2>&1", fake,
+                 cli, json, paired ? " --paired" : "");
+        int rc = tu_run_cmd(cmd, &out);
+        ck_assert_msg(rc == 0, "bench: exit %d:\n%s", rc, out);
+        ck_assert_msg(strstr(out, "PyTorch column n/a") == NULL, "no PyTorch column:\n%s", out);
+        /* each row's PyTorch ms is the stand-in's 2.000 */
+        const char *table = strstr(out, "\nworkload"), *second = table ? strstr(table + 1, "\nworkload") : NULL;
+        ck_assert_ptr_nonnull(second);
+        for (const char *w = "add_16m"; w; w = strcmp(w, "add_16m") == 0 ? "mlp_b128" : NULL) {
+            const char *row = strstr(second, w), *end = row ? strchr(row, '\n') : NULL;
+            ck_assert_msg(row && end, "%s: no row:\n%s", w, out);
+            char line[512];
+            snprintf(line, sizeof line, "%.*s", (int)(end - row), row);
+            ck_assert_msg(strstr(line, " 2.000 "), "%s: the stand-in's 2 ms is not in the row: %s", w, line);
+        }
+        free(out);
+        snprintf(cmd, sizeof cmd, "cat %s", log);
+        ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+        ck_assert_msg(strcmp(out, paired ? "add_16m\nmlp_b128\n" : "add_16m,mlp_b128\n") == 0, "%s runs: %s",
+                      paired ? "paired" : "batched", out);
+        free(out);
+        /* the JSON: Synapse's two lines and the stand-in's two */
+        snprintf(cmd, sizeof cmd, "grep -c '\"median_ms\": 2.0}' %s", json);
+        ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+        ck_assert_int_eq(atoi(out), 2);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* OpenBLAS's kernel choice: the advice is for pre-AVX kernels on an AVX2 CPU
  * only, and never where OPENBLAS_CORETYPE is set; the command restarts
  * itself with it, so that it never runs on the slow kernels (OpenBLAS picks
@@ -437,6 +499,7 @@ static Suite *suite(void) {
     tcase_add_test(c, test_cli);
     tcase_add_test(c, test_cli_quick);
     tcase_add_test(c, test_blas_coretype);
+    tcase_add_test(c, test_cli_paired);
     tcase_add_test(c, test_pytorch_schema);
     suite_add_tcase(s, c);
     return s;

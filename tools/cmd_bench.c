@@ -37,6 +37,9 @@ static const char bench_usage_text[] =
     "  --json FILE        JSON lines, one object per result, Synapse's and PyTorch's\n"
     "  --markdown FILE    a Markdown table with the date and the machines\n"
     "  --no-pytorch       do not run the PyTorch twins\n"
+    "  --paired           run each workload's PyTorch twin right after it (one Python per workload)\n"
+    "                     instead of all twins after all workloads: on a shared machine whose speed\n"
+    "                     drifts, each ratio then compares two runs seconds apart\n"
     "  --profile          time each op's kernels (SYN_PROFILE=1): every graph prints a table of\n"
     "                     device ms per step by op to stderr when freed; costs a sync per pass\n"
     "  --list             the workloads, one per line: name, kind, description\n"
@@ -148,6 +151,20 @@ static bool run_torch(const char *py, const char *script, const char *device, co
     }
     if (rc != 0) fprintf(stderr, "synapse bench: bench.py on %s exited with %d\n", device, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
     return true;
+}
+
+/* run_torch for the workloads `names` on device d, into the shared rows and
+ * lines; a failure is said on stderr and kept in why. */
+static bool run_torch_on(const char *py, const char *script, syn_device d, const char *names,
+                         const syn_bench_config *cfg, int threads, torch_row *rows, int *n_rows, char **lines,
+                         int *n_lines, char *why, size_t wsize) {
+    char dn[16];
+    syn_device_str(d, dn, sizeof dn);
+    if (run_torch(py, script, dn, names, cfg->iters, cfg->warmup, cfg->quick, threads, rows, n_rows,
+                  MAX_WL * MAX_DEV, lines, n_lines, MAX_WL * MAX_DEV, why, wsize))
+        return true;
+    fprintf(stderr, "synapse bench: %s\n", why);
+    return false;
 }
 
 static const torch_row *torch_find(const torch_row *rows, int n, const char *workload, const char *device) {
@@ -274,20 +291,21 @@ static bool add_workloads(const char *arg, const syn_bench_workload **wl, int *n
 }
 
 int cmd_bench(int argc, char **argv) {
-    enum { O_DEVICE = 256, O_WORKLOAD, O_ITERS, O_WARMUP, O_QUICK, O_THREADS, O_JSON, O_MD, O_NOTORCH, O_LIST, O_PROFILE };
+    enum { O_DEVICE = 256, O_WORKLOAD, O_ITERS, O_WARMUP, O_QUICK, O_THREADS, O_JSON, O_MD, O_NOTORCH, O_LIST, O_PROFILE,
+           O_PAIRED };
     static const struct option longopts[] = {
         {"device", required_argument, 0, O_DEVICE}, {"workload", required_argument, 0, O_WORKLOAD},
         {"iters", required_argument, 0, O_ITERS},   {"warmup", required_argument, 0, O_WARMUP},
         {"quick", no_argument, 0, O_QUICK},         {"threads", required_argument, 0, O_THREADS},
         {"json", required_argument, 0, O_JSON},     {"markdown", required_argument, 0, O_MD},
         {"no-pytorch", no_argument, 0, O_NOTORCH},  {"list", no_argument, 0, O_LIST},
-        {"profile", no_argument, 0, O_PROFILE},
+        {"profile", no_argument, 0, O_PROFILE},     {"paired", no_argument, 0, O_PAIRED},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *U = bench_usage_text, *device = "cpu", *json_path = NULL, *md_path = NULL;
     const syn_bench_workload *wl[MAX_WL];
     int n_wl = 0;
     syn_bench_config cfg = syn_bench_config_defaults();
-    bool list = false, no_torch = false;
+    bool list = false, no_torch = false, paired = false;
     int64_t v, threads = 0;
     char bad[128];
     opterr = 0;
@@ -316,6 +334,7 @@ int cmd_bench(int argc, char **argv) {
         case O_JSON: json_path = optarg; break;
         case O_MD: md_path = optarg; break;
         case O_NOTORCH: no_torch = true; break;
+        case O_PAIRED: paired = true; break;
         case O_LIST: list = true; break;
         case O_PROFILE: setenv("SYN_PROFILE", "1", 1); break; /* read by each graph's compile */
         case ':': return usage_error(U, "option %s needs a value", argv[optind - 1]);
@@ -378,6 +397,11 @@ int cmd_bench(int argc, char **argv) {
 
     syn_bench_machine machines[MAX_DEV];
     const syn_bench_machine *mptr[MAX_DEV];
+    torch_row trows[MAX_WL * MAX_DEV];
+    char *tlines[MAX_WL * MAX_DEV];
+    int n_t = 0, n_tl = 0;
+    bool torch_any = false;
+    char torch_why[512] = "";
     syn_row *rows = calloc((size_t)n_wl * n_dev, sizeof *rows);
     if (!rows) return runtime_error(SYN_ERR_OOM);
     int n_rows = 0, failures = 0;
@@ -395,32 +419,27 @@ int cmd_bench(int argc, char **argv) {
             if (row->r.status != SYN_BENCH_OK)
                 fprintf(stdout, "    %s: %s%s%s\n", syn_bench_status_name(row->r.status), row->r.verify,
                         *row->r.verify && *row->r.note ? "; " : "", row->r.note);
+            if (torch && paired) {
+                fflush(stdout);
+                torch_any |= run_torch_on(py, script, devs[d], wl[i]->name, &cfg, n_threads, trows, &n_t, tlines,
+                                          &n_tl, torch_why, sizeof torch_why);
+            }
         }
     }
 
-    /* the twins, then the joined table */
-    torch_row trows[MAX_WL * MAX_DEV];
-    char *tlines[MAX_WL * MAX_DEV];
-    int n_t = 0, n_tl = 0;
-    if (torch) {
+    /* the twins (unless each ran after its workload), then the joined table */
+    if (torch && !paired) {
         char names[MAX_WL * 33] = "";
         size_t off = 0;
         for (int i = 0; i < n_wl; i++)
             off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "", wl[i]->name);
-        bool any = false;
-        char why[512] = "";
-        for (int d = 0; d < n_dev; d++) {
-            char dn[16];
-            syn_device_str(devs[d], dn, sizeof dn);
-            if (run_torch(py, script, dn, names, cfg.iters, cfg.warmup, cfg.quick, n_threads, trows, &n_t,
-                          MAX_WL * MAX_DEV, tlines, &n_tl, MAX_WL * MAX_DEV, why, sizeof why))
-                any = true;
-            else fprintf(stderr, "synapse bench: %s\n", why);
-        }
-        if (!any) {
-            torch = false;
-            snprintf(torch_note, sizeof torch_note, "%s", why);
-        }
+        for (int d = 0; d < n_dev; d++)
+            torch_any |= run_torch_on(py, script, devs[d], names, &cfg, n_threads, trows, &n_t, tlines, &n_tl,
+                                      torch_why, sizeof torch_why);
+    }
+    if (torch && !torch_any) {
+        torch = false;
+        snprintf(torch_note, sizeof torch_note, "%s", torch_why);
     }
     printf("\n");
     print_header(stdout);
