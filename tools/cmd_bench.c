@@ -92,14 +92,23 @@ static bool find_python(char *py, size_t size, char *why, size_t wsize) {
 
 /* ---- the PyTorch side ------------------------------------------------------------------- */
 
-/* Runs bench.py for one device; appends its rows and JSON lines. Returns
- * false with why when it did not run. */
-static bool run_torch(const char *py, const char *script, const char *device, const char *workloads, int iters,
-                      int warmup, bool quick, int threads, torch_row *rows, int *n_rows, int max_rows,
-                      char **lines, int *n_lines, int max_lines, char *why, size_t wsize) {
+/* Runs bench.py for the workloads `workloads` (comma-separated) on device d;
+ * appends its rows and JSON lines (MAX_WL * MAX_DEV of each at most).
+ * Returns false, with why (also said on stderr), when it gave nothing. */
+static bool run_torch(const char *py, const char *script, syn_device d, const char *workloads,
+                      const syn_bench_config *cfg, int threads, torch_row *rows, int *n_rows, char **lines,
+                      int *n_lines, char *why, size_t wsize) {
+    const int max_rows = MAX_WL * MAX_DEV, max_lines = MAX_WL * MAX_DEV, iters = cfg->iters, warmup = cfg->warmup;
+    const bool quick = cfg->quick;
+    char device[16];
+    syn_device_str(d, device, sizeof device);
     char tmp[] = "/tmp/synapse-bench-XXXXXX";
     int fd = mkstemp(tmp);
-    if (fd < 0) return snprintf(why, wsize, "cannot create a temporary file"), false;
+    if (fd < 0) {
+        snprintf(why, wsize, "cannot create a temporary file for bench.py's results");
+        fprintf(stderr, "synapse bench: %s\n", why);
+        return false;
+    }
     close(fd);
     char cmd[8192];
     int n = snprintf(cmd, sizeof cmd, "%s '%s' --device %s --threads %d --workload %s --json-out %s", py, script,
@@ -147,24 +156,11 @@ static bool run_torch(const char *py, const char *script, const char *device, co
     if (got == 0) {
         snprintf(why, wsize, "bench.py on %s gave no results (exit %d; see its output above)", device,
                  WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+        fprintf(stderr, "synapse bench: %s\n", why);
         return false;
     }
     if (rc != 0) fprintf(stderr, "synapse bench: bench.py on %s exited with %d\n", device, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
     return true;
-}
-
-/* run_torch for the workloads `names` on device d, into the shared rows and
- * lines; a failure is said on stderr and kept in why. */
-static bool run_torch_on(const char *py, const char *script, syn_device d, const char *names,
-                         const syn_bench_config *cfg, int threads, torch_row *rows, int *n_rows, char **lines,
-                         int *n_lines, char *why, size_t wsize) {
-    char dn[16];
-    syn_device_str(d, dn, sizeof dn);
-    if (run_torch(py, script, dn, names, cfg->iters, cfg->warmup, cfg->quick, threads, rows, n_rows,
-                  MAX_WL * MAX_DEV, lines, n_lines, MAX_WL * MAX_DEV, why, wsize))
-        return true;
-    fprintf(stderr, "synapse bench: %s\n", why);
-    return false;
 }
 
 static const torch_row *torch_find(const torch_row *rows, int n, const char *workload, const char *device) {
@@ -421,7 +417,7 @@ int cmd_bench(int argc, char **argv) {
                         *row->r.verify && *row->r.note ? "; " : "", row->r.note);
             if (torch && paired) {
                 fflush(stdout);
-                torch_any |= run_torch_on(py, script, devs[d], wl[i]->name, &cfg, n_threads, trows, &n_t, tlines,
+                torch_any |= run_torch(py, script, devs[d], wl[i]->name, &cfg, n_threads, trows, &n_t, tlines,
                                           &n_tl, torch_why, sizeof torch_why);
             }
         }
@@ -434,7 +430,7 @@ int cmd_bench(int argc, char **argv) {
         for (int i = 0; i < n_wl; i++)
             off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "", wl[i]->name);
         for (int d = 0; d < n_dev; d++)
-            torch_any |= run_torch_on(py, script, devs[d], names, &cfg, n_threads, trows, &n_t, tlines, &n_tl,
+            torch_any |= run_torch(py, script, devs[d], names, &cfg, n_threads, trows, &n_t, tlines, &n_tl,
                                       torch_why, sizeof torch_why);
     }
     if (torch && !torch_any) {

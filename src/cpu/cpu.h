@@ -41,7 +41,8 @@ const char *syn__panel_level_name(int level);
  * loads: GCC vectorises each as wide as its level allows. The arithmetic is
  * the C's in every copy (no reassociation without -ffast-math), so results
  * do not depend on the copy. Not under the sanitizers (ifunc resolvers run
- * before ASan is up) nor clang's fuzzing build. */
+ * before ASan is up) nor clang's fuzzing build. (panel.c picks its levels
+ * itself: each has its own tile size, and the tests run every level.) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define SYN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
