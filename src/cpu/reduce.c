@@ -99,7 +99,17 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
     reduce_strides(n, ostride);
     double *acc = calloc((size_t)ny, sizeof *acc);
     if (!acc) return syn__error(SYN_ERR_OOM, "%s: %lld accumulators", syn__op_name[n->op], (long long)ny);
-    for (int64_t i = 0; i < nx; i++) acc[out_index(xs, ostride, i)] += x[i];
+    /* row by row along the last dim: one index computation per row */
+    const int64_t L = xs->ndim ? xs->dim[xs->ndim - 1] : 1, rows = L ? nx / L : 0;
+    const bool along = xs->ndim && ostride[xs->ndim - 1];
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * L;
+        double *a = acc + out_index(xs, ostride, r * L);
+        if (along)
+            for (int64_t j = 0; j < L; j++) a[j] += xr[j];
+        else
+            a[0] += sum_f32(xr, L);
+    }
     for (int64_t o = 0; o < ny; o++) y[o] = (float)(acc[o] * scale);
     free(acc);
     return SYN_OK;
@@ -114,8 +124,27 @@ static syn_status reduce_bwd(syn_node *n, bool mean) {
     reduce_strides(n, ostride);
     float scale = mean ? (float)((double)ny / (double)(nx ? nx : 1)) : 1.0f;
     const float *dy = n->grad;
+    if (ny == 1) { /* everything: one value */
+        const float v = dy[0] * scale;
+        SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)")
+            for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add_, v));
+        return SYN_OK;
+    }
+    /* row by row along the last dim: one index computation per row, then
+     * either a row of dy (last dim kept) or one value of it (reduced) */
+    const int64_t L = xs->ndim ? xs->dim[xs->ndim - 1] : 1, rows = L ? nx / L : 0;
+    const bool along = xs->ndim && ostride[xs->ndim - 1];
     SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)")
-        for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add_, dy[out_index(xs, ostride, i)] * scale));
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = dx + r * L;
+            const float *g = dy + out_index(xs, ostride, r * L);
+            if (along)
+                for (int64_t j = 0; j < L; j++) SYN_GRAD_PUT(d[j], add_, g[j] * scale);
+            else {
+                const float v = g[0] * scale;
+                for (int64_t j = 0; j < L; j++) SYN_GRAD_PUT(d[j], add_, v);
+            }
+        });
     return SYN_OK;
 }
 
