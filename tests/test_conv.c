@@ -187,7 +187,10 @@ static void poison(syn_graph *g) {
     }
 }
 
-static void rig_make(rig *rg, const conv_case *c, tu_rng *r) {
+/* behind: each operand reaches the convolution through x * 1, an
+ * intermediate node, so that the convolution writes its fresh gradients
+ * (grad_write) into NaN-poisoned buffers instead of adding to zeroed ones. */
+static void rig_make(rig *rg, const conv_case *c, tu_rng *r, bool behind) {
     memset(rg, 0, sizeof *rg);
     TU_OK(syn_params_create(syn_cpu(), 1, &rg->ps));
     TU_OK(syn_graph_create(rg->ps, &rg->g));
@@ -197,6 +200,7 @@ static void rig_make(rig *rg, const conv_case *c, tu_rng *r) {
         in[k] = syn_param(rg->g, op_names[k], shapes[k], NULL);
         ck_assert_msg(in[k] != NULL, "%s: %s", c->what, syn_last_error());
         TU_OK(syn_params_find(rg->ps, op_names[k], &rg->val[k], &rg->grad[k]));
+        if (behind) in[k] = syn_mul_scalar(rg->g, in[k], 1.0f);
         rg->num[k] = syn_shape_numel(&shapes[k]);
         rg->data[k] = malloc((size_t)rg->num[k] * sizeof(float));
         tu_fill(r, rg->data[k], rg->num[k], -1, 1);
@@ -282,37 +286,43 @@ static void fd_check(rig *rg, int k, const float *ana, tu_rng *r, const char *wh
     }
 }
 
-/* Forward and both gradients of one case against the oracle; then the same
- * with 1 and 3 OpenMP threads (the one-image path and an uneven split). */
-START_TEST(test_case) {
-    const conv_case *c = &cases[_i];
-    tu_rng r = tu_rng_make(7000 + (uint64_t)_i);
-    rig rg;
-    rig_make(&rg, c, &r);
-    int nk = c->bias ? 3 : 2;
-    double *y = malloc((size_t)rg.ny * sizeof *y), *ref[3] = {NULL, NULL, NULL};
-    for (int k = 0; k < nk; k++) ref[k] = calloc((size_t)rg.num[k], sizeof(double));
-    direct(c, rg.data[0], rg.data[1], c->bias ? rg.data[2] : NULL, rg.r, y, ref[0], ref[1], ref[2]);
-
+/* Forward and the gradients from poisoned buffers against the oracle's y and
+ * ref, with all threads, then 1 and 3 OpenMP threads (the one-image path and
+ * an uneven split); a second backward pass doubles the parameter gradients. */
+static void check_passes(rig *rg, const conv_case *c, const double *y, double *const *ref, int nk) {
     int threads[3] = {omp_get_max_threads(), 1, 3};
     char when[64];
     for (int t = 0; t < 3; t++) {
         omp_set_num_threads(threads[t]);
         snprintf(when, sizeof when, "with %d threads", threads[t]);
-        poison(rg.g);
-        TU_OK(syn_graph_forward(rg.g));
-        TU_OK(syn_graph_read(rg.g, rg.y, rg.ybuf, (size_t)rg.ny * sizeof(float)));
-        double ratio = tu_close_ratio(rg.ybuf, y, rg.ny, 1e-4, 1e-4);
+        poison(rg->g);
+        TU_OK(syn_graph_forward(rg->g));
+        TU_OK(syn_graph_read(rg->g, rg->y, rg->ybuf, (size_t)rg->ny * sizeof(float)));
+        double ratio = tu_close_ratio(rg->ybuf, y, rg->ny, 1e-4, 1e-4);
         ck_assert_msg(ratio <= 1.0, "%s: forward %s differs from the direct convolution (ratio %g, seed %llu)", c->what,
                       when, ratio, (unsigned long long)tu_seed());
-        TU_OK(syn_params_zero_grad(rg.ps));
-        TU_OK(syn_graph_backward(rg.g, rg.loss));
-        for (int k = 0; k < nk; k++) check_grad(&rg, k, ref[k], 1.0, c->what, when);
-        /* backward accumulates: a second pass doubles the parameter gradients */
-        TU_OK(syn_graph_backward(rg.g, rg.loss));
-        for (int k = 0; k < nk; k++) check_grad(&rg, k, ref[k], 2.0, c->what, "after two backward passes");
+        TU_OK(syn_params_zero_grad(rg->ps));
+        TU_OK(syn_graph_backward(rg->g, rg->loss));
+        for (int k = 0; k < nk; k++) check_grad(rg, k, ref[k], 1.0, c->what, when);
+        TU_OK(syn_graph_backward(rg->g, rg->loss));
+        for (int k = 0; k < nk; k++) check_grad(rg, k, ref[k], 2.0, c->what, "after two backward passes");
     }
     omp_set_num_threads(threads[0]);
+}
+
+/* Forward and both gradients of one case against the oracle (check_passes),
+ * then by finite differences. */
+START_TEST(test_case) {
+    const conv_case *c = &cases[_i];
+    tu_rng r = tu_rng_make(7000 + (uint64_t)_i);
+    rig rg;
+    rig_make(&rg, c, &r, false);
+    int nk = c->bias ? 3 : 2;
+    double *y = malloc((size_t)rg.ny * sizeof *y), *ref[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < nk; k++) ref[k] = calloc((size_t)rg.num[k], sizeof(double));
+    direct(c, rg.data[0], rg.data[1], c->bias ? rg.data[2] : NULL, rg.r, y, ref[0], ref[1], ref[2]);
+
+    check_passes(&rg, c, y, ref, nk);
 
     TU_OK(syn_params_zero_grad(rg.ps));
     TU_OK(syn_graph_backward(rg.g, rg.loss));
@@ -322,6 +332,24 @@ START_TEST(test_case) {
         fd_check(&rg, k, ana, &r, c->what);
         free(ana);
     }
+    for (int k = 0; k < nk; k++) free(ref[k]);
+    free(y);
+    rig_free(&rg);
+}
+END_TEST
+
+/* The same case with every operand behind an intermediate node: the
+ * convolution writes its first gradients itself (no zeroing by the executor). */
+START_TEST(test_fresh) {
+    const conv_case *c = &cases[_i];
+    tu_rng r = tu_rng_make(7000 + (uint64_t)_i);
+    rig rg;
+    rig_make(&rg, c, &r, true);
+    int nk = c->bias ? 3 : 2;
+    double *y = malloc((size_t)rg.ny * sizeof *y), *ref[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < nk; k++) ref[k] = calloc((size_t)rg.num[k], sizeof(double));
+    direct(c, rg.data[0], rg.data[1], c->bias ? rg.data[2] : NULL, rg.r, y, ref[0], ref[1], ref[2]);
+    check_passes(&rg, c, y, ref, nk);
     for (int k = 0; k < nk; k++) free(ref[k]);
     free(y);
     rig_free(&rg);
@@ -539,7 +567,7 @@ START_TEST(test_frozen) {
     int frozen = _i % 3;
     tu_rng r = tu_rng_make(8100 + (uint64_t)_i);
     rig rg;
-    rig_make(&rg, c, &r);
+    rig_make(&rg, c, &r, false);
     TU_OK(syn_params_set_trainable(rg.ps, op_names[frozen], false));
     double *y = malloc((size_t)rg.ny * sizeof *y), *ref[3];
     for (int k = 0; k < 3; k++) ref[k] = calloc((size_t)rg.num[k], sizeof(double));
@@ -631,6 +659,7 @@ int main(void) {
     TCase *tc = tcase_create("conv");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_case, 0, n_cases);
+    tcase_add_loop_test(tc, test_fresh, 0, n_cases);
     tcase_add_loop_test(tc, test_adjoint, 0, n_cases);
     tcase_add_loop_test(tc, test_bad_shape, 0, (int)(sizeof bad / sizeof bad[0]));
     tcase_add_loop_test(tc, test_partial_batch, 0, 2);

@@ -161,7 +161,8 @@ static syn_backend cpu_backend = {
     /* the kernels that write a fresh input gradient (SYN_GRAD_PUT, beta 0):
      * the executor skips zeroing it first; convolutions, the other pools,
      * layer norm and the shape and sequence ops still add into zeros */
-    .grad_write = {SYN_GRAD_WRITE_COMMON, [SYN_OP_MAX_POOL2D] = true, [SYN_OP_BATCH_NORM] = true},
+    .grad_write = {SYN_GRAD_WRITE_COMMON, [SYN_OP_MAX_POOL2D] = true, [SYN_OP_BATCH_NORM] = true,
+                   [SYN_OP_CONV2D] = true, [SYN_OP_CONV_TRANSPOSE2D] = true},
 };
 
 syn_backend *syn__cpu_backend(void) { return &cpu_backend; }

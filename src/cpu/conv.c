@@ -25,6 +25,7 @@ typedef struct {
     int64_t hw, pq;
     bool direct;       /* 1x1, stride 1, no padding, P=H, Q=W: the image is its own column matrix */
     bool inner_par;    /* one image at a time: thread im2col / col2im instead of the batch */
+    bool rowblock;     /* stride 1 and Q = W: a column row's valid image rows are one block */
 } geom;
 
 static geom make_geom(const syn_node *n, const syn_shape *im, const syn_shape *col) {
@@ -39,6 +40,7 @@ static geom make_geom(const syn_node *n, const syn_shape *im, const syn_shape *c
     g.hw = g.H * g.W;
     g.pq = g.P * g.Q;
     g.direct = g.R == 1 && g.S == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.P == g.H && g.Q == g.W;
+    g.rowblock = g.sh == 1 && g.sw == 1 && g.Q == g.W;
     return g;
 }
 
@@ -54,6 +56,59 @@ static void q_range(int64_t off, int64_t s, int64_t W, int64_t Q, int64_t *lo, i
     *hi = h;
 }
 
+/* The output rows p whose image row p - ph + r dh is inside the image, as [*lo, *hi) (stride 1). */
+static void p_range(const geom *g, int64_t r, int64_t *lo, int64_t *hi) {
+    int64_t off = r * g->dh - g->ph, l = off < 0 ? -off : 0, h = g->H - off;
+    if (h > g->P) h = g->P;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* One im2col row (one channel c's plane, kernel tap (r, s)) of a stride-1
+ * convolution whose output rows are as wide as the image's (Q = W): output
+ * rows p and p + 1 then read image rows Q floats apart, so the valid rows are
+ * one block copy; the few floats that wrapped around from a neighbouring row
+ * (columns outside [lo, hi)) are zeroed after it. */
+static void block_rows(const geom *g, int64_t r, int64_t lo, int64_t hi, const float *plane, float *o,
+                       int64_t off) {
+    const int64_t Q = g->Q;
+    int64_t p0, p1;
+    p_range(g, r, &p0, &p1);
+    if (p0 == p1 || lo == hi) {
+        memset(o, 0, (size_t)g->pq * sizeof(float));
+        return;
+    }
+    memset(o, 0, (size_t)(p0 * Q + lo) * sizeof(float));
+    const int64_t first = p0 * Q + lo, last = (p1 - 1) * Q + hi; /* [first, last) of the output */
+    const int64_t delta = (r * g->dh - g->ph) * Q + off; /* image index - output index */
+    memcpy(o + first, plane + first + delta, (size_t)(last - first) * sizeof(float));
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t q = 0; q < lo; q++) o[p * Q + q] = 0.0f;
+        for (int64_t q = hi; q < Q; q++) o[p * Q + q] = 0.0f;
+    }
+    memset(o + last, 0, (size_t)(g->pq - last) * sizeof(float));
+}
+
+/* The adjoint of block_rows: the valid rows of o added to the plane as one
+ * block, after zeroing o's columns outside [lo, hi) that the block would
+ * carry into a neighbouring image row. */
+static void block_add(const geom *g, int64_t r, int64_t lo, int64_t hi, float *o, float *plane, int64_t off) {
+    const int64_t Q = g->Q;
+    int64_t p0, p1;
+    p_range(g, r, &p0, &p1);
+    if (p0 == p1 || lo == hi) return;
+    for (int64_t p = p0; p < p1; p++) {
+        for (int64_t q = 0; q < lo; q++) o[p * Q + q] = 0.0f;
+        for (int64_t q = hi; q < Q; q++) o[p * Q + q] = 0.0f;
+    }
+    const int64_t first = p0 * Q + lo, last = (p1 - 1) * Q + hi, delta = (r * g->dh - g->ph) * Q + off;
+    float *d = plane + first + delta;
+    const float *a = o + first;
+#pragma omp simd
+    for (int64_t i = 0; i < last - first; i++) d[i] += a[i];
+}
+
 /* im: (cg, H, W)  ->  cols: (cg R S, P Q), its rows ld floats apart (ld > P Q:
  * several items' columns side by side)
  * cols[(c,r,s), (p,q)] = im[c, p sh - ph + r dh, q sw - pw + s dw], 0 outside the image */
@@ -65,6 +120,10 @@ static void im2col(const geom *g, const float *im, float *cols, int64_t ld) {
         int64_t off = s * g->dw - g->pw, lo, hi;
         q_range(off, g->sw, g->W, Q, &lo, &hi);
         float *o = cols + row * ld;
+        if (g->rowblock) {
+            block_rows(g, r, lo, hi, im + c * g->hw, o, off);
+            continue;
+        }
         for (int64_t p = 0; p < g->P; p++, o += Q) {
             int64_t ih = p * g->sh - g->ph + r * g->dh;
             if (ih < 0 || ih >= g->H || lo == hi) {
@@ -82,8 +141,9 @@ static void im2col(const geom *g, const float *im, float *cols, int64_t ld) {
 }
 
 /* cols: (cg R S, P Q), rows ld floats apart  ->  im: (cg, H, W) +=, the adjoint of im2col:
- * im[c, p sh - ph + r dh, q sw - pw + s dw] += cols[(c,r,s), (p,q)] */
-static void col2im(const geom *g, const float *cols, int64_t ld, float *im) {
+ * im[c, p sh - ph + r dh, q sw - pw + s dw] += cols[(c,r,s), (p,q)]
+ * (with rowblock, cols is scratch: the entries that fall outside the image are zeroed) */
+static void col2im(const geom *g, float *cols, int64_t ld, float *im) {
     const int64_t Q = g->Q;
     /* threads own whole channels: the rows of channel c write only its plane */
 #pragma omp parallel for if (g->inner_par && g->crs * g->pq > SYN_CPU_PAR_MIN) schedule(static)
@@ -92,7 +152,11 @@ static void col2im(const geom *g, const float *cols, int64_t ld, float *im) {
             for (int64_t s = 0; s < g->S; s++) {
                 int64_t off = s * g->dw - g->pw, lo, hi;
                 q_range(off, g->sw, g->W, Q, &lo, &hi);
-                const float *src = cols + ((c * g->R + r) * g->S + s) * ld;
+                float *src = cols + ((c * g->R + r) * g->S + s) * ld;
+                if (g->rowblock) {
+                    block_add(g, r, lo, hi, src, im + c * g->hw, off);
+                    continue;
+                }
                 for (int64_t p = 0; p < g->P; p++, src += Q) {
                     int64_t ih = p * g->sh - g->ph + r * g->dh;
                     if (ih < 0 || ih >= g->H) continue;
@@ -213,6 +277,7 @@ typedef struct {
     geom g;
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw; /* outputs; dx, dw NULL when not wanted */
+    bool dx_add, dw_add; /* add to dx / dw, or write them (fresh gradients: syn__grad_add) */
 } job;
 
 /* Item n of the batch; dw is this thread's partial sum (or NULL). */
@@ -226,6 +291,7 @@ static void run_item(const job *j, int64_t n, float *cols, float *dw) {
         break;
     case CONV_BWD: /* dw += dy im2col(x)^T;  dx += col2im(w^T dy) */
         if (dw) column_side(g, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols);
+        if (j->dx && !j->dx_add) memset(j->dx + im, 0, (size_t)(g->Ci * g->hw) * sizeof(float));
         if (j->dx) image_side(g, j->w, j->dy + col, j->dx + im, cols);
         break;
     case CONVT_FWD: /* y = b + col2im(w^T x) */
@@ -233,7 +299,7 @@ static void run_item(const job *j, int64_t n, float *cols, float *dw) {
         image_side(g, j->w, j->x + col, j->y + im, cols);
         break;
     case CONVT_BWD: /* one im2col(dy) serves both:  dx += w im2col(dy);  dw += x im2col(dy)^T */
-        column_side(g, j->w, j->dy + im, j->dx ? j->dx + col : NULL, 1.0f, j->x + col, dw, cols);
+        column_side(g, j->w, j->dy + im, j->dx ? j->dx + col : NULL, j->dx_add ? 1.0f : 0.0f, j->x + col, dw, cols);
         break;
     }
 }
@@ -254,6 +320,7 @@ static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tm
         break;
     case CONV_BWD:
         if (dw) column_side_b(g, b, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols, tmp);
+        if (j->dx && !j->dx_add) memset(j->dx + im, 0, (size_t)(b * g->Ci * g->hw) * sizeof(float));
         if (j->dx) image_side_b(g, b, j->w, j->dy + col, j->dx + im, cols, tmp);
         break;
     case CONVT_FWD:
@@ -261,7 +328,8 @@ static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tm
         image_side_b(g, b, j->w, j->x + col, j->y + im, cols, tmp);
         break;
     case CONVT_BWD:
-        column_side_b(g, b, j->w, j->dy + im, j->dx ? j->dx + col : NULL, 1.0f, j->x + col, dw, cols, tmp);
+        column_side_b(g, b, j->w, j->dy + im, j->dx ? j->dx + col : NULL, j->dx_add ? 1.0f : 0.0f, j->x + col, dw,
+                      cols, tmp);
         break;
     }
 }
@@ -319,6 +387,7 @@ static syn_status run_batch(syn_backend *be, job *j) {
     if (total) SYN_TRY(be->workspace(be, total * sizeof(float), (void **)&ws));
     const int64_t chunks = (g->N + b - 1) / b;
     if (nt == 1) {
+        if (j->dw && !j->dw_add) memset(j->dw, 0, (size_t)(g->Co * g->crs) * sizeof(float));
         for (int64_t c = 0; c < chunks; c++)
             run_items(j, c * b, g->N - c * b < b ? g->N - c * b : b, ws, ws ? ws + cols_f : NULL, j->dw);
         return SYN_OK;
@@ -340,14 +409,14 @@ static syn_status run_batch(syn_backend *be, job *j) {
         for (size_t i = 0; i < dw_f; i++) {
             float s = 0.0f;
             for (int t = 0; t < nt; t++) s += part[(size_t)t * dw_s + i];
-            j->dw[i] += s;
+            j->dw[i] = j->dw_add ? j->dw[i] + s : s;
         }
     }
     return SYN_OK;
 }
 
-/* dy: (N, K, L)  ->  db[k] += sum_{n,l} dy[n,k,l] */
-static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *db) {
+/* dy: (N, K, L)  ->  db[k] += sum_{n,l} dy[n,k,l] (or = when !add) */
+static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *db, bool add) {
 #pragma omp parallel for if (N * K * L > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t k = 0; k < K; k++) {
         double s = 0;
@@ -358,7 +427,7 @@ static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *d
             for (int64_t i = 0; i < L; i++) row += d[i];
             s += row;
         }
-        db[k] += (float)s;
+        db[k] = add ? db[k] + (float)s : (float)s;
     }
 }
 
@@ -374,12 +443,13 @@ syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) {
 }
 
 /* dx += col2im(w^T dy) (the adjoint of the forward in x);  dw += dy im2col(x)^T;
- * db += sum_{n,p,q} dy */
+ * db += sum_{n,p,q} dy;  each of them written instead where its gradient is fresh */
 syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONV_BWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
-             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1)};
+             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1),
+             .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
-    if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db);
+    if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db, syn__grad_add(n, 2));
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }
 
@@ -392,11 +462,13 @@ syn_status syn__cpu_conv_transpose2d_fwd(syn_backend *be, syn_node *n) {
     return run_batch(be, &j);
 }
 
-/* dx += w im2col(dy) (conv2d's forward of dy);  dw += x im2col(dy)^T;  db += sum_{n,p,q} dy */
+/* dx += w im2col(dy) (conv2d's forward of dy);  dw += x im2col(dy)^T;  db += sum_{n,p,q} dy;
+ * each of them written instead where its gradient is fresh */
 syn_status syn__cpu_conv_transpose2d_bwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONVT_BWD, .g = make_geom(n, &n->shape, &n->in[0]->shape), .x = syn__cin(n, 0),
-             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1)};
+             .w = syn__cin(n, 1), .dy = n->grad, .dx = syn__cgrad(n, 0), .dw = syn__cgrad(n, 1),
+             .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
-    if (db) bias_grad(j.dy, j.g.N, j.g.Ci, j.g.hw, db);
+    if (db) bias_grad(j.dy, j.g.N, j.g.Ci, j.g.hw, db, syn__grad_add(n, 2));
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }
