@@ -53,6 +53,8 @@ typedef struct {
     int index;
     cudaStream_t stream;  /* every launch, copy and cuBLAS call goes here */
     cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS's workspace, set on the handle once (create) */
+    size_t blas_ws_bytes;
     bool tf32;
     bool no_cache; /* SYN_CUDA_NO_CACHE=1: exact-size cudaMalloc/cudaFree per call, so
                       compute-sanitizer sees every allocation's true bounds */

@@ -3,12 +3,15 @@
  * dimensions, operand ranges inside device allocations), the product queued
  * on the stream, and beta = 0 never reading C. */
 #include "cublas_v2.h"
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
 struct syn_emu_blas {
     cudaStream_t stream;
     cublasMath_t math;
+    void *ws; /* cublasSetWorkspace's: recorded, unused by the naive loops */
+    size_t ws_bytes;
 };
 
 static cublasStatus_t invalid(const char *what, int m, int n, int k, int lda, int ldb, int ldc) {
@@ -55,7 +58,7 @@ static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, i
 
 extern "C" {
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-    *h = new syn_emu_blas{nullptr, CUBLAS_DEFAULT_MATH};
+    *h = new syn_emu_blas{nullptr, CUBLAS_DEFAULT_MATH, nullptr, 0};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
@@ -68,6 +71,13 @@ cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
     h->math = m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+/* As cuBLAS: a workspace that is not 256-byte aligned is invalid. */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) {
+    if (bytes && (!ws || (uintptr_t)ws % 256)) return CUBLAS_STATUS_INVALID_VALUE;
+    h->ws = ws;
+    h->ws_bytes = bytes;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGetVersion(cublasHandle_t h, int *v) {
@@ -83,10 +93,19 @@ const char *cublasGetStatusName(cublasStatus_t s) {
            : s == CUBLAS_STATUS_INVALID_VALUE ? "CUBLAS_STATUS_INVALID_VALUE"
                                               : "CUBLAS_STATUS_EXECUTION_FAILED";
 }
+/* Without a workspace set, cuBLAS allocates one of its own for each CUDA
+ * graph captured on the handle, and keeps it (the memory PyTorch saw grow:
+ * its #83461). Stricter than cuBLAS, the emulator refuses that in a capture,
+ * as it refuses cudaMalloc there. */
+static bool capture_without_workspace(cublasHandle_t h) {
+    return !h->ws && syn_emu_capture_refuses("a cuBLAS call without cublasSetWorkspace");
+}
+
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc) {
     if (!h || !h->stream) return invalid("handle without a stream", m, n, k, lda, ldb, ldc);
+    if (capture_without_workspace(h)) return CUBLAS_STATUS_EXECUTION_FAILED;
     syn_emu_trace("cublasSgemm %c%c m %d n %d k %d", ta == CUBLAS_OP_N ? 'N' : 'T', tb == CUBLAS_OP_N ? 'N' : 'T', m, n, k);
     return gemm(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
 }
@@ -95,6 +114,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          const float *B, int ldb, long long sb, const float *beta, float *C, int ldc,
                                          long long sc, int batch) {
     if (!h || !h->stream) return invalid("handle without a stream", m, n, k, lda, ldb, ldc);
+    if (capture_without_workspace(h)) return CUBLAS_STATUS_EXECUTION_FAILED;
     if (batch < 0) return invalid("negative batch count", m, n, k, lda, ldb, ldc);
     syn_emu_trace("cublasSgemmStridedBatched %c%c m %d n %d k %d batch %d", ta == CUBLAS_OP_N ? 'N' : 'T',
                   tb == CUBLAS_OP_N ? 'N' : 'T', m, n, k, batch);

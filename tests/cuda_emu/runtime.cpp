@@ -284,8 +284,8 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     std::lock_guard<std::mutex> g(mem_lock);
     if (n > memory_cap() - live_bytes) return fail(cudaErrorMemoryAllocation);
     syn_emu_trace("cudaMalloc %zu", n);
-    void *q = malloc(n ? n : 1);
-    if (!q) return fail(cudaErrorMemoryAllocation);
+    void *q = nullptr; /* 256-byte aligned, as cudaMalloc's (cublasSetWorkspace checks it) */
+    if (posix_memalign(&q, 256, n ? n : 1) != 0) return fail(cudaErrorMemoryAllocation);
     memset(q, 0xFF, n); /* fresh device memory holds garbage: NaN floats here */
     live_device[(uintptr_t)q] = n;
     live_bytes += n;
