@@ -130,7 +130,17 @@ static syn_status reduce_bwd(syn_node *n, bool mean) {
             for (int64_t i = 0; i < nx; i++) SYN_GRAD_PUT(dx[i], add_, v));
         return SYN_OK;
     }
-    /* row by row along the last dim: one index computation per row, then
+    int64_t outer, red, inner;
+    if (reduce_block(n, &outer, &red, &inner)) { /* (outer, red, inner) -> (outer, inner): no index math */
+        SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)")
+            for (int64_t row = 0; row < outer * red; row++) {
+                float *d = dx + row * inner;
+                const float *g = dy + row / red * inner;
+                for (int64_t j = 0; j < inner; j++) SYN_GRAD_PUT(d[j], add_, g[j] * scale);
+            });
+        return SYN_OK;
+    }
+    /* else row by row along the last dim: one index computation per row, then
      * either a row of dy (last dim kept) or one value of it (reduced) */
     const int64_t L = xs->ndim ? xs->dim[xs->ndim - 1] : 1, rows = L ? nx / L : 0;
     const bool along = xs->ndim && ostride[xs->ndim - 1];
