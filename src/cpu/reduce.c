@@ -96,6 +96,22 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
         for (int64_t o = 0; o < outer; o++) y[o] = (float)(sum_f32(x + o * red, red) * scale);
         return SYN_OK;
     }
+    if (reduce_block(n, &outer, &red, &inner)) { /* y[o, j] = sum_r x[o, r, j], columns in chunks */
+        enum { JC = 256 };
+        const int64_t nj = (inner + JC - 1) / JC;
+#pragma omp parallel for collapse(2) if (nx > SYN_CPU_PAR_MIN) schedule(static)
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t c = 0; c < nj; c++) {
+                const int64_t j0 = c * JC, w = inner - j0 < JC ? inner - j0 : JC;
+                double acc[JC] = {0};
+                for (int64_t r = 0; r < red; r++) {
+                    const float *xr = x + (o * red + r) * inner + j0;
+                    for (int64_t j = 0; j < w; j++) acc[j] += xr[j];
+                }
+                for (int64_t j = 0; j < w; j++) y[o * inner + j0 + j] = (float)(acc[j] * scale);
+            }
+        return SYN_OK;
+    }
     reduce_strides(n, ostride);
     double *acc = calloc((size_t)ny, sizeof *acc);
     if (!acc) return syn__error(SYN_ERR_OOM, "%s: %lld accumulators", syn__op_name[n->op], (long long)ny);
