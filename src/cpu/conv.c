@@ -65,48 +65,58 @@ static void p_range(const geom *g, int64_t r, int64_t *lo, int64_t *hi) {
     *hi = h;
 }
 
-/* One im2col row (one channel c's plane, kernel tap (r, s)) of a stride-1
- * convolution whose output rows are as wide as the image's (Q = W): output
- * rows p and p + 1 then read image rows Q floats apart, so the valid rows are
- * one block copy; the few floats that wrapped around from a neighbouring row
- * (columns outside [lo, hi)) are zeroed after it. */
+/* The block of one column row (kernel tap (r, s), its columns [lo, hi) inside
+ * the image, off = s dw - pw) of a stride-1 convolution whose output rows are
+ * as wide as the image's (Q = W): output rows p and p + 1 then meet image
+ * rows Q floats apart, so the valid rows [p0, p1) are the one span
+ * [first, last) of the column row, at image index + delta. Between its rows
+ * the span holds the columns outside [lo, hi), which wrap around to a
+ * neighbouring image row. false: no column of the row meets the image. */
+typedef struct {
+    int64_t p0, p1, first, last, delta;
+} span;
+
+static bool block_span(const geom *g, int64_t r, int64_t lo, int64_t hi, int64_t off, span *b) {
+    p_range(g, r, &b->p0, &b->p1);
+    if (b->p0 == b->p1 || lo == hi) return false;
+    b->first = b->p0 * g->Q + lo;
+    b->last = (b->p1 - 1) * g->Q + hi;
+    b->delta = (r * g->dh - g->ph) * g->Q + off;
+    return true;
+}
+
+/* o's columns outside [lo, hi) in the span's rows = 0 */
+static void zero_wrapped(const geom *g, const span *b, int64_t lo, int64_t hi, float *o) {
+    for (int64_t p = b->p0; p < b->p1; p++) {
+        for (int64_t q = 0; q < lo; q++) o[p * g->Q + q] = 0.0f;
+        for (int64_t q = hi; q < g->Q; q++) o[p * g->Q + q] = 0.0f;
+    }
+}
+
+/* One im2col row as one block copy, the wrapped columns zeroed after it. */
 static void block_rows(const geom *g, int64_t r, int64_t lo, int64_t hi, const float *plane, float *o,
                        int64_t off) {
-    const int64_t Q = g->Q;
-    int64_t p0, p1;
-    p_range(g, r, &p0, &p1);
-    if (p0 == p1 || lo == hi) {
+    span b;
+    if (!block_span(g, r, lo, hi, off, &b)) {
         memset(o, 0, (size_t)g->pq * sizeof(float));
         return;
     }
-    memset(o, 0, (size_t)(p0 * Q + lo) * sizeof(float));
-    const int64_t first = p0 * Q + lo, last = (p1 - 1) * Q + hi; /* [first, last) of the output */
-    const int64_t delta = (r * g->dh - g->ph) * Q + off; /* image index - output index */
-    memcpy(o + first, plane + first + delta, (size_t)(last - first) * sizeof(float));
-    for (int64_t p = p0; p < p1; p++) {
-        for (int64_t q = 0; q < lo; q++) o[p * Q + q] = 0.0f;
-        for (int64_t q = hi; q < Q; q++) o[p * Q + q] = 0.0f;
-    }
-    memset(o + last, 0, (size_t)(g->pq - last) * sizeof(float));
+    memset(o, 0, (size_t)b.first * sizeof(float));
+    memcpy(o + b.first, plane + b.first + b.delta, (size_t)(b.last - b.first) * sizeof(float));
+    zero_wrapped(g, &b, lo, hi, o);
+    memset(o + b.last, 0, (size_t)(g->pq - b.last) * sizeof(float));
 }
 
-/* The adjoint of block_rows: the valid rows of o added to the plane as one
- * block, after zeroing o's columns outside [lo, hi) that the block would
- * carry into a neighbouring image row. */
+/* The adjoint of block_rows: o's wrapped columns zeroed (o is scratch), then
+ * its span added to the plane as one block. */
 static void block_add(const geom *g, int64_t r, int64_t lo, int64_t hi, float *o, float *plane, int64_t off) {
-    const int64_t Q = g->Q;
-    int64_t p0, p1;
-    p_range(g, r, &p0, &p1);
-    if (p0 == p1 || lo == hi) return;
-    for (int64_t p = p0; p < p1; p++) {
-        for (int64_t q = 0; q < lo; q++) o[p * Q + q] = 0.0f;
-        for (int64_t q = hi; q < Q; q++) o[p * Q + q] = 0.0f;
-    }
-    const int64_t first = p0 * Q + lo, last = (p1 - 1) * Q + hi, delta = (r * g->dh - g->ph) * Q + off;
-    float *d = plane + first + delta;
-    const float *a = o + first;
+    span b;
+    if (!block_span(g, r, lo, hi, off, &b)) return;
+    zero_wrapped(g, &b, lo, hi, o);
+    float *d = plane + b.first + b.delta;
+    const float *a = o + b.first;
 #pragma omp simd
-    for (int64_t i = 0; i < last - first; i++) d[i] += a[i];
+    for (int64_t i = 0; i < b.last - b.first; i++) d[i] += a[i];
 }
 
 /* im: (cg, H, W)  ->  cols: (cg R S, P Q), its rows ld floats apart (ld > P Q:
@@ -291,7 +301,6 @@ static void run_item(const job *j, int64_t n, float *cols, float *dw) {
         break;
     case CONV_BWD: /* dw += dy im2col(x)^T;  dx += col2im(w^T dy) */
         if (dw) column_side(g, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols);
-        if (j->dx && !j->dx_add) memset(j->dx + im, 0, (size_t)(g->Ci * g->hw) * sizeof(float));
         if (j->dx) image_side(g, j->w, j->dy + col, j->dx + im, cols);
         break;
     case CONVT_FWD: /* y = b + col2im(w^T x) */
@@ -306,6 +315,9 @@ static void run_item(const job *j, int64_t n, float *cols, float *dw) {
 
 /* Items [n, n + b) (b > 1: one GEMM for them all; tmp: (Co, b PQ)). */
 static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tmp, float *dw) {
+    /* col2im adds into dx: a fresh one is zeroed here, by the thread that fills it */
+    if (j->kind == CONV_BWD && j->dx && !j->dx_add)
+        memset(j->dx + n * j->g.Ci * j->g.hw, 0, (size_t)(b * j->g.Ci * j->g.hw) * sizeof(float));
     if (b == 1) {
         run_item(j, n, cols, dw);
         return;
@@ -320,7 +332,6 @@ static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tm
         break;
     case CONV_BWD:
         if (dw) column_side_b(g, b, NULL, j->x + im, NULL, 0.0f, j->dy + col, dw, cols, tmp);
-        if (j->dx && !j->dx_add) memset(j->dx + im, 0, (size_t)(b * g->Ci * g->hw) * sizeof(float));
         if (j->dx) image_side_b(g, b, j->w, j->dy + col, j->dx + im, cols, tmp);
         break;
     case CONVT_FWD:

@@ -75,7 +75,8 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
     const float *x = syn__cin(n, 0);
     float *y = n->value;
     int64_t outer, red, inner;
-    if (reduce_block(n, &outer, &red, &inner) && inner == 1) {
+    const bool block = reduce_block(n, &outer, &red, &inner);
+    if (block && inner == 1) {
         if (outer == 1) { /* everything: chunked */
             int64_t nc = (red + RED_CHUNK - 1) / RED_CHUNK;
             double *part = malloc((size_t)(nc ? nc : 1) * sizeof *part);
@@ -96,7 +97,7 @@ static syn_status reduce_fwd(syn_node *n, bool mean) {
         for (int64_t o = 0; o < outer; o++) y[o] = (float)(sum_f32(x + o * red, red) * scale);
         return SYN_OK;
     }
-    if (reduce_block(n, &outer, &red, &inner)) { /* y[o, j] = sum_r x[o, r, j], columns in chunks */
+    if (block) { /* y[o, j] = sum_r x[o, r, j], columns in chunks */
         enum { JC = 256 };
         const int64_t nj = (inner + JC - 1) / JC;
 #pragma omp parallel for collapse(2) if (nx > SYN_CPU_PAR_MIN) schedule(static)
@@ -148,12 +149,14 @@ static syn_status reduce_bwd(syn_node *n, bool mean) {
     }
     int64_t outer, red, inner;
     if (reduce_block(n, &outer, &red, &inner)) { /* (outer, red, inner) -> (outer, inner): no index math */
-        SYN_GRAD_LOOPS(syn__grad_add(n, 0), _Pragma("omp parallel for if (nx > SYN_CPU_PAR_MIN) schedule(static)")
-            for (int64_t row = 0; row < outer * red; row++) {
-                float *d = dx + row * inner;
-                const float *g = dy + row / red * inner;
-                for (int64_t j = 0; j < inner; j++) SYN_GRAD_PUT(d[j], add_, g[j] * scale);
-            });
+        SYN_GRAD_LOOPS(syn__grad_add(n, 0),
+                       _Pragma("omp parallel for collapse(2) if (nx > SYN_CPU_PAR_MIN) schedule(static)")
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t r = 0; r < red; r++) {
+                    float *d = dx + (o * red + r) * inner;
+                    const float *g = dy + o * inner;
+                    for (int64_t j = 0; j < inner; j++) SYN_GRAD_PUT(d[j], add_, g[j] * scale);
+                });
         return SYN_OK;
     }
     /* else row by row along the last dim: one index computation per row, then

@@ -10,8 +10,7 @@
 struct syn_emu_blas {
     cudaStream_t stream;
     cublasMath_t math;
-    void *ws; /* cublasSetWorkspace's: recorded, unused by the naive loops */
-    size_t ws_bytes;
+    void *ws; /* cublasSetWorkspace's (the naive loops need none): set or not */
 };
 
 static cublasStatus_t invalid(const char *what, int m, int n, int k, int lda, int ldb, int ldc) {
@@ -58,7 +57,7 @@ static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, i
 
 extern "C" {
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-    *h = new syn_emu_blas{nullptr, CUBLAS_DEFAULT_MATH, nullptr, 0};
+    *h = new syn_emu_blas{nullptr, CUBLAS_DEFAULT_MATH, nullptr};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
@@ -76,8 +75,7 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
 /* As cuBLAS: a workspace that is not 256-byte aligned is invalid. */
 cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes) {
     if (bytes && (!ws || (uintptr_t)ws % 256)) return CUBLAS_STATUS_INVALID_VALUE;
-    h->ws = ws;
-    h->ws_bytes = bytes;
+    h->ws = bytes ? ws : nullptr;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGetVersion(cublasHandle_t h, int *v) {
