@@ -10,6 +10,7 @@
 #include <string.h>
 #include "testutil.h"
 #include "core/internal.h"
+#include "cpu/cpu.h"
 
 typedef struct {
     const char *what;
@@ -48,6 +49,13 @@ static const conv_case cases[] = {
     /* a deep layer's small maps: several images share one GEMM (4 + 3 per thread) */
     {"batch 7, 32 -> 24 on 4x4, images per GEMM, threaded", false, 7, 32, 4, 4, 24, 3, 3, {.pad_h = 1, .pad_w = 1},
      true},
+    /* 3x3 stride 1 with 16 channels or more on both sides: Winograd F(2x2, 3x3)
+     * (src/cpu/winograd.c); odd sizes cut the last tiles, the batch's tile rows
+     * are split across threads mid-image */
+    {"Winograd 16 -> 16 on 7x9 pad 1, batch 3", false, 3, 16, 7, 9, 16, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
+    {"Winograd 16 -> 20 on 6x5 pad 0, batch 2, no bias", false, 2, 16, 6, 5, 20, 3, 3, {0}, false},
+    {"Winograd 17 -> 16 on 5x6 pad (2,1), batch 5", false, 5, 17, 5, 6, 16, 3, 3, {.pad_h = 2, .pad_w = 1}, true},
+    {"Winograd 24 -> 16 on 1x1 pad 1, batch 2", false, 2, 24, 1, 1, 16, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
     {"transposed batch 7, 24 -> 16 on 4x4 stride 2, images per GEMM, threaded", true, 7, 24, 4, 4, 16, 3, 3,
      {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .out_pad_h = 1, .out_pad_w = 1}, false},
     {"transposed 3x3 stride 2, out_pad 1, groups 2", true, 2, 4, 4, 5, 6, 3, 3,
@@ -646,6 +654,33 @@ START_TEST(test_lenet_like) {
 }
 END_TEST
 
+/* Which convolutions go to Winograd F(2x2, 3x3) on the CPU (the cases above
+ * check its results; this, that it is taken where it should be). */
+START_TEST(test_winograd_fits) {
+    syn__wino s = {.N = 8, .C = 64, .H = 32, .W = 32, .K = 64, .P = 32, .Q = 32, .R = 3, .S = 3, .stride_h = 1,
+                   .stride_w = 1, .ph = 1, .pw = 1, .dil_h = 1, .dil_w = 1, .groups = 1};
+    ck_assert(syn__wino_fits(&s));
+    syn__wino t = s;
+    t.stride_w = 2;
+    ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.dil_h = 2;
+    ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.groups = 2;
+    ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.R = 5;
+    ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.pw = 3;
+    ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.C = 3; /* a first layer: im2col is faster */
+    ck_assert(!syn__wino_fits(&t));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("conv");
     TCase *tc = tcase_create("conv");
@@ -657,6 +692,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_partial_batch, 0, 2);
     tcase_add_loop_test(tc, test_frozen, 0, 6);
     tcase_add_test(tc, test_lenet_like);
+    tcase_add_test(tc, test_winograd_fits);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

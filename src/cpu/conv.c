@@ -350,13 +350,13 @@ static void run_items(const job *j, int64_t n, int64_t b, float *cols, float *tm
 /* OpenBLAS's own pthreads would fight the OpenMP threads that already split
  * the batch: GEMMs inside the parallel region run on one thread each. (An
  * OpenMP build of OpenBLAS does that by itself inside a parallel region.) */
-static int blas_single_begin(void) {
+int syn__blas_single_begin(void) {
     if (openblas_get_parallel() != 1) return 0;
     int t = openblas_get_num_threads();
     if (t > 1) openblas_set_num_threads(1);
     return t;
 }
-static void blas_single_end(int t) {
+void syn__blas_single_end(int t) {
     if (t > 1) openblas_set_num_threads(t);
 }
 
@@ -405,7 +405,7 @@ static syn_status run_batch(syn_backend *be, job *j) {
     }
     float *part = ws ? ws + (size_t)nt * (cols_f + tmp_f) : NULL;
     if (dw_f) memset(part, 0, (size_t)nt * dw_s * sizeof(float));
-    int blas = blas_single_begin();
+    int blas = syn__blas_single_begin();
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num();
@@ -414,7 +414,7 @@ static syn_status run_batch(syn_backend *be, job *j) {
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) run_items(j, c * b, g->N - c * b < b ? g->N - c * b : b, cols, tmp, dw);
     }
-    blas_single_end(blas);
+    syn__blas_single_end(blas);
     if (dw_f) {
 #pragma omp parallel for if ((int64_t)dw_f * nt > SYN_CPU_PAR_MIN) schedule(static)
         for (size_t i = 0; i < dw_f; i++) {
@@ -444,12 +444,22 @@ static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *d
 
 /* ---- the kernels ------------------------------------------------------------ */
 
+/* A conv2d's geometry for winograd.c */
+static syn__wino wino_of(const geom *g) {
+    syn__wino s = {.N = g->N, .C = g->Ci, .H = g->H, .W = g->W, .K = g->Co, .P = g->P, .Q = g->Q, .R = g->R,
+                   .S = g->S, .stride_h = g->sh, .stride_w = g->sw, .ph = g->ph, .pw = g->pw, .dil_h = g->dh,
+                   .dil_w = g->dw, .groups = g->G};
+    return s;
+}
+
 /* x: (N,C,H,W)  w: (K,C/G,R,S)  b: (K) or none  ->  y: (N,K,P,Q)
  * y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n, g C/G + c, p sh - ph + r dh, q sw - pw + s dw],
  * g = k / (K/G) the group of k */
 syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONV_FWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
              .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
+    syn__wino s = wino_of(&j.g);
+    if (syn__wino_fits(&s)) return syn__wino_forward(be, &s, j.x, j.w, j.b, j.y);
     return run_batch(be, &j);
 }
 
@@ -461,6 +471,11 @@ syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
              .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
     if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db, syn__grad_add(n, 2));
+    syn__wino s = wino_of(&j.g);
+    if (syn__wino_fits(&s)) {
+        if (j.dx) SYN_TRY(syn__wino_dx(be, &s, j.dy, j.w, j.dx_add, j.dx));
+        return j.dw ? syn__wino_dw(be, &s, j.x, j.dy, j.dw_add, j.dw) : SYN_OK;
+    }
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }
 

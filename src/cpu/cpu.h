@@ -36,6 +36,25 @@ void syn__panel_gemm_at(int level, int64_t M, int64_t N, int64_t K, const float 
 int syn__panel_level_best(void);
 const char *syn__panel_level_name(int level);
 
+/* winograd.c: 3x3 convolutions of stride 1, undilated and ungrouped, by
+ * Winograd's F(2x2, 3x3); conv.c sends them there when syn__wino_fits. */
+typedef struct {
+    int64_t N, C, H, W;  /* x (N, C, H, W) */
+    int64_t K, P, Q;     /* y (N, K, P, Q); w (K, C, R, S) */
+    int64_t R, S, stride_h, stride_w, ph, pw, dil_h, dil_w, groups;
+} syn__wino;
+bool syn__wino_fits(const syn__wino *s);
+syn_status syn__wino_forward(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
+                             float *y);
+syn_status syn__wino_dx(syn_backend *be, const syn__wino *s, const float *dy, const float *w, bool add, float *dx);
+syn_status syn__wino_dw(syn_backend *be, const syn__wino *s, const float *x, const float *dy, bool add, float *dw);
+
+/* conv.c: GEMMs called from inside an OpenMP parallel region run on one
+ * thread each (OpenBLAS's own pthreads would fight the OpenMP threads);
+ * begin returns what end restores. */
+int syn__blas_single_begin(void);
+void syn__blas_single_end(int saved);
+
 /* A hot loop built once per x86-64 level (v4: AVX-512, v3: AVX2 + FMA, and
  * the v2 baseline the library targets), the copy chosen when the library
  * loads: GCC vectorises each as wide as its level allows. The arithmetic is
