@@ -49,9 +49,12 @@ static const conv_case cases[] = {
     /* a deep layer's small maps: several images share one GEMM (4 + 3 per thread) */
     {"batch 7, 32 -> 24 on 4x4, images per GEMM, threaded", false, 7, 32, 4, 4, 24, 3, 3, {.pad_h = 1, .pad_w = 1},
      true},
-    /* 3x3 stride 1 with 8 channels or more on both sides: Winograd F(2x2, 3x3)
-     * (src/cpu/winograd.c); odd sizes cut the last tiles, the batch's tile rows
-     * are split across threads mid-image */
+    /* 3x3 stride 1 with 16 channels or more on both sides: Winograd F(2x2, 3x3)
+     * (src/cpu/winograd.c) where there are enough tiles, as in the first case;
+     * the others have too few for it by default and take it in the suite's
+     * second run, test_conv_winograd2. Odd sizes cut the last tiles; the
+     * batch's tile rows are split across threads mid-image. */
+    {"Winograd 16 -> 16 on 24x24 pad 1, batch 4", false, 4, 16, 24, 24, 16, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
     {"Winograd 16 -> 16 on 7x9 pad 1, batch 3", false, 3, 16, 7, 9, 16, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
     {"Winograd 16 -> 20 on 6x5 pad 0, batch 2, no bias", false, 2, 16, 6, 5, 20, 3, 3, {0}, false},
     {"Winograd 17 -> 16 on 5x6 pad (2,1), batch 5", false, 5, 17, 5, 6, 16, 3, 3, {.pad_h = 2, .pad_w = 1}, true},
@@ -681,6 +684,13 @@ START_TEST(test_winograd_fits) {
     t = s;
     t.pw = 3;
     ck_assert(!syn__wino_fits(&t));
+    t = s;
+    t.N = 1; /* at 24x24, 12 x 13 tile columns: fewer than 128 for each of 2 threads, not for 1 */
+    t.H = t.W = t.P = t.Q = 24;
+    omp_set_num_threads(2);
+    ck_assert(syn__wino_fits(&t) == (mode && strcmp(mode, "2") == 0));
+    omp_set_num_threads(1);
+    ck_assert(syn__wino_fits(&t));
     t = s;
     t.C = 3; /* a first layer: im2col is faster */
     ck_assert(syn__wino_fits(&t) == (mode && strcmp(mode, "2") == 0));

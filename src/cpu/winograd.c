@@ -45,6 +45,8 @@ typedef struct {
  * 1.7 times as long as 32 rows), its V and M at most this many floats,
  * and there are enough chunks for every thread. */
 #define WINO_CHUNK_COLS 160
+/* Fewer columns than this per thread: im2col's one large GEMM is faster. */
+#define WINO_MIN_COLS 128
 #define WINO_CHUNK_FLOATS (1 << 22)
 
 static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co, int64_t P, int64_t Q, int64_t ph,
@@ -364,9 +366,15 @@ bool syn__wino_fits(const syn__wino *s) {
     if (mode == 0 || s->R != 3 || s->S != 3 || s->stride_h != 1 || s->stride_w != 1 || s->dil_h != 1 ||
         s->dil_w != 1 || s->groups != 1 || s->ph < 0 || s->ph > 2 || s->pw < 0 || s->pw > 2)
         return false;
-    /* below 8 channels on either side im2col is as fast or faster (a first
-     * layer's 1 or 3 channels: 2x faster) */
-    return mode == 2 || (s->C >= 8 && s->K >= 8);
+    if (mode == 2) return true;
+    /* Where it pays, measured on 3x3 fwd + dx + dw here (2 threads, OpenBLAS's
+     * SkylakeX kernels): with 16 channels or more on each side (16 -> 16 at
+     * 28x28: 1.4x faster; 8 -> 16: 1.3x slower; a first layer's 3 channels:
+     * 1.8x slower), and with enough tile columns for each thread's GEMMs
+     * (256 channels at 14x14, batch 1: 28 columns per thread, 1.3x slower;
+     * 512 at 4x4, batch 16: 48, even; 256 at 8x8, batch 32: 320, 1.6x faster). */
+    int64_t cols = s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2 + 1);
+    return s->C >= 16 && s->K >= 16 && cols >= WINO_MIN_COLS * omp_get_max_threads();
 }
 
 syn_status syn__wino_forward(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
