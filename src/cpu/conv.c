@@ -1,7 +1,8 @@
 /* Convolutions on the CPU: conv2d and conv_transpose2d, forward and backward,
  * by im2col + OpenBLAS sgemm, whole images per OpenMP thread (a deep layer's
- * small maps: several images per GEMM). The plain direct convolution these
- * are checked against lives in tests/test_conv.c. */
+ * small maps: several images per GEMM); conv2d's 3x3 stride-1 ones go to
+ * winograd.c where that pays (syn__wino_fits). The plain direct convolution
+ * these are checked against lives in tests/test_conv.c. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
