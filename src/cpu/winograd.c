@@ -19,10 +19,10 @@
  * convolution itself but for rounding.
  *
  * Tiles are numbered through the batch (image, tile row, tile column) and
- * taken in chunks small enough for a chunk's V and M to stay in cache; each
- * OpenMP thread takes whole chunks, with single-threaded GEMMs. A tile that
- * reaches past the output (P or Q odd) computes values nobody stores, and
- * in dw its dY there is 0. */
+ * taken in chunks of whole tile rows, wide enough for OpenBLAS to run its
+ * GEMMs near full speed; each OpenMP thread takes whole chunks, with
+ * single-threaded GEMMs. A tile that reaches past the output (P or Q odd)
+ * computes values nobody stores, and in dw its dY there is 0. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -34,10 +34,9 @@ typedef struct {
     int64_t Co, P, Q;    /* output (N, Co, P, Q) */
     int64_t ph, pw;      /* padding: output (p, q) reads input rows p - ph .. p - ph + 2 */
     int64_t tp, tq;      /* tile rows and columns per image */
-    int64_t tw;          /* columns per tile row in V and M: tq tiles and one unused */
     int64_t rows;        /* tile rows of the batch, N tp */
     int64_t cr;          /* tile rows per chunk */
-    int64_t sw;          /* floats per stripe row: 2 tw */
+    int64_t sw;          /* floats per tile row in a stripe: 2 tq */
 } wgeom;
 
 /* A chunk has at least this many columns (GEMMs narrower than that run
@@ -54,10 +53,9 @@ static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co,
     wgeom g = {.N = N, .Ci = Ci, .H = H, .W = W, .Co = Co, .P = P, .Q = Q, .ph = ph, .pw = pw};
     g.tp = (P + 1) / 2;
     g.tq = (Q + 1) / 2;
-    g.tw = g.tq + 1;
-    g.sw = 2 * g.tw;
+    g.sw = 2 * g.tq;
     g.rows = N * g.tp;
-    int64_t cr = (WINO_CHUNK_COLS + g.tw - 1) / g.tw, cap = WINO_CHUNK_FLOATS / (16 * (Ci + Co) * g.tw),
+    int64_t cr = (WINO_CHUNK_COLS + g.tq - 1) / g.tq, cap = WINO_CHUNK_FLOATS / (16 * (Ci + Co) * g.tq),
             share = (g.rows + omp_get_max_threads() - 1) / omp_get_max_threads();
     if (cr > cap) cr = cap;
     if (cr > share) cr = share;
@@ -68,18 +66,20 @@ static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co,
     return g;
 }
 
-/* Scratch floats per thread: four stripes (below) of a chunk. */
-static size_t stripe_floats(const wgeom *g) { return (size_t)(4 * (g->cr * g->sw + 4)); }
+/* Scratch floats per thread: eight stripes (below) of a chunk. */
+static size_t stripe_floats(const wgeom *g) { return (size_t)(8 * g->cr * g->sw); }
 
 /* ---- the transforms ----------------------------------------------------------------
  *
- * A chunk is cr consecutive tile rows of the batch; its V and M have tw
- * columns per tile row, the last one unused, so that a chunk's tiles are
- * one run of columns: k = (tile row in the chunk) tw + j. The transforms
- * read and write through stripes: a stripe row holds, for each tile row of
- * the chunk, one image row padded to sw = 2 tw floats, so that tile k's
- * columns start at 2 k in it and each transform is one loop over the
- * chunk's columns, long enough to vectorise also on small images. */
+ * A chunk is cr consecutive tile rows of the batch; its tiles are the
+ * columns of its V and M, k = (tile row in the chunk) tq + j. The
+ * transforms read and write through stripes: a stripe holds, for each tile
+ * row of the chunk, sw = 2 tq floats of one padded image row, so that tile
+ * k's columns start at 2 k in it and each transform is one loop over the
+ * chunk's columns, long enough to vectorise also on small images. A 4x4
+ * patch reaches 2 columns past its tile row's 2 tq: the input transform
+ * reads its columns 2 and 3 from a second stripe of the same rows,
+ * shifted by 2. */
 
 /* Image n, tile row i of tile row rho of the batch. */
 static void tile_row(const wgeom *g, int64_t rho, int64_t *n, int64_t *i) {
@@ -87,38 +87,48 @@ static void tile_row(const wgeom *g, int64_t rho, int64_t *n, int64_t *i) {
     *i = rho % g->tp;
 }
 
-/* stripe row: for each tile row of [rho0, rho0 + cr), image row
- * 2 i + off of plane c of im (C planes of h x w per image) at columns
- * [lpad, lpad + w) of its sw floats, zeros around it and where the row is
- * outside the image; 4 zeros after the last */
-static void fill_stripe(const wgeom *g, const float *im, int64_t C, int64_t c, int64_t h, int64_t w, int64_t rho0,
-                        int64_t cr, int64_t off, int64_t lpad, float *stripe) {
+/* stripe: for each tile row of [rho0, rho0 + cr), image row 2 i + off of
+ * plane c of im (C planes of h x w per image), its column q at q + shift of
+ * the tile row's sw floats; 0 where that is outside the image. (Loops, not
+ * memcpy and memset: rows of small maps are a few floats, and the calls
+ * had cost more than the copies.) */
+static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, const float *im, int64_t C, int64_t c,
+                                                              int64_t h, int64_t w, int64_t rho0, int64_t cr,
+                                                              int64_t off, int64_t shift, float *stripe) {
+    const int64_t sw = g->sw;
+    int64_t m0 = shift > 0 ? shift : 0, m1 = shift + w < sw ? shift + w : sw;
+    if (m1 < m0) m1 = m0;
+    int64_t n = (rho0) / g->tp, i = rho0 % g->tp;
     for (int64_t k = 0; k < cr; k++) {
-        int64_t n, i;
-        tile_row(g, rho0 + k, &n, &i);
-        float *d = stripe + k * g->sw;
+        float *d = stripe + k * sw;
         int64_t row = 2 * i + off;
         if (row < 0 || row >= h) {
-            memset(d, 0, (size_t)g->sw * sizeof(float));
-            continue;
+            for (int64_t m = 0; m < sw; m++) d[m] = 0.0f;
+        } else {
+            const float *src = im + ((n * C + c) * h + row) * w;
+            for (int64_t m = 0; m < m0; m++) d[m] = 0.0f;
+            for (int64_t m = m0; m < m1; m++) d[m] = src[m - shift];
+            for (int64_t m = m1; m < sw; m++) d[m] = 0.0f;
         }
-        memset(d, 0, (size_t)lpad * sizeof(float));
-        memcpy(d + lpad, im + ((n * C + c) * h + row) * w, (size_t)w * sizeof(float));
-        memset(d + lpad + w, 0, (size_t)(g->sw - lpad - w) * sizeof(float));
+        if (++i == g->tp) {
+            i = 0;
+            n++;
+        }
     }
-    memset(stripe + cr * g->sw, 0, 4 * sizeof(float));
 }
 
 /* V[e][c][k] = (B^T d B)[e], d the 4x4 input patch of column k in channel c
- * (0 outside the image); V: (16, Ci, cr tw); S: stripe_floats scratch */
+ * (0 outside the image); V: (16, Ci, cr tq); S: stripe_floats scratch */
 SYN_CPU_CLONES static void input_tf(const wgeom *g, const float *x, int64_t rho0, int64_t cr, float *V, float *S) {
-    const int64_t ct = cr * g->tw, stride = g->Ci * ct, sl = cr * g->sw + 4;
+    const int64_t ct = cr * g->tq, stride = g->Ci * ct, sl = cr * g->sw;
     for (int64_t c = 0; c < g->Ci; c++) {
-        for (int r = 0; r < 4; r++) fill_stripe(g, x, g->Ci, c, g->H, g->W, rho0, cr, r - g->ph, g->pw, S + r * sl);
-        /* each row as two pointers, to columns 2 k and 2 k + 2: GCC
-         * vectorises pairs 2 floats apart, not overlapping groups of 4 */
+        /* the patch's rows r in a_r (its columns 0, 1 at 2 k) and b_r (2, 3) */
+        for (int r = 0; r < 4; r++) {
+            fill_stripe(g, x, g->Ci, c, g->H, g->W, rho0, cr, r - g->ph, g->pw, S + r * sl);
+            fill_stripe(g, x, g->Ci, c, g->H, g->W, rho0, cr, r - g->ph, g->pw - 2, S + (4 + r) * sl);
+        }
         const float *a0 = S, *a1 = S + sl, *a2 = S + 2 * sl, *a3 = S + 3 * sl;
-        const float *b0 = a0 + 2, *b1 = a1 + 2, *b2 = a2 + 2, *b3 = a3 + 2;
+        const float *b0 = S + 4 * sl, *b1 = S + 5 * sl, *b2 = S + 6 * sl, *b3 = S + 7 * sl;
         float *o = V + c * ct;
 #pragma GCC ivdep
         for (int64_t k = 0; k < ct; k++) {
@@ -144,9 +154,9 @@ SYN_CPU_CLONES static void input_tf(const wgeom *g, const float *x, int64_t rho0
 }
 
 /* dM[e][k][c] = (A dY A^T)[e], dY the 2x2 output block of column c in output
- * channel k (0 past the output, and in the unused columns); dM: (16, Co, cr tw) */
+ * channel k (0 past the output); dM: (16, Co, cr tq) */
 SYN_CPU_CLONES static void grad_tf(const wgeom *g, const float *dy, int64_t rho0, int64_t cr, float *dM, float *S) {
-    const int64_t ct = cr * g->tw, stride = g->Co * ct, sl = cr * g->sw + 4;
+    const int64_t ct = cr * g->tq, stride = g->Co * ct, sl = cr * g->sw;
     for (int64_t k = 0; k < g->Co; k++) {
         for (int r = 0; r < 2; r++) fill_stripe(g, dy, g->Co, k, g->P, g->Q, rho0, cr, r, 0, S + r * sl);
         const float *y0 = S, *y1 = S + sl;
@@ -172,10 +182,10 @@ SYN_CPU_CLONES static void grad_tf(const wgeom *g, const float *dy, int64_t rho0
 }
 
 /* y's 2x2 block of column c in channel k = (A^T m A) (+ bias[k], or + y when
- * add), m = M[.][k][c]; M: (16, Co, cr tw) */
+ * add), m = M[.][k][c]; M: (16, Co, cr tq) */
 SYN_CPU_CLONES static void output_tf(const wgeom *g, const float *M, int64_t rho0, int64_t cr, const float *bias,
                                      bool add, float *y, float *S) {
-    const int64_t ct = cr * g->tw, stride = g->Co * ct, sl = cr * g->sw + 4, P = g->P, Q = g->Q;
+    const int64_t ct = cr * g->tq, stride = g->Co * ct, sl = cr * g->sw, P = g->P, Q = g->Q;
     float *o0 = S, *o1 = S + sl;
     for (int64_t k = 0; k < g->Co; k++) {
         const float *m = M + k * ct;
@@ -280,7 +290,7 @@ static int64_t chunks_of(const wgeom *g) { return (g->rows + g->cr - 1) / g->cr;
 
 static int threads_for(const wgeom *g) {
     int64_t chunks = chunks_of(g), nt = omp_get_max_threads();
-    if (16 * g->rows * g->tw * g->Ci * g->Co < (1 << 18)) nt = 1; /* too little work to fork for */
+    if (16 * g->rows * g->tq * g->Ci * g->Co < (1 << 18)) nt = 1; /* too little work to fork for */
     return (int)(nt < chunks ? nt : chunks);
 }
 
@@ -289,7 +299,7 @@ static syn_status conv_pass(syn_backend *be, const wgeom *g, const float *in, co
                             const float *bias, bool add, float *out) {
     if (g->rows == 0) return SYN_OK;
     const int nt = threads_for(g);
-    const int64_t ctm = g->cr * g->tw;
+    const int64_t ctm = g->cr * g->tq;
     const size_t u_f = round16((size_t)(16 * g->Co * g->Ci)), v_f = round16((size_t)(16 * g->Ci * ctm)),
                  m_f = round16((size_t)(16 * g->Co * ctm)), r_f = round16(stripe_floats(g));
     float *ws;
@@ -303,7 +313,7 @@ static syn_status conv_pass(syn_backend *be, const wgeom *g, const float *in, co
         float *V = ws + u_f + (size_t)omp_get_thread_num() * (v_f + m_f + r_f), *M = V + v_f, *S = M + m_f;
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) {
-            int64_t rho0 = c * g->cr, cr = g->rows - rho0 < g->cr ? g->rows - rho0 : g->cr, ct = cr * g->tw;
+            int64_t rho0 = c * g->cr, cr = g->rows - rho0 < g->cr ? g->rows - rho0 : g->cr, ct = cr * g->tq;
             input_tf(g, in, rho0, cr, V, S);
             for (int e = 0; e < 16; e++)
                 gemm(false, g->Co, ct, g->Ci, U + e * g->Co * g->Ci, V + e * g->Ci * ct, 0.0f, M + e * g->Co * ct);
@@ -322,7 +332,7 @@ static syn_status dw_pass(syn_backend *be, const wgeom *g, const float *x, const
         return SYN_OK;
     }
     const int nt = threads_for(g);
-    const int64_t ctm = g->cr * g->tw;
+    const int64_t ctm = g->cr * g->tq;
     const size_t v_f = round16((size_t)(16 * g->Ci * ctm)), m_f = round16((size_t)(16 * g->Co * ctm)),
                  r_f = round16(stripe_floats(g)), step = u_f + v_f + m_f + r_f;
     float *ws;
@@ -335,7 +345,7 @@ static syn_status dw_pass(syn_backend *be, const wgeom *g, const float *x, const
         memset(dU, 0, u_f * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) {
-            int64_t rho0 = c * g->cr, cr = g->rows - rho0 < g->cr ? g->rows - rho0 : g->cr, ct = cr * g->tw;
+            int64_t rho0 = c * g->cr, cr = g->rows - rho0 < g->cr ? g->rows - rho0 : g->cr, ct = cr * g->tq;
             input_tf(g, x, rho0, cr, V, S);
             grad_tf(g, dy, rho0, cr, dM, S);
             for (int e = 0; e < 16; e++)
@@ -373,7 +383,7 @@ bool syn__wino_fits(const syn__wino *s) {
      * 1.8x slower), and with enough tile columns for each thread's GEMMs
      * (256 channels at 14x14, batch 1: 28 columns per thread, 1.3x slower;
      * 512 at 4x4, batch 16: 48, even; 256 at 8x8, batch 32: 320, 1.6x faster). */
-    int64_t cols = s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2 + 1);
+    int64_t cols = s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2);
     return s->C >= 16 && s->K >= 16 && cols >= WINO_MIN_COLS * omp_get_max_threads();
 }
 
