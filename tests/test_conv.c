@@ -679,8 +679,8 @@ START_TEST(test_winograd_fits) {
     for (int k = 0; k < 5; k++) ck_assert_msg(!syn__wino_fits(&no[k]), "variant %d", k);
     const bool all = mode && strcmp(mode, "2") == 0;
     syn__wino t = s;
-    t.N = 1; /* at 24x24, 12 x 12 tiles: fewer than 128 for each of 2 threads, not for 1 */
-    t.H = t.W = t.P = t.Q = 24;
+    t.N = 1; /* at 16x16, 8 x 8 tiles: fewer than 64 for each of 2 threads, not for 1 */
+    t.H = t.W = t.P = t.Q = 16;
     omp_set_num_threads(2);
     ck_assert(syn__wino_fits(&t) == all);
     omp_set_num_threads(1);

@@ -45,7 +45,7 @@ typedef struct {
  * and there are enough chunks for every thread. */
 #define WINO_CHUNK_COLS 160
 /* Fewer columns than this per thread: im2col's one large GEMM is faster. */
-#define WINO_MIN_COLS 128
+#define WINO_MIN_COLS 64
 #define WINO_CHUNK_FLOATS (1 << 22)
 
 static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co, int64_t P, int64_t Q, int64_t ph,
@@ -379,10 +379,11 @@ bool syn__wino_fits(const syn__wino *s) {
     if (mode == 2) return true;
     /* Where it pays, measured on 3x3 fwd + dx + dw here (2 threads, OpenBLAS's
      * SkylakeX kernels): with 16 channels or more on each side (16 -> 16 at
-     * 28x28: 1.4x faster; 8 -> 16: 1.3x slower; a first layer's 3 channels:
-     * 1.8x slower), and with enough tile columns for each thread's GEMMs
-     * (256 channels at 14x14, batch 1: 28 columns per thread, 1.3x slower;
-     * 512 at 4x4, batch 16: 48, even; 256 at 8x8, batch 32: 320, 1.6x faster). */
+     * 28x28: 1.3x faster; 8 -> 16: 1.3x slower; a first layer's 3 channels:
+     * 1.8x slower), and with enough tiles for each thread's GEMMs (256
+     * channels at 14x14: batch 1, 25 tiles per thread, 1.6x slower; batch 2,
+     * 49, even; 512 at 4x4: batch 16, 32 tiles, even; batch 32, 64, 1.1-1.2x
+     * faster; 128 at 16x16, batch 4, 128: 1.25x faster). */
     int64_t cols = s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2);
     return s->C >= 16 && s->K >= 16 && cols >= WINO_MIN_COLS * omp_get_max_threads();
 }
