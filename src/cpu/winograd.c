@@ -55,12 +55,15 @@ static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co,
     g.tq = (Q + 1) / 2;
     g.sw = 2 * g.tq;
     g.rows = N * g.tp;
-    int64_t cr = (WINO_CHUNK_COLS + g.tq - 1) / g.tq, cap = WINO_CHUNK_FLOATS / (16 * (Ci + Co) * g.tq),
-            share = (g.rows + omp_get_max_threads() - 1) / omp_get_max_threads();
-    if (cr > cap) cr = cap;
+    if (g.rows == 0 || g.tq == 0) { /* an empty output: nothing to do */
+        g.rows = 0;
+        g.cr = 1;
+        return g;
+    }
+    const int64_t per_row = 16 * (Ci + Co) * g.tq; /* floats of V and M per tile row */
+    int64_t cr = (WINO_CHUNK_COLS + g.tq - 1) / g.tq, share = (g.rows + omp_get_max_threads() - 1) / omp_get_max_threads();
+    if (per_row > 0 && cr > WINO_CHUNK_FLOATS / per_row) cr = WINO_CHUNK_FLOATS / per_row;
     if (cr > share) cr = share;
-    const char *e = getenv("SYN_WINO_ROWS"); /* for tuning */
-    if (e && atoi(e) > 0) cr = atoi(e);
     if (cr < 1) cr = 1;
     g.cr = cr;
     return g;
@@ -368,10 +371,12 @@ static syn_status dw_pass(syn_backend *be, const wgeom *g, const float *x, const
 /* ---- the entry points ------------------------------------------------------------ */
 
 bool syn__wino_fits(const syn__wino *s) {
-    static int mode = -1; /* SYN_CPU_WINOGRAD: 0 never, 1 where it pays (default), 2 wherever it applies */
+    static int cached = -1; /* SYN_CPU_WINOGRAD: 0 never, 1 where it pays (default), 2 wherever it applies */
+    int mode = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (mode < 0) {
         const char *e = getenv("SYN_CPU_WINOGRAD");
-        __atomic_store_n(&mode, e && *e ? atoi(e) : 1, __ATOMIC_RELAXED);
+        mode = e && *e ? atoi(e) : 1;
+        __atomic_store_n(&cached, mode, __ATOMIC_RELAXED);
     }
     if (mode == 0 || s->R != 3 || s->S != 3 || s->stride_h != 1 || s->stride_w != 1 || s->dil_h != 1 ||
         s->dil_w != 1 || s->groups != 1 || s->ph < 0 || s->ph > 2 || s->pw < 0 || s->pw > 2)
