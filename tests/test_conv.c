@@ -59,6 +59,9 @@ static const conv_case cases[] = {
     {"Winograd 16 -> 20 on 6x5 pad 0, batch 2, no bias", false, 2, 16, 6, 5, 20, 3, 3, {0}, false},
     {"Winograd 17 -> 16 on 5x6 pad (2,1), batch 5", false, 5, 17, 5, 6, 16, 3, 3, {.pad_h = 2, .pad_w = 1}, true},
     {"Winograd 24 -> 16 on 1x1 pad 1, batch 2", false, 2, 24, 1, 1, 16, 3, 3, {.pad_h = 1, .pad_w = 1}, true},
+    {"Winograd transposed 16 -> 16 on 12x12 pad 1, batch 4", true, 4, 16, 12, 12, 16, 3, 3,
+     {.pad_h = 1, .pad_w = 1}, true},
+    {"Winograd transposed 16 -> 20 on 5x7 pad 0, batch 2, no bias", true, 2, 16, 5, 7, 20, 3, 3, {0}, false},
     {"transposed batch 7, 24 -> 16 on 4x4 stride 2, images per GEMM, threaded", true, 7, 24, 4, 4, 16, 3, 3,
      {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .out_pad_h = 1, .out_pad_w = 1}, false},
     {"transposed 3x3 stride 2, out_pad 1, groups 2", true, 2, 4, 4, 5, 6, 3, 3,
@@ -669,14 +672,16 @@ START_TEST(test_winograd_fits) {
         return;
     }
     ck_assert(syn__wino_fits(&s));
-    /* never: stride 2, dilation, groups, a 5x5 kernel, padding 3 */
-    syn__wino no[5] = {s, s, s, s, s};
+    /* never: stride 2, dilation, groups, a 5x5 kernel, padding 3, a transposed
+     * convolution's output padding (a row more than the padding gives) */
+    syn__wino no[6] = {s, s, s, s, s, s};
     no[0].stride_w = 2;
     no[1].dil_h = 2;
     no[2].groups = 2;
     no[3].R = 5;
     no[4].pw = 3;
-    for (int k = 0; k < 5; k++) ck_assert_msg(!syn__wino_fits(&no[k]), "variant %d", k);
+    no[5].P = s.P + 1;
+    for (int k = 0; k < 6; k++) ck_assert_msg(!syn__wino_fits(&no[k]), "variant %d", k);
     const bool all = mode && strcmp(mode, "2") == 0;
     syn__wino t = s;
     t.N = 1; /* at 16x16, 8 x 8 tiles: fewer than 64 for each of 2 threads, not for 1 */

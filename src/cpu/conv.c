@@ -1,7 +1,7 @@
 /* Convolutions on the CPU: conv2d and conv_transpose2d, forward and backward,
  * by im2col + OpenBLAS sgemm, whole images per OpenMP thread (a deep layer's
- * small maps: several images per GEMM); conv2d's 3x3 stride-1 ones go to
- * winograd.c where that pays (syn__wino_fits). The plain direct convolution
+ * small maps: several images per GEMM); 3x3 stride-1 ones go to winograd.c
+ * where that pays (syn__wino_fits). The plain direct convolution
  * these are checked against lives in tests/test_conv.c. */
 #include <cblas.h>
 #include <omp.h>
@@ -460,7 +460,7 @@ syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONV_FWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
              .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
     syn__wino s = wino_of(&j.g);
-    if (syn__wino_fits(&s)) return syn__wino_forward(be, &s, j.x, j.w, j.b, j.y);
+    if (syn__wino_fits(&s)) return syn__wino_conv(be, &s, j.x, j.w, j.b, false, j.y);
     return run_batch(be, &j);
 }
 
@@ -474,7 +474,7 @@ syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
     if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db, syn__grad_add(n, 2));
     syn__wino s = wino_of(&j.g);
     if (syn__wino_fits(&s)) {
-        if (j.dx) SYN_TRY(syn__wino_dx(be, &s, j.dy, j.w, j.dx_add, j.dx));
+        if (j.dx) SYN_TRY(syn__wino_conv_t(be, &s, j.dy, j.w, NULL, j.dx_add, j.dx));
         return j.dw ? syn__wino_dw(be, &s, j.x, j.dy, j.dw_add, j.dw) : SYN_OK;
     }
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
@@ -486,6 +486,8 @@ syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
 syn_status syn__cpu_conv_transpose2d_fwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONVT_FWD, .g = make_geom(n, &n->shape, &n->in[0]->shape), .x = syn__cin(n, 0),
              .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
+    syn__wino s = wino_of(&j.g); /* the conv2d from y to x */
+    if (syn__wino_fits(&s)) return syn__wino_conv_t(be, &s, j.x, j.w, j.b, false, j.y);
     return run_batch(be, &j);
 }
 
@@ -497,5 +499,10 @@ syn_status syn__cpu_conv_transpose2d_bwd(syn_backend *be, syn_node *n) {
              .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
     if (db) bias_grad(j.dy, j.g.N, j.g.Ci, j.g.hw, db, syn__grad_add(n, 2));
+    syn__wino s = wino_of(&j.g);
+    if (syn__wino_fits(&s)) {
+        if (j.dx) SYN_TRY(syn__wino_conv(be, &s, j.dy, j.w, NULL, j.dx_add, j.dx));
+        return j.dw ? syn__wino_dw(be, &s, j.dy, j.x, j.dw_add, j.dw) : SYN_OK;
+    }
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }

@@ -37,16 +37,21 @@ int syn__panel_level_best(void);
 const char *syn__panel_level_name(int level);
 
 /* winograd.c: 3x3 convolutions of stride 1, undilated and ungrouped, by
- * Winograd's F(2x2, 3x3); conv.c sends them there when syn__wino_fits. */
+ * Winograd's F(2x2, 3x3); conv.c sends them there when syn__wino_fits.
+ * s describes a conv2d, x -> y; its transpose takes y back to x. */
 typedef struct {
     int64_t N, C, H, W;  /* x (N, C, H, W) */
     int64_t K, P, Q;     /* y (N, K, P, Q); w (K, C, R, S) */
     int64_t R, S, stride_h, stride_w, ph, pw, dil_h, dil_w, groups;
 } syn__wino;
 bool syn__wino_fits(const syn__wino *s);
-syn_status syn__wino_forward(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
-                             float *y);
-syn_status syn__wino_dx(syn_backend *be, const syn__wino *s, const float *dy, const float *w, bool add, float *dx);
+/* y = conv2d(x, w) + b (b may be NULL), or y += conv2d(x, w) when add (b unused) */
+syn_status syn__wino_conv(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
+                          bool add, float *y);
+/* x = conv2d^T(y, w) + b: conv2d's input gradient, conv_transpose2d's forward; or x += when add */
+syn_status syn__wino_conv_t(syn_backend *be, const syn__wino *s, const float *y, const float *w, const float *b,
+                            bool add, float *x);
+/* dw = d<dy, conv2d(x, w)>/dw, or dw += it */
 syn_status syn__wino_dw(syn_backend *be, const syn__wino *s, const float *x, const float *dy, bool add, float *dw);
 
 /* conv.c: GEMMs called from inside an OpenMP parallel region run on one

@@ -379,7 +379,8 @@ bool syn__wino_fits(const syn__wino *s) {
         __atomic_store_n(&cached, mode, __ATOMIC_RELAXED);
     }
     if (mode == 0 || s->R != 3 || s->S != 3 || s->stride_h != 1 || s->stride_w != 1 || s->dil_h != 1 ||
-        s->dil_w != 1 || s->groups != 1 || s->ph < 0 || s->ph > 2 || s->pw < 0 || s->pw > 2)
+        s->dil_w != 1 || s->groups != 1 || s->ph < 0 || s->ph > 2 || s->pw < 0 || s->pw > 2 ||
+        s->P != s->H + 2 * s->ph - 2 || s->Q != s->W + 2 * s->pw - 2) /* a transposed one's output padding */
         return false;
     if (mode == 2) return true;
     /* Where it pays, measured on 3x3 fwd + dx + dw here (2 threads, OpenBLAS's
@@ -393,15 +394,16 @@ bool syn__wino_fits(const syn__wino *s) {
     return s->C >= 16 && s->K >= 16 && cols >= WINO_MIN_COLS * omp_get_max_threads();
 }
 
-syn_status syn__wino_forward(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
-                             float *y) {
+syn_status syn__wino_conv(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
+                          bool add, float *y) {
     wgeom g = wgeom_make(s->N, s->C, s->H, s->W, s->K, s->P, s->Q, s->ph, s->pw);
-    return conv_pass(be, &g, x, w, false, b, false, y);
+    return conv_pass(be, &g, x, w, false, b, add, y);
 }
 
-syn_status syn__wino_dx(syn_backend *be, const syn__wino *s, const float *dy, const float *w, bool add, float *dx) {
+syn_status syn__wino_conv_t(syn_backend *be, const syn__wino *s, const float *y, const float *w, const float *b,
+                            bool add, float *x) {
     wgeom g = wgeom_make(s->N, s->K, s->P, s->Q, s->C, s->H, s->W, 2 - s->ph, 2 - s->pw);
-    return conv_pass(be, &g, dy, w, true, NULL, add, dx);
+    return conv_pass(be, &g, y, w, true, b, add, x);
 }
 
 syn_status syn__wino_dw(syn_backend *be, const syn__wino *s, const float *x, const float *dy, bool add, float *dw) {
