@@ -61,7 +61,8 @@ static wgeom wgeom_make(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co,
         return g;
     }
     const int64_t per_row = 16 * (Ci + Co) * g.tq; /* floats of V and M per tile row */
-    int64_t cr = (WINO_CHUNK_COLS + g.tq - 1) / g.tq, share = (g.rows + omp_get_max_threads() - 1) / omp_get_max_threads();
+    const int64_t nt = omp_get_max_threads(), share = (g.rows + nt - 1) / nt;
+    int64_t cr = (WINO_CHUNK_COLS + g.tq - 1) / g.tq;
     if (per_row > 0 && cr > WINO_CHUNK_FLOATS / per_row) cr = WINO_CHUNK_FLOATS / per_row;
     if (cr > share) cr = share;
     if (cr < 1) cr = 1;
