@@ -102,7 +102,7 @@ static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, co
     const int64_t sw = g->sw;
     int64_t m0 = shift > 0 ? shift : 0, m1 = shift + w < sw ? shift + w : sw;
     if (m1 < m0) m1 = m0;
-    int64_t n = (rho0) / g->tp, i = rho0 % g->tp;
+    int64_t n = rho0 / g->tp, i = rho0 % g->tp;
     for (int64_t k = 0; k < cr; k++) {
         float *d = stripe + k * sw;
         int64_t row = 2 * i + off;
