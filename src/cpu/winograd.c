@@ -91,11 +91,27 @@ static void tile_row(const wgeom *g, int64_t rho, int64_t *n, int64_t *i) {
     *i = rho % g->tp;
 }
 
+/* Eight floats from any float address; may_alias: stripes and images are floats. */
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* d[m] = s[m] for m < n: eight at a time, the last eight overlapping the ones
+ * before (a row of a small map is a few floats: GCC's own loop would copy
+ * them one by one, and a memcpy call costs more than the copy) */
+static inline __attribute__((always_inline)) void copy_row(float *restrict d, const float *restrict s, int64_t n) {
+    if (n < 8) {
+        for (int64_t m = 0; m < n; m++) d[m] = s[m];
+        return;
+    }
+    int64_t m = 0;
+    for (; m + 8 <= n; m += 8) *(v8 *)(d + m) = *(const v8 *)(s + m);
+    if (m < n) *(v8 *)(d + n - 8) = *(const v8 *)(s + n - 8);
+}
+
 /* stripe: for each tile row of [rho0, rho0 + cr), image row 2 i + off of
  * plane c of im (C planes of h x w per image), its column q at q + shift of
- * the tile row's sw floats; 0 where that is outside the image. (Loops, not
- * memcpy and memset: rows of small maps are a few floats, and the calls
- * had cost more than the copies.) */
+ * the tile row's sw floats; 0 where that is outside the image. (No memcpy
+ * and memset: rows of small maps are a few floats, and the calls had cost
+ * more than the copies.) */
 static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, const float *im, int64_t C, int64_t c,
                                                               int64_t h, int64_t w, int64_t rho0, int64_t cr,
                                                               int64_t off, int64_t shift, float *stripe) {
@@ -111,7 +127,7 @@ static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, co
         } else {
             const float *src = im + ((n * C + c) * h + row) * w;
             for (int64_t m = 0; m < m0; m++) d[m] = 0.0f;
-            for (int64_t m = m0; m < m1; m++) d[m] = src[m - shift];
+            copy_row(d + m0, src + (m0 - shift), m1 - m0);
             for (int64_t m = m1; m < sw; m++) d[m] = 0.0f;
         }
         if (++i == g->tp) {
