@@ -180,14 +180,6 @@ static void col2im(const geom *g, float *cols, int64_t ld, float *im) {
             }
 }
 
-/* C (M,N) = op(A) op(B) + beta C, row-major and contiguous. */
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
-                 float *C) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
-                (blasint)N, (blasint)K, 1.0f, A, ta ? (blasint)M : (blasint)K, B, tb ? (blasint)K : (blasint)N,
-                beta, C, (blasint)N);
-}
-
 /* ---- one item ------------------------------------------------------------ */
 
 /* Per group: cols = im2col(im);  out = w cols + beta out (out: (Co, PQ), may be
@@ -200,8 +192,10 @@ static void column_side(const geom *g, const float *w, const float *im, float *o
             im2col(g, m, cols, g->pq);
             m = cols;
         }
-        if (out) gemm(false, false, g->kg, g->pq, g->crs, w + k * g->kg * g->crs, m, beta, out + k * g->kg * g->pq);
-        if (dw) gemm(false, true, g->kg, g->crs, g->pq, cin + k * g->kg * g->pq, m, 1.0f, dw + k * g->kg * g->crs);
+        if (out)
+            syn__gemm(false, false, g->kg, g->pq, g->crs, w + k * g->kg * g->crs, m, beta, out + k * g->kg * g->pq);
+        if (dw)
+            syn__gemm(false, true, g->kg, g->crs, g->pq, cin + k * g->kg * g->pq, m, 1.0f, dw + k * g->kg * g->crs);
     }
 }
 
@@ -211,10 +205,10 @@ static void image_side(const geom *g, const float *w, const float *cin, float *i
         const float *wk = w + k * g->kg * g->crs, *ck = cin + k * g->kg * g->pq;
         float *ik = im + k * g->cg * g->hw;
         if (g->direct) {
-            gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 1.0f, ik);
+            syn__gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 1.0f, ik);
             continue;
         }
-        gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 0.0f, cols);
+        syn__gemm(true, false, g->crs, g->pq, g->kg, wk, ck, 0.0f, cols);
         col2im(g, cols, g->pq, ik);
     }
 }
@@ -252,12 +246,12 @@ static void column_side_b(const geom *g, int64_t b, const float *w, const float 
     const int64_t L = b * g->pq;
     for (int64_t i = 0; i < b; i++) im2col(g, im + i * g->Ci * g->hw, cols + i * g->pq, L);
     if (out) {
-        gemm(false, false, g->Co, L, g->crs, w, cols, 0.0f, tmp);
+        syn__gemm(false, false, g->Co, L, g->crs, w, cols, 0.0f, tmp);
         scatter_items(tmp, g->Co, g->pq, b, out, beta != 0.0f);
     }
     if (dw) {
         gather_items(cin, g->Co, g->pq, b, tmp);
-        gemm(false, true, g->Co, g->crs, L, tmp, cols, 1.0f, dw);
+        syn__gemm(false, true, g->Co, g->crs, L, tmp, cols, 1.0f, dw);
     }
 }
 
@@ -266,7 +260,7 @@ static void image_side_b(const geom *g, int64_t b, const float *w, const float *
                          float *tmp) {
     const int64_t L = b * g->pq;
     gather_items(cin, g->Co, g->pq, b, tmp);
-    gemm(true, false, g->crs, L, g->Co, w, tmp, 0.0f, cols);
+    syn__gemm(true, false, g->crs, L, g->Co, w, tmp, 0.0f, cols);
     for (int64_t i = 0; i < b; i++) col2im(g, cols + i * g->pq, L, im + i * g->Ci * g->hw);
 }
 
@@ -369,12 +363,40 @@ void syn__blas_single_end(int t) {
 #define CONV_ITEM_COLS 1024
 #define CONV_ITEM_FLOATS (8 << 20)
 
+/* The geometry for winograd.c: the conv2d from the image side to the column side */
+static syn__wino wino_of(const geom *g) {
+    syn__wino s = {.N = g->N, .C = g->Ci, .H = g->H, .W = g->W, .K = g->Co, .P = g->P, .Q = g->Q, .R = g->R,
+                   .S = g->S, .stride_h = g->sh, .stride_w = g->sw, .ph = g->ph, .pw = g->pw, .dil_h = g->dh,
+                   .dil_w = g->dw, .groups = g->G};
+    return s;
+}
+
+/* j by Winograd F(2x2, 3x3) (winograd.c): conv2d image -> columns, its
+ * transpose columns -> image, dw from the image and the column-side gradient */
+static syn_status run_winograd(syn_backend *be, const job *j, const syn__wino *s) {
+    switch (j->kind) {
+    case CONV_FWD: /* y = conv(x) + b */
+        return syn__wino_conv(be, s, j->x, j->w, j->b, false, j->y);
+    case CONVT_FWD: /* y = conv^T(x) + b */
+        return syn__wino_conv_t(be, s, j->x, j->w, j->b, false, j->y);
+    case CONV_BWD: /* dx = conv^T(dy), dw from x and dy */
+        if (j->dx) SYN_TRY(syn__wino_conv_t(be, s, j->dy, j->w, NULL, j->dx_add, j->dx));
+        return j->dw ? syn__wino_dw(be, s, j->x, j->dy, j->dw_add, j->dw) : SYN_OK;
+    case CONVT_BWD: /* dx = conv(dy), dw from dy (the image) and x */
+        if (j->dx) SYN_TRY(syn__wino_conv(be, s, j->dy, j->w, NULL, j->dx_add, j->dx));
+        return j->dw ? syn__wino_dw(be, s, j->dy, j->x, j->dw_add, j->dw) : SYN_OK;
+    }
+    return SYN_OK;
+}
+
 /* Runs j over the batch: with several threads, each takes whole items with its
  * own im2col buffer and its own partial dw (summed at the end, in a fixed
  * order); with one item (or little work), one at a time, im2col, col2im and
  * GEMM threaded inside when large. */
 static syn_status run_batch(syn_backend *be, job *j) {
     geom *g = &j->g;
+    syn__wino s = wino_of(g);
+    if (syn__wino_fits(&s)) return run_winograd(be, j, &s);
     if (g->N == 0) return SYN_OK;
     int nt = g->N * g->Co * g->pq * g->crs < CONV_PAR_MIN_MACS ? 1 : omp_get_max_threads();
     if (nt > g->N) nt = (int)g->N;
@@ -391,9 +413,9 @@ static syn_status run_batch(syn_backend *be, job *j) {
         if (b < 1) b = 1;
     }
     /* per-thread slices rounded to 64 bytes: no false sharing */
-    size_t cols_f = g->direct ? 0 : ((size_t)(g->crs * g->pq * b) + 15) & ~(size_t)15;
-    size_t tmp_f = b > 1 ? ((size_t)(g->Co * g->pq * b) + 15) & ~(size_t)15 : 0;
-    size_t dw_f = nt > 1 && j->dw ? (size_t)(g->Co * g->crs) : 0, dw_s = (dw_f + 15) & ~(size_t)15;
+    size_t cols_f = g->direct ? 0 : syn__round16((size_t)(g->crs * g->pq * b));
+    size_t tmp_f = b > 1 ? syn__round16((size_t)(g->Co * g->pq * b)) : 0;
+    size_t dw_f = nt > 1 && j->dw ? (size_t)(g->Co * g->crs) : 0, dw_s = syn__round16(dw_f);
     size_t total = (size_t)nt * (cols_f + tmp_f + dw_s);
     float *ws = NULL;
     if (total) SYN_TRY(be->workspace(be, total * sizeof(float), (void **)&ws));
@@ -416,15 +438,17 @@ static syn_status run_batch(syn_backend *be, job *j) {
         for (int64_t c = 0; c < chunks; c++) run_items(j, c * b, g->N - c * b < b ? g->N - c * b : b, cols, tmp, dw);
     }
     syn__blas_single_end(blas);
-    if (dw_f) {
-#pragma omp parallel for if ((int64_t)dw_f * nt > SYN_CPU_PAR_MIN) schedule(static)
-        for (size_t i = 0; i < dw_f; i++) {
-            float s = 0.0f;
-            for (int t = 0; t < nt; t++) s += part[(size_t)t * dw_s + i];
-            j->dw[i] = j->dw_add ? j->dw[i] + s : s;
-        }
-    }
+    if (dw_f) syn__sum_partials(part, dw_s, nt, dw_f, j->dw_add, j->dw);
     return SYN_OK;
+}
+
+void syn__sum_partials(const float *part, size_t step, int nt, size_t n, bool add, float *dst) {
+#pragma omp parallel for if (n * (size_t)nt > SYN_CPU_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int t = 0; t < nt; t++) s += part[(size_t)t * step + i];
+        dst[i] = add ? dst[i] + s : s;
+    }
 }
 
 /* dy: (N, K, L)  ->  db[k] += sum_{n,l} dy[n,k,l] (or = when !add) */
@@ -445,22 +469,12 @@ static void bias_grad(const float *dy, int64_t N, int64_t K, int64_t L, float *d
 
 /* ---- the kernels ------------------------------------------------------------ */
 
-/* A conv2d's geometry for winograd.c */
-static syn__wino wino_of(const geom *g) {
-    syn__wino s = {.N = g->N, .C = g->Ci, .H = g->H, .W = g->W, .K = g->Co, .P = g->P, .Q = g->Q, .R = g->R,
-                   .S = g->S, .stride_h = g->sh, .stride_w = g->sw, .ph = g->ph, .pw = g->pw, .dil_h = g->dh,
-                   .dil_w = g->dw, .groups = g->G};
-    return s;
-}
-
 /* x: (N,C,H,W)  w: (K,C/G,R,S)  b: (K) or none  ->  y: (N,K,P,Q)
  * y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n, g C/G + c, p sh - ph + r dh, q sw - pw + s dw],
  * g = k / (K/G) the group of k */
 syn_status syn__cpu_conv2d_fwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONV_FWD, .g = make_geom(n, &n->in[0]->shape, &n->shape), .x = syn__cin(n, 0),
              .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
-    syn__wino s = wino_of(&j.g);
-    if (syn__wino_fits(&s)) return syn__wino_conv(be, &s, j.x, j.w, j.b, false, j.y);
     return run_batch(be, &j);
 }
 
@@ -472,11 +486,6 @@ syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
              .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
     if (db) bias_grad(j.dy, j.g.N, j.g.Co, j.g.pq, db, syn__grad_add(n, 2));
-    syn__wino s = wino_of(&j.g);
-    if (syn__wino_fits(&s)) {
-        if (j.dx) SYN_TRY(syn__wino_conv_t(be, &s, j.dy, j.w, NULL, j.dx_add, j.dx));
-        return j.dw ? syn__wino_dw(be, &s, j.x, j.dy, j.dw_add, j.dw) : SYN_OK;
-    }
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }
 
@@ -486,8 +495,6 @@ syn_status syn__cpu_conv2d_bwd(syn_backend *be, syn_node *n) {
 syn_status syn__cpu_conv_transpose2d_fwd(syn_backend *be, syn_node *n) {
     job j = {.kind = CONVT_FWD, .g = make_geom(n, &n->shape, &n->in[0]->shape), .x = syn__cin(n, 0),
              .w = syn__cin(n, 1), .b = n->n_in == 3 ? syn__cin(n, 2) : NULL, .y = n->value};
-    syn__wino s = wino_of(&j.g); /* the conv2d from y to x */
-    if (syn__wino_fits(&s)) return syn__wino_conv_t(be, &s, j.x, j.w, j.b, false, j.y);
     return run_batch(be, &j);
 }
 
@@ -499,10 +506,5 @@ syn_status syn__cpu_conv_transpose2d_bwd(syn_backend *be, syn_node *n) {
              .dx_add = syn__grad_add(n, 0), .dw_add = syn__grad_add(n, 1)};
     float *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
     if (db) bias_grad(j.dy, j.g.N, j.g.Ci, j.g.hw, db, syn__grad_add(n, 2));
-    syn__wino s = wino_of(&j.g);
-    if (syn__wino_fits(&s)) {
-        if (j.dx) SYN_TRY(syn__wino_conv(be, &s, j.dy, j.w, NULL, j.dx_add, j.dx));
-        return j.dw ? syn__wino_dw(be, &s, j.dy, j.x, j.dw_add, j.dw) : SYN_OK;
-    }
     return j.dx || j.dw ? run_batch(be, &j) : SYN_OK;
 }

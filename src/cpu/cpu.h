@@ -54,11 +54,24 @@ syn_status syn__wino_conv_t(syn_backend *be, const syn__wino *s, const float *y,
 /* dw = d<dy, conv2d(x, w)>/dw, or dw += it */
 syn_status syn__wino_dw(syn_backend *be, const syn__wino *s, const float *x, const float *dy, bool add, float *dw);
 
+/* matmul.c: C (M, N) = op(A) op(B) + beta C through OpenBLAS, row-major and
+ * contiguous (lda, ldb, ldc from the shapes); nothing when M or N is 0. */
+void syn__gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
+               float *C);
+
 /* conv.c: GEMMs called from inside an OpenMP parallel region run on one
  * thread each (OpenBLAS's own pthreads would fight the OpenMP threads);
  * begin returns what end restores. */
 int syn__blas_single_begin(void);
 void syn__blas_single_end(int saved);
+
+/* conv.c: dst[i] = sum over t < nt of part[t step + i], added in thread order
+ * (or dst[i] += that when add), for i < n: per-thread partial sums of a
+ * weight gradient. dst may be part itself (thread 0's slice). */
+void syn__sum_partials(const float *part, size_t step, int nt, size_t n, bool add, float *dst);
+
+/* n rounded up to 16 floats: per-thread workspace slices 64 bytes apart */
+static inline size_t syn__round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* A hot loop built once per x86-64 level (v4: AVX-512, v3: AVX2 + FMA, and
  * the v2 baseline the library targets), the copy chosen when the library

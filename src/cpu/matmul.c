@@ -3,8 +3,8 @@
 #include <string.h>
 #include "cpu.h"
 
-/* C (M,N) = alpha op(A) op(B) + beta C, all row-major and contiguous. */
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
+/* C (M,N) = op(A) op(B) + beta C, all row-major and contiguous (cpu.h). */
+void syn__gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
                  float *C) {
     if (M == 0 || N == 0) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
@@ -32,10 +32,10 @@ syn_status syn__cpu_matmul_fwd(syn_backend *be, syn_node *n) {
     const float *a = syn__cin(n, 0), *b = syn__cin(n, 1);
     float *y = n->value;
     if (shared) {
-        gemm(false, false, B * M, N, K, a, b, 0.0f, y);
+        syn__gemm(false, false, B * M, N, K, a, b, 0.0f, y);
         return SYN_OK;
     }
-    for (int64_t i = 0; i < B; i++) gemm(false, false, M, N, K, a + i * M * K, b + i * K * N, 0.0f, y + i * M * N);
+    for (int64_t i = 0; i < B; i++) syn__gemm(false, false, M, N, K, a + i * M * K, b + i * K * N, 0.0f, y + i * M * N);
     return SYN_OK;
 }
 
@@ -50,13 +50,13 @@ syn_status syn__cpu_matmul_bwd(syn_backend *be, syn_node *n) {
     /* beta 1 adds to a gradient, 0 writes a fresh one (BLAS does not read C then) */
     const float beta_a = syn__grad_add(n, 0) ? 1.0f : 0.0f, beta_b = syn__grad_add(n, 1) ? 1.0f : 0.0f;
     if (shared) {
-        if (da) gemm(false, true, B * M, K, N, dy, b, beta_a, da);
-        if (db) gemm(true, false, K, N, B * M, a, dy, beta_b, db);
+        if (da) syn__gemm(false, true, B * M, K, N, dy, b, beta_a, da);
+        if (db) syn__gemm(true, false, K, N, B * M, a, dy, beta_b, db);
         return SYN_OK;
     }
     for (int64_t i = 0; i < B; i++) {
-        if (da) gemm(false, true, M, K, N, dy + i * M * N, b + i * K * N, beta_a, da + i * M * K);
-        if (db) gemm(true, false, K, N, M, a + i * M * K, dy + i * M * N, beta_b, db + i * K * N);
+        if (da) syn__gemm(false, true, M, K, N, dy + i * M * N, b + i * K * N, beta_a, da + i * M * K);
+        if (db) syn__gemm(true, false, K, N, M, a + i * M * K, dy + i * M * N, beta_b, db + i * K * N);
     }
     return SYN_OK;
 }
@@ -73,7 +73,7 @@ syn_status syn__cpu_linear_fwd(syn_backend *be, syn_node *n) {
 #pragma omp parallel for if (R * out > SYN_CPU_PAR_MIN) schedule(static)
         for (int64_t r = 0; r < R; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
     }
-    gemm(false, true, R, out, in, x, w, n->n_in == 3 ? 1.0f : 0.0f, y);
+    syn__gemm(false, true, R, out, in, x, w, n->n_in == 3 ? 1.0f : 0.0f, y);
     return SYN_OK;
 }
 
@@ -104,8 +104,8 @@ syn_status syn__cpu_linear_bwd(syn_backend *be, syn_node *n) {
     int64_t out = ws->dim[0], in = ws->dim[1], R = syn__numel(n) / (out ? out : 1);
     const float *x = syn__cin(n, 0), *w = syn__cin(n, 1), *dy = n->grad;
     float *dx = syn__cgrad(n, 0), *dw = syn__cgrad(n, 1), *db = n->n_in == 3 ? syn__cgrad(n, 2) : NULL;
-    if (dx) gemm(false, false, R, in, out, dy, w, syn__grad_add(n, 0) ? 1.0f : 0.0f, dx);
-    if (dw) gemm(true, false, out, in, R, dy, x, syn__grad_add(n, 1) ? 1.0f : 0.0f, dw);
+    if (dx) syn__gemm(false, false, R, in, out, dy, w, syn__grad_add(n, 0) ? 1.0f : 0.0f, dx);
+    if (dw) syn__gemm(true, false, out, in, R, dy, x, syn__grad_add(n, 1) ? 1.0f : 0.0f, dw);
     if (db) bias_grad(dy, R, out, db, syn__grad_add(n, 2));
     return SYN_OK;
 }

@@ -23,7 +23,6 @@
  * GEMMs near full speed; each OpenMP thread takes whole chunks, with
  * single-threaded GEMMs. A tile that reaches past the output (P or Q odd)
  * computes values nobody stores, and in dw its dY there is 0. */
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +38,12 @@ typedef struct {
     int64_t sw;          /* floats per tile row in a stripe: 2 tq */
 } wgeom;
 
-/* A chunk has at least this many columns (GEMMs narrower than that run
- * well below OpenBLAS's speed: 6 tile rows of 8x8 maps, 30 columns, took
- * 1.7 times as long as 32 rows), its V and M at most this many floats,
- * and there are enough chunks for every thread. */
+/* A chunk has at least this many tiles, the columns of its GEMMs (narrower
+ * GEMMs run well below OpenBLAS's speed: chunks of 30 columns on 8x8 maps
+ * took 1.7 times as long as chunks of 160), its V and M at most this many
+ * floats, and there are enough chunks for every thread. */
 #define WINO_CHUNK_COLS 160
-/* Fewer columns than this per thread: im2col's one large GEMM is faster. */
+/* Fewer tiles than this per thread: im2col's one large GEMM is faster. */
 #define WINO_MIN_COLS 64
 #define WINO_CHUNK_FLOATS (1 << 22)
 
@@ -298,14 +297,6 @@ SYN_CPU_CLONES static void weight_grad_tf(const float *dU, int64_t Co, int64_t C
 
 /* ---- the passes ----------------------------------------------------------------- */
 
-/* C (M, N) = A (M, K) op(B) + beta C, row-major, contiguous */
-static void gemm(bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta, float *C) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
-                1.0f, A, (blasint)K, B, tb ? (blasint)K : (blasint)N, beta, C, (blasint)N);
-}
-
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 static int64_t chunks_of(const wgeom *g) { return (g->rows + g->cr - 1) / g->cr; }
 
 static int threads_for(const wgeom *g) {
@@ -320,8 +311,8 @@ static syn_status conv_pass(syn_backend *be, const wgeom *g, const float *in, co
     if (g->rows == 0) return SYN_OK;
     const int nt = threads_for(g);
     const int64_t ctm = g->cr * g->tq;
-    const size_t u_f = round16((size_t)(16 * g->Co * g->Ci)), v_f = round16((size_t)(16 * g->Ci * ctm)),
-                 m_f = round16((size_t)(16 * g->Co * ctm)), r_f = round16(stripe_floats(g));
+    const size_t u_f = syn__round16((size_t)(16 * g->Co * g->Ci)), v_f = syn__round16((size_t)(16 * g->Ci * ctm)),
+                 m_f = syn__round16((size_t)(16 * g->Co * ctm)), r_f = syn__round16(stripe_floats(g));
     float *ws;
     SYN_TRY(be->workspace(be, (u_f + (size_t)nt * (v_f + m_f + r_f)) * sizeof(float), (void **)&ws));
     float *U = ws;
@@ -336,7 +327,8 @@ static syn_status conv_pass(syn_backend *be, const wgeom *g, const float *in, co
             int64_t rho0 = c * g->cr, cr = g->rows - rho0 < g->cr ? g->rows - rho0 : g->cr, ct = cr * g->tq;
             input_tf(g, in, rho0, cr, V, S);
             for (int e = 0; e < 16; e++)
-                gemm(false, g->Co, ct, g->Ci, U + e * g->Co * g->Ci, V + e * g->Ci * ct, 0.0f, M + e * g->Co * ct);
+                syn__gemm(false, false, g->Co, ct, g->Ci, U + e * g->Co * g->Ci, V + e * g->Ci * ct, 0.0f,
+                          M + e * g->Co * ct);
             output_tf(g, M, rho0, cr, bias, add, out, S);
         }
     }
@@ -346,15 +338,15 @@ static syn_status conv_pass(syn_backend *be, const wgeom *g, const float *in, co
 
 /* dw = G^T (sum over tiles dM V^T) G, or dw += it */
 static syn_status dw_pass(syn_backend *be, const wgeom *g, const float *x, const float *dy, bool add, float *dw) {
-    const size_t u_f = round16((size_t)(16 * g->Co * g->Ci));
+    const size_t u_f = syn__round16((size_t)(16 * g->Co * g->Ci));
     if (g->rows == 0) {
         if (!add) memset(dw, 0, (size_t)(g->Co * g->Ci * 9) * sizeof(float));
         return SYN_OK;
     }
     const int nt = threads_for(g);
     const int64_t ctm = g->cr * g->tq;
-    const size_t v_f = round16((size_t)(16 * g->Ci * ctm)), m_f = round16((size_t)(16 * g->Co * ctm)),
-                 r_f = round16(stripe_floats(g)), step = u_f + v_f + m_f + r_f;
+    const size_t v_f = syn__round16((size_t)(16 * g->Ci * ctm)), m_f = syn__round16((size_t)(16 * g->Co * ctm)),
+                 r_f = syn__round16(stripe_floats(g)), step = u_f + v_f + m_f + r_f;
     float *ws;
     SYN_TRY(be->workspace(be, (size_t)nt * step * sizeof(float), (void **)&ws));
     const int64_t chunks = chunks_of(g);
@@ -369,18 +361,13 @@ static syn_status dw_pass(syn_backend *be, const wgeom *g, const float *x, const
             input_tf(g, x, rho0, cr, V, S);
             grad_tf(g, dy, rho0, cr, dM, S);
             for (int e = 0; e < 16; e++)
-                gemm(true, g->Co, g->Ci, ct, dM + e * g->Co * ct, V + e * g->Ci * ct, 1.0f, dU + e * g->Co * g->Ci);
+                syn__gemm(false, true, g->Co, g->Ci, ct, dM + e * g->Co * ct, V + e * g->Ci * ct, 1.0f,
+                          dU + e * g->Co * g->Ci);
         }
     }
     syn__blas_single_end(blas);
-    /* the threads' partial sums, added in a fixed order into thread 0's */
-    const size_t n = (size_t)(16 * g->Co * g->Ci);
-#pragma omp parallel for if (n * (size_t)nt > SYN_CPU_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float s = ws[i];
-        for (int t = 1; t < nt; t++) s += ws[(size_t)t * step + i];
-        ws[i] = s;
-    }
+    /* the threads' partial sums, added in thread order into thread 0's */
+    syn__sum_partials(ws, step, nt, (size_t)(16 * g->Co * g->Ci), false, ws);
     weight_grad_tf(ws, g->Co, g->Ci, add, dw);
     return SYN_OK;
 }
