@@ -660,18 +660,19 @@ START_TEST(test_lenet_like) {
 }
 END_TEST
 
-/* Which convolutions go to Winograd F(2x2, 3x3) on the CPU (the cases above
- * check its results; this, that it is taken where it should be). */
-START_TEST(test_winograd_fits) {
+/* Which convolutions go to Winograd on the CPU, and with which tile (the
+ * cases above check the results; this, that each is taken where it should
+ * be). The suite runs again with SYN_CPU_WINOGRAD=0 (never), 2 and 4
+ * (F(2x2, 3x3) or F(4x4, 3x3) wherever it applies). */
+START_TEST(test_winograd_tile) {
     syn__wino s = {.N = 8, .C = 64, .H = 32, .W = 32, .K = 64, .P = 32, .Q = 32, .R = 3, .S = 3, .stride_h = 1,
                    .stride_w = 1, .ph = 1, .pw = 1, .dil_h = 1, .dil_w = 1, .groups = 1};
-    /* the suite runs again with SYN_CPU_WINOGRAD=0 (never) and 2 (wherever it applies) */
     const char *mode = getenv("SYN_CPU_WINOGRAD");
+    const int forced = mode && (strcmp(mode, "2") == 0 || strcmp(mode, "4") == 0) ? atoi(mode) : 0;
     if (mode && strcmp(mode, "0") == 0) {
-        ck_assert(!syn__wino_fits(&s));
+        ck_assert_int_eq(syn__wino_tile(&s), 0);
         return;
     }
-    ck_assert(syn__wino_fits(&s));
     /* never: stride 2, dilation, groups, a 5x5 kernel, padding 3, a transposed
      * convolution's output padding (a row more than the padding gives) */
     syn__wino no[6] = {s, s, s, s, s, s};
@@ -681,18 +682,35 @@ START_TEST(test_winograd_fits) {
     no[3].R = 5;
     no[4].pw = 3;
     no[5].P = s.P + 1;
-    for (int k = 0; k < 6; k++) ck_assert_msg(!syn__wino_fits(&no[k]), "variant %d", k);
-    const bool all = mode && strcmp(mode, "2") == 0;
-    syn__wino t = s;
-    t.N = 1; /* at 16x16, 8 x 8 tiles: fewer than 64 for each of 2 threads, not for 1 */
-    t.H = t.W = t.P = t.Q = 16;
+    for (int k = 0; k < 6; k++) ck_assert_msg(syn__wino_tile(&no[k]) == 0, "variant %d", k);
+    /* by default, on 2 threads; in the other modes, the forced tile */
+#define EXPECT_TILE(sh, tile, why) ck_assert_msg(syn__wino_tile(&(sh)) == (forced ? forced : (tile)), "%s", why)
+    const int threads = omp_get_max_threads();
     omp_set_num_threads(2);
-    ck_assert(syn__wino_fits(&t) == all);
-    omp_set_num_threads(1);
-    ck_assert(syn__wino_fits(&t));
+    EXPECT_TILE(s, 4, "8 images of 8 x 8 4x4 tiles: 256 per thread");
+    syn__wino t = s;
+    t.N = 4;
+    EXPECT_TILE(t, 4, "4 images: 128 4x4 tiles per thread");
+    t.N = 2;
+    EXPECT_TILE(t, 2, "2 images: 64 4x4 tiles per thread, 256 2x2 ones");
     t = s;
-    t.C = 3; /* a first layer: im2col is faster */
-    ck_assert(syn__wino_fits(&t) == all);
+    t.N = 1;
+    t.H = t.W = t.P = t.Q = 16;
+    EXPECT_TILE(t, 0, "1 image at 16x16: 32 2x2 tiles per thread");
+    omp_set_num_threads(1);
+    EXPECT_TILE(t, 2, "1 image at 16x16: 64 2x2 tiles on 1 thread");
+    omp_set_num_threads(2);
+    t = s;
+    t.C = 3;
+    EXPECT_TILE(t, 0, "a first layer's 3 channels");
+    t.C = 16;
+    EXPECT_TILE(t, 2, "16 input channels");
+    t = s;
+    t.N = 32;
+    t.H = t.W = t.P = t.Q = 14;
+    EXPECT_TILE(t, 2, "at 14x14, 4x4 tiles reach 31% past the output");
+#undef EXPECT_TILE
+    omp_set_num_threads(threads);
 }
 END_TEST
 
@@ -707,7 +725,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_partial_batch, 0, 2);
     tcase_add_loop_test(tc, test_frozen, 0, 6);
     tcase_add_test(tc, test_lenet_like);
-    tcase_add_test(tc, test_winograd_fits);
+    tcase_add_test(tc, test_winograd_tile);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -1,7 +1,7 @@
 /* Convolutions on the CPU: conv2d and conv_transpose2d, forward and backward,
  * by im2col + OpenBLAS sgemm, whole images per OpenMP thread (a deep layer's
  * small maps: several images per GEMM); 3x3 stride-1 ones go to winograd.c
- * where that pays (syn__wino_fits). The plain direct convolution
+ * where that pays (syn__wino_tile). The plain direct convolution
  * these are checked against lives in tests/test_conv.c. */
 #include <cblas.h>
 #include <omp.h>
@@ -371,7 +371,7 @@ static syn__wino wino_of(const geom *g) {
     return s;
 }
 
-/* j by Winograd F(2x2, 3x3) (winograd.c): conv2d image -> columns, its
+/* j by Winograd F(m x m, 3x3) (winograd.c): conv2d image -> columns, its
  * transpose columns -> image, dw from the image and the column-side gradient */
 static syn_status run_winograd(syn_backend *be, const job *j, const syn__wino *s) {
     switch (j->kind) {
@@ -396,7 +396,7 @@ static syn_status run_winograd(syn_backend *be, const job *j, const syn__wino *s
 static syn_status run_batch(syn_backend *be, job *j) {
     geom *g = &j->g;
     syn__wino s = wino_of(g);
-    if (syn__wino_fits(&s)) return run_winograd(be, j, &s);
+    if ((s.tile = syn__wino_tile(&s))) return run_winograd(be, j, &s);
     if (g->N == 0) return SYN_OK;
     int nt = g->N * g->Co * g->pq * g->crs < CONV_PAR_MIN_MACS ? 1 : omp_get_max_threads();
     if (nt > g->N) nt = (int)g->N;

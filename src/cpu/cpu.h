@@ -37,14 +37,16 @@ int syn__panel_level_best(void);
 const char *syn__panel_level_name(int level);
 
 /* winograd.c: 3x3 convolutions of stride 1, undilated and ungrouped, by
- * Winograd's F(2x2, 3x3); conv.c sends them there when syn__wino_fits.
- * s describes a conv2d, x -> y; its transpose takes y back to x. */
+ * Winograd's F(2x2, 3x3) or F(4x4, 3x3); conv.c sends them there when
+ * syn__wino_tile gives a tile size (2 or 4; 0: im2col), which it sets in
+ * s->tile. s describes a conv2d, x -> y; its transpose takes y back to x. */
 typedef struct {
     int64_t N, C, H, W;  /* x (N, C, H, W) */
     int64_t K, P, Q;     /* y (N, K, P, Q); w (K, C, R, S) */
     int64_t R, S, stride_h, stride_w, ph, pw, dil_h, dil_w, groups;
+    int tile; /* the output tile's size, m of F(m x m, 3x3): 2 or 4 */
 } syn__wino;
-bool syn__wino_fits(const syn__wino *s);
+int syn__wino_tile(const syn__wino *s);
 /* y = conv2d(x, w) + b (b may be NULL), or y += conv2d(x, w) when add (b unused) */
 syn_status syn__wino_conv(syn_backend *be, const syn__wino *s, const float *x, const float *w, const float *b,
                           bool add, float *y);
