@@ -683,33 +683,31 @@ START_TEST(test_winograd_tile) {
     no[4].pw = 3;
     no[5].P = s.P + 1;
     for (int k = 0; k < 6; k++) ck_assert_msg(syn__wino_tile(&no[k]) == 0, "variant %d", k);
-    /* by default, on 2 threads; in the other modes, the forced tile */
-#define EXPECT_TILE(sh, tile, why) ck_assert_msg(syn__wino_tile(&(sh)) == (forced ? forced : (tile)), "%s", why)
+    /* by default; in the other modes, the forced tile. s at other batch
+     * sizes, input channels, map sizes and thread counts: */
+    static const struct {
+        int64_t N, C, HW;
+        int threads, tile;
+        const char *why;
+    } v[] = {
+        {8, 64, 32, 2, 4, "8 images of 8 x 8 4x4 tiles: 256 per thread"},
+        {4, 64, 32, 2, 4, "4 images: 128 4x4 tiles per thread"},
+        {2, 64, 32, 2, 2, "2 images: 64 4x4 tiles per thread, 256 2x2 ones"},
+        {1, 64, 16, 2, 0, "1 image at 16x16: 32 2x2 tiles per thread"},
+        {1, 64, 16, 1, 2, "1 image at 16x16: 64 2x2 tiles on 1 thread"},
+        {8, 3, 32, 2, 0, "a first layer's 3 channels"},
+        {8, 16, 32, 2, 2, "16 input channels"},
+        {32, 64, 14, 2, 2, "at 14x14, 4x4 tiles reach 31% past the output"},
+    };
     const int threads = omp_get_max_threads();
-    omp_set_num_threads(2);
-    EXPECT_TILE(s, 4, "8 images of 8 x 8 4x4 tiles: 256 per thread");
-    syn__wino t = s;
-    t.N = 4;
-    EXPECT_TILE(t, 4, "4 images: 128 4x4 tiles per thread");
-    t.N = 2;
-    EXPECT_TILE(t, 2, "2 images: 64 4x4 tiles per thread, 256 2x2 ones");
-    t = s;
-    t.N = 1;
-    t.H = t.W = t.P = t.Q = 16;
-    EXPECT_TILE(t, 0, "1 image at 16x16: 32 2x2 tiles per thread");
-    omp_set_num_threads(1);
-    EXPECT_TILE(t, 2, "1 image at 16x16: 64 2x2 tiles on 1 thread");
-    omp_set_num_threads(2);
-    t = s;
-    t.C = 3;
-    EXPECT_TILE(t, 0, "a first layer's 3 channels");
-    t.C = 16;
-    EXPECT_TILE(t, 2, "16 input channels");
-    t = s;
-    t.N = 32;
-    t.H = t.W = t.P = t.Q = 14;
-    EXPECT_TILE(t, 2, "at 14x14, 4x4 tiles reach 31% past the output");
-#undef EXPECT_TILE
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        syn__wino t = s;
+        t.N = v[k].N;
+        t.C = v[k].C;
+        t.H = t.W = t.P = t.Q = v[k].HW;
+        omp_set_num_threads(v[k].threads);
+        ck_assert_msg(syn__wino_tile(&t) == (forced ? forced : v[k].tile), "%s", v[k].why);
+    }
     omp_set_num_threads(threads);
 }
 END_TEST
