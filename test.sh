@@ -21,12 +21,13 @@ syn_build
 
 if [ "${1:-}" != "--quick" ]; then
     echo "== ASan + UBSan build (CPU backend)"
-    # Test cases tagged "slow" (whole-network training runs) are left to the
-    # Release pass: the kernels they use are covered by the op suites here.
+    # Test cases tagged "slow" (whole-network training runs) and the example
+    # programs (label "examples") are left to the Release pass: the kernels
+    # and library calls they use are covered by the suites here.
     export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
     export CK_EXCLUDE_TAGS=slow
     BUILD_DIR=build-asan BUILD_TYPE=Debug syn_build -DSYN_SANITIZE=ON -DSYN_CUDA=OFF
-    (cd build-asan && ctest --output-on-failure -j "$(nproc)")
+    (cd build-asan && ctest --output-on-failure -j "$(nproc)" -LE examples)
 
     echo "== CUDA emulator build (ASan + UBSan): the CUDA suites without a GPU"
     BUILD_DIR=build-emu-asan BUILD_TYPE=RelWithDebInfo \
