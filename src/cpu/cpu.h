@@ -78,8 +78,9 @@ static inline size_t syn__round16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* A hot loop built once per x86-64 level (v4: AVX-512, v3: AVX2 + FMA, and
  * the v2 baseline the library targets), the copy chosen when the library
  * loads: GCC vectorises each as wide as its level allows. The arithmetic is
- * the C's in every copy (no reassociation without -ffast-math), so results
- * do not depend on the copy. Not under the sanitizers (ifunc resolvers run
+ * the C's in every copy (no reassociation without -ffast-math, and no FMA
+ * contraction: CMakeLists.txt builds the files that use this with
+ * -ffp-contract=off), so results do not depend on the copy. Not under the sanitizers (ifunc resolvers run
  * before ASan is up) nor clang's fuzzing build. (panel.c picks its levels
  * itself: each has its own tile size, and the tests run every level.) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)

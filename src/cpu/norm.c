@@ -26,6 +26,11 @@ static bn_geom bn_dims(const syn_node *n) {
 
 static bool bn_par(const bn_geom *d) { return d->C > 1 && d->N * d->C * d->S > SYN_CPU_PAR_MIN / 8; }
 
+/* The per-channel work is built for each SYN_CPU_CLONES level (the loops over
+ * channels stay outside: OpenMP outlines its loop bodies, which target clones
+ * do not reach), with its helpers inlined into each copy. */
+#define AI static inline __attribute__((always_inline))
+
 /* The fused epilogue (internal.h): y = act(t) of t = bn(x) [+ z], and the
  * gradient reaching t, g = dy through the activation, read from y (leaky
  * relu's slope is > 0, so y > 0 exactly where t > 0), as the relu and leaky
@@ -56,7 +61,7 @@ static inline float epi_fwd(float t, int act, float s) {
 enum { EPI_BLOCK = 512 };
 
 /* g[i] = dy[i] through the activation act (not NONE), i < n */
-static void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act,
+AI void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act,
                      float s) {
     if (act == SYN_BN_ACT_RELU)
         for (int64_t i = 0; i < n; i++) {
@@ -68,7 +73,7 @@ static void epi_grad(float *restrict g, const float *restrict dy, const float *r
 }
 
 /* a += dy[i]; b += dy[i] ((x[i] - m) is) for i < n */
-static void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
+AI void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
                           float m, float is) {
     int64_t i = 0;
     for (; i + SYN_LANES <= n; i += SYN_LANES)
@@ -83,7 +88,7 @@ static void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dy
 }
 
 /* yp = act(a xp + b0 [+ zp]) over one row of n values */
-static void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a, float b0,
+AI void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a, float b0,
                    int act, float s) {
     EPI_CASES(act, {
         if (zp)
@@ -91,6 +96,43 @@ static void bn_row(float *restrict yp, const float *restrict xp, const float *re
         else
             for (int64_t i = 0; i < n; i++) yp[i] = epi_fwd(a * xp[i] + b0, ACT, s);
     });
+}
+
+typedef struct {
+    bn_geom d;
+    bool train;
+    int act;
+    float mom, eps, slope;
+    const float *x, *gamma, *beta, *z;
+    float *rmean, *rvar, *y, *mean, *invstd;
+} bn_fwd_job;
+
+/* Channel c: its statistics (training) or the running ones, then y. */
+SYN_CPU_CLONES static void bn_fwd_channel(const bn_fwd_job *j, int64_t c) {
+    const bn_geom d = j->d;
+    const int64_t M = d.N * d.S;
+    const float *x = j->x;
+    double mu, var;
+    if (j->train) {
+        syn__lanes s = {{0}}, s2 = {{0}};
+        for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s, x + (b * d.C + c) * d.S, d.S, false, 0.0);
+        mu = syn__lanes_total(&s) / (double)M;
+        for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s2, x + (b * d.C + c) * d.S, d.S, true, mu);
+        var = syn__lanes_total(&s2) / (double)M;
+        j->rmean[c] = (float)((1.0 - j->mom) * j->rmean[c] + j->mom * mu);
+        j->rvar[c] = (float)((1.0 - j->mom) * j->rvar[c] + j->mom * var * (double)M / (double)(M - 1));
+    } else {
+        mu = j->rmean[c];
+        var = j->rvar[c];
+    }
+    float m = (float)mu, is = (float)(1.0 / sqrt(var + j->eps));
+    j->mean[c] = m;
+    j->invstd[c] = is;
+    float a = j->gamma[c] * is, b0 = j->beta[c] - a * m; /* y = a x + b0 */
+    for (int64_t b = 0; b < d.N; b++) {
+        const int64_t o = (b * d.C + c) * d.S;
+        bn_row(j->y + o, x + o, j->z ? j->z + o : NULL, d.S, a, b0, j->act, j->slope);
+    }
 }
 
 syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
@@ -104,37 +146,76 @@ syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
         return syn__error(SYN_ERR_SHAPE, "batch_norm: training needs more than one value per channel, x is %s",
                           syn_shape_str(&n->in[0]->shape, sb, sizeof sb));
     }
-    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *beta = syn__cin(n, 2);
-    const float *z = n->n_in == 6 ? syn__cin(n, 5) : NULL;
-    float *rmean = n->in[3]->value, *rvar = n->in[4]->value;
-    float *y = n->value, *mean = n->aux, *invstd = mean + d.C;
-    float mom = n->f[0], eps = n->f[1], slope = n->f[SYN_BN_SLOPE];
-    const int act = (int)n->i[SYN_BN_ACT];
+    float *mean = n->aux;
+    const bn_fwd_job j = {.d = d,
+                          .train = train,
+                          .act = (int)n->i[SYN_BN_ACT],
+                          .mom = n->f[0],
+                          .eps = n->f[1],
+                          .slope = n->f[SYN_BN_SLOPE],
+                          .x = syn__cin(n, 0),
+                          .gamma = syn__cin(n, 1),
+                          .beta = syn__cin(n, 2),
+                          .z = n->n_in == 6 ? syn__cin(n, 5) : NULL,
+                          .rmean = n->in[3]->value,
+                          .rvar = n->in[4]->value,
+                          .y = n->value,
+                          .mean = mean,
+                          .invstd = mean + d.C};
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
-    for (int64_t c = 0; c < d.C; c++) {
-        double mu, var;
-        if (train) {
-            syn__lanes s = {{0}}, s2 = {{0}};
-            for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s, x + (b * d.C + c) * d.S, d.S, false, 0.0);
-            mu = syn__lanes_total(&s) / (double)M;
-            for (int64_t b = 0; b < d.N; b++) syn__lanes_add(&s2, x + (b * d.C + c) * d.S, d.S, true, mu);
-            var = syn__lanes_total(&s2) / (double)M;
-            rmean[c] = (float)((1.0 - mom) * rmean[c] + mom * mu);
-            rvar[c] = (float)((1.0 - mom) * rvar[c] + mom * var * (double)M / (double)(M - 1));
-        } else {
-            mu = rmean[c];
-            var = rvar[c];
-        }
-        float m = (float)mu, is = (float)(1.0 / sqrt(var + eps));
-        mean[c] = m;
-        invstd[c] = is;
-        float a = gamma[c] * is, b0 = beta[c] - a * m; /* y = a x + b0 */
-        for (int64_t b = 0; b < d.N; b++) {
-            const int64_t o = (b * d.C + c) * d.S;
-            bn_row(y + o, x + o, z ? z + o : NULL, d.S, a, b0, act, slope);
-        }
-    }
+    for (int64_t c = 0; c < d.C; c++) bn_fwd_channel(&j, c);
     return SYN_OK;
+}
+
+typedef struct {
+    bn_geom d;
+    bool train, add_x, add_g, add_b, add_z;
+    int act;
+    float slope;
+    const float *x, *gamma, *dy, *y, *mean, *invstd;
+    float *dx, *dgamma, *dbeta, *dz;
+} bn_bwd_job;
+
+/* Channel c's gradients. */
+SYN_CPU_CLONES static void bn_bwd_channel(const bn_bwd_job *j, int64_t c) {
+    const bn_geom d = j->d;
+    const int64_t M = d.N * d.S;
+    const int act = j->act;
+    const float *x = j->x, *dy = j->dy, *y = j->y;
+    float *dx = j->dx, *dz = j->dz;
+    float gbuf[EPI_BLOCK];
+    float m = j->mean[c], is = j->invstd[c];
+    syn__lanes ldy = {{0}}, ldyx = {{0}};
+    for (int64_t b = 0; b < d.N; b++)
+        for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
+            const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
+            const float *g = dy + lo;
+            if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, j->slope), g = gbuf;
+            lanes_add_bwd(&ldy, &ldyx, g, x + lo, len, m, is);
+        }
+    const double sdy = syn__lanes_total(&ldy), sdyx = syn__lanes_total(&ldyx);
+    if (j->dgamma) SYN_GRAD_PUT(j->dgamma[c], j->add_g, (float)sdyx);
+    if (j->dbeta) SYN_GRAD_PUT(j->dbeta[c], j->add_b, (float)sdy);
+    if (!dx && !dz) return;
+    float k = j->gamma[c] * is;
+    float mdy = (float)(sdy / (double)M), mdyx = (float)(sdyx / (double)M);
+    for (int64_t b = 0; b < d.N; b++)
+        for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
+            const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
+            const float *restrict xp = x + lo, *restrict g = dy + lo;
+            if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, j->slope), g = gbuf;
+            if (dz) { /* before dx: dz may be dx (z is x; then both add) */
+                float *restrict dzp = dz + lo;
+                SYN_GRAD_LOOPS(j->add_z, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dzp[i], add_, g[i]));
+            }
+            if (!dx) continue;
+            float *restrict dxp = dx + lo;
+            if (j->train)
+                SYN_GRAD_LOOPS(j->add_x, for (int64_t i = 0; i < len; i++)
+                                             SYN_GRAD_PUT(dxp[i], add_, k * (g[i] - mdy - (xp[i] - m) * is * mdyx)));
+            else
+                SYN_GRAD_LOOPS(j->add_x, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dxp[i], add_, k * g[i]));
+        }
 }
 
 /* g = dy through the fused activation (dy itself without one);
@@ -145,54 +226,30 @@ syn_status syn__cpu_batch_norm_fwd(syn_backend *be, syn_node *n) {
 syn_status syn__cpu_batch_norm_bwd(syn_backend *be, syn_node *n) {
     (void)be;
     bn_geom d = bn_dims(n);
-    int64_t M = d.N * d.S;
-    bool train = n->i[1] != 0;
-    const int act = (int)n->i[SYN_BN_ACT];
-    const float slope = n->f[SYN_BN_SLOPE];
-    const float *x = syn__cin(n, 0), *gamma = syn__cin(n, 1), *dy = n->grad, *y = n->value;
-    const float *mean = n->aux, *invstd = mean + d.C;
-    float *dx = syn__cgrad(n, 0), *dgamma = syn__cgrad(n, 1), *dbeta = syn__cgrad(n, 2);
-    float *dz = n->n_in == 6 ? syn__cgrad(n, 5) : NULL;
-    const bool add_x = syn__grad_add(n, 0), add_g = syn__grad_add(n, 1), add_b = syn__grad_add(n, 2);
-    const bool add_z = dz && syn__grad_add(n, 5);
     for (int k = 3; k < 5; k++) /* the running stats get no gradient: a fresh one is zero */
         if (syn__cgrad(n, k) && !syn__grad_add(n, k)) memset(syn__cgrad(n, k), 0, (size_t)d.C * sizeof(float));
+    const float *mean = n->aux;
+    float *dz = n->n_in == 6 ? syn__cgrad(n, 5) : NULL;
+    const bn_bwd_job j = {.d = d,
+                          .train = n->i[1] != 0,
+                          .add_x = syn__grad_add(n, 0),
+                          .add_g = syn__grad_add(n, 1),
+                          .add_b = syn__grad_add(n, 2),
+                          .add_z = dz && syn__grad_add(n, 5),
+                          .act = (int)n->i[SYN_BN_ACT],
+                          .slope = n->f[SYN_BN_SLOPE],
+                          .x = syn__cin(n, 0),
+                          .gamma = syn__cin(n, 1),
+                          .dy = n->grad,
+                          .y = n->value,
+                          .mean = mean,
+                          .invstd = mean + d.C,
+                          .dx = syn__cgrad(n, 0),
+                          .dgamma = syn__cgrad(n, 1),
+                          .dbeta = syn__cgrad(n, 2),
+                          .dz = dz};
 #pragma omp parallel for if (bn_par(&d)) schedule(static)
-    for (int64_t c = 0; c < d.C; c++) {
-        float gbuf[EPI_BLOCK];
-        float m = mean[c], is = invstd[c];
-        syn__lanes ldy = {{0}}, ldyx = {{0}};
-        for (int64_t b = 0; b < d.N; b++)
-            for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
-                const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
-                const float *g = dy + lo;
-                if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, slope), g = gbuf;
-                lanes_add_bwd(&ldy, &ldyx, g, x + lo, len, m, is);
-            }
-        const double sdy = syn__lanes_total(&ldy), sdyx = syn__lanes_total(&ldyx);
-        if (dgamma) SYN_GRAD_PUT(dgamma[c], add_g, (float)sdyx);
-        if (dbeta) SYN_GRAD_PUT(dbeta[c], add_b, (float)sdy);
-        if (!dx && !dz) continue;
-        float k = gamma[c] * is;
-        float mdy = (float)(sdy / (double)M), mdyx = (float)(sdyx / (double)M);
-        for (int64_t b = 0; b < d.N; b++)
-            for (int64_t lo = (b * d.C + c) * d.S, end = lo + d.S; lo < end; lo += EPI_BLOCK) {
-                const int64_t len = end - lo < EPI_BLOCK ? end - lo : EPI_BLOCK;
-                const float *restrict xp = x + lo, *restrict g = dy + lo;
-                if (act != SYN_BN_ACT_NONE) epi_grad(gbuf, dy + lo, y + lo, len, act, slope), g = gbuf;
-                if (dz) { /* before dx: dz may be dx (z is x; then both add) */
-                    float *restrict dzp = dz + lo;
-                    SYN_GRAD_LOOPS(add_z, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dzp[i], add_, g[i]));
-                }
-                if (!dx) continue;
-                float *restrict dxp = dx + lo;
-                if (train)
-                    SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < len; i++)
-                                              SYN_GRAD_PUT(dxp[i], add_, k * (g[i] - mdy - (xp[i] - m) * is * mdyx)));
-                else
-                    SYN_GRAD_LOOPS(add_x, for (int64_t i = 0; i < len; i++) SYN_GRAD_PUT(dxp[i], add_, k * g[i]));
-            }
-    }
+    for (int64_t c = 0; c < d.C; c++) bn_bwd_channel(&j, c);
     return SYN_OK;
 }
 
