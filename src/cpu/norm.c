@@ -61,8 +61,7 @@ static inline float epi_fwd(float t, int act, float s) {
 enum { EPI_BLOCK = 512 };
 
 /* g[i] = dy[i] through the activation act (not NONE), i < n */
-AI void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act,
-                     float s) {
+AI void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act, float s) {
     if (act == SYN_BN_ACT_RELU)
         for (int64_t i = 0; i < n; i++) {
             const float v = dy[i]; /* loaded first: a select that vectorises, not a branch per value */
@@ -74,7 +73,7 @@ AI void epi_grad(float *restrict g, const float *restrict dy, const float *restr
 
 /* a += dy[i]; b += dy[i] ((x[i] - m) is) for i < n */
 AI void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
-                          float m, float is) {
+                      float m, float is) {
     int64_t i = 0;
     for (; i + SYN_LANES <= n; i += SYN_LANES)
         for (int j = 0; j < SYN_LANES; j++) {
@@ -89,7 +88,7 @@ AI void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, c
 
 /* yp = act(a xp + b0 [+ zp]) over one row of n values */
 AI void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a, float b0,
-                   int act, float s) {
+               int act, float s) {
     EPI_CASES(act, {
         if (zp)
             for (int64_t i = 0; i < n; i++) yp[i] = epi_fwd(a * xp[i] + b0 + zp[i], ACT, s);
