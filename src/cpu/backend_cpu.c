@@ -129,8 +129,8 @@ static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
     else if (set && by && core && strcmp(set, core) == 0)
         snprintf(blas, sizeof blas, "%s kernels, set by synapse: OpenBLAS chose %s", core, by);
     else snprintf(blas, sizeof blas, "%s kernels", core ? core : "unknown");
-    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s), RNN steps on %s panels", model,
-             omp_get_max_threads(), blas, syn__panel_level_name(syn__panel_level_best()));
+    snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s), RNN steps on %s panels, %s", model,
+             omp_get_max_threads(), blas, syn__panel_level_name(syn__panel_level_best()), syn__clone_level());
     return SYN_OK;
 }
 
