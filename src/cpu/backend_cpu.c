@@ -103,6 +103,17 @@ const char *syn_cpu_blas_coretype_advice(const char **chosen) {
     return better && !(set && *set) ? better : NULL;
 }
 
+/* Which SYN_CPU_CLONES copies this CPU runs: "x86-64-v4 loop copies" (or
+ * v3), or "baseline loops" (also where none are built: sanitizers, clang). */
+static const char *clone_level(void) {
+#ifdef SYN_CPU_CLONED
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 loop copies";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 loop copies";
+#endif
+    return "baseline loops";
+}
+
 static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
     (void)be;
     char model[256] = "unknown CPU";
@@ -130,7 +141,7 @@ static syn_status cpu_describe(syn_backend *be, char *buf, size_t size) {
         snprintf(blas, sizeof blas, "%s kernels, set by synapse: OpenBLAS chose %s", core, by);
     else snprintf(blas, sizeof blas, "%s kernels", core ? core : "unknown");
     snprintf(buf, size, "%s, %d threads (OpenMP), OpenBLAS GEMM (%s), RNN steps on %s panels, %s", model,
-             omp_get_max_threads(), blas, syn__panel_level_name(syn__panel_level_best()), syn__clone_level());
+             omp_get_max_threads(), blas, syn__panel_level_name(syn__panel_level_best()), clone_level());
     return SYN_OK;
 }
 

@@ -80,8 +80,9 @@ static inline size_t syn__round16(size_t n) { return (n + 15) & ~(size_t)15; }
  * loads: GCC vectorises each as wide as its level allows. The arithmetic is
  * the C's in every copy (no reassociation without -ffast-math, and no FMA
  * contraction: CMakeLists.txt builds the files that use this with
- * -ffp-contract=off), so results do not depend on the copy. Not under the sanitizers (ifunc resolvers run
- * before ASan is up) nor clang's fuzzing build. (panel.c picks its levels
+ * -ffp-contract=off), so results do not depend on the copy. Not under the
+ * sanitizers (ifunc resolvers run before ASan is up) nor clang's fuzzing
+ * build. (panel.c picks its levels
  * itself: each has its own tile size, and the tests run every level.) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define SYN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -90,17 +91,9 @@ static inline size_t syn__round16(size_t n) { return (n + 15) & ~(size_t)15; }
 #define SYN_CPU_CLONES
 #endif
 
-/* Which SYN_CPU_CLONES copies this CPU runs, in words for `synapse info`:
- * "x86-64-v4 loop copies" (or v3), or "baseline loops" (also where none are
- * built: the sanitizers, clang). */
-static inline const char *syn__clone_level(void) {
-#ifdef SYN_CPU_CLONED
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 loop copies";
-    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 loop copies";
-#endif
-    return "baseline loops";
-}
+/* A helper of SYN_CPU_CLONES functions: inlined into each copy, so that it
+ * is built for that copy's level too. */
+#define SYN_INLINE static inline __attribute__((always_inline))
 
 /* Element loops worth threading: below this, OpenMP costs more than it saves. */
 #define SYN_CPU_PAR_MIN 32768

@@ -5,7 +5,7 @@
 
 /* C (M,N) = op(A) op(B) + beta C, all row-major and contiguous (cpu.h). */
 void syn__gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float beta,
-                 float *C) {
+               float *C) {
     if (M == 0 || N == 0) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M,
                 (blasint)N, (blasint)K, 1.0f, A, ta ? (blasint)M : (blasint)K, B, tb ? (blasint)K : (blasint)N,
@@ -35,7 +35,8 @@ syn_status syn__cpu_matmul_fwd(syn_backend *be, syn_node *n) {
         syn__gemm(false, false, B * M, N, K, a, b, 0.0f, y);
         return SYN_OK;
     }
-    for (int64_t i = 0; i < B; i++) syn__gemm(false, false, M, N, K, a + i * M * K, b + i * K * N, 0.0f, y + i * M * N);
+    for (int64_t i = 0; i < B; i++)
+        syn__gemm(false, false, M, N, K, a + i * M * K, b + i * K * N, 0.0f, y + i * M * N);
     return SYN_OK;
 }
 

@@ -28,8 +28,7 @@ static bool bn_par(const bn_geom *d) { return d->C > 1 && d->N * d->C * d->S > S
 
 /* The per-channel work is built for each SYN_CPU_CLONES level (the loops over
  * channels stay outside: OpenMP outlines its loop bodies, which target clones
- * do not reach), with its helpers inlined into each copy. */
-#define AI static inline __attribute__((always_inline))
+ * do not reach), with its helpers (SYN_INLINE) inlined into each copy. */
 
 /* The fused epilogue (internal.h): y = act(t) of t = bn(x) [+ z], and the
  * gradient reaching t, g = dy through the activation, read from y (leaky
@@ -61,7 +60,8 @@ static inline float epi_fwd(float t, int act, float s) {
 enum { EPI_BLOCK = 512 };
 
 /* g[i] = dy[i] through the activation act (not NONE), i < n */
-AI void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act, float s) {
+SYN_INLINE void epi_grad(float *restrict g, const float *restrict dy, const float *restrict y, int64_t n, int act,
+                         float s) {
     if (act == SYN_BN_ACT_RELU)
         for (int64_t i = 0; i < n; i++) {
             const float v = dy[i]; /* loaded first: a select that vectorises, not a branch per value */
@@ -72,8 +72,8 @@ AI void epi_grad(float *restrict g, const float *restrict dy, const float *restr
 }
 
 /* a += dy[i]; b += dy[i] ((x[i] - m) is) for i < n */
-AI void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp, int64_t n,
-                      float m, float is) {
+SYN_INLINE void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, const float *restrict xp,
+                              int64_t n, float m, float is) {
     int64_t i = 0;
     for (; i + SYN_LANES <= n; i += SYN_LANES)
         for (int j = 0; j < SYN_LANES; j++) {
@@ -87,8 +87,8 @@ AI void lanes_add_bwd(syn__lanes *a, syn__lanes *b, const float *restrict dyp, c
 }
 
 /* yp = act(a xp + b0 [+ zp]) over one row of n values */
-AI void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a, float b0,
-               int act, float s) {
+SYN_INLINE void bn_row(float *restrict yp, const float *restrict xp, const float *restrict zp, int64_t n, float a,
+                       float b0, int act, float s) {
     EPI_CASES(act, {
         if (zp)
             for (int64_t i = 0; i < n; i++) yp[i] = epi_fwd(a * xp[i] + b0 + zp[i], ACT, s);

@@ -101,7 +101,7 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* d[m] = s[m] for m < n: eight at a time, the last eight overlapping the ones
  * before (a row of a small map is a few floats: GCC's own loop would copy
  * them one by one, and a memcpy call costs more than the copy) */
-static inline __attribute__((always_inline)) void copy_row(float *restrict d, const float *restrict s, int64_t n) {
+SYN_INLINE void copy_row(float *restrict d, const float *restrict s, int64_t n) {
     if (n < 8) {
         for (int64_t m = 0; m < n; m++) d[m] = s[m];
         return;
@@ -116,9 +116,8 @@ static inline __attribute__((always_inline)) void copy_row(float *restrict d, co
  * the tile row's sw floats; 0 where that is outside the image. (No memcpy
  * and memset: rows of small maps are a few floats, and the calls had cost
  * more than the copies.) */
-static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, const float *im, int64_t C, int64_t c,
-                                                              int64_t h, int64_t w, int64_t rho0, int64_t cr,
-                                                              int64_t off, int64_t shift, float *stripe) {
+SYN_INLINE void fill_stripe(const wgeom *g, const float *im, int64_t C, int64_t c, int64_t h, int64_t w, int64_t rho0,
+                            int64_t cr, int64_t off, int64_t shift, float *stripe) {
     const int64_t sw = g->sw;
     int64_t m0 = shift > 0 ? shift : 0, m1 = shift + w < sw ? shift + w : sw;
     if (m1 < m0) m1 = m0;
@@ -147,8 +146,7 @@ static inline __attribute__((always_inline)) void fill_stripe(const wgeom *g, co
  * and for dw, which runs on F(2x2, 3x3) only, at_adj: y (2) -> A y (4) and
  * gw_adj: x (4) -> G^T x (3). F(4x4, 3x3)'s matrices are Lavin and Gray's
  * (points 0, 1, -1, 2, -2). */
-#define AI static inline __attribute__((always_inline))
-AI void bt(const int m, const float *x, float *y) {
+SYN_INLINE void bt(const int m, const float *x, float *y) {
     if (m == 2) {
         y[0] = x[0] - x[2];
         y[1] = x[1] + x[2];
@@ -164,7 +162,7 @@ AI void bt(const int m, const float *x, float *y) {
     }
 }
 
-AI void at(const int m, const float *x, float *y) {
+SYN_INLINE void at(const int m, const float *x, float *y) {
     if (m == 2) {
         y[0] = x[0] + x[1] + x[2];
         y[1] = x[1] - x[2] - x[3];
@@ -177,14 +175,14 @@ AI void at(const int m, const float *x, float *y) {
     }
 }
 
-AI void at_adj(const float *y, float *x) {
+SYN_INLINE void at_adj(const float *y, float *x) {
     x[0] = y[0];
     x[1] = y[0] + y[1];
     x[2] = y[0] - y[1];
     x[3] = -y[1];
 }
 
-AI void gw(const int m, const float *f, float *u) {
+SYN_INLINE void gw(const int m, const float *f, float *u) {
     if (m == 2) {
         u[0] = f[0];
         u[1] = 0.5f * (f[0] + f[1] + f[2]);
@@ -201,7 +199,7 @@ AI void gw(const int m, const float *f, float *u) {
     }
 }
 
-AI void gw_adj(const float *x, float *f) {
+SYN_INLINE void gw_adj(const float *x, float *f) {
     f[0] = x[0] + 0.5f * (x[1] + x[2]);
     f[1] = 0.5f * (x[1] - x[2]);
     f[2] = 0.5f * (x[1] + x[2]) + x[3];
@@ -209,7 +207,7 @@ AI void gw_adj(const float *x, float *f) {
 
 /* V[e][c][k] = (B^T d B)[e], e = a r + s, d the a x a input patch of column k
  * in channel c (0 outside the image); V: (a^2, Ci, cr tq); S: stripe_floats */
-AI void input_tf(const int m, const wgeom *g, const float *x, int64_t rho0, int64_t cr, float *V, float *S) {
+SYN_INLINE void input_tf(const int m, const wgeom *g, const float *x, int64_t rho0, int64_t cr, float *V, float *S) {
     const int a = m + 2;
     const int64_t ct = cr * g->tq, stride = g->Ci * ct, sl = cr * g->sw;
     for (int64_t c = 0; c < g->Ci; c++) {
@@ -268,8 +266,8 @@ SYN_CPU_CLONES static void grad_tf2(const wgeom *g, const float *dy, int64_t rho
 
 /* y's m x m block of column c in channel k = (A^T M A) (+ bias[k], or + y
  * when add), M = M[.][k][c]; M: (a^2, Co, cr tq) */
-AI void output_tf(const int m, const wgeom *g, const float *M, int64_t rho0, int64_t cr, const float *bias, bool add,
-                  float *y, float *S) {
+SYN_INLINE void output_tf(const int m, const wgeom *g, const float *M, int64_t rho0, int64_t cr, const float *bias,
+                          bool add, float *y, float *S) {
     const int a = m + 2;
     const int64_t ct = cr * g->tq, stride = g->Co * ct, sl = cr * g->sw, P = g->P, Q = g->Q;
     for (int64_t k = 0; k < g->Co; k++) {
@@ -312,7 +310,7 @@ AI void output_tf(const int m, const wgeom *g, const float *M, int64_t rho0, int
 
 /* U[e][ko][ki] = (G f G^T)[e] for one ko, with f = w[ko][ki] (w: (Co, Ci, 3,
  * 3)), or, with turn, f = w[ki][ko] turned by 180 degrees (w: (Ci, Co, 3, 3)) */
-AI void weight_tf(const int m, const float *w, int64_t Co, int64_t Ci, bool turn, int64_t ko, float *U) {
+SYN_INLINE void weight_tf(const int m, const float *w, int64_t Co, int64_t Ci, bool turn, int64_t ko, float *U) {
     const int a = m + 2;
     const int64_t stride = Co * Ci;
     float *o = U + ko * Ci;
@@ -509,7 +507,10 @@ int syn__wino_tile(const syn__wino *s) {
      * 8x8, batch 64: 1.25x; 64 at 32x32, batch 16: even; with 32 tiles per
      * thread, 256 at 8x8, batch 16: 1.2-1.3x slower; 512 at 4x4: 2.2-2.5x
      * slower), where its tiles do not reach more than 15% past the output
-     * (at 14x14 they reach 31%: 256 channels, batch 32, 1.05-1.1x slower). */
+     * (at 14x14 they reach 31%: 256 channels, batch 32, 1.05-1.1x slower).
+     * Timed again after -ffp-contract=off took the FMAs out of the
+     * transforms: 128 at 16x16, 1.4-1.5x; 128 at 28x28, 1.2x; 64 -> 128,
+     * 0.93-1.24x; 256 at 8x8, batch 64, 1.0-1.2x. */
     if (s->C < 16 || s->K < 16) return 0;
     const int64_t nt = omp_get_max_threads(), tp4 = (s->P + 3) / 4, tq4 = (s->Q + 3) / 4;
     if (s->C >= 32 && s->K >= 32 && s->N * tp4 * tq4 >= WINO4_MIN_COLS * nt && 20 * 16 * tp4 * tq4 <= 23 * s->P * s->Q)
