@@ -337,6 +337,51 @@ START_TEST(open_and_write_errors) {
 }
 END_TEST
 
+/* Names and metadata must be UTF-8 as JSON takes it: the writer's own check
+ * (Jansson's json_string also fails for want of memory, so it is not used). */
+static const struct {
+    const char *text;
+    bool ok;
+} utf8_cases[] = {
+    {"plain.weight", true},
+    {"gr\xc3\xb6\xc3\x9f" "e", true},          /* 2-byte forms */
+    {"\xe2\x82\xac", true},                     /* U+20AC */
+    {"\xf0\x9f\x98\x80", true},                 /* U+1F600: 4 bytes */
+    {"\xf4\x8f\xbf\xbf", true},                 /* U+10FFFF, the last */
+    {"\xed\x9f\xbf", true},                     /* U+D7FF, just below the surrogates */
+    {"bad\xff", false},
+    {"\x80", false},                             /* a lone continuation byte */
+    {"\xc3", false},                             /* cut short */
+    {"\xe2\x82", false},                         /* cut short */
+    {"\xc0\xaf", false},                         /* overlong '/' */
+    {"\xe0\x80\xaf", false},                     /* overlong, 3 bytes */
+    {"\xf0\x80\x80\xaf", false},                 /* overlong, 4 bytes */
+    {"\xed\xa0\x80", false},                     /* U+D800, a surrogate */
+    {"\xf4\x90\x80\x80", false},                 /* U+110000 */
+    {"\xf8\x88\x80\x80\x80", false},             /* a 5-byte form */
+};
+
+START_TEST(names_must_be_utf8) {
+    syn_safetensors_writer *w;
+    TU_OK(syn_safetensors_writer_create(&w));
+    const float x = 1.0f;
+    const char *text = utf8_cases[_i].text;
+    syn_status s = syn_safetensors_add(w, text, SYN_F32, syn_shape0(), &x);
+    ck_assert_msg(utf8_cases[_i].ok ? s == SYN_OK : s == SYN_ERR_ARG, "case %d: add gave %d", _i, (int)s);
+    s = syn_safetensors_set_metadata(w, "k", text);
+    ck_assert_msg(utf8_cases[_i].ok ? s == SYN_OK : s == SYN_ERR_ARG, "case %d: metadata gave %d", _i, (int)s);
+    if (utf8_cases[_i].ok) { /* the file gives both back */
+        TU_OK(syn_safetensors_write(w, tu_path("u.safetensors")));
+        syn_safetensors *f;
+        TU_OK(syn_safetensors_open(tu_path("u.safetensors"), &f));
+        TU_OK(syn_safetensors_find(f, text, NULL, NULL, NULL, NULL));
+        ck_assert_str_eq(syn_safetensors_metadata(f, "k"), text);
+        syn_safetensors_close(f);
+    }
+    syn_safetensors_writer_free(w);
+}
+END_TEST
+
 /* ---- parameter files ------------------------------------------------------------------ */
 
 static syn_params *make_params(uint64_t seed, syn_shape wshape, bool with_bias) {
@@ -432,6 +477,7 @@ static Suite *suite(void) {
     tcase_add_test(t, reference_layout);
     tcase_add_loop_test(t, corrupt_file, 0, (int)(sizeof bad / sizeof *bad));
     tcase_add_test(t, open_and_write_errors);
+    tcase_add_loop_test(t, names_must_be_utf8, 0, (int)(sizeof utf8_cases / sizeof *utf8_cases));
     tcase_add_test(t, params_round_trip_and_mismatch);
     suite_add_tcase(s, t);
     return s;

@@ -166,7 +166,10 @@ syn_node *syn_input(syn_graph *g, const char *name, syn_dtype dt, syn_shape shap
         }
         total *= d;
     }
-    n->name = strdup(name ? name : "input");
+    if (!(n->name = strdup(name ? name : "input"))) {
+        drop(n);
+        return syn__graph_fail(g, SYN_ERR_OOM, "input '%s': its name", name ? name : "input");
+    }
     n->shape = n->cap_shape = shape;
     n->dtype = dt;
     n->keep = true;
@@ -182,13 +185,16 @@ syn_node *syn_param(syn_graph *g, const char *name, syn_shape shape, const syn_i
         drop(n);
         return syn__graph_fail(g, SYN_ERR_ARG, "parameter '%s': the graph has no parameter set", name ? name : "?");
     }
+    if (!(n->name = strdup(name ? name : ""))) {
+        drop(n);
+        return syn__graph_fail(g, SYN_ERR_OOM, "parameter '%s': its name", name ? name : "?");
+    }
     syn_status s = syn_params_add(g->params, name, shape, init, NULL);
     if (s != SYN_OK) {
         drop(n);
         syn__graph_record(g, s);
         return NULL;
     }
-    n->name = strdup(name);
     n->param_set = g->params;
     n->shape = n->cap_shape = shape;
     n->dtype = SYN_F32;

@@ -250,7 +250,9 @@ static syn_status parse(const source *src, syn_safetensors **out) {
     if (s == SYN_OK) {
         json_error_t je;
         f->root = json_loadb(hdr, (size_t)hn, JSON_REJECT_DUPLICATES, &je);
-        if (!f->root)
+        if (!f->root && json_error_code(&je) == json_error_out_of_memory)
+            s = syn__error(SYN_ERR_OOM, "%s: out of memory reading the %llu-byte header", file, (unsigned long long)hn);
+        else if (!f->root)
             s = syn__error(SYN_ERR_FORMAT, "%s: header is not valid JSON: %s (at byte %d of the header)", file, je.text,
                            je.position);
         else if (!json_is_object(f->root))
@@ -382,11 +384,24 @@ void syn_safetensors_writer_free(syn_safetensors_writer *w) {
     free(w);
 }
 
-/* Names and values must survive a JSON round trip: valid UTF-8, no NUL. */
-static bool utf8_ok(const char *s) {
-    json_t *t = json_string(s);
-    if (!t) return false;
-    json_decref(t);
+/* Names and values must survive a JSON round trip: valid UTF-8 (no overlong
+ * forms, surrogates or code points past U+10FFFF, as Jansson checks), no NUL.
+ * Checked here rather than by json_string, whose NULL also means out of memory. */
+static bool utf8_ok(const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        const unsigned c = *s++;
+        if (c < 0x80) continue;
+        const int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
+        if (more < 0 || c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
+        unsigned cp = c & (0x3fu >> more);
+        for (int k = 0; k < more; k++, s++) {
+            if ((*s & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (*s & 0x3fu);
+        }
+        const unsigned least = more == 1 ? 0x80 : more == 2 ? 0x800 : 0x10000;
+        if (cp < least || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    }
     return true;
 }
 
@@ -447,11 +462,10 @@ syn_status syn_safetensors_add(syn_safetensors_writer *w, const char *name, syn_
 
 syn_status syn_safetensors_set_metadata(syn_safetensors_writer *w, const char *key, const char *value) {
     if (!w || !key || !value) return syn__error(SYN_ERR_ARG, "syn_safetensors_set_metadata: NULL argument");
-    json_t *v = json_string(value);
-    if (!v || !utf8_ok(key)) {
-        json_decref(v);
+    if (!utf8_ok(key) || !utf8_ok(value))
         return syn__error(SYN_ERR_ARG, "syn_safetensors_set_metadata: key '%s' or its value is not valid UTF-8", key);
-    }
+    json_t *v = json_string(value);
+    if (!v) return syn__error(SYN_ERR_OOM, "syn_safetensors_set_metadata: out of memory for '%s'", key);
     if (json_object_set_new(w->meta, key, v) != 0)
         return syn__error(SYN_ERR_OOM, "syn_safetensors_set_metadata: out of memory");
     return SYN_OK;
