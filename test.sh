@@ -32,7 +32,7 @@ if [ "${1:-}" != "--quick" ]; then
     echo "== CUDA emulator build (ASan + UBSan): the CUDA suites without a GPU"
     BUILD_DIR=build-emu-asan BUILD_TYPE=RelWithDebInfo \
         BUILD_TARGETS="test_cuda test_cuda_cnn test_cuda_rnn test_cuda_gan test_cuda_graphs test_forecast \
-test_cuda_emu" \
+test_cuda_emu test_oom" \
         syn_build -DSYN_SANITIZE=ON -DSYN_CUDA_EMU=ON
-    (cd build-emu-asan && SYN_CUDA_NO_CACHE=1 ctest --output-on-failure -j "$(nproc)" -R '^test_(cuda|forecast)')
+    (cd build-emu-asan && SYN_CUDA_NO_CACHE=1 ctest --output-on-failure -j "$(nproc)" -R '^test_(cuda|forecast|oom_cuda)')
 fi

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include "testutil.h"
+#include "cudautil.h"
 
 /* ---- the wrapped allocator ------------------------------------------------------ */
 
@@ -56,6 +57,9 @@ static struct {
     long calls;     /* allocations while armed */
     long fail_at;   /* the call that fails (1-based; 0: none) */
     bool rest;      /* and every later one */
+    bool trace;     /* keep the failed call's stack (SYN_OOM_VERBOSE) */
+    void *fail_bt[8];
+    int fail_depth;
     void *fail_site;
     long live;      /* blocks in the set */
     block *set;     /* LIVE_CAP entries */
@@ -90,7 +94,10 @@ static bool gate(void *site) {
     pthread_mutex_lock(&A.mu);
     const long k = A.armed ? ++A.calls : 0;
     const bool fail = k && A.fail_at && (A.rest ? k >= A.fail_at : k == A.fail_at);
-    if (fail && !A.fail_site) A.fail_site = site;
+    if (fail && !A.fail_site) {
+        A.fail_site = site;
+        A.fail_depth = A.trace ? backtrace(A.fail_bt, 8) : 0;
+    }
     pthread_mutex_unlock(&A.mu);
     return fail;
 }
@@ -165,10 +172,11 @@ char *__wrap_strndup(const char *s, size_t n) {
     return p;
 }
 
+/* (No Check call with A.mu held: its assertions allocate and free.) */
 static void arm(long fail_at, bool rest) {
-    pthread_mutex_lock(&A.mu);
     if (!A.set) A.set = __real_calloc(LIVE_CAP, sizeof *A.set);
     ck_assert_ptr_nonnull(A.set);
+    pthread_mutex_lock(&A.mu);
     memset(A.set, 0, LIVE_CAP * sizeof *A.set);
     A.live = 0;
     A.calls = 0;
@@ -222,10 +230,28 @@ typedef syn_status (*scenario_fn)(ctx *c, double *result);
  * OpenBLAS's buffers and the CPU backend's workspace, outside the counted
  * runs), then once per allocation k of the clean run with the k-th failing,
  * then once per fourth k with the k-th and every later one failing (the
- * error paths must not need memory either). */
-static void sweep(const char *name, scenario_fn fn, ctx *c) {
+ * error paths must not need memory either). With max_runs, at most about
+ * that many runs per pass: every n-th k from an offset the test seed picks,
+ * so that runs with other seeds try other allocations. */
+static void sweep(const char *name, scenario_fn fn, ctx *c, syn_device dev, long max_runs) {
     double ref, r;
     TU_OK(fn(c, &ref));
+    if (dev.type == SYN_DEVICE_CUDA) {
+        /* The CUDA backend's 4 pinned staging buffers for host-to-device
+         * copies are used in turn, each grown to the largest copy it has
+         * seen, and kept: a run that starts at another buffer than the
+         * clean runs did would grow one. So clean runs that start at each
+         * of them first: with N copies per run, runs shifted by 1 small
+         * copy each start N + 1 buffers on, and by 2 copies N + 2: one of
+         * the two is odd, and four such runs then start at all four. */
+        syn_tensor *t;
+        TU_OK(syn_tensor_create(dev, SYN_F32, syn_shape1(1), &t));
+        for (int run = 0; run < 8; run++) {
+            for (int i = 0; i < 1 + run / 4; i++) TU_OK(syn_tensor_write(t, &ref, sizeof(float)));
+            TU_OK(fn(c, &r));
+        }
+        syn_tensor_free(t);
+    }
     arm(0, false);
     syn_status s = fn(c, &r);
     disarm();
@@ -240,9 +266,14 @@ static void sweep(const char *name, scenario_fn fn, ctx *c) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long runs = 0, oom = 0, absorbed = 0, unreached = 0;
+    const char *v = getenv("SYN_OOM_VERBOSE");
+    const int verbose = v ? atoi(v) : 0; /* 1: the allocations done without; 2: every run */
+    A.trace = verbose > 0;
+    const long every = max_runs && total > max_runs ? (total + max_runs - 1) / max_runs : 1;
     for (int rest = 0; rest < 2; rest++)
-        for (long k = 1; k <= total; k += rest ? 4 : 1) {
+        for (long k = 1 + (long)(tu_seed() % (uint64_t)every); k <= total; k += rest ? 4 * every : every) {
             const char *how = rest ? "and every later one " : "";
+            if (verbose > 1) printf("%s: allocation %ld %sfails\n", name, k, how), fflush(stdout);
             runs++;
             syn_clear_error();
             arm(k, rest);
@@ -253,7 +284,11 @@ static void sweep(const char *name, scenario_fn fn, ctx *c) {
             if (A.fail_site == NULL) {
                 unreached++; /* another thread order or a shorter path: fewer calls */
             } else if (s == SYN_OK) {
-                if (getenv("SYN_OOM_VERBOSE")) printf("%s: allocation %ld (%s) %sdone without\n", name, k, site, how);
+                if (verbose) {
+                    printf("%s: allocation %ld (%s) %sdone without; its stack:", name, k, site, how);
+                    for (int i = 1; i < A.fail_depth; i++) printf(" %s", site_name(A.fail_bt[i], site, sizeof site));
+                    printf("\n");
+                }
                 absorbed++;
                 ck_assert_msg(r == ref || (isnan(r) && isnan(ref)),
                               "%s: allocation %ld of %ld (%s) %sfailed, the run said OK, and its result differs "
@@ -299,6 +334,7 @@ struct ctx {
     float real[16 * 2];
     float images[4 * 3 * 6 * 6];
     FILE *devnull;
+    syn_device dev; /* where the models run */
 };
 
 #define TRY(expr)                     \
@@ -405,7 +441,7 @@ static syn_status sc_mlp(ctx *c, double *result) {
     syn_params *p = NULL;
     syn_graph *g = NULL;
     syn_optim *o = NULL;
-    TRY(syn_params_create(syn_cpu(), 7, &p));
+    TRY(syn_params_create(c->dev, 7, &p));
     TRY(syn_graph_create(p, &g));
     syn_model m = {g, NULL, NULL, NULL, NULL};
     m.x = syn_input(g, "x", SYN_F32, syn_shape2(16, 5));
@@ -415,7 +451,7 @@ static syn_status sc_mlp(ctx *c, double *result) {
     m.loss = syn_cross_entropy(g, m.logits, m.y);
     TRY(syn_graph_status(g));
     TRY(syn_graph_keep(g, m.logits));
-    TRY(syn_graph_compile(g, syn_cpu(), NULL));
+    TRY(syn_graph_compile(g, c->dev, NULL));
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
     TRY(syn_optim_create(p, &oc, &o));
     syn_fit_config fc = {.epochs = 2, .batch_size = 16, .seed = 3, .clip_norm = 1.0f, .progress = SYN_PROGRESS_OFF,
@@ -447,14 +483,14 @@ static syn_status sc_cnn(ctx *c, double *result) {
     syn_optim *o = NULL;
     TRY(syn_model_desc_load(c->cfg, &d));
     TRY(syn_model_summary(d, 4, c->devnull));
-    TRY(syn_params_create(syn_cpu(), 11, &p));
+    TRY(syn_params_create(c->dev, 11, &p));
     TRY(syn_graph_create(p, &g));
     syn_node *x = syn_input(g, "x", SYN_F32, syn_shape4(4, 1, 8, 8));
     syn_node *y = syn_input(g, "y", SYN_I32, syn_shape1(4));
     syn_node *logits = syn_model_build(g, d, x);
     syn_node *loss = syn_cross_entropy(g, logits, y);
     TRY(syn_graph_status(g));
-    TRY(syn_graph_compile(g, syn_cpu(), NULL));
+    TRY(syn_graph_compile(g, c->dev, NULL));
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
     TRY(syn_optim_create(p, &oc, &o));
     const int32_t labels[4] = {0, 1, 2, 3};
@@ -493,7 +529,7 @@ static syn_status sc_ops(ctx *c, double *result) {
     syn_params *p = NULL;
     syn_graph *g = NULL, *h = NULL;
     syn_optim *o = NULL;
-    TRY(syn_params_create(syn_cpu(), 13, &p));
+    TRY(syn_params_create(c->dev, 13, &p));
     TRY(syn_graph_create(p, &g));
     syn_node *tok = syn_input(g, "tok", SYN_I32, syn_shape2(2, 5));
     syn_node *len = syn_input(g, "len", SYN_I32, syn_shape1(2));
@@ -521,7 +557,7 @@ static syn_status sc_ops(ctx *c, double *result) {
                                                                syn_bce_with_logits(g, logits, syn_sigmoid(g, logits))),
                                                     0.1f)));
     TRY(syn_graph_status(g));
-    TRY(syn_graph_compile(g, syn_cpu(), NULL));
+    TRY(syn_graph_compile(g, c->dev, NULL));
     TRY(syn_graph_set_profiling(g, true));
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_SGD);
     oc.momentum = 0.9f;
@@ -548,7 +584,7 @@ static syn_status sc_ops(ctx *c, double *result) {
     TRY(syn_graph_status(h));
     TRY(syn_graph_keep(h, y));
     const syn_compile_opts inf = {.inference = true};
-    TRY(syn_graph_compile(h, syn_cpu(), &inf));
+    TRY(syn_graph_compile(h, c->dev, &inf));
     static float digit[28 * 28];
     for (int i = 0; i < 28 * 28; i++) digit[i] = c->images[i % (4 * 3 * 6 * 6)];
     TRY(syn_graph_feed(h, x, digit, syn_shape4(1, 1, 28, 28)));
@@ -571,7 +607,7 @@ static syn_status sc_charlm(ctx *c, double *result) {
     syn_status s;
     syn_charlm *m = NULL, *back = NULL;
     const syn_charlm_config mc = {SYN_RNN_LSTM, 8, 16, 2, 0.1f};
-    TRY(syn_charlm_create(&mc, syn_cpu(), 5, &m));
+    TRY(syn_charlm_create(&mc, c->dev, 5, &m));
     const syn_charlm_train_config tc = {.batch = 2, .seq = 8, .steps = 3, .lr = 3e-3f, .clip = 1.0f,
                                         .eval_every = 2, .eval_bytes = 128, .seed = 1};
     syn_charlm_result res;
@@ -580,7 +616,7 @@ static syn_status sc_charlm(ctx *c, double *result) {
     uint8_t out[9];
     TRY(syn_charlm_generate(m, (const uint8_t *)"the ", 4, 8, &sp, out));
     TRY(syn_charlm_save(m, c->lm));
-    TRY(syn_charlm_load(c->lm, syn_cpu(), &back));
+    TRY(syn_charlm_load(c->lm, c->dev, &back));
     double bpb;
     TRY(syn_charlm_bits_per_byte(back, c->text, 256, 2, 16, &bpb));
     *result = res.val_bpb + bpb;
@@ -600,7 +636,7 @@ static syn_status sc_gan(ctx *c, double *result) {
     ca.model.hidden = 16;
     ca.n_fixed = 4;
     ca.label_smoothing = 0.1f;
-    TRY(syn_gan_create(&ca, syn_cpu(), &a));
+    TRY(syn_gan_create(&ca, c->dev, &a));
     syn_gan_stats st;
     double sum = 0;
     for (int i = 0; i < 2; i++) {
@@ -616,7 +652,7 @@ static syn_status sc_gan(ctx *c, double *result) {
     cb.model.channels = 1;
     cb.batch = 2;
     cb.n_fixed = 2;
-    TRY(syn_gan_create(&cb, syn_cpu(), &b));
+    TRY(syn_gan_create(&cb, c->dev, &b));
     static float img[2 * 64 * 64];
     for (int i = 0; i < 2 * 64 * 64; i++) img[i] = c->images[i % (4 * 3 * 6 * 6)];
     TRY(syn_gan_d_step(b, img, 2, &st));
@@ -639,6 +675,7 @@ static syn_status sc_forecast(ctx *c, double *result) {
     fc.window = 8;
     fc.epochs = 2;
     fc.batch = 16;
+    fc.device = c->dev;
     syn_forecast_report rep;
     TRY(syn_forecaster_fit(&fc, c->series, 240, &f, &rep));
     float next;
@@ -757,18 +794,34 @@ static const struct {
     const char *name;
     scenario_fn fn;
 } scenarios[] = {
-    {"mlp", sc_mlp},   {"cnn", sc_cnn},   {"ops", sc_ops}, {"charlm", sc_charlm}, {"gan", sc_gan},
-    {"forecast", sc_forecast}, {"data", sc_data}, {"files", sc_files},
+    {"mlp", sc_mlp}, {"cnn", sc_cnn}, {"ops", sc_ops}, {"charlm", sc_charlm}, {"gan", sc_gan},
+    {"forecast", sc_forecast}, /* the first six take c->dev */
+    {"data", sc_data}, {"files", sc_files},
 };
 #define N_SCENARIOS ((int)(sizeof scenarios / sizeof scenarios[0]))
+#define N_DEVICE_SCENARIOS 6
+
+/* The scenarios above on the CPU; with SYN_OOM_DEVICE=cuda (the CUDA
+ * emulator's build registers that run as test_oom_cuda, with
+ * SYN_CUDA_NO_CACHE=1 so that every device block is a cudaMalloc, i.e. an
+ * allocation here) the model scenarios on CUDA. */
+static bool on_cuda(void) {
+    const char *d = getenv("SYN_OOM_DEVICE");
+    return d && strcmp(d, "cuda") == 0;
+}
 
 START_TEST(every_allocation_fails_cleanly) {
-    /* the convolutions of sc_cnn on Winograd F(2x2, 3x3), whatever their
+    /* the CPU convolutions of sc_cnn on Winograd F(2x2, 3x3), whatever their
      * sizes (read once, at the first convolution of this forked test) */
     setenv("SYN_CPU_WINOGRAD", "2", 1);
+    const char *only = getenv("SYN_OOM_SCENARIO"); /* one scenario, by name */
+    if (only && strcmp(only, scenarios[_i].name) != 0) return;
     ctx c;
     ctx_setup(&c);
-    sweep(scenarios[_i].name, scenarios[_i].fn, &c);
+    c.dev = on_cuda() ? syn_cuda(0) : syn_cpu();
+    /* every allocation on the CPU; on the emulator (0.1-0.2 s a run under
+     * AddressSanitizer) 24 of them per scenario and seed */
+    sweep(scenarios[_i].name, scenarios[_i].fn, &c, c.dev, on_cuda() ? 24 : 0);
     ctx_teardown(&c);
 }
 END_TEST
@@ -778,7 +831,12 @@ int main(void) {
     TCase *tc = tcase_create("oom");
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, tu_dir_setup, tu_dir_teardown);
-    tcase_add_loop_test(tc, every_allocation_fails_cleanly, 0, N_SCENARIOS);
+    if (!on_cuda()) {
+        tcase_add_loop_test(tc, every_allocation_fails_cleanly, 0, N_SCENARIOS);
+        suite_add_tcase(s, tc);
+        return tu_run(s);
+    }
+    CU_ADD_LOOP_TEST(tc, every_allocation_fails_cleanly, N_DEVICE_SCENARIOS);
     suite_add_tcase(s, tc);
-    return tu_run(s);
+    return cu_run(s);
 }
