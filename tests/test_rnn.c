@@ -43,6 +43,42 @@ START_TEST(slice_values_and_grad) {
 }
 END_TEST
 
+/* Behind an intermediate node, whose gradient the first slice's backward
+ * writes fresh (into NaN-poisoned buffers: the rows' other entries must be
+ * zeroed by it) and a second, overlapping slice then adds to; large enough
+ * for the threaded loops. */
+START_TEST(slice_grad_behind_a_node) {
+    static const struct { syn_shape s; int axis; int64_t a, b, len; } cases[] = {
+        {{3, {64, 9, 130}}, 2, 0, 40, 50}, {{3, {64, 9, 130}}, 1, 2, 3, 4}, {{2, {700, 96}}, 0, 10, 0, 600},
+        {{1, {9}}, 0, 4, 1, 5}};
+    for (int c = 0; c < 4; c++) {
+        env e = env_make();
+        tu_rng r = tu_rng_make(150 + c);
+        const syn_shape s = cases[c].s;
+        float *x = rand_array(&r, syn_shape_numel(&s), -1, 1);
+        syn_node *m = syn_mul_scalar(e.g, param_with(&e, "x", s, x), 1.5f);
+        syn_node *y = syn_add(e.g, syn_slice(e.g, m, cases[c].axis, cases[c].a, cases[c].len),
+                              syn_tanh(e.g, syn_slice(e.g, m, cases[c].axis, cases[c].b, cases[c].len)));
+        objective o = finish(&e, y, &r, false);
+        forward_backward(&e, &o);
+        /* every entry finite; outside both windows exactly 0 */
+        const int64_t n = syn_shape_numel(&s);
+        int64_t inner = 1;
+        for (int d = cases[c].axis + 1; d < s.ndim; d++) inner *= s.dim[d];
+        float *gx = rand_array(&r, n, 0, 0);
+        read_param(&e, "x", gx, true);
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t at = i / inner % s.dim[cases[c].axis];
+            const bool in = (at >= cases[c].a && at < cases[c].a + cases[c].len) ||
+                            (at >= cases[c].b && at < cases[c].b + cases[c].len);
+            ck_assert_msg(isfinite(gx[i]) && (in || gx[i] == 0.0f), "case %d: dx[%lld] = %g", c, (long long)i, gx[i]);
+        }
+        fd_check(&e, &o, "x", "two slices", &r);
+        env_free(&e);
+    }
+}
+END_TEST
+
 START_TEST(slice_bad_window) {
     env e = env_make();
     syn_node *x = syn_input(e.g, "x", SYN_F32, syn_shape2(3, 4));
@@ -612,6 +648,7 @@ static Suite *suite(void) {
     TCase *t = tcase_create("ops");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, slice_values_and_grad);
+    tcase_add_test(t, slice_grad_behind_a_node);
     tcase_add_test(t, slice_bad_window);
     tcase_add_test(t, embedding_values_and_grad);
     tcase_add_loop_test(t, rnn_forward_and_grad, 0, n_rnn_cases);

@@ -170,10 +170,11 @@ static syn_backend cpu_backend = {
     .fwd = {SYN_KERNEL_OPS(K) SYN_FWD_ONLY_OPS(K)},
     .bwd = {SYN_KERNEL_OPS(B)},
     /* the kernels that write a fresh input gradient (SYN_GRAD_PUT, beta 0):
-     * the executor skips zeroing it first; the other pools, layer norm and
-     * the shape and sequence ops still add into zeros */
+     * the executor skips zeroing it first (slice zeroes the rest of each
+     * row itself); the other pools, layer norm and the other shape and
+     * sequence ops still add into zeros */
     .grad_write = {SYN_GRAD_WRITE_COMMON, [SYN_OP_MAX_POOL2D] = true, [SYN_OP_BATCH_NORM] = true,
-                   [SYN_OP_CONV2D] = true, [SYN_OP_CONV_TRANSPOSE2D] = true},
+                   [SYN_OP_CONV2D] = true, [SYN_OP_CONV_TRANSPOSE2D] = true, [SYN_OP_SLICE] = true},
 };
 
 syn_backend *syn__cpu_backend(void) { return &cpu_backend; }

@@ -50,6 +50,33 @@ static syn_status check_labels(const syn_node *n, const int32_t *y, int64_t N, i
     return SYN_OK;
 }
 
+/* sum_c e^(row[c] - mx): float exponentials (syn__vexpf, as the backward's
+ * softmax entries), added in double in 8 lanes, then the lanes and the tail
+ * in a fixed order. Vectorised, where libm's double exp was a call per entry
+ * (10 ms of the char-LSTM's 8192 x 256 logits per pass on 2 cores). */
+SYN_CPU_CLONES static double sum_exp(const float *row, int64_t C, float mx) {
+    double acc[8] = {0};
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)syn__vexpf(row[c + j] - mx);
+    double s = 0;
+    for (; c < C; c++) s += (double)syn__vexpf(row[c] - mx);
+    for (int j = 0; j < 8; j++) s += acc[j];
+    return s;
+}
+
+/* One row of the cross-entropy gradient, k (softmax(row) - onehot(label)),
+ * written or (add) added; inv = 1 / sum_exp(row, C, mx). A loop of its own
+ * per case, so that each vectorises. */
+SYN_CPU_CLONES static void softmax_grad(float *drow, const float *row, int64_t C, float mx, float inv, float k,
+                                        int32_t label, bool add) {
+    if (add)
+        for (int64_t c = 0; c < C; c++) drow[c] += k * (syn__vexpf(row[c] - mx) * inv);
+    else
+        for (int64_t c = 0; c < C; c++) drow[c] = k * (syn__vexpf(row[c] - mx) * inv);
+    drow[label] -= k;
+}
+
 /* logits x: (N, C), labels y: (N)  ->  L = mean_r (logsumexp(x_r) - x_r[y_r]) */
 syn_status syn__cpu_cross_entropy_fwd(syn_backend *be, syn_node *n) {
     (void)be;
@@ -64,9 +91,7 @@ syn_status syn__cpu_cross_entropy_fwd(syn_backend *be, syn_node *n) {
         const float *row = x + r * C;
         float mx = -INFINITY;
         for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, row[c]);
-        double s = 0;
-        for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
-        total += (double)mx + log(s) - row[y[r]];
+        total += (double)mx + log(sum_exp(row, C, mx)) - row[y[r]];
     }
     *(float *)n->value = (float)(total / (double)(N ? N : 1));
     return SYN_OK;
@@ -89,10 +114,7 @@ syn_status syn__cpu_cross_entropy_bwd(syn_backend *be, syn_node *n) {
         float *drow = dx + r * C;
         float mx = -INFINITY;
         for (int64_t c = 0; c < C; c++) mx = fmaxf(mx, row[c]);
-        double s = 0;
-        for (int64_t c = 0; c < C; c++) s += exp((double)(row[c] - mx));
-        float inv = (float)(1.0 / s);
-        for (int64_t c = 0; c < C; c++) SYN_GRAD_PUT(drow[c], add, k * (syn__vexpf(row[c] - mx) * inv - (c == y[r] ? 1.0f : 0.0f)));
+        softmax_grad(drow, row, C, mx, (float)(1.0 / sum_exp(row, C, mx)), k, y[r], add);
     }
     return SYN_OK;
 }

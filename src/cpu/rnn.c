@@ -16,14 +16,16 @@ syn_status syn__cpu_slice_fwd(syn_backend *be, syn_node *n) {
     (void)be;
     int64_t outer, full, inner, start = n->i[1], len = n->i[2];
     syn__slice_dims(n, &outer, &full, &inner);
-    size_t es = syn_dtype_size(n->dtype);
+    size_t es = syn_dtype_size(n->dtype), row = (size_t)(len * inner) * es;
     const char *x = n->in[0]->value;
     char *y = n->value;
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(y + (size_t)(o * len * inner) * es, x + (size_t)((o * full + start) * inner) * es, (size_t)(len * inner) * es);
+#pragma omp parallel for if (outer * len * inner > SYN_CPU_PAR_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++) memcpy(y + (size_t)o * row, x + (size_t)((o * full + start) * inner) * es, row);
     return SYN_OK;
 }
 
+/* dx's slice gets dy; where dx's gradient is fresh (syn__grad_add false),
+ * the rest of each row is zeroed here rather than the whole of dx before. */
 syn_status syn__cpu_slice_bwd(syn_backend *be, syn_node *n) {
     (void)be;
     float *dx = syn__cgrad(n, 0);
@@ -31,10 +33,19 @@ syn_status syn__cpu_slice_bwd(syn_backend *be, syn_node *n) {
     int64_t outer, full, inner, start = n->i[1], len = n->i[2];
     syn__slice_dims(n, &outer, &full, &inner);
     const float *dy = n->grad;
+    const bool add = syn__grad_add(n, 0);
+    const int64_t part = len * inner, before = start * inner, after = (full - start - len) * inner;
+#pragma omp parallel for if (outer * full * inner > SYN_CPU_PAR_MIN) schedule(static)
     for (int64_t o = 0; o < outer; o++) {
-        float *d = dx + (o * full + start) * inner;
-        const float *s = dy + o * len * inner;
-        for (int64_t k = 0; k < len * inner; k++) d[k] += s[k];
+        float *d = dx + o * full * inner;
+        const float *s = dy + o * part;
+        if (add) {
+            for (int64_t k = 0; k < part; k++) d[before + k] += s[k];
+        } else {
+            memset(d, 0, (size_t)before * sizeof *d);
+            memcpy(d + before, s, (size_t)part * sizeof *d);
+            memset(d + before + part, 0, (size_t)after * sizeof *d);
+        }
     }
     return SYN_OK;
 }
