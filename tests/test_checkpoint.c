@@ -65,26 +65,6 @@ static float *params_dump(syn_params *p, int64_t *count) {
     return v;
 }
 
-static syn_dataset *ds_make(int64_t n, uint64_t salt) {
-    syn_dataset *d = calloc(1, sizeof *d);
-    ck_assert_ptr_nonnull(d);
-    d->n = n;
-    d->dim = 5;
-    d->sample_shape = syn_shape1(5);
-    d->num_classes = 3;
-    d->x = malloc((size_t)(n * 5) * sizeof(float));
-    d->labels = malloc((size_t)n * sizeof(int32_t));
-    ck_assert(d->x && d->labels);
-    tu_rng r = tu_rng_make(salt);
-    for (int64_t i = 0; i < n; i++) {
-        float *x = d->x + i * 5;
-        tu_fill(&r, x, 5, -1.0f, 1.0f);
-        float s = x[0] + 0.5f * x[1] - x[3];
-        d->labels[i] = s < -0.4f ? 0 : s < 0.4f ? 1 : 2;
-    }
-    return d;
-}
-
 static syn_fit_config fit_config(int epochs) {
     syn_fit_config c;
     memset(&c, 0, sizeof c);
@@ -138,7 +118,7 @@ START_TEST(resume_is_bit_identical) {
     syn_optim_config oc = syn_optim_defaults(optims[_i].kind);
     oc.momentum = optims[_i].momentum;
     oc.lr = 0.01f;
-    syn_dataset *train = ds_make(200, 1), *test = ds_make(50, 2);
+    syn_dataset *train = tu_dataset_3class(200, 1), *test = tu_dataset_3class(50, 2);
     enum { EPOCHS = 4, AT = 2 };
 
     /* never stopped */
@@ -252,7 +232,7 @@ static syn_safetensors_writer *sgd_writer(syn_params *p) {
 START_TEST(load_errors) {
     syn_optim_config adam = syn_optim_defaults(SYN_OPTIM_ADAM);
     syn_optim_config sgd = syn_optim_defaults(SYN_OPTIM_SGD);
-    syn_dataset *train = ds_make(40, 3);
+    syn_dataset *train = tu_dataset_3class(40, 3);
     net a;
     net_make(&a, 1, &adam);
     syn_fit_config fc = fit_config(1);

@@ -342,24 +342,6 @@ struct ctx {
         if ((s = (expr)) != SYN_OK) goto out; \
     } while (0)
 
-static syn_dataset *ds_make(int64_t n, uint64_t salt) {
-    syn_dataset *d = calloc(1, sizeof *d);
-    ck_assert_ptr_nonnull(d);
-    d->n = n;
-    d->dim = 5;
-    d->sample_shape = syn_shape1(5);
-    d->num_classes = 3;
-    d->x = malloc((size_t)(n * 5) * sizeof(float));
-    d->labels = malloc((size_t)n * sizeof(int32_t));
-    ck_assert(d->x && d->labels);
-    tu_rng r = tu_rng_make(salt);
-    for (int64_t i = 0; i < n; i++) {
-        d->labels[i] = (int32_t)(tu_next(&r) % 3);
-        for (int j = 0; j < 5; j++) d->x[i * 5 + j] = tu_uniform(&r, -1, 1) + (j == d->labels[i] ? 1.5f : 0.0f);
-    }
-    return d;
-}
-
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -369,8 +351,8 @@ static void write_file(const char *path, const void *data, size_t n) {
 
 static void ctx_setup(ctx *c) {
     memset(c, 0, sizeof *c);
-    c->train = ds_make(64, 1);
-    c->test = ds_make(24, 2);
+    c->train = tu_dataset_3class(64, 1);
+    c->test = tu_dataset_3class(24, 2);
     snprintf(c->ckpt, sizeof c->ckpt, "%s", tu_path("run.ckpt"));
     snprintf(c->st, sizeof c->st, "%s", tu_path("t.safetensors"));
     snprintf(c->png, sizeof c->png, "%s", tu_path("grid.png"));
@@ -475,6 +457,19 @@ out:
     return s;
 }
 
+/* One optimizer step on the fed batch; the loss added to *sum. */
+static syn_status train_step(syn_params *p, syn_graph *g, syn_optim *o, syn_node *loss, double *sum) {
+    syn_status s;
+    float l;
+    TRY(syn_params_zero_grad(p));
+    TRY(syn_graph_forward_backward(g, loss));
+    TRY(syn_optim_step(o));
+    TRY(syn_graph_read_scalar(g, loss, &l));
+    *sum += l;
+out:
+    return s;
+}
+
 static syn_status sc_cnn(ctx *c, double *result) {
     syn_status s;
     syn_model_desc *d = NULL;
@@ -498,12 +493,7 @@ static syn_status sc_cnn(ctx *c, double *result) {
     for (int step = 0; step < 2; step++) {
         TRY(syn_graph_feed(g, x, c->images + step * 8, syn_shape4(4, 1, 8, 8)));
         TRY(syn_graph_feed(g, y, labels, syn_shape1(4)));
-        TRY(syn_params_zero_grad(p));
-        TRY(syn_graph_forward_backward(g, loss));
-        TRY(syn_optim_step(o));
-        float l;
-        TRY(syn_graph_read_scalar(g, loss, &l));
-        sum += l;
+        TRY(train_step(p, g, o, loss, &sum));
     }
     syn_graph_set_training(g, false);
     TRY(syn_graph_forward(g));
@@ -569,12 +559,7 @@ static syn_status sc_ops(ctx *c, double *result) {
         TRY(syn_graph_feed(g, len, lens, syn_shape1(2)));
         TRY(syn_graph_feed(g, img, c->images + step, syn_shape4(2, 3, 6, 6)));
         TRY(syn_graph_feed(g, lab, labs, syn_shape1(2)));
-        TRY(syn_params_zero_grad(p));
-        TRY(syn_graph_forward_backward(g, loss));
-        TRY(syn_optim_step(o));
-        float l;
-        TRY(syn_graph_read_scalar(g, loss, &l));
-        sum += l;
+        TRY(train_step(p, g, o, loss, &sum));
     }
     char report[2048];
     TRY(syn_graph_profile_report(g, report, sizeof report));

@@ -215,3 +215,23 @@ void tu_check_profile(syn_device dev) {
     syn_graph_free(g);
     syn_params_free(p);
 }
+
+syn_dataset *tu_dataset_3class(int64_t n, uint64_t salt) {
+    syn_dataset *d = calloc(1, sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    d->n = n;
+    d->dim = 5;
+    d->sample_shape = syn_shape1(5);
+    d->num_classes = 3;
+    d->x = malloc((size_t)(n * 5) * sizeof(float));
+    d->labels = malloc((size_t)n * sizeof(int32_t));
+    ck_assert(d->x && d->labels);
+    tu_rng r = tu_rng_make(salt);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x + i * 5;
+        tu_fill(&r, x, 5, -1.0f, 1.0f);
+        float s = x[0] + 0.5f * x[1] - x[3];
+        d->labels[i] = s < -0.4f ? 0 : s < 0.4f ? 1 : 2;
+    }
+    return d;
+}

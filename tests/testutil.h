@@ -43,6 +43,10 @@ double tu_max_rel_err(const float *got, const float *want, int64_t n);
                       (what), tu_e_, (double)(tol), (unsigned long long)tu_seed());                            \
     } while (0)
 
+/* A small classification set (free with syn_dataset_free): n rows of 5
+ * features U(-1, 1), 3 classes by thresholds on x0 + x1/2 - x3. */
+syn_dataset *tu_dataset_3class(int64_t n, uint64_t salt);
+
 /* Runs a suite, prints Check's summary; returns the process exit code. */
 int tu_run(Suite *s);
 /* The same without forking (CK_NOFORK): for suites that use CUDA, which must
