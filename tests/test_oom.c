@@ -1,8 +1,10 @@
 /* Host out-of-memory everywhere: each scenario below is a whole piece of work
  * through the public API, from creating to freeing (a model file's CNN
- * trained and evaluated, an MLP fitted and checkpointed, a char-LSTM trained,
- * sampled, saved and loaded, a DCGAN-64 and an MLP GAN stepped, a forecaster,
- * the data loaders, safetensors and PNG files). A scenario runs once to
+ * trained and evaluated, an MLP fitted and checkpointed, an op zoo with
+ * profiling and LeNet-5 inference, a char-LSTM trained, sampled, saved and
+ * loaded, a DCGAN-64 and an MLP GAN stepped, a forecaster, the data loaders,
+ * safetensors, PNG and checkpoint files; the model scenarios also on the
+ * CUDA emulator, see main). A scenario runs once to
  * count the allocations the library makes in it, then once for each of them
  * with that one allocation failing, then for every fourth with it and all
  * later ones failing. Every such run must end with
@@ -225,7 +227,20 @@ static void leaks_text(char *buf, size_t size) {
 
 /* ---- the sweep ------------------------------------------------------------------- */
 
-typedef struct ctx ctx;
+/* What the scenarios read, made before the counted runs (files in the
+ * test's folder, data in memory). */
+typedef struct {
+    syn_dataset *train, *test; /* 5 features, 3 classes */
+    char ckpt[256], st[256], png[256], csv[256], idx_x[256], idx_y[256], lm[256], cifar[256], cfg[256],
+        fortunes[256], params[256];
+    uint8_t text[1024];
+    float series[240];
+    float real[16 * 2];
+    float images[4 * 3 * 6 * 6];
+    FILE *devnull;
+    syn_device dev; /* where the models run */
+} ctx;
+
 typedef syn_status (*scenario_fn)(ctx *c, double *result);
 
 /* Runs fn clean (twice: the first makes the library's lasting caches, e.g.
@@ -235,10 +250,10 @@ typedef syn_status (*scenario_fn)(ctx *c, double *result);
  * error paths must not need memory either). With max_runs, at most about
  * that many runs per pass: every n-th k from an offset the test seed picks,
  * so that runs with other seeds try other allocations. */
-static void sweep(const char *name, scenario_fn fn, ctx *c, syn_device dev, long max_runs) {
+static void sweep(const char *name, scenario_fn fn, ctx *c, long max_runs) {
     double ref, r;
     TU_OK(fn(c, &ref));
-    if (dev.type == SYN_DEVICE_CUDA) {
+    if (c->dev.type == SYN_DEVICE_CUDA) {
         /* The CUDA backend's 4 pinned staging buffers for host-to-device
          * copies are used in turn, each grown to the largest copy it has
          * seen, and kept: a run that starts at another buffer than the clean
@@ -249,7 +264,7 @@ static void sweep(const char *name, scenario_fn fn, ctx *c, syn_device dev, long
         syn_tensor *t;
         float *big = calloc(BIG, sizeof *big);
         ck_assert_ptr_nonnull(big);
-        TU_OK(syn_tensor_create(dev, SYN_F32, syn_shape1(BIG), &t));
+        TU_OK(syn_tensor_create(c->dev, SYN_F32, syn_shape1(BIG), &t));
         for (int i = 0; i < STAGES; i++) TU_OK(syn_tensor_write(t, big, BIG * sizeof *big));
         syn_tensor_free(t);
         free(big);
@@ -328,17 +343,6 @@ static const char cnn_cfg[] = "[net]\ninput = 1,8,8\nclasses = 4\n\n"
                               "[basicblock]\nfilters = 24\nstride = 2\n\n[maxpool]\nsize = 2\n\n"
                               "[flatten]\n\n[dropout]\np = 0.1\n\n[dense]\nunits = 4\n";
 
-struct ctx {
-    syn_dataset *train, *test; /* 5 features, 3 classes */
-    char ckpt[256], st[256], png[256], csv[256], idx_x[256], idx_y[256], lm[256], cifar[256], cfg[256],
-        fortunes[256], params[256];
-    uint8_t text[1024];
-    float series[240];
-    float real[16 * 2];
-    float images[4 * 3 * 6 * 6];
-    FILE *devnull;
-    syn_device dev; /* where the models run */
-};
 
 #define TRY(expr)                     \
     do {                              \
@@ -817,7 +821,7 @@ START_TEST(every_allocation_fails_cleanly) {
      * AddressSanitizer, which then also checks the error paths for
      * use-after-free and the like, 300 per scenario and seed (15 s, where
      * every one took 45); on the emulator (0.1-0.2 s a run there) 16. */
-    sweep(scenarios[_i].name, scenarios[_i].fn, &c, c.dev, on_cuda() ? 16 : SANITIZED ? 300 : 0);
+    sweep(scenarios[_i].name, scenarios[_i].fn, &c, on_cuda() ? 16 : SANITIZED ? 300 : 0);
     ctx_teardown(&c);
 }
 END_TEST
