@@ -242,17 +242,26 @@ _Static_assert(sizeof cases / sizeof cases[0] <= OPC_MAX, "raise OPC_MAX");
 
 typedef struct {
     syn_shape a, b;
-    unsigned on;
+    unsigned on; /* suites, and CUDA_POS */
 } bcast_pair;
 
+/* test_cuda: operands and upstream gradient positive. A gradient summed over
+ * more than 1024 terms into fewer than 1024 takes the CUDA backend's block
+ * reduction (in double) where the CPU adds floats: without cancellation the
+ * CPU's own rounding stays far below the tolerance. */
+#define CUDA_POS 0x100u
+
 /* Broadcasting pairs (test_ops_grad: both operands are parameters, so the
- * broadcast one's gradient is summed over the broadcast dims). */
+ * broadcast one's gradient is summed over the broadcast dims). test_cuda's
+ * reach every kernel of the binary ops' backward for both operands: the same
+ * shape (one thread per element), a sum over fewer than 1024 terms (one thread
+ * per gradient element) and over more (a block each). */
 static const bcast_pair pairs[] = {
-    {SH3(3, 1, 5), SH2(4, 1), OPC_FWD | OPC_GRAD},
+    {SH3(3, 1, 5), SH2(4, 1), OPC_FWD | OPC_GRAD | OPC_CUDA},
     {SH2(4, 1), SH3(3, 1, 5), OPC_FWD | OPC_GRAD},
     {SH1(7), SH1(1), OPC_FWD | OPC_GRAD},
     {SH1(1), SH1(7), OPC_FWD},
-    {SH2(2, 3), SH2(2, 3), OPC_FWD | OPC_GRAD},
+    {SH2(2, 3), SH2(2, 3), OPC_FWD | OPC_GRAD | OPC_CUDA},
     {SH1(1), SH2(5, 7), OPC_FWD | OPC_GRAD},
     {SH2(5, 7), SH1(1), OPC_FWD},
     {SH2(13, 1), SH2(1, 31), OPC_FWD},
@@ -260,10 +269,11 @@ static const bcast_pair pairs[] = {
     {SH1(1), SH1(1), OPC_FWD | OPC_GRAD},
     {SH4(6, 1, 1, 3), SH3(2, 1, 3), OPC_FWD},
     {SH3(2, 3, 1), SH3(2, 1, 4), OPC_FWD | OPC_GRAD},
-    {SH2(67, 521), SH1(521), OPC_FWD | OPC_GRAD},
-    {SH1(521), SH2(67, 521), OPC_FWD | OPC_GRAD},
+    {SH2(67, 521), SH1(521), OPC_FWD | OPC_GRAD | OPC_CUDA},
+    {SH1(521), SH2(67, 521), OPC_FWD | OPC_GRAD | OPC_CUDA},
     {SH2(67, 521), SH2(67, 521), OPC_FWD},
-    {SH3(67, 1, 521), SH2(1, 1), OPC_FWD},
+    {SH3(67, 1, 521), SH2(1, 1), OPC_FWD | OPC_CUDA | CUDA_POS},
+    {SH2(1, 5), SH3(2, 700, 5), OPC_CUDA | CUDA_POS},
     {SH1(40001), SH1(40001), OPC_FWD | OPC_GRAD},
     {SH2(13, 1), SH2(1, 4), OPC_GRAD},
 };
@@ -296,6 +306,11 @@ opc_case opc_bcast_case(unsigned on, int i, char *what, size_t size) {
     char a[64], b[64];
     snprintf(what, size, "%s %s %s", names[i % 4], syn_shape_str(&p->a, a, sizeof a), syn_shape_str(&p->b, b, sizeof b));
     opc_case c = {what, ops[i % 4], 2, {p->a, p->b}, .r = {R(-2, 2), RS(0.5f, 2.0f)}, .on = on};
+    if ((p->on & CUDA_POS) && (on & OPC_CUDA)) {
+        c.r[0] = (opc_range)R(0.5f, 1.5f);
+        c.r[1] = (opc_range)R(0.5f, 2.0f);
+        c.pos_dy = true;
+    }
     return c;
 }
 

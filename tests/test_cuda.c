@@ -21,7 +21,7 @@
 /* ---- the op cases (opcases.c) ------------------------------------------------------ */
 
 static const opc_case *cases[OPC_MAX];
-static int n_cases;
+static int n_cases, n_bcast; /* then the broadcasting pairs through add, sub, mul and div */
 
 /* One device's copy of a case: parameters p0.. (same seed on both devices, so
  * the same values; cross-entropy's labels fed as an input), the op's output y,
@@ -50,7 +50,10 @@ static void rig_build(cu_rig *r, const opc_case *c, syn_device dev, uint64_t see
 /* Every op case: output, loss and every parameter gradient, CUDA vs CPU,
  * with the operands reached by `route` (cudautil.h). */
 static void op_case_matches(int ci, int route) {
-    const opc_case *c = cases[ci];
+    char pair_name[96];
+    opc_case pair;
+    if (ci >= n_cases) pair = opc_bcast_case(OPC_CUDA, ci - n_cases, pair_name, sizeof pair_name);
+    const opc_case *c = ci < n_cases ? cases[ci] : &pair;
     uint64_t seed = tu_seed() ^ ((uint64_t)ci * 0x9E3779B97F4A7C15ull);
     char what[192];
     snprintf(what, sizeof what, "%s, %s", c->what, cu_route_name[route]);
@@ -482,12 +485,13 @@ END_TEST
 
 int main(void) {
     n_cases = opc_select(OPC_CUDA, cases);
+    n_bcast = opc_bcast_count(OPC_CUDA);
     Suite *s = suite_create("cuda");
     TCase *tc = tcase_create("ops");
-    CU_ADD_LOOP_TEST(tc, op_matches_cpu, n_cases);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu, n_cases + n_bcast);
     suite_add_tcase(s, tc);
     tc = tcase_create("ops_via"); /* its own case: gpu-check's racecheck runs "ops" alone */
-    CU_ADD_LOOP_TEST(tc, op_matches_cpu_via_intermediate, 2 * n_cases);
+    CU_ADD_LOOP_TEST(tc, op_matches_cpu_via_intermediate, 2 * (n_cases + n_bcast));
     suite_add_tcase(s, tc);
     tc = tcase_create("device");
     CU_ADD_TEST(tc, copies_and_fills);
