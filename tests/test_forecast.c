@@ -380,15 +380,6 @@ END_TEST
 
 
 
-/* The number after "key": in a JSON line. */
-static double json_get(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    ck_assert_msg(p != NULL, "'%s' lacks %s", json, pat);
-    return strtod(p + strlen(pat), NULL);
-}
-
 START_TEST(cli_forecast) {
     char bin[512], cmd[1024];
     if (!tu_cli_path(bin, sizeof bin, "test_forecast")) return;
@@ -409,14 +400,14 @@ START_TEST(cli_forecast) {
                                        "\"epochs\":8"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         ck_assert_msg(strstr(json, keys[i]) != NULL, "'%s' lacks %s", json, keys[i]);
-    double test_rmse = json_get(json, "test_rmse"), naive = json_get(json, "naive_rmse");
+    double test_rmse = tu_json_number(json, "test_rmse"), naive = tu_json_number(json, "naive_rmse");
     ck_assert_msg(test_rmse > 0 && test_rmse < naive, "'%s': the model does not beat the naive forecast", json);
-    ck_assert_double_eq_tol(json_get(json, "ratio"), test_rmse / naive, 1e-3);
+    ck_assert_double_eq_tol(tu_json_number(json, "ratio"), test_rmse / naive, 1e-3);
     /* The forecast after the end, against the noise-free value at t = 1200 (a loose bound: this short run's
      * test RMSE is near 0.5). */
     double truth = 10.0 + 3.0 * sin(2.0 * M_PI * 1200 / 24.0) + 1.5 * sin(2.0 * M_PI * 1200 / 168.0) + 0.002 * 1200;
-    ck_assert_double_eq_tol(json_get(json, "next"), truth, 1.5);
-    ck_assert_msg(json_get(json, "seconds") > 0, "%s", json);
+    ck_assert_double_eq_tol(tu_json_number(json, "next"), truth, 1.5);
+    ck_assert_msg(tu_json_number(json, "seconds") > 0, "%s", json);
     free(out);
 
     /* Progress goes to stderr, not stdout: without --quiet stdout is still the one line. */

@@ -22,36 +22,13 @@
 
 
 
-/* The number after "key": in a JSON line. */
-static double json_number(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    ck_assert_msg(p != NULL, "'%s' lacks %s", json, key);
-    return strtod(p + strlen(pat), NULL);
-}
-
-/* Runs a command that must exit with `want`; returns its output (malloc'd). */
-static char *run(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *run(int want, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *out;
-    int rc = tu_run_cmd(cmd, &out);
-    ck_assert_msg(rc == want, "%s -> %d (want %d): %s", cmd, rc, want, out);
-    return out;
-}
-
 /* `synapse train FLAGS TRAIN_ARGS --save ck`, then `synapse eval mlp ck FLAGS`:
  * the JSON figure `key` of eval's last line. */
 static double train_then_eval(const char *bin, const char *flags, const char *train_args, const char *ck,
                               const char *key) {
-    free(run(0, "%s train %s %s --save %s --quiet 2>&1", bin, flags, train_args, ck));
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    double v = json_number(tu_last_line(ev), key);
+    free(tu_run_expect(0, "%s train %s %s --save %s --quiet 2>&1", bin, flags, train_args, ck));
+    char *ev = tu_run_expect(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    double v = tu_json_number(tu_last_line(ev), key);
     free(ev);
     return v;
 }
@@ -67,14 +44,14 @@ static void parse_json_lines(const char *out, preds *p, bool classify) {
     memset(p, 0, sizeof *p);
     for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, "{\"index\":", 9) != 0) continue;
-        long long i = (long long)json_number(line, "index");
+        long long i = (long long)tu_json_number(line, "index");
         ck_assert_int_eq(i, p->n); /* in order, every input */
         ck_assert_int_lt(p->n, 512);
         if (classify) {
-            p->cls[p->n] = (int)json_number(line, "class");
-            p->prob[p->n] = json_number(line, "probability");
+            p->cls[p->n] = (int)tu_json_number(line, "class");
+            p->prob[p->n] = tu_json_number(line, "probability");
         } else {
-            p->value[p->n] = json_number(line, "value");
+            p->value[p->n] = tu_json_number(line, "value");
         }
         p->n++;
     }
@@ -133,7 +110,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     ck_assert_msg(acc > 0.6, "the model did not learn (accuracy %g): the comparison below would say little", acc);
 
     /* the whole file, label column included (ignored), in JSON */
-    char *out = run(0, "%s predict mlp %s %s %s --json --top 2 --quiet", bin, ck, csv, flags);
+    char *out = tu_run_expect(0, "%s predict mlp %s %s %s --json --top 2 --quiet", bin, ck, csv, flags);
     static preds p;
     parse_json_lines(out, &p, true);
     ck_assert_int_eq(p.n, 300);
@@ -158,7 +135,7 @@ START_TEST(csv_classes_match_eval_accuracy) {
     }
     fclose(f);
     ck_assert_int_eq(fclose(g), 0);
-    out = run(0, "%s predict mlp %s %s %s --index 7 --top 3 2>/dev/null", bin, ck, feat, flags);
+    out = tu_run_expect(0, "%s predict mlp %s %s %s --index 7 --top 3 2>/dev/null", bin, ck, feat, flags);
     long long idx;
     int cls;
     double prob;
@@ -182,23 +159,23 @@ START_TEST(csv_classes_match_eval_accuracy) {
         f = fopen(bad, "w");
         fputs(bad_inputs[k].text, f);
         fclose(f);
-        out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
+        out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, bad, flags);
         ck_assert_msg(strstr(out, bad_inputs[k].message), "%s", out);
         free(out);
     }
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("missing.csv"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("missing.csv"), flags);
     ck_assert_msg(strstr(out, "missing.csv: cannot open"), "%s", out);
     free(out);
-    out = run(1, "%s predict mlp %s %s %s --index 300 2>&1", bin, ck, csv, flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s --index 300 2>&1", bin, ck, csv, flags);
     ck_assert_msg(strstr(out, "--index 300, but it holds 300 inputs"), "%s", out);
     free(out);
-    out = run(1, "%s predict mlp %s %s --csv %s --label y --hidden 8 2>&1", bin, ck, csv, csv);
+    out = tu_run_expect(1, "%s predict mlp %s %s --csv %s --label y --hidden 8 2>&1", bin, ck, csv, csv);
     ck_assert_msg(strstr(out, "linear0.weight"), "%s", out); /* another MLP than the checkpoint's */
     free(out);
-    out = run(2, "%s predict mlp %s %s 2>&1", bin, ck, flags);
+    out = tu_run_expect(2, "%s predict mlp %s %s 2>&1", bin, ck, flags);
     ck_assert_msg(strstr(out, "predict wants MODEL"), "%s", out);
     free(out);
-    out = run(2, "%s predict mlp %s %s %s --epochs 2 2>&1", bin, ck, csv, flags);
+    out = tu_run_expect(2, "%s predict mlp %s %s %s --epochs 2 2>&1", bin, ck, csv, flags);
     ck_assert_msg(strstr(out, "--epochs is a train option, not a predict one"), "%s", out);
     free(out);
 }
@@ -211,7 +188,7 @@ START_TEST(csv_regression_matches_eval_loss) {
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --regression --hidden 8 --batch-size 32", csv);
     double mse = train_then_eval(bin, flags, "--epochs 5 --lr 0.01", ck, "test_loss");
-    char *out = run(0, "%s predict mlp %s %s %s --json --quiet --batch-size 7", bin, ck, csv, flags);
+    char *out = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet --batch-size 7", bin, ck, csv, flags);
     static preds p;
     parse_json_lines(out, &p, false);
     ck_assert_int_eq(p.n, 300);
@@ -283,17 +260,17 @@ START_TEST(csv_without_training_data) {
     double acc = train_then_eval(bin, flags, "--epochs 15 --lr 0.01", ck, "test_accuracy");
     const char *old = tu_path("old.ckpt"), *bad = tu_path("bad.ckpt");
     rewrite_ckpt(ck, old, NULL);
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
-    ck_assert_double_eq(json_number(tu_last_line(ev), "test_accuracy"), acc);
+    char *ev = tu_run_expect(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
+    ck_assert_double_eq(tu_json_number(tu_last_line(ev), "test_accuracy"), acc);
     free(ev);
-    char *with = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
-    char *with_old = run(0, "%s predict mlp %s %s %s --json --quiet", bin, old, in, flags);
+    char *with = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
+    char *with_old = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, old, in, flags);
     ck_assert_str_eq(with_old, with);
     free(with_old);
 
     /* the training file gone */
     ck_assert_int_eq(unlink(csv), 0);
-    char *out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
+    char *out = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
     ck_assert_str_eq(out, with);
     static preds p;
     parse_json_lines(out, &p, true);
@@ -305,10 +282,10 @@ START_TEST(csv_without_training_data) {
     for (int64_t t = 0; t < nt; t++) right += p.cls[rows[t]] == (int)labels[t];
     ck_assert_msg(fabs((double)right / (double)nt - acc) < 6e-5, "predict: %lld of %lld test rows right; eval: %g",
                   (long long)right, (long long)nt, acc);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, old, in, flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, old, in, flags);
     ck_assert_msg(strstr(out, "d.csv: cannot open"), "%s", out);
     free(out);
-    out = run(1, "%s eval mlp %s %s 2>&1", bin, ck, flags); /* eval still needs the test rows */
+    out = tu_run_expect(1, "%s eval mlp %s %s 2>&1", bin, ck, flags); /* eval still needs the test rows */
     ck_assert_msg(strstr(out, "d.csv: cannot open"), "%s", out);
     free(out);
 
@@ -327,52 +304,20 @@ START_TEST(csv_without_training_data) {
     }
     fclose(f);
     ck_assert_int_eq(fclose(g), 0);
-    out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, quoted, flags);
+    out = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, quoted, flags);
     ck_assert_str_eq(out, with);
     free(out);
     free(with);
 
     /* a damaged statistics entry */
     rewrite_ckpt(ck, bad, "1,2,oops,4");
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, bad, in, flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, bad, in, flags);
     ck_assert_msg(strstr(out, "bad.ckpt") && strstr(out, "'input.std': value 2, 'oops'"), "%s", out);
     free(out);
 }
 END_TEST
 
 /* ---- images: a Fashion-MNIST-shaped set ---------------------------------------------- */
-
-/* Class c: a bright 6x6 block at a place of its own, over noise. */
-static void make_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r) {
-    for (int i = 0; i < n; i++) {
-        int c = (int)(tu_next(r) % 10);
-        lab[i] = (uint8_t)c;
-        uint8_t *im = img + i * 784;
-        for (int k = 0; k < 784; k++) im[k] = (uint8_t)(tu_next(r) % 80);
-        int y0 = (c / 5) * 14 + 4, x0 = (c % 5) * 5 + 1;
-        for (int y = 0; y < 6; y++)
-            for (int x = 0; x < 6; x++) im[(y0 + y) * 28 + x0 + x] = (uint8_t)(180 + tu_next(r) % 76);
-    }
-}
-
-static void write_idx(const char *path, const uint8_t *data, int n, int ndim, bool gz) {
-    uint8_t h[16] = {0, 0, 8, (uint8_t)ndim, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n,
-                     0, 0, 0, 28, 0, 0, 0, 28};
-    size_t hb = ndim == 3 ? 16 : 8, db = (size_t)n * (ndim == 3 ? 784 : 1);
-    if (gz) {
-        gzFile f = gzopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_int_eq(gzwrite(f, h, (unsigned)hb), (int)hb);
-        ck_assert_int_eq(gzwrite(f, data, (unsigned)db), (int)db);
-        ck_assert_int_eq(gzclose(f), Z_OK);
-        return;
-    }
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(h, 1, hb, f), hb);
-    ck_assert_uint_eq(fwrite(data, 1, db, f), db);
-    ck_assert_int_eq(fclose(f), 0);
-}
 
 static void write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) {
     png_image im;
@@ -390,13 +335,13 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     enum { NTR = 300, NTE = 80 };
     static uint8_t tr[NTR * 784], te[NTE * 784], ltr[NTR], lte[NTE];
     tu_rng r = tu_rng_make(21);
-    make_images(tr, ltr, NTR, &r);
-    make_images(te, lte, NTE, &r);
-    write_idx(tu_path("train-images-idx3-ubyte"), tr, NTR, 3, false);
-    write_idx(tu_path("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
-    write_idx(tu_path("t10k-images-idx3-ubyte"), te, NTE, 3, false);
-    write_idx(tu_path("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
-    write_idx(tu_path("test.idx.gz"), te, NTE, 3, true);
+    tu_class_images(tr, ltr, NTR, &r);
+    tu_class_images(te, lte, NTE, &r);
+    tu_write_idx(tu_path("train-images-idx3-ubyte"), tr, NTR, 3, false);
+    tu_write_idx(tu_path("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
+    tu_write_idx(tu_path("t10k-images-idx3-ubyte"), te, NTE, 3, false);
+    tu_write_idx(tu_path("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
+    tu_write_idx(tu_path("test.idx.gz"), te, NTE, 3, true);
     char ck[512]; /* kept: tu_path's buffers are a ring */
     snprintf(ck, sizeof ck, "%s", tu_path("img.ckpt"));
     char flags[1024];
@@ -405,30 +350,30 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     ck_assert_msg(acc > 0.5, "the model did not learn (accuracy %g)", acc);
 
     /* every test image: the classes give eval's accuracy; gzip'd the same */
-    char *out = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("t10k-images-idx3-ubyte"), flags);
+    char *out = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("t10k-images-idx3-ubyte"), flags);
     static preds p, pz;
     parse_json_lines(out, &p, true);
     ck_assert_int_eq(p.n, NTE);
     int right = 0;
     for (int i = 0; i < NTE; i++) right += p.cls[i] == lte[i];
     ck_assert_msg(fabs((double)right / NTE - acc) < 6e-5, "predict: %d of %d right; eval: %g", right, NTE, acc);
-    char *outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
+    char *outz = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
     ck_assert_str_eq(outz, out);
     free(outz);
     /* without the training images: the checkpoint's statistics; eval needs the test set only */
     ck_assert_int_eq(rename(tu_path("train-images-idx3-ubyte"), tu_path("away")), 0);
-    outz = run(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
+    outz = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("test.idx.gz"), flags);
     ck_assert_str_eq(outz, out);
     free(outz);
-    char *ev = run(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
-    ck_assert_double_eq(json_number(tu_last_line(ev), "test_accuracy"), acc);
+    char *ev = tu_run_expect(0, "%s eval mlp %s %s --quiet 2>&1", bin, ck, flags);
+    ck_assert_double_eq(tu_json_number(tu_last_line(ev), "test_accuracy"), acc);
     free(ev);
     ck_assert_int_eq(rename(tu_path("away"), tu_path("train-images-idx3-ubyte")), 0);
     free(out);
 
     /* image 5 as a PNG: the same class and probability as from the IDX file */
     write_png(tu_path("five.png"), te + 5 * 784, 28, 28, false);
-    out = run(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tu_path("five.png"), flags);
+    out = tu_run_expect(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tu_path("five.png"), flags);
     parse_json_lines(out, &pz, true);
     ck_assert_int_eq(pz.n, 1);
     ck_assert_int_eq(pz.cls[0], p.cls[5]);
@@ -439,14 +384,14 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     /* bad inputs */
     static uint8_t rgb[28 * 28 * 3], small[20 * 20];
     write_png(tu_path("rgb.png"), rgb, 28, 28, true);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("rgb.png"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("rgb.png"), flags);
     ck_assert_msg(strstr(out, "images of (3,28,28) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
     write_png(tu_path("small.png"), small, 20, 20, false);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("small.png"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("small.png"), flags);
     ck_assert_msg(strstr(out, "images of (1,20,20) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("t10k-labels-idx1-ubyte"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("t10k-labels-idx1-ubyte"), flags);
     ck_assert_msg(strstr(out, "t10k-labels-idx1-ubyte: a 1-dim IDX file (magic 0x00000801: labels?), not images"), "%s",
                   out);
     free(out);
@@ -455,13 +400,13 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     fwrite(h, 1, 16, f);
     fwrite(te, 1, 1000, f);
     fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("cut.idx"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("cut.idx"), flags);
     ck_assert_msg(strstr(out, "cut.idx: truncated: expected 1568 pixel bytes, got 1000"), "%s", out);
     free(out);
     f = fopen(tu_path("x.csv"), "w");
     fputs("a,b\n1,2\n", f);
     fclose(f);
-    out = run(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("x.csv"), flags);
+    out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("x.csv"), flags);
     ck_assert_msg(strstr(out, "a CSV table, but the model was trained on images"), "%s", out);
     free(out);
 }
@@ -496,21 +441,21 @@ START_TEST(model_file_too_long) {
     write_model(big, 4096);
     char flags[1024];
     snprintf(flags, sizeof flags, "--csv %s --label y --batch-size 32", csv);
-    free(run(0, "%s train %s %s --epochs 1 --save %s --quiet 2>&1", bin, fits, flags, ck));
-    char *out = run(0, "%s eval %s %s %s --quiet 2>&1", bin, fits, ck, flags);
+    free(tu_run_expect(0, "%s train %s %s --epochs 1 --save %s --quiet 2>&1", bin, fits, flags, ck));
+    char *out = tu_run_expect(0, "%s eval %s %s %s --quiet 2>&1", bin, fits, ck, flags);
     ck_assert_ptr_nonnull(strstr(tu_last_line(out), "\"test_accuracy\":"));
     free(out);
     syn_safetensors *f;
     TU_OK(syn_safetensors_open(ck, &f));
     ck_assert_uint_eq(strlen(syn_safetensors_metadata(f, "model")), 4095);
     syn_safetensors_close(f);
-    free(run(0, "%s predict %s %s %s %s --index 0 --quiet", bin, fits, ck, csv, flags));
+    free(tu_run_expect(0, "%s predict %s %s %s %s --index 0 --quiet", bin, fits, ck, csv, flags));
 
     static const char *const cmds[] = {"train %s %s --epochs 1", "eval %s %s", "predict %s %s x.csv"};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, cmds[k], big, k ? ck : "--quiet");
-        out = run(1, "%s %s %s 2>&1", bin, cmd, flags);
+        out = tu_run_expect(1, "%s %s %s 2>&1", bin, cmd, flags);
         ck_assert_msg(strstr(out, "big.cfg: 4096 bytes; a checkpoint records the model file's text, at most 4095 bytes"),
                       "%s: %s", cmd, out);
         free(out);

@@ -3,6 +3,8 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <math.h>
+#include <stdarg.h>
+#include <zlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,6 +133,58 @@ int tu_run_cmd(const char *cmd, char **out) {
     int st = pclose(p);
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *tu_run_expect(int want, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *out;
+    int rc = tu_run_cmd(cmd, &out);
+    ck_assert_msg(rc == want, "%s -> %d (want %d): %s", cmd, rc, want, out);
+    return out;
+}
+
+double tu_json_number(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    ck_assert_msg(p != NULL, "'%s' lacks %s", json, pat);
+    return strtod(p + strlen(pat), NULL);
+}
+
+void tu_write_idx(const char *path, const uint8_t *data, int n, int ndim, bool gz) {
+    uint8_t h[16] = {0, 0, 8, (uint8_t)ndim, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n,
+                     0, 0, 0, 28, 0, 0, 0, 28};
+    size_t hb = ndim == 3 ? 16 : 8, db = (size_t)n * (ndim == 3 ? 784 : 1);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(gzwrite(f, h, (unsigned)hb), (int)hb);
+        ck_assert_int_eq(gzwrite(f, data, (unsigned)db), (int)db);
+        ck_assert_int_eq(gzclose(f), Z_OK);
+        return;
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(h, 1, hb, f), hb);
+    ck_assert_uint_eq(fwrite(data, 1, db, f), db);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Class c: a bright 6x6 block at a place of its own, over noise. */
+void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r) {
+    for (int i = 0; i < n; i++) {
+        int c = (int)(tu_next(r) % 10);
+        lab[i] = (uint8_t)c;
+        uint8_t *im = img + i * 784;
+        for (int k = 0; k < 784; k++) im[k] = (uint8_t)(tu_next(r) % 80);
+        int y0 = (c / 5) * 14 + 4, x0 = (c % 5) * 5 + 1;
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++) im[(y0 + y) * 28 + x0 + x] = (uint8_t)(180 + tu_next(r) % 76);
+    }
 }
 
 const char *tu_last_line(char *text) {

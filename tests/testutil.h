@@ -62,6 +62,16 @@ const char *tu_cli_path(char *buf, size_t size, const char *who);
 int tu_run_cmd(const char *cmd, char **out);
 /* The last line of text (trailing newlines cut off in place). */
 const char *tu_last_line(char *text);
+/* Runs the command printf(fmt, ...) and asserts it exits with `want`;
+ * returns its output (malloc'd). */
+char *tu_run_expect(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The number after "key": in a JSON line (asserts the key is there). */
+double tu_json_number(const char *json, const char *key);
+/* n Fashion-MNIST-shaped 28x28 images and labels: class c is a bright 6x6
+ * block at a place of its own, over noise. */
+void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r);
+/* An IDX file of n 28x28 images (ndim 3) or n labels (ndim 1), plain or gzip'd. */
+void tu_write_idx(const char *path, const uint8_t *data, int n, int ndim, bool gz);
 
 /* A fresh temporary folder per test (a checked fixture: tcase_add_checked_fixture(tc,
  * tu_dir_setup, tu_dir_teardown)): its path in tu_dir; teardown removes it and
