@@ -3,6 +3,7 @@
  * backward-pass rules (accumulation, detach, errors). Ops themselves are
  * tested in test_ops.c. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "testutil.h"
@@ -740,6 +741,148 @@ START_TEST(detach_stops_gradient) {
 }
 END_TEST
 
+/* syn_graph_read_grad: a parameter's gradient (its tensor's), an input's
+ * (asked for with syn_graph_input_grad) and a kept node's; a node not kept,
+ * one no backward pass reached (or none yet), an input not asked for and a
+ * wrong size are errors that say so. */
+START_TEST(read_grad_after_backward) {
+    syn_params *p;
+    syn_graph *g;
+    TU_OK(syn_params_create(syn_cpu(), 1, &p));
+    TU_OK(syn_graph_create(p, &g));
+    syn_init two = {SYN_INIT_CONSTANT, 2.0f, 0, 0};
+    syn_node *w = syn_param(g, "w", syn_shape1(3), &two);
+    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(2, 3));
+    syn_node *h = syn_mul(g, x, w), *sq = syn_pow_scalar(g, h, 2.0f), *side = syn_tanh(g, x);
+    syn_node *loss = syn_sum(g, sq, SYN_ALL_AXES, false);
+    syn_node *x2 = syn_input(g, "x2", SYN_F32, syn_shape2(2, 3)), *lab = syn_input(g, "lab", SYN_I32, syn_shape1(2));
+    syn_node *loss2 = syn_add(g, loss, syn_sum(g, syn_mul(g, x2, w), SYN_ALL_AXES, false));
+    TU_OK(syn_graph_keep(g, h));
+    TU_OK(syn_graph_keep(g, side));
+    ck_assert_int_eq(syn_graph_input_grad(g, lab), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "is not an f32 input"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_graph_input_grad(g, h), SYN_ERR_ARG);
+    TU_OK(syn_graph_input_grad(g, x));
+    TU_OK(syn_graph_compile(g, syn_cpu(), NULL));
+    ck_assert_int_eq(syn_graph_input_grad(g, x2), SYN_ERR_ARG); /* after compiling */
+    const float xs[6] = {1, -2, 3, 0.5f, 4, -1};
+    float gx[6], gh[6], gw[3];
+    TU_OK(syn_graph_feed(g, x, xs, syn_shape2(2, 3)));
+    TU_OK(syn_graph_feed(g, x2, xs, syn_shape2(2, 3)));
+    TU_OK(syn_graph_feed(g, lab, (int32_t[2]){0, 1}, syn_shape1(2)));
+    TU_OK(syn_graph_forward(g));
+    ck_assert_int_eq(syn_graph_read_grad(g, h, gh, sizeof gh), SYN_ERR_ARG); /* no backward yet */
+    ck_assert_msg(strstr(syn_last_error(), "no backward pass reached node"), "%s", syn_last_error());
+    TU_OK(syn_params_zero_grad(p));
+    TU_OK(syn_graph_backward(g, loss));
+    TU_OK(syn_graph_read_grad(g, w, gw, sizeof gw));
+    TU_OK(syn_graph_read_grad(g, x, gx, sizeof gx));
+    TU_OK(syn_graph_read_grad(g, h, gh, sizeof gh));
+    for (int i = 0; i < 6; i++) {
+        ck_assert_float_eq_tol(gh[i], 4.0f * xs[i], 1e-5f); /* d/dh h^2 = 2 x w */
+        ck_assert_float_eq_tol(gx[i], 8.0f * xs[i], 1e-5f); /* 2 h w */
+    }
+    for (int j = 0; j < 3; j++) ck_assert_float_eq_tol(gw[j], 4.0f * (xs[j] * xs[j] + xs[3 + j] * xs[3 + j]), 1e-4f);
+    ck_assert_int_eq(syn_graph_read_grad(g, sq, gh, sizeof gh), SYN_ERR_ARG);
+    ck_assert_msg(strstr(syn_last_error(), "has no kept gradient"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_graph_read_grad(g, side, gh, sizeof gh), SYN_ERR_ARG); /* not on the loss's path */
+    ck_assert_msg(strstr(syn_last_error(), "no backward pass reached node"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_graph_read_grad(g, x2, gx, sizeof gx), SYN_ERR_ARG); /* not asked for */
+    ck_assert_msg(strstr(syn_last_error(), "has no kept gradient"), "%s", syn_last_error());
+    /* a second pass writes the node gradients afresh (parameters accumulate) */
+    TU_OK(syn_graph_forward(g));
+    TU_OK(syn_graph_backward(g, loss2));
+    TU_OK(syn_graph_read_grad(g, x, gx, sizeof gx));
+    for (int i = 0; i < 6; i++) ck_assert_float_eq_tol(gx[i], 8.0f * xs[i], 1e-5f);
+    TU_OK(syn_graph_read_grad(g, w, gw, sizeof gw));
+    for (int j = 0; j < 3; j++)
+        ck_assert_float_eq_tol(gw[j], 8.0f * (xs[j] * xs[j] + xs[3 + j] * xs[3 + j]) + xs[j] + xs[3 + j], 1e-4f);
+    ck_assert_int_ne(syn_graph_read_grad(g, h, gh, sizeof gh - 4), SYN_OK);
+    ck_assert_int_eq(syn_graph_read_grad(g, h, NULL, sizeof gh), SYN_ERR_ARG);
+    ck_assert_int_eq(syn_graph_read(g, h, NULL, sizeof gh), SYN_ERR_ARG);
+    syn_graph_free(g);
+    syn_params_free(p);
+}
+END_TEST
+
+/* Input gradients through real layers (tu_igrad: a CNN with batch norm and
+ * pooling, a 2-layer LSTM and its initial state) against central differences
+ * of the loss at every element; asking for them leaves the parameters'
+ * gradients bit-identical to the same net's without. */
+static void input_grad_case(int kind) {
+    syn_params *p[2];
+    syn_graph *g[2];
+    tu_igrad n[2];
+    float *x = NULL;
+    int64_t nx = 0;
+    tu_rng r = tu_rng_make(0x16AD + (uint64_t)kind);
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_params_create(syn_cpu(), 77, &p[k]));
+        TU_OK(syn_graph_create(p[k], &g[k]));
+        tu_igrad_build(g[k], kind, k == 0, &n[k]);
+        TU_OK(syn_graph_compile(g[k], syn_cpu(), NULL));
+        if (!x) {
+            nx = syn_shape_numel(&n[k].xs);
+            x = malloc((size_t)nx * sizeof *x);
+            ck_assert_ptr_nonnull(x);
+            tu_fill(&r, x, nx, -1.0f, 1.0f);
+        }
+        tu_igrad_feed(g[k], &n[k], x);
+        TU_OK(syn_params_zero_grad(p[k]));
+        TU_OK(syn_graph_forward(g[k]));
+        TU_OK(syn_graph_backward(g[k], n[k].loss));
+    }
+    float *gx = malloc((size_t)nx * sizeof *gx);
+    ck_assert_ptr_nonnull(gx);
+    ck_assert_int_eq(syn_graph_read_grad(g[1], n[1].x, gx, (size_t)nx * sizeof *gx), SYN_ERR_ARG);
+    for (int i = 0; i < syn_params_count(p[0]); i++) {
+        const char *name;
+        syn_tensor *gt[2];
+        TU_OK(syn_params_get(p[0], i, &name, NULL, &gt[0]));
+        TU_OK(syn_params_find(p[1], name, NULL, &gt[1]));
+        const int64_t m = syn_tensor_numel(gt[0]);
+        float *a = malloc((size_t)m * sizeof *a * 2);
+        ck_assert_ptr_nonnull(a);
+        TU_OK(syn_tensor_read(gt[0], a, (size_t)m * sizeof *a));
+        TU_OK(syn_tensor_read(gt[1], a + m, (size_t)m * sizeof *a));
+        ck_assert_msg(memcmp(a, a + m, (size_t)m * sizeof *a) == 0, "%s's gradient moved", name);
+        free(a);
+    }
+    TU_OK(syn_graph_read_grad(g[0], n[0].x, gx, (size_t)nx * sizeof *gx));
+    const float eps = 1e-2f;
+    for (int64_t i = 0; i < nx; i++) {
+        float l[2], keep = x[i];
+        for (int s = 0; s < 2; s++) {
+            x[i] = keep + (s ? -eps : eps);
+            tu_igrad_feed(g[0], &n[0], x);
+            TU_OK(syn_graph_forward(g[0]));
+            TU_OK(syn_graph_read_scalar(g[0], n[0].loss, &l[s]));
+        }
+        x[i] = keep;
+        const double fd = ((double)l[0] - l[1]) / (2.0 * eps);
+        ck_assert_msg(fabs(gx[i] - fd) <= 2e-3 + 2e-2 * fabs(fd), "%s: dL/dx[%lld] %g, central difference %g",
+                      kind ? "lstm" : "cnn", (long long)i, (double)gx[i], fd);
+    }
+    if (n[0].state) { /* dL/dstate0 is there and not zero */
+        float gs[32];
+        double norm = 0;
+        TU_OK(syn_graph_read_grad(g[0], n[0].state, gs, sizeof gs));
+        for (int i = 0; i < 32; i++) norm += fabs(gs[i]);
+        ck_assert_msg(norm > 1e-4 && isfinite(norm), "|dL/dstate0| %g", norm);
+    }
+    free(x), free(gx);
+    for (int k = 0; k < 2; k++) {
+        syn_graph_free(g[k]);
+        syn_params_free(p[k]);
+    }
+}
+
+START_TEST(input_grad_cnn) { input_grad_case(0); }
+END_TEST
+
+START_TEST(input_grad_lstm) { input_grad_case(1); }
+END_TEST
+
 START_TEST(run_time_misuse) {
     syn_params *p;
     syn_graph *g, *h;
@@ -906,6 +1049,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, backward_through_shared_buffers);
     tcase_add_test(tc, detach_stops_gradient);
     tcase_add_test(tc, run_time_misuse);
+    tcase_add_test(tc, read_grad_after_backward);
+    tcase_add_test(tc, input_grad_cnn);
+    tcase_add_test(tc, input_grad_lstm);
     tcase_add_test(tc, late_input_survives_forward);
     tcase_add_test(tc, params_without_set);
     tcase_add_test(tc, profile_counts_kernels);

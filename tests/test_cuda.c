@@ -481,6 +481,47 @@ START_TEST(errors_are_reported) {
 }
 END_TEST
 
+/* Input gradients (syn_graph_input_grad) through a CNN and a 2-layer LSTM
+ * with its initial state (tu_igrad): loss, dL/dx and dL/dstate0 on CUDA
+ * against the CPU. */
+static void input_grads_case(int kind) {
+    syn_params *p[2];
+    syn_graph *g[2];
+    tu_igrad n[2];
+    const syn_device dev[2] = {syn_cpu(), syn_cuda(0)};
+    float x[72], gx[2][72], gs[2][32], loss[2];
+    tu_rng r = tu_rng_make(0x16AD + (uint64_t)kind);
+    tu_fill(&r, x, 72, -1.0f, 1.0f);
+    for (int k = 0; k < 2; k++) {
+        TU_OK(syn_params_create(dev[k], 77, &p[k]));
+        TU_OK(syn_graph_create(p[k], &g[k]));
+        tu_igrad_build(g[k], kind, true, &n[k]);
+        TU_OK(syn_graph_compile(g[k], dev[k], NULL));
+        ck_assert_int_le(syn_shape_numel(&n[k].xs), 72);
+        tu_igrad_feed(g[k], &n[k], x);
+        TU_OK(syn_graph_forward(g[k]));
+        TU_OK(syn_graph_backward(g[k], n[k].loss));
+        TU_OK(syn_graph_read_scalar(g[k], n[k].loss, &loss[k]));
+        TU_OK(syn_graph_read_grad(g[k], n[k].x, gx[k], (size_t)syn_shape_numel(&n[k].xs) * sizeof(float)));
+        if (n[k].state) TU_OK(syn_graph_read_grad(g[k], n[k].state, gs[k], sizeof gs[k]));
+    }
+    const char *what = kind ? "lstm" : "cnn";
+    ck_assert_msg(fabs((double)loss[1] - loss[0]) <= TOL * fabs((double)loss[0]), "%s: loss %.9g on cuda, %.9g on cpu",
+                  what, loss[1], loss[0]);
+    CHECK_CLOSE(what, gx[1], gx[0], syn_shape_numel(&n[0].xs), TOL);
+    if (n[0].state) CHECK_CLOSE("lstm state0", gs[1], gs[0], 32, TOL);
+    for (int k = 0; k < 2; k++) {
+        syn_graph_free(g[k]);
+        syn_params_free(p[k]);
+    }
+}
+
+START_TEST(input_grads_match) {
+    input_grads_case(0);
+    input_grads_case(1);
+}
+END_TEST
+
 /* ---- the suite --------------------------------------------------------------------------- */
 
 int main(void) {
@@ -506,6 +547,7 @@ int main(void) {
     CU_ADD_TEST(tc, zero_grad_clears_every_tensor);
     CU_ADD_TEST(tc, clip_grad_norm_matches);
     CU_ADD_TEST(tc, mlp_adam_steps_match);
+    CU_ADD_TEST(tc, input_grads_match);
     suite_add_tcase(s, tc);
     return cu_run(s);
 }

@@ -187,6 +187,46 @@ void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r) {
     }
 }
 
+void tu_igrad_build(syn_graph *g, int kind, bool ask, tu_igrad *n) {
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    syn_node *h;
+    if (kind == 0) {
+        n->xs = syn_shape4(2, 1, 6, 6);
+        n->x = syn_input(g, "x", SYN_F32, n->xs);
+        syn_conv_opts o = {.conv = {.pad_h = 1, .pad_w = 1}};
+        h = syn_tanh(g, syn_batch_norm(g, syn_conv2d(g, n->x, 3, 3, 3, "conv", &o), "bn"));
+        h = syn_linear(g, syn_flatten(g, syn_avg_pool2d(g, h, 2, 2, 2, 2, 0, 0, true)), 4, "fc", NULL);
+        n->aux = syn_input(g, "labels", SYN_I32, syn_shape1(2));
+        n->loss = syn_cross_entropy(g, h, n->aux);
+    } else {
+        n->xs = syn_shape3(2, 5, 3);
+        n->x = syn_input(g, "x", SYN_F32, n->xs);
+        n->state = syn_input(g, "state", SYN_F32, syn_shape3(2, 2, 8));
+        syn_rnn_config c = {.mode = SYN_RNN_LSTM, .hidden = 4, .layers = 2};
+        h = syn_linear(g, syn_rnn(g, n->x, &c, n->state, NULL, "lstm", NULL), 1, "fc", NULL);
+        n->aux = syn_input(g, "target", SYN_F32, syn_shape3(2, 5, 1));
+        n->loss = syn_mse_loss(g, h, n->aux);
+    }
+    TU_OK(syn_graph_status(g));
+    if (!ask) return;
+    TU_OK(syn_graph_input_grad(g, n->x));
+    if (n->state) TU_OK(syn_graph_input_grad(g, n->state));
+}
+
+void tu_igrad_feed(syn_graph *g, const tu_igrad *n, const float *x) {
+    TU_OK(syn_graph_feed(g, n->x, x, n->xs));
+    if (n->kind == 0) {
+        TU_OK(syn_graph_feed(g, n->aux, (int32_t[2]){1, 3}, syn_shape1(2)));
+        return;
+    }
+    float t[10], s[32];
+    for (int i = 0; i < 10; i++) t[i] = 0.3f * (float)(i % 4) - 0.4f;
+    for (int i = 0; i < 32; i++) s[i] = 0.05f * (float)(i % 7) - 0.15f;
+    TU_OK(syn_graph_feed(g, n->aux, t, syn_shape3(2, 5, 1)));
+    TU_OK(syn_graph_feed(g, n->state, s, syn_shape3(2, 2, 8)));
+}
+
 const char *tu_last_line(char *text) {
     size_t n = strlen(text);
     while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';

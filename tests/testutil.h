@@ -47,6 +47,22 @@ double tu_max_rel_err(const float *got, const float *want, int64_t n);
  * features U(-1, 1), 3 classes by thresholds on x0 + x1/2 - x3. */
 syn_dataset *tu_dataset_3class(int64_t n, uint64_t salt);
 
+/* Small networks whose f32 input x is differentiable (syn_graph_input_grad),
+ * built in g before compiling: kind 0 a CNN, x (2,1,6,6): conv 3x3 pad 1 (3
+ * channels), batch norm, tanh, 2x2 average pool, flatten, linear 4,
+ * cross-entropy; kind 1 a 2-layer LSTM (hidden 4), x (2,5,3), with its
+ * initial state an input asked for too, then linear 1 and MSE. Smooth all
+ * through: central differences need no kinks. ask false: the same net
+ * without asking for the input gradients. tu_igrad_feed feeds x and
+ * fixed labels, targets and state. */
+typedef struct {
+    syn_node *x, *state, *aux, *loss;
+    syn_shape xs;
+    int kind;
+} tu_igrad;
+void tu_igrad_build(syn_graph *g, int kind, bool ask, tu_igrad *n);
+void tu_igrad_feed(syn_graph *g, const tu_igrad *n, const float *x);
+
 /* Runs a suite, prints Check's summary; returns the process exit code. */
 int tu_run(Suite *s);
 /* The same without forking (CK_NOFORK): for suites that use CUDA, which must

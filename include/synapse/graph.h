@@ -241,6 +241,11 @@ SYN_API const char *syn_node_op_name(const syn_node *n);
 /* Keeps this node's value readable after forward (outputs, losses and inputs
  * are always kept; other buffers are reused by the memory plan). */
 SYN_API syn_status syn_graph_keep(syn_graph *g, syn_node *n);
+/* Asks the backward pass for the gradient of the loss with respect to an f32
+ * input (saliency maps, adversarial examples, a model's input sensitivity),
+ * read with syn_graph_read_grad after it. Before compiling; a graph without
+ * it computes no input gradient (the first layer's dx is left out). */
+SYN_API syn_status syn_graph_input_grad(syn_graph *g, syn_node *x);
 
 /* ---- running ----------------------------------------------------------- */
 
@@ -317,8 +322,10 @@ SYN_API syn_shape syn_graph_shape(const syn_graph *g, const syn_node *n);
 SYN_API syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, size_t bytes);
 /* Reads a scalar F32 node. */
 SYN_API syn_status syn_graph_read_scalar(const syn_graph *g, const syn_node *n, float *out);
-/* Reads the gradient of a node after backward (inputs and parameters; other
- * nodes only if kept). */
+/* Reads the gradient of a node after backward: a parameter's (as accumulated
+ * in its set), an input's asked for with syn_graph_input_grad, or a kept
+ * node's that depends on a parameter or such an input (each backward pass
+ * writes these afresh). */
 SYN_API syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, void *host, size_t bytes);
 /* Bytes of device memory the plan allocated for activations and gradients. */
 SYN_API size_t syn_graph_memory_bytes(const syn_graph *g);

@@ -312,8 +312,8 @@ syn_shape syn_graph_shape(const syn_graph *g, const syn_node *n) {
     return n ? n->shape : syn_shape0();
 }
 
-static syn_status check_read(const syn_graph *g, const syn_node *n, size_t bytes, const char *fn) {
-    if (!g || !n) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
+static syn_status check_read(const syn_graph *g, const syn_node *n, const void *host, size_t bytes, const char *fn) {
+    if (!g || !n || (!host && bytes)) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
     if (n->g != g) return syn__error(SYN_ERR_ARG, "%s: node not of this graph", fn);
     if (!g->compiled) return syn__error(SYN_ERR_ARG, "%s: compile the graph first", fn);
     if (n->absorbed_by) return absorbed_err(n, fn);
@@ -324,7 +324,7 @@ static syn_status check_read(const syn_graph *g, const syn_node *n, size_t bytes
 }
 
 syn_status syn_graph_read(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
-    SYN_TRY(check_read(g, n, bytes, "syn_graph_read"));
+    SYN_TRY(check_read(g, n, host, bytes, "syn_graph_read"));
     if (n->op == SYN_OP_PARAM) return syn_tensor_read(syn__node_param(n)->value, host, bytes);
     if (!n->keep) return syn__error(SYN_ERR_ARG, "syn_graph_read: the value of node %d (%s) was not kept: call syn_graph_keep before compiling", n->id, syn__op_name[n->op]);
     if (!g->forward_done) return syn__error(SYN_ERR_ARG, "syn_graph_read: run syn_graph_forward first");
@@ -341,7 +341,7 @@ syn_status syn_graph_read_scalar(const syn_graph *g, const syn_node *n, float *o
 }
 
 syn_status syn_graph_read_grad(const syn_graph *g, const syn_node *n, void *host, size_t bytes) {
-    SYN_TRY(check_read(g, n, bytes, "syn_graph_read_grad"));
+    SYN_TRY(check_read(g, n, host, bytes, "syn_graph_read_grad"));
     if (n->op == SYN_OP_PARAM) return syn_tensor_read(syn__node_param(n)->grad, host, bytes);
     if (!n->keep || n->grad_buf < 0)
         return syn__error(SYN_ERR_ARG, "syn_graph_read_grad: node %d (%s) has no kept gradient", n->id, syn__op_name[n->op]);

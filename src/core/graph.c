@@ -503,3 +503,20 @@ syn_status syn_graph_keep(syn_graph *g, syn_node *n) {
     n->keep = true;
     return SYN_OK;
 }
+
+/* The input differentiable: it and every node that depends on it (not
+ * through a detach) need gradients. Nodes come in topological order. */
+syn_status syn_graph_input_grad(syn_graph *g, syn_node *x) {
+    if (!g || !x || x->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: node not of this graph");
+    if (g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: call before syn_graph_compile");
+    if (x->op != SYN_OP_INPUT || x->dtype != SYN_F32)
+        return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: node %d (%s, %s) is not an f32 input", x->id,
+                          syn__op_name[x->op], syn_dtype_name(x->dtype));
+    x->requires_grad = true;
+    for (int i = x->id + 1; i < g->n; i++) {
+        syn_node *v = g->nodes[i];
+        if (syn__op_flags[v->op] & (SYN_NO_GRAD | SYN_LEAF)) continue;
+        for (int k = 0; k < v->n_in; k++) v->requires_grad |= v->in[k]->requires_grad;
+    }
+    return SYN_OK;
+}

@@ -243,7 +243,7 @@ syn_status syn__memplan(syn_graph *g) {
         /* inputs are fed before the forward pass starts: live from time 0 */
         int start = v->op == SYN_OP_INPUT ? 0 : i;
         if (root[i] < 0) iv[m++] = (interval){start, keep ? NEVER : last[i], node_bytes(v), 0, &v->value_buf, 0};
-        if (train && v->requires_grad && v->op != SYN_OP_INPUT)
+        if (train && v->requires_grad) /* an input only if syn_graph_input_grad asked */
             iv[m++] = (interval){gfirst[i], keep ? NEVER : 2 * n - 1 - i, node_bytes(v), grad_pool, &v->grad_buf, 0};
         /* state a forward saves for its backward lives until that backward */
         if (v->aux_bytes)
