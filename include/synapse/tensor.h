@@ -39,9 +39,9 @@ static inline syn_shape syn_shape4(int64_t a, int64_t b, int64_t c, int64_t d) {
     return s;
 }
 
-/* Product of the dims (1 for a scalar). */
+/* Product of the dims (1 for a scalar, 0 for NULL). */
 SYN_API int64_t syn_shape_numel(const syn_shape *s);
-/* 1 if both have the same ndim and dims. */
+/* 1 if both have the same ndim and dims (or both are NULL). */
 SYN_API int syn_shape_equal(const syn_shape *a, const syn_shape *b);
 /* Writes "(2,3,4)" into buf. Returns buf. */
 SYN_API const char *syn_shape_str(const syn_shape *s, char *buf, size_t size);

@@ -6,12 +6,14 @@
 #include "../backend.h"
 
 int64_t syn_shape_numel(const syn_shape *s) {
+    if (!s) return 0;
     int64_t n = 1;
     for (int i = 0; i < s->ndim; i++) n *= s->dim[i];
     return n;
 }
 
 int syn_shape_equal(const syn_shape *a, const syn_shape *b) {
+    if (!a || !b) return a == b;
     if (a->ndim != b->ndim) return 0;
     for (int i = 0; i < a->ndim; i++)
         if (a->dim[i] != b->dim[i]) return 0;
