@@ -574,6 +574,84 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+/* The stopping rules, schedules and losses through the CLI, the progress it
+ * prints, a checkpoint refused for another model or seed, and every bad
+ * option value with the usage's message (exit 2) or the fault (exit 1). */
+START_TEST(test_cli_options) {
+    char bin[512], csv[64], reg[64];
+    if (!tu_cli_path(bin, sizeof bin, "test_train")) return;
+    write_csv(csv, sizeof csv, false, 200, 21);
+    write_csv(reg, sizeof reg, true, 200, 22);
+    /* --min-error: the first epoch's train loss is below 5, so it stops there, and says why */
+    char *out = tu_run_expect(0, "%s train --csv %s --label y --epochs 20 --min-error 5 2>&1", bin, csv);
+    ck_assert_msg(strstr(out, "stopped after 1 epochs") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "synapse: adam lr 0.001, batch 128, 20 epochs, loss ce; 160 train / 40 test samples"),
+                  "the header: %s", out);
+    ck_assert_int_eq((int)tu_json_number(tu_last_line(out), "epochs"), 1);
+    free(out);
+    /* --patience 1 with a learning rate that cannot improve the test loss */
+    out = tu_run_expect(0, "%s train --csv %s --label y --epochs 20 --optimizer sgd --lr 1e-30 --patience 1 --quiet",
+                        bin, csv);
+    ck_assert_int_eq((int)tu_json_number(tu_last_line(out), "epochs"), 2);
+    free(out);
+    static const char *const ok[] = {
+        "--schedule step --epochs 3 --warmup 2 --clip 1 --weight-decay 1e-4 --optimizer adamw",
+        "--schedule cosine --epochs 2 --optimizer rmsprop --dropout 0.2 --activation gelu --hidden 16,8",
+        "--epochs 1 --activation sigmoid --test-fraction 0.5 --seed 9",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        out = tu_run_expect(0, "%s train --csv %s --label y %s --quiet", bin, csv, ok[i]);
+        ck_assert_msg(isfinite(tu_json_number(tu_last_line(out), "test_accuracy")), "%s: %s", ok[i], out);
+        free(out);
+    }
+    out = tu_run_expect(0, "%s train --csv %s --label y --regression --loss sse --epochs 2 --quiet", bin, reg);
+    ck_assert_msg(isfinite(tu_json_number(tu_last_line(out), "test_loss")), "%s", out);
+    free(out);
+    /* a checkpoint continues only its own run */
+    char ck[96];
+    snprintf(ck, sizeof ck, "%s.ckpt", csv);
+    free(tu_run_expect(0, "%s train --csv %s --label y --epochs 1 --seed 3 --save %s --quiet", bin, csv, ck));
+    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 4 --resume %s 2>&1", bin, csv, ck);
+    ck_assert_msg(strstr(out, "was written with --seed 3, this run has --seed 4"), "%s", out);
+    free(out);
+    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --activation tanh --resume %s 2>&1", bin, csv,
+                        ck);
+    ck_assert_msg(strstr(out, "was written for another model"), "%s", out);
+    free(out);
+    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --hidden 32 --resume %s 2>&1", bin, csv, ck);
+    ck_assert_msg(strstr(out, "parameter 'linear0.weight' is f32 (256,4) in the file but f32 (32,4) in the model"), "%s",
+                  out);
+    free(out);
+    static const struct {
+        const char *args, *says;
+    } bad[] = {
+        {"--test-fraction 1", "--test-fraction must be in (0, 1), got '1'"},
+        {"--dropout 1", "--dropout must be in [0, 1), got '1'"},
+        {"--weight-decay -1", "--weight-decay must be >= 0, got '-1'"},
+        {"--seed -3", "--seed must be a non-negative integer, got '-3'"},
+        {"--min-error -1", "--min-error must be >= 0, got '-1'"},
+        {"--patience -1", "--patience must be >= 0, got '-1'"},
+        {"--clip -1", "--clip must be >= 0, got '-1'"},
+        {"--schedule bogus", "unknown --schedule 'bogus'"},
+        {"--warmup -1", "--warmup must be >= 0, got '-1'"},
+        {"--loss bogus", "unknown --loss 'bogus' (ce, mse, sse)"},
+        {"--loss mse", "--loss mse is for regression (--regression); classification uses ce"},
+        {"--regression --loss ce", "--loss ce is for classification; regression uses mse or sse"},
+        {"--data bogus", "unknown --data 'bogus'"},
+        {"--epochs", "option --epochs needs a value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        out = tu_run_expect(2, "%s train --csv %s --label y %s 2>&1", bin, csv, bad[i].args);
+        ck_assert_msg(strstr(out, bad[i].says) != NULL, "train %s: the message lacks \"%s\": %s", bad[i].args,
+                      bad[i].says, out);
+        free(out);
+    }
+    remove(ck);
+    remove(csv);
+    remove(reg);
+}
+END_TEST
+
 static Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("convergence");
@@ -596,6 +674,7 @@ static Suite *train_suite(void) {
     tc = tcase_create("cli");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cli);
+    tcase_add_test(tc, test_cli_options);
     suite_add_tcase(s, tc);
     return s;
 }

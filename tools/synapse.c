@@ -297,7 +297,7 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
     if (o->model && o->mlp_flags)
         return usage_error(U, "--hidden, --activation and --dropout shape the MLP; %s defines its own layers", o->model);
     if (o->csv && !o->label) return usage_error(U, "%s needs --label COL", "--csv");
-    if (!o->csv && strcmp(o->data, "fashion-mnist") != 0)
+    if (strcmp(o->data, "fashion-mnist") != 0)
         return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
     if (!o->csv && o->regression) return usage_error(U, "%s needs a CSV file (--csv)", "--regression");
     if (!o->loss) o->loss = o->regression ? "mse" : "ce";
