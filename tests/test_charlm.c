@@ -194,6 +194,70 @@ START_TEST(cli_charlm_and_complete) {
 }
 END_TEST
 
+/* The other cells through the CLI (GRU, ReLU RNN) with progress and a sample
+ * printed, then complete's sampling options: the same seed the same text,
+ * top-k 1 the greedy text; bad values with their messages. */
+START_TEST(cli_cells_and_sampling) {
+    char bin[512];
+    const char *exe = tu_cli_path(bin, sizeof bin, "test_charlm");
+    if (!exe) return;
+    make_tmp();
+    size_t n;
+    uint8_t *t = repeated(&n);
+    char data[512], model[512];
+    snprintf(data, sizeof data, "%s/text.txt", tmpdir);
+    snprintf(model, sizeof model, "%s/gru.safetensors", tmpdir);
+    FILE *f = fopen(data, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(t, 1, n, f);
+    fclose(f);
+    free(t);
+    static const char *const cells[] = {"gru", "rnn_relu", "rnn"};
+    for (int c = 0; c < 3; c++) {
+        char *out = tu_run_expect(0,
+                                  "%s charlm --data %s --cell %s --embed 8 --hidden 16 --layers 2 --dropout 0.1 "
+                                  "--batch-size 4 --seq 12 --steps 6 --eval-every 3 --eval-bytes 200 --clip 0 "
+                                  "--seed 4 --sample 12 %s%s 2>&1",
+                                  exe, data, cells[c], c ? "" : "--save ", c ? "" : model);
+        char head[64];
+        snprintf(head, sizeof head, "; %s 2 x 16, embed 8; batch 4 x seq 12, 6 steps on cpu", c ? "rnn" : "gru");
+        ck_assert_msg(strstr(out, head) && strstr(out, "sample (temperature 0.8): The "), "%s: %s", cells[c], out);
+        ck_assert_int_eq((int)tu_json_number(tu_last_line(out), "steps"), 6);
+        free(out);
+    }
+    char *a = tu_run_expect(0, "%s complete %s 'the ' -n 24 --temperature 0.7 --seed 5", exe, model);
+    char *b = tu_run_expect(0, "%s complete %s 'the ' -n 24 --temperature 0.7 --seed 5", exe, model);
+    ck_assert_str_eq(a, b);
+    free(a), free(b);
+    a = tu_run_expect(0, "%s complete %s 'the ' -n 24 --top-k 1 --seed 9", exe, model);
+    b = tu_run_expect(0, "%s complete %s 'the ' -n 24 --greedy", exe, model);
+    ck_assert_str_eq(a, b);
+    free(a), free(b);
+    static const struct {
+        const char *cmd, *says;
+    } bad[] = {
+        {"charlm --cell cnn", "--cell: 'cnn' is not lstm, gru or rnn"},
+        {"charlm --steps x", "bad number 'x'"},
+        {"charlm --lr -1", "bad value '-1'"},
+        {"charlm --bogus", "unknown or incomplete option '--bogus'"},
+        {"complete @ 'x' --temperature -1", "--temperature: bad value '-1'"},
+        {"complete @ 'x' --top-k 300", "--top-k: bad value '300'"},
+        {"complete @ 'x' --seed -2", "--seed: bad value '-2'"},
+        {"complete @ 'x' --bogus", "unknown or incomplete option '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char cmd[256] = "", *d = cmd;
+        for (const char *s = bad[i].cmd; *s; s++) d += *s == '@' ? sprintf(d, "%s", model) : (*d = *s, 1);
+        *d = '\0';
+        char *out = tu_run_expect(2, "%s %s 2>&1", exe, cmd);
+        ck_assert_msg(strstr(out, bad[i].says) != NULL, "synapse %s: the message lacks \"%s\": %s", cmd, bad[i].says,
+                      out);
+        free(out);
+    }
+    rm_tmp();
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("charlm");
     TCase *t = tcase_create("charlm");
@@ -203,6 +267,7 @@ static Suite *suite(void) {
     tcase_add_test(t, sampling_reproducible);
     tcase_add_test(t, save_load_and_bad_files);
     tcase_add_test(t, cli_charlm_and_complete);
+    tcase_add_test(t, cli_cells_and_sampling);
     suite_add_tcase(s, t);
     return s;
 }
