@@ -283,6 +283,18 @@ START_TEST(test_cli) {
     ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
     ck_assert_msg(strstr(out, "synapse profile: graph of ") && strstr(out, "\n  linear "), "no profile table:\n%s", out);
     free(out);
+    /* --device all: the CPU, and the GPU where there is one, else a line that says why not; --threads and
+     * --warmup taken; a value out of range is a usage error */
+    out = tu_run_expect(0, "%s bench --quick --no-pytorch --device all --threads 1 --warmup 0 --workload add_16m 2>&1", cli);
+    ck_assert_msg(strstr(out, "\nadd_16m         cpu     ok"), "no CPU row:\n%s", out);
+    if (syn_backend_built(SYN_DEVICE_CUDA) && syn_device_count(SYN_DEVICE_CUDA) > 0)
+        ck_assert_msg(strstr(out, "\nadd_16m         cuda:0  ok"), "no GPU row:\n%s", out);
+    else
+        ck_assert_msg(strstr(out, "synapse bench: --device all: no GPU here ("), "no reason given:\n%s", out);
+    ck_assert_msg(strstr(out, "2 logical CPUs, 1 threads") || strstr(out, ", 1 threads)"), "threads:\n%s", out);
+    free(out);
+    static const char *const range[] = {"--threads 0", "--warmup -1", "--iters x"};
+    for (size_t i = 0; i < sizeof range / sizeof *range; i++) free(tu_run_expect(2, "%s bench %s 2>&1", cli, range[i]));
 }
 END_TEST
 
