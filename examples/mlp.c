@@ -35,9 +35,10 @@ int main(int argc, char **argv) {
     CHECK(syn_dataset_load_fashion_mnist(NULL, false, &test));
     CHECK(syn_dataset_standardize(train, test, false));
 
-    /* 2. The model. Parameters live in a set on one device; the seed makes
-     *    initialisation reproducible. Layers create their parameters in it. */
-    syn_device dev = syn_cpu();
+    /* 2. The model. Parameters live in a set on one device, the GPU if there
+     *    is one, else the CPU (syn_cuda(0) / syn_cpu() to choose); the seed
+     *    makes initialisation reproducible. Layers create their parameters in it. */
+    syn_device dev = syn_device_count(SYN_DEVICE_CUDA) > 0 ? syn_cuda(0) : syn_cpu();
     CHECK(syn_params_create(dev, 42, &params));
     CHECK(syn_graph_create(params, &g));
 
