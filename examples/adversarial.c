@@ -139,9 +139,10 @@ int main(int argc, char **argv) {
     const double N = (double)n_test;
     printf("test accuracy after %d epoch%s: %.4f on %lld test images\n", epochs, epochs == 1 ? "" : "s",
            (double)right[0] / N, (long long)n_test);
-    printf("each pixel moved by %.3f along random signs: accuracy %.4f\n", (double)eps, (double)right[1] / N);
-    printf("each pixel moved by %.3f along sign(dL/dx) (FGSM): accuracy %.4f (mean |dL/dx| %.3g)\n", (double)eps,
-           (double)right[2] / N, mean_abs_grad / (N * 784));
+    printf("random signs, eps %.3f: accuracy %.4f (each pixel moved by eps, up or down at random)\n", (double)eps,
+           (double)right[1] / N);
+    printf("FGSM, eps %.3f: accuracy %.4f (each pixel moved by eps along sign(dL/dx); mean |dL/dx| %.3g)\n",
+           (double)eps, (double)right[2] / N, mean_abs_grad / (N * 784));
     rc = 0;
 
 done:

@@ -321,7 +321,8 @@ if [ "${SANITIZE:-1}" != 0 ]; then
 fi
 
 # ---- the example programs, briefly, as a user would run them (each picks the GPU when there
-# is one): a CNN epoch on 2,000 images, 30 DCGAN steps, 100 char-LSTM steps. EXAMPLES=0 skips.
+# is one): a CNN epoch on 2,000 images, 30 DCGAN steps, 100 char-LSTM steps, an MLP epoch and
+# FGSM on 2,000 test images (the input gradients on the GPU). EXAMPLES=0 skips.
 example() { # name timeout expected-line-regex program args...
     local name=$1 lim=$2 re=$3
     shift 3
@@ -339,6 +340,8 @@ if [ "${EXAMPLES:-1}" != 0 ] && [ -x "$B/example_cnn" ]; then
     example example_cnn 120 "^test accuracy 0\.[5-9]" "$B/example_cnn" 1 2000 models/fmnist_cnn.cfg
     example example_dcgan 120 "^64 samples written" "$B/example_dcgan" 30 "$LOG/example_dcgan.png"
     example example_char_lstm 120 "^greedy:" "$B/example_char_lstm" 100
+    example example_mlp 60 "^test accuracy 0\.[7-9]" "$B/example_mlp" 1
+    example example_adversarial 60 "^FGSM, eps 0\.100: accuracy 0\.[0-4]" "$B/example_adversarial" 1 0.1 2000
 fi
 
 # ---- synapse bench --device all (issue #8): every workload on the CPU and the GPU, each
