@@ -232,7 +232,7 @@ static void leaks_text(char *buf, size_t size) {
 typedef struct {
     syn_dataset *train, *test; /* 5 features, 3 classes */
     char ckpt[256], st[256], png[256], csv[256], idx_x[256], idx_y[256], lm[256], cifar[256], cfg[256],
-        fortunes[256], params[256];
+        fortunes[256], params[256], folder[256];
     uint8_t text[1024];
     float series[240];
     float real[16 * 2];
@@ -412,6 +412,17 @@ static void ctx_setup(ctx *c) {
     write_file(path, c->text, 300);
     snprintf(path, sizeof path, "%s/zippy", c->fortunes);
     write_file(path, c->text + 300, 200);
+    /* an image folder: two classes of two 5x4 PNGs, grey and RGB */
+    snprintf(c->folder, sizeof c->folder, "%s", tu_path("images"));
+    ck_assert_int_eq(mkdir(c->folder, 0700), 0);
+    for (int k = 0; k < 4; k++) {
+        uint8_t pix[3 * 20];
+        for (int i = 0; i < 60; i++) pix[i] = (uint8_t)(tu_next(&r) & 0xff);
+        snprintf(path, sizeof path, "%s/%c", c->folder, k < 2 ? 'a' : 'b');
+        if (k % 2 == 0) ck_assert_int_eq(mkdir(path, 0700), 0);
+        snprintf(path, sizeof path, "%s/%c/%d.png", c->folder, k < 2 ? 'a' : 'b', k);
+        tu_write_png(path, pix, 5, 4, k == 1);
+    }
     snprintf(c->params, sizeof c->params, "%s", tu_path("p.safetensors"));
     c->devnull = fopen("/dev/null", "w");
     ck_assert_ptr_nonnull(c->devnull);
@@ -678,11 +689,14 @@ out:
     return s;
 }
 
-/* The data side: IDX, CSV and CIFAR-10 data sets, a split, standardisation,
- * a prefetching loader with crop and flip, a series column, fortunes. */
+/* The data side: IDX, CSV, CIFAR-10 and image-folder data sets, a split,
+ * standardisation, a prefetching loader with crop and flip, a series column,
+ * fortunes. */
 static syn_status sc_data(ctx *c, double *result) {
     syn_status s;
-    syn_dataset *img = NULL, *tab = NULL, *a = NULL, *b = NULL, *cif = NULL;
+    syn_dataset *img = NULL, *tab = NULL, *a = NULL, *b = NULL, *cif = NULL, *fol = NULL;
+    char **classes = NULL;
+    int n_classes = 0;
     uint8_t *text = NULL;
     size_t len = 0;
     syn_norm_stats *stats = NULL;
@@ -712,9 +726,14 @@ static syn_status sc_data(ctx *c, double *result) {
     TRY(syn_dataset_load_cifar10(c->cifar, true, &cif));
     for (int64_t i = 0; i < cif->n; i++) sum += cif->labels[i] + cif->x[i * 3072 + 7];
     TRY(syn_text_load_fortunes(c->fortunes, &text, &len));
-    *result = sum + count + (double)len + text[len / 2];
+    TRY(syn_image_folder_classes(c->folder, &classes, &n_classes));
+    TRY(syn_dataset_load_image_folder(c->folder, 1, (const char *const *)classes, n_classes, &fol));
+    for (int64_t i = 0; i < fol->n * fol->dim; i++) sum += fol->x[i] * (1 + fol->labels[i / fol->dim]);
+    *result = sum + count + (double)len + text[len / 2] + n_classes + strlen(classes[1]);
 out:
     free(text);
+    syn_dataset_free(fol);
+    syn_image_folder_classes_free(classes, n_classes);
     syn_dataset_free(cif);
     syn_series_free(ser);
     syn_csv_header_free(names, count);

@@ -10,7 +10,6 @@
  * longer than a checkpoint records is refused by train, eval and predict. */
 #include <dirent.h>
 #include <math.h>
-#include <png.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,16 +318,6 @@ END_TEST
 
 /* ---- images: a Fashion-MNIST-shaped set ---------------------------------------------- */
 
-static void write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w;
-    im.height = (png_uint_32)h;
-    im.format = rgb ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    ck_assert_msg(png_image_write_to_file(&im, path, 0, pix, 0, NULL), "%s", im.message);
-}
-
 START_TEST(idx_png_classes_match_eval_accuracy) {
     char bin[512];
     if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
@@ -372,7 +361,7 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     free(out);
 
     /* image 5 as a PNG: the same class and probability as from the IDX file */
-    write_png(tu_path("five.png"), te + 5 * 784, 28, 28, false);
+    tu_write_png(tu_path("five.png"), te + 5 * 784, 28, 28, false);
     out = tu_run_expect(0, "%s predict mlp %s %s %s --json 2>&1", bin, ck, tu_path("five.png"), flags);
     parse_json_lines(out, &pz, true);
     ck_assert_int_eq(pz.n, 1);
@@ -383,11 +372,11 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
 
     /* bad inputs */
     static uint8_t rgb[28 * 28 * 3], small[20 * 20];
-    write_png(tu_path("rgb.png"), rgb, 28, 28, true);
+    tu_write_png(tu_path("rgb.png"), rgb, 28, 28, true);
     out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("rgb.png"), flags);
     ck_assert_msg(strstr(out, "images of (3,28,28) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);
-    write_png(tu_path("small.png"), small, 20, 20, false);
+    tu_write_png(tu_path("small.png"), small, 20, 20, false);
     out = tu_run_expect(1, "%s predict mlp %s %s %s 2>&1", bin, ck, tu_path("small.png"), flags);
     ck_assert_msg(strstr(out, "images of (1,20,20) (C,H,W); the model takes (1,28,28)"), "%s", out);
     free(out);

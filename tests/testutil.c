@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <math.h>
 #include <stdarg.h>
+#include <png.h>
 #include <zlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -225,6 +226,16 @@ void tu_igrad_feed(syn_graph *g, const tu_igrad *n, const float *x) {
     for (int i = 0; i < 32; i++) s[i] = 0.05f * (float)(i % 7) - 0.15f;
     TU_OK(syn_graph_feed(g, n->aux, t, syn_shape3(2, 5, 1)));
     TU_OK(syn_graph_feed(g, n->state, s, syn_shape3(2, 2, 8)));
+}
+
+void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) {
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w;
+    im.height = (png_uint_32)h;
+    im.format = rgb ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    ck_assert_msg(png_image_write_to_file(&im, path, 0, pix, 0, NULL), "%s", im.message);
 }
 
 const char *tu_last_line(char *text) {

@@ -86,6 +86,8 @@ double tu_json_number(const char *json, const char *key);
 /* n Fashion-MNIST-shaped 28x28 images and labels: class c is a bright 6x6
  * block at a place of its own, over noise. */
 void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r);
+/* An 8-bit grey or RGB (interleaved) PNG of w x h pixels, through libpng. */
+void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb);
 /* An IDX file of n 28x28 images (ndim 3) or n labels (ndim 1), plain or gzip'd. */
 void tu_write_idx(const char *path, const uint8_t *data, int n, int ndim, bool gz);
 

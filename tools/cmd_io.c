@@ -26,8 +26,8 @@ static const char eval_usage_text[] =
     "The test set is standardised with the statistics the checkpoint records (a\n"
     "parameter file or an older checkpoint: recomputed from the training set).\n"
     "\n"
-    "  --data, --data-dir, --csv, --label, --regression, --test-fraction, --seed\n"
-    "                           the data, as for train (the CSV split depends on --seed)\n"
+    "  --data, --data-dir, --images, --test-images, --csv, --label, --regression,\n"
+    "  --test-fraction, --seed  the data, as for train (a split depends on --seed)\n"
     "  --hidden, --activation, --dropout, --loss\n"
     "                           the MLP, as for train\n"
     "  --batch-size N           (default 128)\n"
@@ -63,11 +63,13 @@ typedef struct {
     syn_dataset shape;     /*   a data set of no rows with the training set's sample
                               shape and outputs */
     train_columns tc;      /*   a CSV: the training header and its label's index */
+    char **classes;        /*   an image folder: its classes' names (num_classes), else NULL */
 } ckpt_meta;
 
 static void ckpt_meta_free(ckpt_meta *m) {
     syn_norm_stats_free(m->stats);
     syn_csv_header_free(m->tc.names, m->tc.n);
+    syn_image_folder_classes_free(m->classes, m->classes ? m->shape.num_classes : 0);
     memset(m, 0, sizeof *m);
     m->tc.label = -1;
 }
@@ -115,6 +117,18 @@ static int read_data_record(const train_opts *o, const syn_safetensors *f, ckpt_
             const char *v = syn_safetensors_metadata(f, key);
             if (!v || !(m->tc.names[k] = strdup(v)))
                 return fail("%s: its record of the training CSV's columns lacks '%s'", o->resume, key);
+        }
+    }
+    char key[64];
+    snprintf(key, sizeof key, "data." DATA_CLASS "0");
+    if (!o->csv && !o->regression && syn_safetensors_metadata(f, key)) { /* an image folder's class names */
+        if (!(m->classes = calloc((size_t)shape->num_classes, sizeof *m->classes)))
+            return fail("%s: out of memory", o->resume);
+        for (int k = 0; k < shape->num_classes; k++) {
+            snprintf(key, sizeof key, "data." DATA_CLASS "%d", k);
+            const char *v = syn_safetensors_metadata(f, key);
+            if (!v || !(m->classes[k] = strdup(v)))
+                return fail("%s: its record of the classes' names lacks '%s'", o->resume, key);
         }
     }
     m->have_data = true;
@@ -402,7 +416,8 @@ static int read_input(const train_opts *o, const char *path, const syn_dataset *
 
 /* One input's result: the class and the top-K softmax probabilities, or the
  * regression targets. */
-static void print_result(const predict_opts *po, int64_t index, const float *y, int64_t out, bool classify) {
+static void print_result(const predict_opts *po, int64_t index, const float *y, int64_t out, bool classify,
+                         char *const *names) {
     if (!classify) {
         if (po->json) printf("{\"index\":%lld,\"value\":%s", (long long)index, out > 1 ? "[" : "");
         else printf("%lld:", (long long)index);
@@ -425,20 +440,37 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
         best[t] = arg;
     }
     double p0 = exp((double)y[best[0]] - mx) / sum;
-    if (po->json) printf("{\"index\":%lld,\"class\":%lld,\"probability\":%.6g,\"top\":[", (long long)index,
-                         (long long)best[0], p0);
-    else printf("%lld: class %lld (%.4f)", (long long)index, (long long)best[0], p0);
+    char name[256] = "";
+    if (names) json_clean_string(name, sizeof name, names[best[0]]);
+    if (po->json) {
+        printf("{\"index\":%lld,\"class\":%lld", (long long)index, (long long)best[0]);
+        if (names) printf(",\"name\":\"%s\"", name);
+        printf(",\"probability\":%.6g,\"top\":[", p0);
+    } else {
+        printf("%lld: class %lld%s%s (%.4f)", (long long)index, (long long)best[0], names ? " " : "", names ? names[best[0]] : "",
+               p0);
+    }
     for (int64_t t = 0; t < k && (po->json || k > 1); t++) {
         double p = exp((double)y[best[t]] - mx) / sum;
-        if (po->json) printf("%s{\"class\":%lld,\"probability\":%.6g}", t ? "," : "", (long long)best[t], p);
-        else printf("%s%lld %.4f", t ? ", " : "  top: ", (long long)best[t], p);
+        if (po->json) {
+            printf("%s{\"class\":%lld", t ? "," : "", (long long)best[t]);
+            if (names) {
+                json_clean_string(name, sizeof name, names[best[t]]);
+                printf(",\"name\":\"%s\"", name);
+            }
+            printf(",\"probability\":%.6g}", p);
+        } else {
+            printf("%s%lld%s%s %.4f", t ? ", " : "  top: ", (long long)best[t], names ? " " : "", names ? names[best[t]] : "",
+                   p);
+        }
     }
     puts(po->json ? "]}" : "");
 }
 
 /* The network's outputs for every input, a batch at a time, through the
  * network's graph (built for predict: x -> logits). */
-static int run_predict(const predict_opts *po, train_net *net, const syn_dataset *in, int64_t first, int64_t out) {
+static int run_predict(const predict_opts *po, train_net *net, const syn_dataset *in, int64_t first, int64_t out,
+                       char *const *names) {
     syn_graph *g = net->graph;
     syn_node *x = net->m.x, *logits = net->m.logits;
     int64_t batch = net->xs.dim[0];
@@ -453,7 +485,7 @@ static int run_predict(const predict_opts *po, train_net *net, const syn_dataset
         s = syn_graph_feed(g, x, in->x + b0 * in->dim, xs);
         if (s == SYN_OK) s = syn_graph_forward(g);
         if (s == SYN_OK) s = syn_graph_read(g, logits, y, (size_t)(k * out) * sizeof *y);
-        for (int64_t r = 0; s == SYN_OK && r < k; r++) print_result(po, first + b0 + r, y + r * out, out, net->classify);
+        for (int64_t r = 0; s == SYN_OK && r < k; r++) print_result(po, first + b0 + r, y + r * out, out, net->classify, names);
     }
     fflush(stdout);
     free(y);
@@ -564,7 +596,7 @@ int cmd_predict(int argc, char **argv) {
     if (!o.quiet)
         fprintf(stderr, "synapse: %s from %s%s; %lld input%s from %s (%s)\n", net.name, o.resume,
                 meta.ckpt ? " (checkpoint)" : "", (long long)in->n, in->n == 1 ? "" : "s", po.input, kind);
-    rc = run_predict(&po, &net, in, first, net.classify ? meta.shape.num_classes : meta.shape.target_dim);
+    rc = run_predict(&po, &net, in, first, net.classify ? meta.shape.num_classes : meta.shape.target_dim, meta.classes);
 done:
     train_net_free(&net);
     syn_dataset_free(train);

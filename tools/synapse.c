@@ -51,16 +51,20 @@ static const char train_usage_text[] =
     "\n"
     "Without MODEL.cfg the model is an MLP (--hidden, --activation, --dropout); with\n"
     "it, the network the file describes (see models/), its input shape taken from\n"
-    "the data set (Fashion-MNIST: 1,28,28; a CSV table: its number of columns).\n"
+    "the data set (Fashion-MNIST: 1,28,28; an image folder: its images' C,H,W; a CSV\n"
+    "table: its number of columns).\n"
     "\n"
     "data:\n"
     "  --data fashion-mnist     the data set (default fashion-mnist)\n"
     "  --data-dir DIR           Fashion-MNIST files (default $SYN_FASHION_MNIST_DIR, else\n"
     "                           " SYN_FASHION_MNIST_DIR ")\n"
+    "  --images DIR             an image folder instead: DIR/<class>/<image>.png, one\n"
+    "                           subfolder per class, every image the same size\n"
+    "  --test-images DIR        its test folder, same classes (default: --test-fraction of DIR)\n"
     "  --csv FILE               a CSV table with a header row instead\n"
     "  --label COL              the CSV label column (name or 0-based index; required with --csv)\n"
     "  --regression             the label is a numeric target (default: class labels)\n"
-    "  --test-fraction F        rows of the CSV held out for testing (default 0.2)\n"
+    "  --test-fraction F        rows of the CSV (or images) held out for testing (default 0.2)\n"
     "model (the MLP):\n"
     "  --hidden 256,128         hidden layer sizes (default 256,128)\n"
     "  --activation A           relu|sigmoid|tanh|gelu|leaky_relu (default relu)\n"
@@ -138,12 +142,13 @@ enum {
     OPT_DATA = 256, OPT_DATA_DIR, OPT_CSV, OPT_LABEL, OPT_REGRESSION, OPT_TEST_FRACTION, OPT_HIDDEN,
     OPT_ACTIVATION, OPT_DROPOUT, OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WEIGHT_DECAY, OPT_EPOCHS,
     OPT_BATCH, OPT_SEED, OPT_MIN_ERROR, OPT_PATIENCE, OPT_CLIP, OPT_SCHEDULE, OPT_WARMUP, OPT_LOSS, OPT_DEVICE, OPT_NESTEROV, OPT_CROP_PAD, OPT_FLIP,
-    OPT_SAVE, OPT_RESUME, OPT_CUDA_GRAPHS
+    OPT_SAVE, OPT_RESUME, OPT_CUDA_GRAPHS, OPT_IMAGES, OPT_TEST_IMAGES
 };
 
 const struct option train_longopts[] = {
     {"data", required_argument, 0, OPT_DATA},           {"data-dir", required_argument, 0, OPT_DATA_DIR},
     {"csv", required_argument, 0, OPT_CSV},             {"label", required_argument, 0, OPT_LABEL},
+    {"images", required_argument, 0, OPT_IMAGES},       {"test-images", required_argument, 0, OPT_TEST_IMAGES},
     {"regression", no_argument, 0, OPT_REGRESSION},     {"test-fraction", required_argument, 0, OPT_TEST_FRACTION},
     {"hidden", required_argument, 0, OPT_HIDDEN},       {"activation", required_argument, 0, OPT_ACTIVATION},
     {"dropout", required_argument, 0, OPT_DROPOUT},     {"optimizer", required_argument, 0, OPT_OPTIMIZER},
@@ -204,6 +209,8 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
         case OPT_DATA: o->data = a; break;
         case OPT_DATA_DIR: o->data_dir = a; break;
         case OPT_CSV: o->csv = a; break;
+        case OPT_IMAGES: o->images = a; break;
+        case OPT_TEST_IMAGES: o->test_images = a; break;
         case OPT_LABEL: o->label = a; break;
         case OPT_REGRESSION: o->regression = true; break;
         case OPT_TEST_FRACTION:
@@ -297,6 +304,8 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
     if (o->model && o->mlp_flags)
         return usage_error(U, "--hidden, --activation and --dropout shape the MLP; %s defines its own layers", o->model);
     if (o->csv && !o->label) return usage_error(U, "%s needs --label COL", "--csv");
+    if (o->csv && o->images) return usage_error(U, "%s", "--csv and --images both name the data: give one");
+    if (o->test_images && !o->images) return usage_error(U, "%s needs --images DIR (the training folder)", "--test-images");
     if (strcmp(o->data, "fashion-mnist") != 0)
         return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
     if (!o->csv && o->regression) return usage_error(U, "%s needs a CSV file (--csv)", "--regression");
@@ -366,6 +375,17 @@ static syn_status data_meta_make(const train_opts *o, const syn_dataset *train, 
             ok = data_meta_add(m, key, names[k]);
         }
         syn_csv_header_free(names, n);
+    }
+    if (ok && o->images) { /* the classes' names, for predict */
+        char **names;
+        int n;
+        syn_status s = syn_image_folder_classes(o->images, &names, &n);
+        if (s != SYN_OK) return s;
+        for (int k = 0; k < n && ok; k++) {
+            snprintf(key, sizeof key, DATA_CLASS "%d", k);
+            ok = data_meta_add(m, key, names[k]);
+        }
+        syn_image_folder_classes_free(names, n);
     }
     return ok ? SYN_OK : SYN_ERR_OOM;
 }

@@ -12,6 +12,7 @@
 
 typedef struct {
     const char *data, *data_dir, *csv, *label, *loss, *device;
+    const char *images, *test_images; /* image folders (DIR/<class>/<image>.png) */
     const char *model;  /* a model file, or NULL for the MLP */
     const char *save;   /* --save: a checkpoint after every epoch */
     const char *resume; /* --resume (train), or eval's CKPT */
@@ -69,6 +70,7 @@ syn_status train_csv_header(const train_opts *o, char ***names, int *count, int 
 #define DATA_COLUMNS "columns" /* a CSV: its header's column count, the label's included */
 #define DATA_COLUMN "column."  /* a CSV: "column.<k>", the k-th header name */
 #define DATA_LABEL "label"     /* a CSV: the label column's index in the header */
+#define DATA_CLASS "class."    /* an image folder: "class.<k>", the k-th class's (subfolder's) name */
 
 /* The network a train_opts describes, built and compiled. */
 typedef struct {

@@ -21,6 +21,21 @@ static syn_status load_raw(const train_opts *o, syn_dataset **train, syn_dataset
         s = syn_dataset_load_csv(o->csv, &co, &all);
         if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, &tr, test);
         syn_dataset_free(all);
+    } else if (o->images && o->test_images) {
+        /* the test folder with the training folder's classes and channels
+         * (read for those even when only the test set is wanted) */
+        char **classes = NULL;
+        int nc = 0;
+        s = syn_image_folder_classes(o->images, &classes, &nc);
+        if (s == SYN_OK) s = syn_dataset_load_image_folder(o->images, 0, NULL, 0, &tr);
+        const int channels = tr ? (int)tr->sample_shape.dim[0] : 0;
+        if (s == SYN_OK) s = syn_dataset_load_image_folder(o->test_images, channels, (const char *const *)classes, nc, test);
+        syn_image_folder_classes_free(classes, nc);
+    } else if (o->images) {
+        syn_dataset *all = NULL;
+        s = syn_dataset_load_image_folder(o->images, 0, NULL, 0, &all);
+        if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, &tr, test);
+        syn_dataset_free(all);
     } else {
         s = train ? syn_dataset_load_fashion_mnist(o->data_dir, true, &tr) : SYN_OK;
         if (s == SYN_OK) s = syn_dataset_load_fashion_mnist(o->data_dir, false, test);

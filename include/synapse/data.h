@@ -94,6 +94,26 @@ SYN_API syn_status syn_csv_header_read(const char *path, char delimiter, char **
 /* Frees what syn_csv_header_read returned; NULL is a no-op. */
 SYN_API void syn_csv_header_free(char **names, int count);
 
+/* An image folder, DIR/<class>/<image>.png with one subfolder per class:
+ * 8-bit PNGs (grey, RGB, alpha dropped) as (C, H, W) in [0, 1], labels by
+ * class. classes NULL: the subfolders, sorted bytewise, are classes 0, 1 ...
+ * (syn_image_folder_classes lists them); else classes[0..n_classes) in that
+ * order, e.g. a test folder read with the training folder's classes: a
+ * subfolder not among them is an error, a class without a subfolder has no
+ * images. In each class folder every *.png (any case) is read, in sorted
+ * order; other files and names starting with '.' are skipped. Every image
+ * must have the first one's width and height (images are not resized);
+ * channels 1 reads RGB as grey (0.299 R + 0.587 G + 0.114 B), 3 repeats grey
+ * into RGB, 0 takes the first image's. Errors name the folder or file:
+ * SYN_ERR_IO (cannot open), SYN_ERR_FORMAT (no classes or images, a size
+ * that differs, a damaged PNG). owned: free with syn_dataset_free. */
+SYN_API syn_status syn_dataset_load_image_folder(const char *dir, int channels, const char *const *classes,
+                                                 int n_classes, syn_dataset **out);
+/* DIR's class subfolders, sorted bytewise (names starting with '.' left out).
+ * owned: free with syn_image_folder_classes_free. */
+SYN_API syn_status syn_image_folder_classes(const char *dir, char ***names, int *count);
+SYN_API void syn_image_folder_classes_free(char **names, int count);
+
 /* Splits off the last `fraction` of rows after a seeded shuffle into *second
  * (round(n * fraction) rows; the rest in *first). Both are deep copies; both
  * must be non-empty, else SYN_ERR_ARG. */
