@@ -163,21 +163,27 @@ static int run(const char *cmd, char *out, size_t size) {
     return rc;
 }
 
+/* A fresh temporary folder holding the repeated corpus as text.txt (its
+ * path in data). */
+static void write_corpus(char *data, size_t size) {
+    make_tmp();
+    size_t n;
+    uint8_t *t = repeated(&n);
+    snprintf(data, size, "%s/text.txt", tmpdir);
+    FILE *f = fopen(data, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(t, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+    free(t);
+}
+
 START_TEST(cli_charlm_and_complete) {
     char bin[512], cmd[2048], out[8192];
     const char *exe = tu_cli_path(bin, sizeof bin, "test_charlm");
     if (!exe) return;
-    make_tmp();
-    size_t n;
-    uint8_t *t = repeated(&n);
     char data[512], model[512];
-    snprintf(data, sizeof data, "%s/text.txt", tmpdir);
+    write_corpus(data, sizeof data);
     snprintf(model, sizeof model, "%s/lm.safetensors", tmpdir);
-    FILE *f = fopen(data, "wb");
-    ck_assert_ptr_nonnull(f);
-    fwrite(t, 1, n, f);
-    fclose(f);
-    free(t);
     snprintf(cmd, sizeof cmd,
              "%s charlm --data %s --embed 16 --hidden 64 --layers 1 --batch-size 8 --seq 24 --steps 250 --lr 0.01 "
              "--eval-every 0 --save %s --sample 0 --quiet 2>&1",
@@ -201,17 +207,9 @@ START_TEST(cli_cells_and_sampling) {
     char bin[512];
     const char *exe = tu_cli_path(bin, sizeof bin, "test_charlm");
     if (!exe) return;
-    make_tmp();
-    size_t n;
-    uint8_t *t = repeated(&n);
     char data[512], model[512];
-    snprintf(data, sizeof data, "%s/text.txt", tmpdir);
+    write_corpus(data, sizeof data);
     snprintf(model, sizeof model, "%s/gru.safetensors", tmpdir);
-    FILE *f = fopen(data, "wb");
-    ck_assert_ptr_nonnull(f);
-    fwrite(t, 1, n, f);
-    fclose(f);
-    free(t);
     static const char *const cells[] = {"gru", "rnn_relu", "rnn"};
     for (int c = 0; c < 3; c++) {
         char *out = tu_run_expect(0,
@@ -233,27 +231,17 @@ START_TEST(cli_cells_and_sampling) {
     b = tu_run_expect(0, "%s complete %s 'the ' -n 24 --greedy", exe, model);
     ck_assert_str_eq(a, b);
     free(a), free(b);
-    static const struct {
-        const char *cmd, *says;
-    } bad[] = {
-        {"charlm --cell cnn", "--cell: 'cnn' is not lstm, gru or rnn"},
-        {"charlm --steps x", "bad number 'x'"},
-        {"charlm --lr -1", "bad value '-1'"},
-        {"charlm --bogus", "unknown or incomplete option '--bogus'"},
-        {"complete @ 'x' --temperature -1", "--temperature: bad value '-1'"},
-        {"complete @ 'x' --top-k 300", "--top-k: bad value '300'"},
-        {"complete @ 'x' --seed -2", "--seed: bad value '-2'"},
-        {"complete @ 'x' --bogus", "unknown or incomplete option '--bogus'"},
+    static const tu_cli_case bad[] = {
+        {2, "charlm --cell cnn", "--cell: 'cnn' is not lstm, gru or rnn"},
+        {2, "charlm --steps x", "bad number 'x'"},
+        {2, "charlm --lr -1", "bad value '-1'"},
+        {2, "charlm --bogus", "unknown or incomplete option '--bogus'"},
+        {2, "complete @ 'x' --temperature -1", "--temperature: bad value '-1'"},
+        {2, "complete @ 'x' --top-k 300", "--top-k: bad value '300'"},
+        {2, "complete @ 'x' --seed -2", "--seed: bad value '-2'"},
+        {2, "complete @ 'x' --bogus", "unknown or incomplete option '--bogus'"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char cmd[256] = "", *d = cmd;
-        for (const char *s = bad[i].cmd; *s; s++) d += *s == '@' ? sprintf(d, "%s", model) : (*d = *s, 1);
-        *d = '\0';
-        char *out = tu_run_expect(2, "%s %s 2>&1", exe, cmd);
-        ck_assert_msg(strstr(out, bad[i].says) != NULL, "synapse %s: the message lacks \"%s\": %s", cmd, bad[i].says,
-                      out);
-        free(out);
-    }
+    tu_cli_cases(exe, "", bad, sizeof bad / sizeof *bad, model);
     rm_tmp();
 }
 END_TEST

@@ -704,13 +704,7 @@ START_TEST(cli_gan_dcgan28_scored) {
     if (!tu_cli_path(bin, sizeof bin, "test_gan")) return;
     enum { NTR = 64, NTE = 40 };
     static uint8_t tr[NTR * 784], te[NTE * 784], ltr[NTR], lte[NTE];
-    tu_rng r = tu_rng_make(28);
-    tu_class_images(tr, ltr, NTR, &r);
-    tu_class_images(te, lte, NTE, &r);
-    tu_write_idx(tu_path("train-images-idx3-ubyte"), tr, NTR, 3, false);
-    tu_write_idx(tu_path("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
-    tu_write_idx(tu_path("t10k-images-idx3-ubyte.gz"), te, NTE, 3, true);
-    tu_write_idx(tu_path("t10k-labels-idx1-ubyte.gz"), lte, NTE, 1, true);
+    tu_write_fmnist_like(tr, ltr, NTR, te, lte, NTE, 28, true);
     const char *flags = "--epochs 2 --batch-size 16 --score --score-samples 48 --scorer-epochs 1";
     char *o = tu_run_expect(0, "%s gan --data-dir %s %s --scorer %s/scorer.safetensors --out %s/a --quiet", bin, tu_dir,
                             flags, tu_dir, tu_dir);
@@ -743,10 +737,7 @@ END_TEST
 START_TEST(cli_gan_errors) {
     char bin[512];
     if (!tu_cli_path(bin, sizeof bin, "test_gan")) return;
-    static const struct {
-        int rc;
-        const char *args, *says;
-    } cases[] = {
+    static const tu_cli_case cases[] = { /* '@': the test's folder */
         {2, "gan --model bogus", "unknown --model 'bogus'"},
         {2, "gan --model mlp --score", "it needs --model dcgan28, not mlp"},
         {2, "gan --model dcgan64", "--model dcgan64 needs --data-dir"},
@@ -761,19 +752,7 @@ START_TEST(cli_gan_errors) {
         {2, "sample -n 0 a", "-n must be in 1..4096, got '0'"},
         {1, "sample @/missing.safetensors", "@/missing.safetensors"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char args[256], says[256];
-        const char *src[2] = {cases[i].args, cases[i].says};
-        char *dst[2] = {args, says};
-        for (int k = 0; k < 2; k++) { /* @ is the test's folder */
-            char *d = dst[k];
-            for (const char *s = src[k]; *s; s++) d += *s == '@' ? sprintf(d, "%s", tu_dir) : (*d = *s, 1);
-            *d = '\0';
-        }
-        char *o = tu_run_expect(cases[i].rc, "%s %s 2>&1", bin, args);
-        ck_assert_msg(strstr(o, says) != NULL, "synapse %s: the message lacks \"%s\": %s", args, says, o);
-        free(o);
-    }
+    tu_cli_cases(bin, "", cases, sizeof cases / sizeof *cases, tu_dir);
 }
 END_TEST
 

@@ -222,20 +222,12 @@ START_TEST(cli_train_eval_predict) {
     ck_assert_msg(strstr(out, "fmnist_cnn.cfg gives (1,10) per sample; the data set needs (1,3) (its classes)"), "%s",
                   out);
     free(out);
-    static const struct {
-        int rc;
-        const char *args, *says;
-    } bad[] = {
+    static const tu_cli_case bad[] = {
         {2, "--images a --csv b --label y", "--csv and --images both name the data: give one"},
         {2, "--test-images a", "--test-images needs --images DIR (the training folder)"},
         {1, "--images /nonexistent-synapse", "/nonexistent-synapse: cannot open the folder"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        out = tu_run_expect(bad[i].rc, "%s train %s 2>&1", bin, bad[i].args);
-        ck_assert_msg(strstr(out, bad[i].says) != NULL, "train %s: the message lacks \"%s\": %s", bad[i].args,
-                      bad[i].says, out);
-        free(out);
-    }
+    tu_cli_cases(bin, "train", bad, sizeof bad / sizeof *bad, NULL);
 }
 END_TEST
 

@@ -323,13 +323,7 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     if (!tu_cli_path(bin, sizeof bin, "test_predict")) return;
     enum { NTR = 300, NTE = 80 };
     static uint8_t tr[NTR * 784], te[NTE * 784], ltr[NTR], lte[NTE];
-    tu_rng r = tu_rng_make(21);
-    tu_class_images(tr, ltr, NTR, &r);
-    tu_class_images(te, lte, NTE, &r);
-    tu_write_idx(tu_path("train-images-idx3-ubyte"), tr, NTR, 3, false);
-    tu_write_idx(tu_path("train-labels-idx1-ubyte"), ltr, NTR, 1, false);
-    tu_write_idx(tu_path("t10k-images-idx3-ubyte"), te, NTE, 3, false);
-    tu_write_idx(tu_path("t10k-labels-idx1-ubyte"), lte, NTE, 1, false);
+    tu_write_fmnist_like(tr, ltr, NTR, te, lte, NTE, 21, false);
     tu_write_idx(tu_path("test.idx.gz"), te, NTE, 3, true);
     char ck[512]; /* kept: tu_path's buffers are a ring */
     snprintf(ck, sizeof ck, "%s", tu_path("img.ckpt"));

@@ -622,30 +622,25 @@ START_TEST(test_cli_options) {
     ck_assert_msg(strstr(out, "parameter 'linear0.weight' is f32 (256,4) in the file but f32 (32,4) in the model"), "%s",
                   out);
     free(out);
-    static const struct {
-        const char *args, *says;
-    } bad[] = {
-        {"--test-fraction 1", "--test-fraction must be in (0, 1), got '1'"},
-        {"--dropout 1", "--dropout must be in [0, 1), got '1'"},
-        {"--weight-decay -1", "--weight-decay must be >= 0, got '-1'"},
-        {"--seed -3", "--seed must be a non-negative integer, got '-3'"},
-        {"--min-error -1", "--min-error must be >= 0, got '-1'"},
-        {"--patience -1", "--patience must be >= 0, got '-1'"},
-        {"--clip -1", "--clip must be >= 0, got '-1'"},
-        {"--schedule bogus", "unknown --schedule 'bogus'"},
-        {"--warmup -1", "--warmup must be >= 0, got '-1'"},
-        {"--loss bogus", "unknown --loss 'bogus' (ce, mse, sse)"},
-        {"--loss mse", "--loss mse is for regression (--regression); classification uses ce"},
-        {"--regression --loss ce", "--loss ce is for classification; regression uses mse or sse"},
-        {"--data bogus", "unknown --data 'bogus'"},
-        {"--epochs", "option --epochs needs a value"},
+    static const tu_cli_case bad[] = {
+        {2, "--test-fraction 1", "--test-fraction must be in (0, 1), got '1'"},
+        {2, "--dropout 1", "--dropout must be in [0, 1), got '1'"},
+        {2, "--weight-decay -1", "--weight-decay must be >= 0, got '-1'"},
+        {2, "--seed -3", "--seed must be a non-negative integer, got '-3'"},
+        {2, "--min-error -1", "--min-error must be >= 0, got '-1'"},
+        {2, "--patience -1", "--patience must be >= 0, got '-1'"},
+        {2, "--clip -1", "--clip must be >= 0, got '-1'"},
+        {2, "--schedule bogus", "unknown --schedule 'bogus'"},
+        {2, "--warmup -1", "--warmup must be >= 0, got '-1'"},
+        {2, "--loss bogus", "unknown --loss 'bogus' (ce, mse, sse)"},
+        {2, "--loss mse", "--loss mse is for regression (--regression); classification uses ce"},
+        {2, "--regression --loss ce", "--loss ce is for classification; regression uses mse or sse"},
+        {2, "--data bogus", "unknown --data 'bogus'"},
+        {2, "--epochs", "option --epochs needs a value"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        out = tu_run_expect(2, "%s train --csv %s --label y %s 2>&1", bin, csv, bad[i].args);
-        ck_assert_msg(strstr(out, bad[i].says) != NULL, "train %s: the message lacks \"%s\": %s", bad[i].args,
-                      bad[i].says, out);
-        free(out);
-    }
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "train --csv %s --label y", csv);
+    tu_cli_cases(bin, prefix, bad, sizeof bad / sizeof *bad, NULL);
     remove(ck);
     remove(csv);
     remove(reg);

@@ -148,6 +148,29 @@ char *tu_run_expect(int want, const char *fmt, ...) {
     return out;
 }
 
+/* s with every '@' replaced by at, into buf. */
+static const char *at_subst(char *buf, size_t size, const char *s, const char *at) {
+    size_t k = 0;
+    for (; *s && k + 1 < size; s++) {
+        if (*s == '@' && at) k += (size_t)snprintf(buf + k, size - k, "%s", at);
+        else buf[k++] = *s;
+        if (k >= size) k = size - 1;
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+void tu_cli_cases(const char *bin, const char *prefix, const tu_cli_case *cases, size_t n, const char *at) {
+    for (size_t i = 0; i < n; i++) {
+        char args[1024], says[1024];
+        at_subst(args, sizeof args, cases[i].args, at);
+        at_subst(says, sizeof says, cases[i].says, at);
+        char *out = tu_run_expect(cases[i].rc, "%s %s %s 2>&1", bin, prefix, args);
+        ck_assert_msg(strstr(out, says) != NULL, "synapse %s %s: the message lacks \"%s\": %s", prefix, args, says, out);
+        free(out);
+    }
+}
+
 double tu_json_number(const char *json, const char *key) {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -236,6 +259,16 @@ void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) 
     im.height = (png_uint_32)h;
     im.format = rgb ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     ck_assert_msg(png_image_write_to_file(&im, path, 0, pix, 0, NULL), "%s", im.message);
+}
+
+void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed, bool gz) {
+    tu_rng r = tu_rng_make(seed);
+    tu_class_images(tr, ltr, ntr, &r);
+    tu_class_images(te, lte, nte, &r);
+    tu_write_idx(tu_path("train-images-idx3-ubyte"), tr, ntr, 3, false);
+    tu_write_idx(tu_path("train-labels-idx1-ubyte"), ltr, ntr, 1, false);
+    tu_write_idx(tu_path(gz ? "t10k-images-idx3-ubyte.gz" : "t10k-images-idx3-ubyte"), te, nte, 3, gz);
+    tu_write_idx(tu_path(gz ? "t10k-labels-idx1-ubyte.gz" : "t10k-labels-idx1-ubyte"), lte, nte, 1, gz);
 }
 
 const char *tu_last_line(char *text) {

@@ -81,11 +81,24 @@ const char *tu_last_line(char *text);
 /* Runs the command printf(fmt, ...) and asserts it exits with `want`;
  * returns its output (malloc'd). */
 char *tu_run_expect(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A command line that must fail: `synapse ARGS` exits with rc and its
+ * output (stdout and stderr) holds `says`. */
+typedef struct {
+    int rc;
+    const char *args, *says;
+} tu_cli_case;
+/* Runs bin + " " + prefix + " " + each case's args; '@' in args and says
+ * stands for `at` (a path the test made; NULL: no substitution). */
+void tu_cli_cases(const char *bin, const char *prefix, const tu_cli_case *cases, size_t n, const char *at);
 /* The number after "key": in a JSON line (asserts the key is there). */
 double tu_json_number(const char *json, const char *key);
 /* n Fashion-MNIST-shaped 28x28 images and labels: class c is a bright 6x6
  * block at a place of its own, over noise. */
 void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r);
+/* A Fashion-MNIST-shaped set in tu_dir (train-images-idx3-ubyte ... and
+ * t10k-*, the test files gzip'd if gz): ntr and nte tu_class_images drawn
+ * from seed into tr, ltr, te, lte. */
+void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed, bool gz);
 /* An 8-bit grey or RGB (interleaved) PNG of w x h pixels, through libpng. */
 void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb);
 /* An IDX file of n 28x28 images (ndim 3) or n labels (ndim 1), plain or gzip'd. */
