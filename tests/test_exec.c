@@ -276,18 +276,35 @@ START_TEST(reshape_is_a_view) {
 }
 END_TEST
 
+/* loss = sum((x w)^2): w (3) a parameter of 2s, x (2,3) an input, h = x w,
+ * sq = h^2; not compiled. */
+typedef struct {
+    syn_params *p;
+    syn_graph *g;
+    syn_node *w, *x, *h, *sq, *loss;
+} square_net;
+
+static void square_net_make(square_net *s) {
+    TU_OK(syn_params_create(syn_cpu(), 1, &s->p));
+    TU_OK(syn_graph_create(s->p, &s->g));
+    syn_init two = {SYN_INIT_CONSTANT, 2.0f, 0, 0};
+    s->w = syn_param(s->g, "w", syn_shape1(3), &two);
+    s->x = syn_input(s->g, "x", SYN_F32, syn_shape2(2, 3));
+    s->h = syn_mul(s->g, s->x, s->w);
+    s->sq = syn_pow_scalar(s->g, s->h, 2.0f);
+    s->loss = syn_sum(s->g, s->sq, SYN_ALL_AXES, false);
+    TU_OK(syn_graph_status(s->g));
+}
+
 /* syn_graph_forward_backward on the CPU, which cannot capture graphs: the
  * same as forward then backward, no replay, and why; misuse is an error. */
 START_TEST(forward_backward_on_cpu) {
-    syn_params *p;
-    syn_graph *g;
-    TU_OK(syn_params_create(syn_cpu(), 1, &p));
-    TU_OK(syn_graph_create(p, &g));
+    square_net sn;
+    square_net_make(&sn);
+    syn_params *p = sn.p;
+    syn_graph *g = sn.g;
+    syn_node *x = sn.x, *loss = sn.loss;
     syn_init two = {SYN_INIT_CONSTANT, 2.0f, 0, 0};
-    syn_node *w = syn_param(g, "w", syn_shape1(3), &two);
-    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(2, 3));
-    syn_node *loss = syn_sum(g, syn_pow_scalar(g, syn_mul(g, x, w), 2.0f), SYN_ALL_AXES, false);
-    TU_OK(syn_graph_status(g));
     ck_assert_int_eq(syn_graph_forward_backward(g, loss), SYN_ERR_ARG); /* not compiled */
     TU_OK(syn_graph_compile(g, syn_cpu(), &(syn_compile_opts){.cuda_graphs = true}));
     ck_assert_int_eq(syn_graph_forward_backward(NULL, loss), SYN_ERR_ARG);
@@ -500,15 +517,11 @@ END_TEST
  * one no backward pass reached (or none yet), an input not asked for and a
  * wrong size are errors that say so. */
 START_TEST(read_grad_after_backward) {
-    syn_params *p;
-    syn_graph *g;
-    TU_OK(syn_params_create(syn_cpu(), 1, &p));
-    TU_OK(syn_graph_create(p, &g));
-    syn_init two = {SYN_INIT_CONSTANT, 2.0f, 0, 0};
-    syn_node *w = syn_param(g, "w", syn_shape1(3), &two);
-    syn_node *x = syn_input(g, "x", SYN_F32, syn_shape2(2, 3));
-    syn_node *h = syn_mul(g, x, w), *sq = syn_pow_scalar(g, h, 2.0f), *side = syn_tanh(g, x);
-    syn_node *loss = syn_sum(g, sq, SYN_ALL_AXES, false);
+    square_net sn;
+    square_net_make(&sn);
+    syn_params *p = sn.p;
+    syn_graph *g = sn.g;
+    syn_node *w = sn.w, *x = sn.x, *h = sn.h, *sq = sn.sq, *loss = sn.loss, *side = syn_tanh(g, x);
     syn_node *x2 = syn_input(g, "x2", SYN_F32, syn_shape2(2, 3)), *lab = syn_input(g, "lab", SYN_I32, syn_shape1(2));
     syn_node *loss2 = syn_add(g, loss, syn_sum(g, syn_mul(g, x2, w), SYN_ALL_AXES, false));
     TU_OK(syn_graph_keep(g, h));
