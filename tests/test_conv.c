@@ -271,7 +271,11 @@ static void check_grad(rig *rg, int k, const double *ref, double scale, const ch
     free(s);
 }
 
-#define EPS 1e-2f
+/* The loss is linear in each operand, so a large step costs no accuracy and
+ * divides the forward passes' rounding by more: with 1e-2, F(4x4, 3x3)'s
+ * forward (SYN_CPU_WINOGRAD=4) rounded enough to fail the bound on some
+ * seeds (up to 1.13 times it; 0.09 times with 0.1). */
+#define EPS 0.1f
 #define FULL_MAX 160 /* operands up to this size are checked at every element */
 #define SAMPLES 24   /* else at this many random elements */
 
