@@ -285,7 +285,8 @@ START_TEST(test_cli) {
     free(out);
     /* --device all: the CPU, and the GPU where there is one, else a line that says why not; --threads and
      * --warmup taken; a value out of range is a usage error */
-    out = tu_run_expect(0, "%s bench --quick --no-pytorch --device all --threads 1 --warmup 0 --workload add_16m 2>&1", cli);
+    out = tu_run_expect(0, "%s bench --quick --no-pytorch --device all --threads 1 --warmup 0 --workload add_16m 2>&1",
+                        cli);
     ck_assert_msg(strstr(out, "\nadd_16m         cpu     ok"), "no CPU row:\n%s", out);
     if (syn_backend_built(SYN_DEVICE_CUDA) && syn_device_count(SYN_DEVICE_CUDA) > 0)
         ck_assert_msg(strstr(out, "\nadd_16m         cuda:0  ok"), "no GPU row:\n%s", out);

@@ -67,7 +67,8 @@ static two_loss two_loss_build(syn_params *gp, syn_params *dp, int stage, bool s
         syn_node *dr = syn_linear(g, t.x, 1, "D.fc", NULL), *df = syn_linear(g, syn_detach(g, u), 1, "D.fc", NULL);
         t.d_loss = syn_add(g, syn_mse_loss(g, dr, ones), syn_mse_loss(g, df, zeros));
     }
-    if (stage & 2) t.g_loss = syn_mse_loss(g, syn_linear(g, syn_reshape(g, u, syn_shape2(4, 5)), 1, "D.fc", NULL), ones);
+    if (stage & 2)
+        t.g_loss = syn_mse_loss(g, syn_linear(g, syn_reshape(g, u, syn_shape2(4, 5)), 1, "D.fc", NULL), ones);
     TU_OK(syn_graph_status(g));
     syn_compile_opts co = {.staged = staged};
     TU_OK(syn_graph_compile(g, syn_cpu(), &co));

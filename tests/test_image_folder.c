@@ -38,8 +38,8 @@ static void assert_grey_row(const syn_dataset *ds, int64_t r, int seed) {
     uint8_t pix[12];
     pattern(pix, 4, 3, seed, false);
     for (int i = 0; i < 12; i++)
-        ck_assert_msg(ds->x[r * ds->dim + i] == (float)pix[i] / 255.0f, "row %lld pixel %d: %g, want %g", (long long)r, i,
-                      (double)ds->x[r * ds->dim + i], pix[i] / 255.0);
+        ck_assert_msg(ds->x[r * ds->dim + i] == (float)pix[i] / 255.0f, "row %lld pixel %d: %g, want %g", (long long)r,
+                      i, (double)ds->x[r * ds->dim + i], pix[i] / 255.0);
 }
 
 START_TEST(classes_files_and_order) {
@@ -86,8 +86,8 @@ START_TEST(classes_files_and_order) {
     mkdir_in("test/eel");
     write_pattern("test/eel/e.png", 4, 3, 15, false);
     ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("test"), 0, classes, 3, &ds), SYN_ERR_FORMAT);
-    ck_assert_msg(strstr(syn_last_error(), "test/eel: a class folder, but 'eel' is not among the 3 classes given"), "%s",
-                  syn_last_error());
+    ck_assert_msg(strstr(syn_last_error(), "test/eel: a class folder, but 'eel' is not among the 3 classes given"),
+                  "%s", syn_last_error());
     ck_assert_ptr_null(ds);
 }
 END_TEST
@@ -144,7 +144,8 @@ START_TEST(errors_name_the_fault) {
     ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("set"), 0, NULL, 0, &ds), SYN_ERR_FORMAT);
     ck_assert_msg(strstr(syn_last_error(), "set/b/3.png: not a PNG file"), "%s", syn_last_error());
     ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("set"), 2, NULL, 0, &ds), SYN_ERR_ARG);
-    ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("set"), 0, (const char *const[1]){NULL}, 1, &ds), SYN_ERR_ARG);
+    ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("set"), 0, (const char *const[1]){NULL}, 1, &ds),
+                     SYN_ERR_ARG);
     ck_assert_int_eq(syn_dataset_load_image_folder(tu_path("set"), 0, NULL, 0, NULL), SYN_ERR_ARG);
     ck_assert_ptr_null(ds);
     char **names;

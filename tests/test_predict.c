@@ -259,7 +259,8 @@ START_TEST(csv_without_training_data) {
     double acc = train_then_eval(bin, flags, "--epochs 15 --lr 0.01", ck, "test_accuracy");
     const char *old = tu_path("old.ckpt"), *bad = tu_path("bad.ckpt");
     rewrite_ckpt(ck, old, NULL);
-    char *ev = tu_run_expect(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
+    char *ev =
+        tu_run_expect(0, "%s eval mlp %s %s --quiet 2>&1", bin, old, flags); /* recomputed: the same statistics */
     ck_assert_double_eq(tu_json_number(tu_last_line(ev), "test_accuracy"), acc);
     free(ev);
     char *with = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, in, flags);
@@ -333,7 +334,8 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     ck_assert_msg(acc > 0.5, "the model did not learn (accuracy %g)", acc);
 
     /* every test image: the classes give eval's accuracy; gzip'd the same */
-    char *out = tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("t10k-images-idx3-ubyte"), flags);
+    char *out =
+        tu_run_expect(0, "%s predict mlp %s %s %s --json --quiet", bin, ck, tu_path("t10k-images-idx3-ubyte"), flags);
     static preds p, pz;
     parse_json_lines(out, &p, true);
     ck_assert_int_eq(p.n, NTE);

@@ -614,13 +614,14 @@ START_TEST(test_cli_options) {
     out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 4 --resume %s 2>&1", bin, csv, ck);
     ck_assert_msg(strstr(out, "was written with --seed 3, this run has --seed 4"), "%s", out);
     free(out);
-    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --activation tanh --resume %s 2>&1", bin, csv,
-                        ck);
+    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --activation tanh --resume %s 2>&1", bin,
+                        csv, ck);
     ck_assert_msg(strstr(out, "was written for another model"), "%s", out);
     free(out);
-    out = tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --hidden 32 --resume %s 2>&1", bin, csv, ck);
-    ck_assert_msg(strstr(out, "parameter 'linear0.weight' is f32 (256,4) in the file but f32 (32,4) in the model"), "%s",
-                  out);
+    out =
+        tu_run_expect(1, "%s train --csv %s --label y --epochs 2 --seed 3 --hidden 32 --resume %s 2>&1", bin, csv, ck);
+    ck_assert_msg(strstr(out, "parameter 'linear0.weight' is f32 (256,4) in the file but f32 (32,4) in the model"),
+                  "%s", out);
     free(out);
     static const tu_cli_case bad[] = {
         {2, "--test-fraction 1", "--test-fraction must be in (0, 1), got '1'"},

@@ -166,7 +166,8 @@ void tu_cli_cases(const char *bin, const char *prefix, const tu_cli_case *cases,
         at_subst(args, sizeof args, cases[i].args, at);
         at_subst(says, sizeof says, cases[i].says, at);
         char *out = tu_run_expect(cases[i].rc, "%s %s %s 2>&1", bin, prefix, args);
-        ck_assert_msg(strstr(out, says) != NULL, "synapse %s %s: the message lacks \"%s\": %s", prefix, args, says, out);
+        ck_assert_msg(strstr(out, says) != NULL, "synapse %s %s: the message lacks \"%s\": %s", prefix, args, says,
+                      out);
         free(out);
     }
 }
@@ -261,7 +262,8 @@ void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb) 
     ck_assert_msg(png_image_write_to_file(&im, path, 0, pix, 0, NULL), "%s", im.message);
 }
 
-void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed, bool gz) {
+void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed,
+                          bool gz) {
     tu_rng r = tu_rng_make(seed);
     tu_class_images(tr, ltr, ntr, &r);
     tu_class_images(te, lte, nte, &r);

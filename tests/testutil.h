@@ -98,7 +98,8 @@ void tu_class_images(uint8_t *img, uint8_t *lab, int n, tu_rng *r);
 /* A Fashion-MNIST-shaped set in tu_dir (train-images-idx3-ubyte ... and
  * t10k-*, the test files gzip'd if gz): ntr and nte tu_class_images drawn
  * from seed into tr, ltr, te, lte. */
-void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed, bool gz);
+void tu_write_fmnist_like(uint8_t *tr, uint8_t *ltr, int ntr, uint8_t *te, uint8_t *lte, int nte, uint64_t seed,
+                          bool gz);
 /* An 8-bit grey or RGB (interleaved) PNG of w x h pixels, through libpng. */
 void tu_write_png(const char *path, const uint8_t *pix, int w, int h, bool rgb);
 /* An IDX file of n 28x28 images (ndim 3) or n labels (ndim 1), plain or gzip'd. */

@@ -447,8 +447,8 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
         if (names) printf(",\"name\":\"%s\"", name);
         printf(",\"probability\":%.6g,\"top\":[", p0);
     } else {
-        printf("%lld: class %lld%s%s (%.4f)", (long long)index, (long long)best[0], names ? " " : "", names ? names[best[0]] : "",
-               p0);
+        printf("%lld: class %lld%s%s (%.4f)", (long long)index, (long long)best[0], names ? " " : "",
+               names ? names[best[0]] : "", p0);
     }
     for (int64_t t = 0; t < k && (po->json || k > 1); t++) {
         double p = exp((double)y[best[t]] - mx) / sum;
@@ -460,8 +460,8 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
             }
             printf(",\"probability\":%.6g}", p);
         } else {
-            printf("%s%lld%s%s %.4f", t ? ", " : "  top: ", (long long)best[t], names ? " " : "", names ? names[best[t]] : "",
-                   p);
+            printf("%s%lld%s%s %.4f", t ? ", " : "  top: ", (long long)best[t], names ? " " : "",
+                   names ? names[best[t]] : "", p);
         }
     }
     puts(po->json ? "]}" : "");
@@ -485,7 +485,8 @@ static int run_predict(const predict_opts *po, train_net *net, const syn_dataset
         s = syn_graph_feed(g, x, in->x + b0 * in->dim, xs);
         if (s == SYN_OK) s = syn_graph_forward(g);
         if (s == SYN_OK) s = syn_graph_read(g, logits, y, (size_t)(k * out) * sizeof *y);
-        for (int64_t r = 0; s == SYN_OK && r < k; r++) print_result(po, first + b0 + r, y + r * out, out, net->classify, names);
+        for (int64_t r = 0; s == SYN_OK && r < k; r++)
+            print_result(po, first + b0 + r, y + r * out, out, net->classify, names);
     }
     fflush(stdout);
     free(y);

@@ -305,7 +305,8 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
         return usage_error(U, "--hidden, --activation and --dropout shape the MLP; %s defines its own layers", o->model);
     if (o->csv && !o->label) return usage_error(U, "%s needs --label COL", "--csv");
     if (o->csv && o->images) return usage_error(U, "%s", "--csv and --images both name the data: give one");
-    if (o->test_images && !o->images) return usage_error(U, "%s needs --images DIR (the training folder)", "--test-images");
+    if (o->test_images && !o->images)
+        return usage_error(U, "%s needs --images DIR (the training folder)", "--test-images");
     if (strcmp(o->data, "fashion-mnist") != 0)
         return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
     if (!o->csv && o->regression) return usage_error(U, "%s needs a CSV file (--csv)", "--regression");

@@ -29,7 +29,8 @@ static syn_status load_raw(const train_opts *o, syn_dataset **train, syn_dataset
         s = syn_image_folder_classes(o->images, &classes, &nc);
         if (s == SYN_OK) s = syn_dataset_load_image_folder(o->images, 0, NULL, 0, &tr);
         const int channels = tr ? (int)tr->sample_shape.dim[0] : 0;
-        if (s == SYN_OK) s = syn_dataset_load_image_folder(o->test_images, channels, (const char *const *)classes, nc, test);
+        if (s == SYN_OK)
+            s = syn_dataset_load_image_folder(o->test_images, channels, (const char *const *)classes, nc, test);
         syn_image_folder_classes_free(classes, nc);
     } else if (o->images) {
         syn_dataset *all = NULL;

@@ -83,7 +83,8 @@ syn_status syn_image_folder_classes(const char *dir, char ***out, int *count) {
     SYN_TRY(list_dir(dir, true, &l));
     if (l.n == 0) {
         names_free(&l);
-        return syn__error(SYN_ERR_FORMAT, "%s: no class subfolders (an image folder holds DIR/<class>/<image>.png)", dir);
+        return syn__error(SYN_ERR_FORMAT, "%s: no class subfolders (an image folder holds DIR/<class>/<image>.png)",
+                          dir);
     }
     *out = l.v;
     *count = l.n;
@@ -148,7 +149,8 @@ syn_status syn_dataset_load_image_folder(const char *dir, int channels, const ch
     SYN_TRY(list_dir(dir, true, &subs));
     if (subs.n == 0 && !classes) {
         names_free(&subs);
-        return syn__error(SYN_ERR_FORMAT, "%s: no class subfolders (an image folder holds DIR/<class>/<image>.png)", dir);
+        return syn__error(SYN_ERR_FORMAT, "%s: no class subfolders (an image folder holds DIR/<class>/<image>.png)",
+                          dir);
     }
     const int nc = classes ? n_classes : subs.n;
     names *files = calloc((size_t)nc, sizeof *files);
@@ -173,7 +175,8 @@ syn_status syn_dataset_load_image_folder(const char *dir, int channels, const ch
                 ds->sample_shape = syn_shape3(C, H, W);
                 ds->num_classes = nc;
             } else if (h != H || w != W) {
-                s = syn__error(SYN_ERR_FORMAT, "%s: %dx%d pixels, but %s (the first image) has %dx%d: images are not resized",
+                s = syn__error(SYN_ERR_FORMAT,
+                               "%s: %dx%d pixels, but %s (the first image) has %dx%d: images are not resized",
                                path, w, h, first, W, H);
                 break;
             }
