@@ -594,6 +594,18 @@ START_TEST(score_of_identical_images_is_one) {
     TU_OK(syn_gan_score(s, img, n, &is, &mmp));
     ck_assert(is >= 1.0 - 1e-6 && is <= 10.0);
     ck_assert_int_eq(syn_gan_score(s, img, 0, &is, &mmp), SYN_ERR_ARG);
+    /* training it on sets of another shape: the message names the set at fault */
+    int32_t labels[2] = {0, 1};
+    syn_dataset good = {.n = 2, .dim = 784, .sample_shape = {3, {1, 28, 28}}, .x = img, .labels = labels,
+                        .num_classes = 10};
+    syn_dataset *table = tu_dataset_3class(8, 1);
+    float acc;
+    ck_assert_int_eq(syn_gan_scorer_train(s, table, &good, 1, NULL, &acc), SYN_ERR_SHAPE);
+    ck_assert_msg(strstr(syn_last_error(), "(the training set has 5 features, 3 classes)"), "%s", syn_last_error());
+    ck_assert_int_eq(syn_gan_scorer_train(s, &good, table, 1, NULL, &acc), SYN_ERR_SHAPE);
+    ck_assert_msg(strstr(syn_last_error(), "(the test set has 5 features, 3 classes)"), "%s", syn_last_error());
+    ck_assert_float_eq(acc, -1.0f);
+    syn_dataset_free(table);
     free(img);
     syn_gan_scorer_free(s);
 }

@@ -77,9 +77,13 @@ syn_status syn_gan_scorer_train(syn_gan_scorer *s, const syn_dataset *train, con
                                 FILE *out, float *test_accuracy) {
     if (test_accuracy) *test_accuracy = -1.0f;
     if (!s || !train) return syn__error(SYN_ERR_ARG, "syn_gan_scorer_train: NULL %s", !s ? "scorer" : "training set");
-    if (train->dim != 784 || train->num_classes != CLASSES || (test && (test->dim != 784 || test->num_classes != CLASSES)))
-        return syn__error(SYN_ERR_SHAPE, "syn_gan_scorer_train: wants 1x28x28 images with 10 classes (got %lld features, "
-                          "%d classes)", (long long)train->dim, train->num_classes);
+    for (int k = 0; k < 2; k++) {
+        const syn_dataset *d = k ? test : train;
+        if (d && (d->dim != 784 || d->num_classes != CLASSES))
+            return syn__error(SYN_ERR_SHAPE, "syn_gan_scorer_train: wants 1x28x28 images with 10 classes (the %s set "
+                              "has %lld features, %d classes)", k ? "test" : "training", (long long)d->dim,
+                              d->num_classes);
+    }
     syn_optim *opt = NULL;
     syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM); /* lr 1e-3 */
     SYN_TRY(syn_optim_create(s->p, &oc, &opt));
