@@ -3,10 +3,12 @@
  * gradient sign method (Goodfellow et al., 2015), and by a random sign
  * pattern of the same size, and compare the accuracies. The gradient with
  * respect to the images comes from syn_graph_input_grad.
- * Usage: example_adversarial [epochs] [eps] [max_test] (default 1, 0.1, 10000). */
+ * Usage: example_adversarial [epochs] [eps] [max_test] [out.png] (default 1,
+ * 0.1, 10000; out.png: the first 8 test images above their FGSM versions). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "synapse/synapse.h"
 
 #define BATCH 128
@@ -38,8 +40,9 @@ int main(int argc, char **argv) {
     const int epochs = argc > 1 ? atoi(argv[1]) : 1;
     const float eps = argc > 2 ? (float)atof(argv[2]) : 0.1f;
     const int64_t max_test = argc > 3 ? atoll(argv[3]) : 10000;
+    const char *png = argc > 4 ? argv[4] : NULL;
     if (epochs < 1 || !(eps >= 0.0f && eps <= 1.0f) || max_test < 1) {
-        fprintf(stderr, "usage: %s [epochs >= 1] [eps in [0, 1]] [max_test >= 1]\n", argv[0]);
+        fprintf(stderr, "usage: %s [epochs >= 1] [eps in [0, 1]] [max_test >= 1] [out.png]\n", argv[0]);
         return 2;
     }
     int rc = 1;
@@ -48,6 +51,7 @@ int main(int argc, char **argv) {
     syn_graph *g = NULL, *attack = NULL;
     syn_optim *opt = NULL;
     float *x = NULL, *grad = NULL, *moved = NULL, *logits = NULL;
+    float pair[16 * 784]; /* the first 8 test images, then their FGSM versions */
 
     /* 1. Pixels in [0, 1], not standardised: eps is then in pixel units and
      *    a moved image is clipped back into [0, 1]. */
@@ -130,6 +134,10 @@ int main(int argc, char **argv) {
                 }
                 moved[i] = clamp01(x[i] + eps * dir);
             }
+            if (k == 2 && b0 == 0 && n >= 8) {
+                memcpy(pair, x, 8 * 784 * sizeof *pair);
+                memcpy(pair + 8 * 784, moved, 8 * 784 * sizeof *pair);
+            }
             CHECK(syn_graph_feed(attack, ax, moved, xs));
             CHECK(syn_graph_forward(attack));
             CHECK(syn_graph_read(attack, alogits, logits, (size_t)(n * 10) * sizeof *logits));
@@ -143,6 +151,10 @@ int main(int argc, char **argv) {
            (double)right[1] / N);
     printf("FGSM, eps %.3f: accuracy %.4f (each pixel moved by eps along sign(dL/dx); mean |dL/dx| %.3g)\n",
            (double)eps, (double)right[2] / N, mean_abs_grad / (N * 784));
+    if (png && n_test >= 8) {
+        CHECK(syn_png_write_grid(png, pair, 16, 1, 28, 28, 8, 0.0f, 1.0f));
+        printf("%s: the first 8 test images above their FGSM versions\n", png);
+    }
     rc = 0;
 
 done:
