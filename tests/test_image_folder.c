@@ -201,6 +201,29 @@ START_TEST(cli_train_eval_predict) {
     out = tu_run_expect(0, "%s predict mlp %s %s/shirt/000.png --hidden 32 --json --quiet", bin, ck, tu_path("test"));
     ck_assert_msg(strstr(out, "{\"index\":0,\"class\":2,\"name\":\"shirt\",\"probability\":"), "%s", out);
     free(out);
+    /* --saliency: |dL/dx| is larger where the three classes' blocks are (tu_class_images: rows 4-9, columns
+     * 1-16) than over the noise elsewhere, for an image of each class */
+    static const char *const one[3] = {"boot", "coat", "shirt"};
+    double sum[2] = {0, 0};
+    int count[2] = {0, 0};
+    for (int k = 0; k < 3; k++) {
+        free(tu_run_expect(0, "%s predict mlp %s %s/%s/000.png --hidden 32 --saliency %s --quiet 2>&1", bin, ck,
+                           tu_path("test"), one[k], tu_path("sal.png")));
+        float *sal;
+        int c, h, w;
+        TU_OK(syn_png_read(tu_path("sal.png"), &sal, &c, &h, &w));
+        ck_assert_msg(c == 1 && h == 32 && w == 32, "%dx%dx%d", c, h, w); /* one map, a 2-pixel border */
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++) {
+                const int in_block = y >= 4 && y < 10 && x >= 1 && x < 17;
+                sum[in_block] += sal[(y + 2) * 32 + x + 2];
+                count[in_block]++;
+            }
+        free(sal);
+    }
+    const double inside = sum[1] / count[1], outside = sum[0] / count[0];
+    /* 1.6 here; maps read transposed gave 1.16 */
+    ck_assert_msg(inside > 1.25 * outside, "saliency: %g over the blocks, %g elsewhere", inside, outside);
     /* without a test folder: a split of the one folder (--test-fraction), the same with eval */
     out = tu_run_expect(0, "%s train --images %s --test-fraction 0.3 --hidden 32 --epochs 2 --save %s --quiet", bin,
                         tu_path("train"), ck);

@@ -122,6 +122,10 @@ START_TEST(csv_classes_match_eval_accuracy) {
     ck_assert_msg(fabs((double)right / (double)nt - acc) < 6e-5, "predict: %lld of %lld test rows right; eval: %g",
                   (long long)right, (long long)nt, acc);
     for (int i = 0; i < 300; i++) ck_assert(p.prob[i] >= 1.0 / 3.0 - 1e-6 && p.prob[i] <= 1.0);
+    /* saliency maps are for images */
+    out = tu_run_expect(1, "%s predict mlp %s %s %s --saliency %s 2>&1", bin, ck, csv, flags, tu_path("s.png"));
+    ck_assert_msg(strstr(out, "--saliency maps a classifier's image inputs; this model takes table rows"), "%s", out);
+    free(out);
 
     /* the features alone, one row by --index, as text */
     const char *feat = tu_path("features.csv");

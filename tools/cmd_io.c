@@ -241,6 +241,9 @@ static const char predict_usage_text[] =
     "  --top K                  the K most probable classes (default 3)\n"
     "  --index I                only input I (0-based)\n"
     "  --json                   one JSON object per input instead of text\n"
+    "  --saliency FILE.png      images, classified: also write each input's saliency map,\n"
+    "                           |dL/dx| for L = -log p(predicted class), the largest over\n"
+    "                           the channels, scaled to its maximum (one grid, input order)\n"
     "  --data, --data-dir, --csv, --label, --regression, --test-fraction, --seed\n"
     "                           the training data, as for train\n"
     "  --hidden, --activation, --dropout, --loss\n"
@@ -252,7 +255,8 @@ static const char predict_usage_text[] =
 
 /* predict's own options; the others are train's (train_longopts). */
 static const struct option predict_longopts[] = {
-    {"top", required_argument, 0, 0}, {"index", required_argument, 0, 0}, {"json", no_argument, 0, 0}, {0, 0, 0, 0}};
+    {"top", required_argument, 0, 0}, {"index", required_argument, 0, 0}, {"json", no_argument, 0, 0},
+    {"saliency", required_argument, 0, 0}, {0, 0, 0, 0}};
 
 /* The option "--name[=v]" is: an exact name, else a unique prefix (as
  * getopt_long takes it), among train's options and predict's own; *mine:
@@ -280,6 +284,7 @@ typedef struct {
     int64_t top, index; /* index -1: every input */
     bool json;
     const char *input;
+    const char *saliency; /* --saliency: the PNG of the maps */
 } predict_opts;
 
 /* What predict takes from the training data: its standardisation, shapes and
@@ -469,33 +474,82 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
 
 /* The network's outputs for every input, a batch at a time, through the
  * network's graph (built for predict: x -> logits). */
+/* --saliency for a batch of k images (C, H, W) = ss (their logits in y): the
+ * predicted classes as labels, a backward pass from -log p(class), and each
+ * input's map max_c |dL/dx[c]| scaled to its maximum into maps (k, H, W). */
+static syn_status saliency(train_net *net, syn_shape ss, int64_t k, int64_t out, const float *y, int32_t *labels,
+                           float *grad, float *maps) {
+    const int64_t C = ss.dim[0], hw = ss.dim[1] * ss.dim[2];
+    for (int64_t r = 0; r < k; r++) {
+        int32_t best = 0;
+        for (int64_t j = 1; j < out; j++)
+            if (y[r * out + j] > y[r * out + best]) best = (int32_t)j;
+        labels[r] = best;
+    }
+    syn_graph *g = net->graph;
+    syn_status s = syn_graph_feed(g, net->m.y, labels, syn_shape1(k));
+    if (s == SYN_OK) s = syn_graph_forward(g);
+    if (s == SYN_OK) s = syn_graph_backward(g, net->m.loss);
+    if (s == SYN_OK) s = syn_graph_read_grad(g, net->m.x, grad, (size_t)(k * C * hw) * sizeof *grad);
+    for (int64_t r = 0; s == SYN_OK && r < k; r++) {
+        float *m = maps + r * hw, top = 0.0f;
+        for (int64_t p = 0; p < hw; p++) {
+            m[p] = 0.0f;
+            for (int64_t c = 0; c < C; c++) m[p] = fmaxf(m[p], fabsf(grad[(r * C + c) * hw + p]));
+            top = fmaxf(top, m[p]);
+        }
+        for (int64_t p = 0; p < hw && top > 0.0f; p++) m[p] /= top;
+    }
+    return s;
+}
+
 static int run_predict(const predict_opts *po, train_net *net, const syn_dataset *in, int64_t first, int64_t out,
                        char *const *names) {
     syn_graph *g = net->graph;
     syn_node *x = net->m.x, *logits = net->m.logits;
     int64_t batch = net->xs.dim[0];
-    float *y = malloc((size_t)(batch * out) * sizeof *y);
-    if (!y) return fail("out of memory for the outputs");
-    syn_graph_set_training(g, false);
+    float *y = malloc((size_t)(batch * out) * sizeof *y), *grad = NULL, *maps = NULL;
+    int32_t *labels = NULL;
+    const syn_shape ss = in->sample_shape; /* (C, H, W) with --saliency */
+    const int64_t hw = po->saliency ? ss.dim[1] * ss.dim[2] : 0;
+    if (po->saliency) {
+        labels = calloc((size_t)batch, sizeof *labels);
+        grad = malloc((size_t)(batch * in->dim) * sizeof *grad);
+        maps = malloc((size_t)(in->n * hw) * sizeof *maps);
+    }
+    if (!y || (po->saliency && (!labels || !grad || !maps))) {
+        free(y), free(labels), free(grad), free(maps);
+        return fail("out of memory for the outputs");
+    }
+    syn_graph_set_training(g, false); /* batch norm's running statistics, no dropout: backward included */
     syn_status s = SYN_OK;
     for (int64_t b0 = 0; s == SYN_OK && b0 < in->n; b0 += batch) {
         int64_t k = in->n - b0 < batch ? in->n - b0 : batch;
         syn_shape xs = net->xs;
         xs.dim[0] = k;
         s = syn_graph_feed(g, x, in->x + b0 * in->dim, xs);
+        if (s == SYN_OK && po->saliency) s = syn_graph_feed(g, net->m.y, labels, syn_shape1(k)); /* any class, for now */
         if (s == SYN_OK) s = syn_graph_forward(g);
         if (s == SYN_OK) s = syn_graph_read(g, logits, y, (size_t)(k * out) * sizeof *y);
         for (int64_t r = 0; s == SYN_OK && r < k; r++)
             print_result(po, first + b0 + r, y + r * out, out, net->classify, names);
+        if (s == SYN_OK && po->saliency)
+            s = saliency(net, ss, k, out, y, labels, grad, maps + b0 * hw);
     }
     fflush(stdout);
-    free(y);
+    if (s == SYN_OK && po->saliency) {
+        s = syn_png_write_grid(po->saliency, maps, (int)in->n, 1, (int)ss.dim[1], (int)ss.dim[2], 0, 0.0f, 1.0f);
+        if (s == SYN_OK)
+            fprintf(stderr, "synapse: saliency maps of %lld input%s written to %s\n", (long long)in->n,
+                    in->n == 1 ? "" : "s", po->saliency);
+    }
+    free(y), free(labels), free(grad), free(maps);
     return s == SYN_OK ? 0 : runtime_error(s);
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *U = predict_usage_text;
-    predict_opts po = {3, -1, false, NULL};
+    predict_opts po = {3, -1, false, NULL, NULL};
     const char *pos[4];
     int npos = 0, ac = 1;
     char **av = calloc((size_t)argc + 1, sizeof *av);
@@ -544,6 +598,7 @@ int cmd_predict(int argc, char **argv) {
             if (!mine) av[ac++] = argv[i];
         }
         if (strcmp(name, "json") == 0) po.json = true;
+        else if (strcmp(name, "saliency") == 0) po.saliency = val;
         else if (strcmp(name, "top") == 0 && (!parse_i64(val, 1, &po.top) || po.top > 64))
             rc = usage_error(U, "--top must be in 1..64, got '%s'", val);
         else if (strcmp(name, "index") == 0 && !parse_i64(val, 0, &po.index))
@@ -591,7 +646,12 @@ int cmd_predict(int argc, char **argv) {
         rc = runtime_error(s);
         goto done;
     }
-    if ((rc = train_net_build(&o, dev, &meta.shape, NET_PREDICT, &net)) >= 0) goto done;
+    if (po.saliency && (o.regression || meta.shape.sample_shape.ndim != 3)) {
+        rc = fail("--saliency maps a classifier's image inputs; this model %s", o.regression ? "is a regressor"
+                                                                                              : "takes table rows");
+        goto done;
+    }
+    if ((rc = train_net_build(&o, dev, &meta.shape, po.saliency ? NET_SALIENCY : NET_PREDICT, &net)) >= 0) goto done;
     syn_checkpoint_info info;
     if ((rc = load_weights(&o, &net, meta.ckpt, &info)) >= 0) goto done;
     if (!o.quiet)

@@ -93,6 +93,7 @@ typedef enum {
     NET_TRAIN,   /* x, y -> logits -> loss, the backward pass planned (train) */
     NET_EVAL,    /* the same for inference: no backward pass (eval) */
     NET_PREDICT, /* x -> logits alone, for inference (predict): no y, no loss */
+    NET_SALIENCY, /* as NET_TRAIN, with dL/dx asked for (predict --saliency; run in eval mode) */
 } net_mode;
 
 /* Builds and compiles the network for the data set's shapes. -1 to go on,

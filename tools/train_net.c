@@ -176,7 +176,8 @@ int train_net_build(const train_opts *o, syn_device dev, const syn_dataset *trai
     } /* predict: the logits are the output, no loss */
     s = syn_graph_status(g);
     if (s == SYN_OK && m->logits) s = syn_graph_keep(g, m->logits);
-    syn_compile_opts co = {.inference = mode != NET_TRAIN, .cuda_graphs = o->cuda_graphs};
+    if (s == SYN_OK && mode == NET_SALIENCY) s = syn_graph_input_grad(g, m->x);
+    syn_compile_opts co = {.inference = mode != NET_TRAIN && mode != NET_SALIENCY, .cuda_graphs = o->cuda_graphs};
     if (s == SYN_OK) s = syn_graph_compile(g, dev, &co);
     if (s != SYN_OK) return runtime_error(s);
 
