@@ -648,6 +648,58 @@ START_TEST(test_cli_options) {
 }
 END_TEST
 
+/* --data cifar10: five training batch files and a test batch of the binary
+ * version (records of a label byte and 3072 pixel bytes; each class a
+ * brightness of its own), trained, then evaluated from the checkpoint. */
+START_TEST(test_cli_cifar10) {
+    char bin[512], dir[64] = "/tmp/syn_test_cifar_XXXXXX", path[128];
+    if (!tu_cli_path(bin, sizeof bin, "test_train")) return;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    static uint8_t rec[12 * 3073];
+    tu_rng r = tu_rng_make(10);
+    for (int f = 0; f < 6; f++) {
+        const int n = f < 5 ? 8 : 12;
+        for (int i = 0; i < n; i++) {
+            const int label = (f * 8 + i) % 10;
+            rec[i * 3073] = (uint8_t)label;
+            for (int p = 1; p < 3073; p++) rec[i * 3073 + p] = (uint8_t)(label * 20 + tu_next(&r) % 60);
+        }
+        if (f < 5) snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, f + 1);
+        else snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+        FILE *o = fopen(path, "wb");
+        ck_assert_ptr_nonnull(o);
+        ck_assert_uint_eq(fwrite(rec, 3073, (size_t)n, o), (size_t)n);
+        ck_assert_int_eq(fclose(o), 0);
+    }
+    char ck[96];
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    char *out = tu_run_expect(0, "%s train --data cifar10 --data-dir %s --hidden 16 --epochs 2 --batch-size 8 --save %s 2>&1",
+                              bin, dir, ck);
+    ck_assert_msg(strstr(out, "; 40 train / 12 test samples") && strstr(out, "\"model\":\"mlp 3072-16-10\""), "%s", out);
+    const double acc = tu_json_number(tu_last_line(out), "test_accuracy");
+    free(out);
+    out = tu_run_expect(0, "%s eval mlp %s --data cifar10 --data-dir %s --hidden 16 --quiet", bin, ck, dir);
+    ck_assert_double_eq_tol(tu_json_number(tu_last_line(out), "test_accuracy"), acc, 1e-6);
+    free(out);
+    snprintf(path, sizeof path, "%s/data_batch_3.bin", dir);
+    ck_assert_int_eq(remove(path), 0);
+    static const tu_cli_case bad[] = {
+        {2, "--data cifar10", "--data cifar10 needs --data-dir DIR"},
+        {2, "--data cifar10 --data-dir @ --images x", "--data cifar10 and --images both name the data"},
+        {1, "--data cifar10 --data-dir @", "@/data_batch_3.bin: cannot open"},
+    };
+    tu_cli_cases(bin, "train", bad, sizeof bad / sizeof *bad, dir);
+    for (int f = 1; f <= 5; f++) {
+        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, f);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+    remove(path);
+    remove(ck);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("convergence");
@@ -671,6 +723,7 @@ static Suite *train_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_cli_options);
+    tcase_add_test(tc, test_cli_cifar10);
     suite_add_tcase(s, tc);
     return s;
 }

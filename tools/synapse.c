@@ -55,9 +55,11 @@ static const char train_usage_text[] =
     "table: its number of columns).\n"
     "\n"
     "data:\n"
-    "  --data fashion-mnist     the data set (default fashion-mnist)\n"
-    "  --data-dir DIR           Fashion-MNIST files (default $SYN_FASHION_MNIST_DIR, else\n"
-    "                           " SYN_FASHION_MNIST_DIR ")\n"
+    "  --data fashion-mnist|cifar10\n"
+    "                           the data set (default fashion-mnist)\n"
+    "  --data-dir DIR           its files: Fashion-MNIST's (default $SYN_FASHION_MNIST_DIR, else\n"
+    "                           " SYN_FASHION_MNIST_DIR "); CIFAR-10's binary version\n"
+    "                           (data_batch_1..5.bin, test_batch.bin; no default)\n"
     "  --images DIR             an image folder instead: DIR/<class>/<image>.png, one\n"
     "                           subfolder per class, every image the same size\n"
     "  --test-images DIR        its test folder, same classes (default: --test-fraction of DIR)\n"
@@ -307,8 +309,13 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
     if (o->csv && o->images) return usage_error(U, "%s", "--csv and --images both name the data: give one");
     if (o->test_images && !o->images)
         return usage_error(U, "%s needs --images DIR (the training folder)", "--test-images");
-    if (strcmp(o->data, "fashion-mnist") != 0)
-        return usage_error(U, "unknown --data '%s' (fashion-mnist, or use --csv FILE)", o->data);
+    const bool cifar = strcmp(o->data, "cifar10") == 0;
+    if (strcmp(o->data, "fashion-mnist") != 0 && !cifar)
+        return usage_error(U, "unknown --data '%s' (fashion-mnist, cifar10, or use --csv FILE or --images DIR)", o->data);
+    if (cifar && (o->csv || o->images))
+        return usage_error(U, "--data cifar10 and %s both name the data: give one", o->csv ? "--csv" : "--images");
+    if (cifar && !o->data_dir)
+        return usage_error(U, "%s", "--data cifar10 needs --data-dir DIR (data_batch_1..5.bin and test_batch.bin)");
     if (!o->csv && o->regression) return usage_error(U, "%s needs a CSV file (--csv)", "--regression");
     if (!o->loss) o->loss = o->regression ? "mse" : "ce";
     /* Classification with mse/sse would need one-hot targets through a

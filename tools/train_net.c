@@ -37,6 +37,9 @@ static syn_status load_raw(const train_opts *o, syn_dataset **train, syn_dataset
         s = syn_dataset_load_image_folder(o->images, 0, NULL, 0, &all);
         if (s == SYN_OK) s = syn_dataset_split(all, o->test_fraction, o->seed, &tr, test);
         syn_dataset_free(all);
+    } else if (strcmp(o->data, "cifar10") == 0) {
+        s = train ? syn_dataset_load_cifar10(o->data_dir, true, &tr) : SYN_OK;
+        if (s == SYN_OK) s = syn_dataset_load_cifar10(o->data_dir, false, test);
     } else {
         s = train ? syn_dataset_load_fashion_mnist(o->data_dir, true, &tr) : SYN_OK;
         if (s == SYN_OK) s = syn_dataset_load_fashion_mnist(o->data_dir, false, test);
