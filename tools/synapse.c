@@ -24,7 +24,7 @@ static const char usage_text[] =
     "                       train the network a model file describes (models/*.cfg)\n"
     "  eval MODEL CKPT [options]\n"
     "                       test-set loss and accuracy of a checkpoint (MODEL: a model file or mlp)\n"
-    "  predict MODEL CKPT INPUT [--top K] [--json]\n"
+    "  predict MODEL CKPT INPUT [--top K] [--json] [--saliency FILE.png]\n"
     "                       classes or values for an IDX, CSV or PNG input (see synapse predict --help)\n"
     "  summary MODEL.cfg [--input C,H,W] [--batch N]\n"
     "                       a model file's layers, output shapes, parameters and FLOPs\n"
