@@ -369,6 +369,14 @@ START_TEST(idx_png_classes_match_eval_accuracy) {
     ck_assert_msg(fabs(pz.prob[0] - p.prob[5]) < 1e-5, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "1 input from"));
     free(out);
+    /* the classes by Fashion-MNIST's names, which the checkpoint records */
+    static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    out = tu_run_expect(0, "%s predict mlp %s %s %s --top 1 --quiet", bin, ck, tu_path("five.png"), flags);
+    char want[64];
+    snprintf(want, sizeof want, "0: class %d %s (", p.cls[5], names[p.cls[5]]);
+    ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "want '%s...': %s", want, out);
+    free(out);
 
     /* bad inputs */
     static uint8_t rgb[28 * 28 * 3], small[20 * 20];

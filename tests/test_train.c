@@ -681,6 +681,22 @@ START_TEST(test_cli_cifar10) {
     out = tu_run_expect(0, "%s eval mlp %s --data cifar10 --data-dir %s --hidden 16 --quiet", bin, ck, dir);
     ck_assert_double_eq_tol(tu_json_number(tu_last_line(out), "test_accuracy"), acc, 1e-6);
     free(out);
+    /* predict on a 32x32 RGB PNG names the class as CIFAR-10 does */
+    static const char *const names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                          "dog",      "frog",       "horse", "ship", "truck"};
+    uint8_t pix[32 * 32 * 3];
+    for (int i = 0; i < 32 * 32 * 3; i++) pix[i] = (uint8_t)(tu_next(&r) & 0xff);
+    snprintf(path, sizeof path, "%s/in.png", dir);
+    tu_write_png(path, pix, 32, 32, true);
+    out = tu_run_expect(0, "%s predict mlp %s %s --data cifar10 --data-dir %s --hidden 16 --top 1 --quiet", bin, ck,
+                        path, dir);
+    int cls = -1;
+    ck_assert_msg(sscanf(out, "0: class %d ", &cls) == 1 && cls >= 0 && cls < 10, "%s", out);
+    char want[64];
+    snprintf(want, sizeof want, "0: class %d %s (", cls, names[cls]);
+    ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "want '%s...': %s", want, out);
+    free(out);
+    remove(path);
     snprintf(path, sizeof path, "%s/data_batch_3.bin", dir);
     ck_assert_int_eq(remove(path), 0);
     static const tu_cli_case bad[] = {

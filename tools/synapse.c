@@ -360,7 +360,14 @@ static bool data_meta_add(data_meta *m, const char *key, const char *value) {
     return true;
 }
 
-/* The sample shape and outputs, and a CSV's header and label index. */
+/* The classes' names, as the data sets' authors give them. */
+static const char *const fmnist_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                               "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const cifar10_classes[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                                "dog",      "frog",       "horse", "ship", "truck"};
+
+/* The sample shape and outputs, a CSV's header and label index, and the
+ * classes' names (an image folder's subfolders, Fashion-MNIST's or CIFAR-10's). */
 static syn_status data_meta_make(const train_opts *o, const syn_dataset *train, data_meta *m) {
     char buf[64], key[32];
     int len = 0;
@@ -394,6 +401,12 @@ static syn_status data_meta_make(const train_opts *o, const syn_dataset *train, 
             ok = data_meta_add(m, key, names[k]);
         }
         syn_image_folder_classes_free(names, n);
+    } else if (ok && !o->csv && train->num_classes == 10) {
+        const char *const *names = strcmp(o->data, "cifar10") == 0 ? cifar10_classes : fmnist_classes;
+        for (int k = 0; k < 10 && ok; k++) {
+            snprintf(key, sizeof key, DATA_CLASS "%d", k);
+            ok = data_meta_add(m, key, names[k]);
+        }
     }
     return ok ? SYN_OK : SYN_ERR_OOM;
 }

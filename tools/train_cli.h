@@ -70,7 +70,7 @@ syn_status train_csv_header(const train_opts *o, char ***names, int *count, int 
 #define DATA_COLUMNS "columns" /* a CSV: its header's column count, the label's included */
 #define DATA_COLUMN "column."  /* a CSV: "column.<k>", the k-th header name */
 #define DATA_LABEL "label"     /* a CSV: the label column's index in the header */
-#define DATA_CLASS "class."    /* an image folder: "class.<k>", the k-th class's (subfolder's) name */
+#define DATA_CLASS "class."    /* images: "class.<k>", the k-th class's name (a folder's subfolder, or the data set's) */
 
 /* The network a train_opts describes, built and compiled. */
 typedef struct {
