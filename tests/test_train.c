@@ -673,8 +673,8 @@ START_TEST(test_cli_cifar10) {
     }
     char ck[96];
     snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
-    char *out = tu_run_expect(0, "%s train --data cifar10 --data-dir %s --hidden 16 --epochs 2 --batch-size 8 --save %s 2>&1",
-                              bin, dir, ck);
+    char *out = tu_run_expect(0, "%s train --data cifar10 --data-dir %s --hidden 16 --epochs 2 --batch-size 8 --save %s"
+                                 " 2>&1", bin, dir, ck);
     ck_assert_msg(strstr(out, "; 40 train / 12 test samples") && strstr(out, "\"model\":\"mlp 3072-16-10\""), "%s", out);
     const double acc = tu_json_number(tu_last_line(out), "test_accuracy");
     free(out);

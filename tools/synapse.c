@@ -311,7 +311,8 @@ int train_parse(int argc, char **argv, train_opts *o, const char *eval_usage) {
         return usage_error(U, "%s needs --images DIR (the training folder)", "--test-images");
     const bool cifar = strcmp(o->data, "cifar10") == 0;
     if (strcmp(o->data, "fashion-mnist") != 0 && !cifar)
-        return usage_error(U, "unknown --data '%s' (fashion-mnist, cifar10, or use --csv FILE or --images DIR)", o->data);
+        return usage_error(U, "unknown --data '%s' (fashion-mnist, cifar10, or use --csv FILE or --images DIR)",
+                           o->data);
     if (cifar && (o->csv || o->images))
         return usage_error(U, "--data cifar10 and %s both name the data: give one", o->csv ? "--csv" : "--images");
     if (cifar && !o->data_dir)
