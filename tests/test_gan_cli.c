@@ -1,12 +1,13 @@
 /* `synapse gan` and `synapse sample` through the CLI: the MLP GAN's short
  * run (its JSON line, log.csv, the scatter plot, the generator file), sample's
  * seeds, DCGAN-28 with the score on a tiny Fashion-MNIST-shaped set (the
- * classifier saved and loaded), and bad options and files with their
- * messages and exit codes. */
+ * classifier saved and loaded), DCGAN-28 and DCGAN-64 on image folders
+ * (--images), and bad options and files with their messages and exit codes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
 
@@ -165,6 +166,49 @@ START_TEST(cli_gan_errors) {
 }
 END_TEST
 
+/* dir/all/<k>.png: n random w x w images (RGB or grey). */
+static void write_folder(const char *dir, int n, int w, bool rgb, uint64_t seed) {
+    char path[256];
+    snprintf(path, sizeof path, "%s", tu_path(dir));
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/all", tu_path(dir));
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    static uint8_t pix[64 * 64 * 3];
+    tu_rng r = tu_rng_make(seed);
+    for (int k = 0; k < n; k++) {
+        for (int i = 0; i < w * w * (rgb ? 3 : 1); i++) pix[i] = (uint8_t)(tu_next(&r) & 0xff);
+        snprintf(path, sizeof path, "%s/all/%02d.png", tu_path(dir), k);
+        tu_write_png(path, pix, w, w, rgb);
+    }
+}
+
+/* --images: DCGAN-28 on a folder of 28x28 images (RGB read as grey), DCGAN-64
+ * on one of 32x32 (doubled); a folder of another size, the MLP GAN and the
+ * score refused. */
+START_TEST(cli_gan_images) {
+    char bin[512];
+    if (!tu_cli_path(bin, sizeof bin, "test_gan_cli")) return;
+    write_folder("f28", 24, 28, true, 1);
+    char *o = tu_run_expect(0, "%s gan --images %s --epochs 2 --batch-size 8 --max-steps 4 --out %s --quiet", bin,
+                            tu_path("f28"), tu_path("o28"));
+    assert_run_line(tu_last_line(o), "dcgan28", 2, 4); /* 3 whole batches an epoch */
+    free(o);
+    assert_png(tu_path("o28/samples_epoch2.png"), 8 * 28 + 9 * 2, 8 * 28 + 9 * 2);
+    write_folder("f32", 8, 32, true, 2);
+    o = tu_run_expect(0, "%s gan --model dcgan64 --images %s --batch-size 4 --max-steps 1 --out %s --quiet", bin,
+                      tu_path("f32"), tu_path("o64"));
+    assert_run_line(tu_last_line(o), "dcgan64", 1, 1);
+    free(o);
+    assert_png(tu_path("o64/samples_epoch1.png"), 8 * 64 + 9 * 2, 8 * 64 + 9 * 2);
+    static const tu_cli_case bad[] = { /* '@': the test's folder */
+        {1, "gan --images @/f32 --out @/o", "@/f32: images of (1,32,32); --model dcgan28 takes 28x28 (read as grey)"},
+        {2, "gan --model mlp --images @/f28", "--images trains a DCGAN (dcgan28 or dcgan64)"},
+        {2, "gan --images @/f28 --score", "--score rates Fashion-MNIST-like samples by its classes: not with --images"},
+    };
+    tu_cli_cases(bin, "", bad, sizeof bad / sizeof *bad, tu_dir);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("gan_cli");
     TCase *tc = tcase_create("cli");
@@ -173,6 +217,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, cli_gan_mlp_and_sample);
     tcase_add_test(tc, cli_gan_dcgan28_scored);
     tcase_add_test(tc, cli_gan_errors);
+    tcase_add_test(tc, cli_gan_images);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,6 +26,9 @@ static const char gan_usage_text[] =
     "                         8 Gaussians; the 'grid' is a scatter plot)\n"
     "  --data-dir DIR         Fashion-MNIST (default $SYN_FASHION_MNIST_DIR, else\n"
     "                         " SYN_FASHION_MNIST_DIR ") or CIFAR-10 files\n"
+    "  --images DIR           your own images instead: an image folder (DIR/<class>/*.png,\n"
+    "                         classes ignored), 28x28 for dcgan28 (read as grey), 64x64\n"
+    "                         or 32x32 (doubled) for dcgan64 (read as RGB)\n"
     "  --epochs N             (default 10)\n"
     "  --batch-size N         (default 128)\n"
     "  --lr LR                both nets' Adam learning rate (default 2e-4)\n"
@@ -123,22 +126,24 @@ static syn_status write_samples(const char *path, syn_gan_arch arch, syn_shape s
 
 typedef struct {
     syn_gan_arch arch;
-    const char *data_dir, *device, *out, *scorer;
+    const char *data_dir, *device, *out, *scorer, *images;
     int epochs, scorer_epochs;
     int64_t batch, max_steps, score_samples;
     float lr, beta1, beta2, smoothing;
     uint64_t seed;
     bool score, quiet;
+    bool upsample; /* dcgan64 on 32x32 images (set once the data is loaded) */
 } gan_opts;
 
 enum {
     G_MODEL = 256, G_DATA_DIR, G_EPOCHS, G_BATCH, G_LR, G_BETA1, G_BETA2, G_SEED, G_DEVICE, G_OUT, G_SMOOTH,
-    G_SCORE, G_MAX_STEPS, G_SCORE_SAMPLES, G_SCORER, G_SCORER_EPOCHS
+    G_SCORE, G_MAX_STEPS, G_SCORE_SAMPLES, G_SCORER, G_SCORER_EPOCHS, G_IMAGES
 };
 
 static int parse_gan(int argc, char **argv, gan_opts *o) {
     static const struct option longopts[] = {
         {"model", required_argument, 0, G_MODEL},       {"data-dir", required_argument, 0, G_DATA_DIR},
+        {"images", required_argument, 0, G_IMAGES},
         {"epochs", required_argument, 0, G_EPOCHS},     {"batch-size", required_argument, 0, G_BATCH},
         {"lr", required_argument, 0, G_LR},             {"beta1", required_argument, 0, G_BETA1},
         {"beta2", required_argument, 0, G_BETA2},       {"seed", required_argument, 0, G_SEED},
@@ -174,6 +179,7 @@ static int parse_gan(int argc, char **argv, gan_opts *o) {
             if (syn_gan_arch_parse(a, &o->arch) != SYN_OK) return usage_error(U, "unknown --model '%s' (dcgan28, dcgan64, mlp)", a);
             break;
         case G_DATA_DIR: o->data_dir = a; break;
+        case G_IMAGES: o->images = a; break;
         case G_EPOCHS:
             if (!parse_i64(a, 1, &v) || v > 1000000) return usage_error(U, "--epochs must be >= 1, got '%s'", a);
             o->epochs = (int)v;
@@ -221,15 +227,20 @@ static int parse_gan(int argc, char **argv, gan_opts *o) {
     if ((o->score || o->scorer) && o->arch != SYN_GAN_DCGAN28)
         return usage_error(U, "--score rates 28x28 Fashion-MNIST samples: it needs --model dcgan28, not %s",
                            syn_gan_arch_name(o->arch));
-    if (o->arch == SYN_GAN_DCGAN64 && !o->data_dir)
-        return usage_error(U, "%s needs --data-dir (CIFAR-10, binary version)", "--model dcgan64");
+    if (o->images && o->arch == SYN_GAN_MLP)
+        return usage_error(U, "%s", "--images trains a DCGAN (dcgan28 or dcgan64); the MLP GAN has its own toy data");
+    if (o->images && (o->score || o->scorer))
+        return usage_error(U, "%s", "--score rates Fashion-MNIST-like samples by its classes: not with --images");
+    if (o->arch == SYN_GAN_DCGAN64 && !o->data_dir && !o->images)
+        return usage_error(U, "%s needs --data-dir (CIFAR-10, binary version) or --images DIR", "--model dcgan64");
     return -1;
 }
 
 /* ---- gan: data ------------------------------------------------------------------------ */
 
 /* The training set, in the model's range: Fashion-MNIST in [-1, 1]; CIFAR-10
- * in [-1, 1] at 32x32 (upsampled per batch); the MLP's ring. */
+ * in [-1, 1] at 32x32 (upsampled per batch); an image folder the same; the
+ * MLP's ring. */
 static syn_status load_gan_data(const gan_opts *o, syn_dataset **out) {
     *out = NULL;
     syn_status s;
@@ -248,17 +259,34 @@ static syn_status load_gan_data(const gan_opts *o, syn_dataset **out) {
         *out = d;
         return SYN_OK;
     }
-    s = o->arch == SYN_GAN_DCGAN28 ? syn_dataset_load_fashion_mnist(o->data_dir, true, out)
-                                   : syn_dataset_load_cifar10(o->data_dir, true, out);
-    if (s != SYN_OK) return s;
+    if (o->images) {
+        const bool g28 = o->arch == SYN_GAN_DCGAN28;
+        if ((s = syn_dataset_load_image_folder(o->images, g28 ? 1 : 3, NULL, 0, out)) != SYN_OK) return s;
+        const syn_shape is = (*out)->sample_shape;
+        const bool fits = g28 ? is.dim[1] == 28 && is.dim[2] == 28
+                              : is.dim[1] == is.dim[2] && (is.dim[1] == 64 || is.dim[1] == 32);
+        if (!fits) {
+            char a[64];
+            fprintf(stderr, "synapse: error: %s: images of %s; --model %s takes %s\n", o->images,
+                    syn_shape_str(&is, a, sizeof a), syn_gan_arch_name(o->arch),
+                    g28 ? "28x28 (read as grey)" : "64x64, or 32x32 doubled (read as RGB)");
+            syn_dataset_free(*out);
+            *out = NULL;
+            return SYN_ERR_SHAPE;
+        }
+    } else {
+        s = o->arch == SYN_GAN_DCGAN28 ? syn_dataset_load_fashion_mnist(o->data_dir, true, out)
+                                       : syn_dataset_load_cifar10(o->data_dir, true, out);
+        if (s != SYN_OK) return s;
+    }
     for (int64_t i = 0; i < (*out)->n * (*out)->dim; i++) (*out)->x[i] = 2.0f * (*out)->x[i] - 1.0f;
     return SYN_OK;
 }
 
-/* A batch in the generator's sample shape: CIFAR's 3x32x32 doubled to 3x64x64
- * (nearest); others as they are. */
+/* A batch in the generator's sample shape: 3x32x32 (CIFAR's, or a folder's)
+ * doubled to 3x64x64 (nearest); others as they are. */
 static const float *prepare(const gan_opts *o, const syn_batch *b, float *buf) {
-    if (o->arch != SYN_GAN_DCGAN64) return b->x;
+    if (!o->upsample) return b->x;
     for (int64_t i = 0; i < b->n; i++)
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < 64; y++)
@@ -326,6 +354,7 @@ int cmd_gan(int argc, char **argv) {
     FILE *csv = NULL;
     float *buf = NULL, *samples = NULL, *score_buf = NULL;
     syn_status s = load_gan_data(&o, &ds);
+    o.upsample = s == SYN_OK && o.arch == SYN_GAN_DCGAN64 && ds->dim == 3 * 32 * 32;
 
     syn_gan_config cfg = syn_gan_config_defaults(o.arch);
     cfg.batch = o.batch;
