@@ -63,7 +63,7 @@ typedef struct {
     syn_dataset shape;     /*   a data set of no rows with the training set's sample
                               shape and outputs */
     train_columns tc;      /*   a CSV: the training header and its label's index */
-    char **classes;        /*   an image folder: its classes' names (num_classes), else NULL */
+    char **classes;        /*   images: the classes' names (num_classes), else NULL */
 } ckpt_meta;
 
 static void ckpt_meta_free(ckpt_meta *m) {
@@ -121,7 +121,7 @@ static int read_data_record(const train_opts *o, const syn_safetensors *f, ckpt_
     }
     char key[64];
     snprintf(key, sizeof key, "data." DATA_CLASS "0");
-    if (!o->csv && !o->regression && syn_safetensors_metadata(f, key)) { /* an image folder's class names */
+    if (!o->csv && !o->regression && syn_safetensors_metadata(f, key)) { /* the classes' names (DATA_CLASS) */
         if (!(m->classes = calloc((size_t)shape->num_classes, sizeof *m->classes)))
             return fail("%s: out of memory", o->resume);
         for (int k = 0; k < shape->num_classes; k++) {
@@ -474,9 +474,10 @@ static void print_result(const predict_opts *po, int64_t index, const float *y, 
 
 /* The network's outputs for every input, a batch at a time, through the
  * network's graph (built for predict: x -> logits). */
-/* --saliency for a batch of k images (C, H, W) = ss (their logits in y): the
- * predicted classes as labels, a backward pass from -log p(class), and each
- * input's map max_c |dL/dx[c]| scaled to its maximum into maps (k, H, W). */
+/* --saliency for a batch of k images (C, H, W) = ss, whose pass has run up to
+ * the logits (in y): the predicted classes as labels, the loss node alone
+ * (resuming the pass), a backward pass from -log p(class), and each input's
+ * map max_c |dL/dx[c]| scaled to its maximum into maps (k, H, W). */
 static syn_status saliency(train_net *net, syn_shape ss, int64_t k, int64_t out, const float *y, int32_t *labels,
                            float *grad, float *maps) {
     const int64_t C = ss.dim[0], hw = ss.dim[1] * ss.dim[2];
@@ -488,7 +489,7 @@ static syn_status saliency(train_net *net, syn_shape ss, int64_t k, int64_t out,
     }
     syn_graph *g = net->graph;
     syn_status s = syn_graph_feed(g, net->m.y, labels, syn_shape1(k));
-    if (s == SYN_OK) s = syn_graph_forward(g);
+    if (s == SYN_OK) s = syn_graph_forward_to(g, net->m.loss, true);
     if (s == SYN_OK) s = syn_graph_backward(g, net->m.loss);
     if (s == SYN_OK) s = syn_graph_read_grad(g, net->m.x, grad, (size_t)(k * C * hw) * sizeof *grad);
     for (int64_t r = 0; s == SYN_OK && r < k; r++) {
@@ -528,8 +529,7 @@ static int run_predict(const predict_opts *po, train_net *net, const syn_dataset
         syn_shape xs = net->xs;
         xs.dim[0] = k;
         s = syn_graph_feed(g, x, in->x + b0 * in->dim, xs);
-        if (s == SYN_OK && po->saliency) s = syn_graph_feed(g, net->m.y, labels, syn_shape1(k)); /* any class, for now */
-        if (s == SYN_OK) s = syn_graph_forward(g);
+        if (s == SYN_OK) s = po->saliency ? syn_graph_forward_to(g, logits, false) : syn_graph_forward(g);
         if (s == SYN_OK) s = syn_graph_read(g, logits, y, (size_t)(k * out) * sizeof *y);
         for (int64_t r = 0; s == SYN_OK && r < k; r++)
             print_result(po, first + b0 + r, y + r * out, out, net->classify, names);

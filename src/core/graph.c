@@ -116,6 +116,13 @@ static void drop(syn_node *n) {
     free(n);
 }
 
+/* A node needs a gradient when one of its inputs does, unless its op stops
+ * gradients (detach). */
+static void inherit_requires_grad(syn_node *n) {
+    if (syn__op_flags[n->op] & SYN_NO_GRAD) return;
+    for (int k = 0; k < n->n_in; k++) n->requires_grad |= n->in[k]->requires_grad;
+}
+
 syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in, const float *f, const int64_t *iv) {
     if (g && g->err != SYN_OK) return NULL;
     syn_node *n = new_node(g, op, in, n_in);
@@ -129,8 +136,7 @@ syn_node *syn__graph_add(syn_graph *g, syn_op op, syn_node *const *in, int n_in,
         return NULL;
     }
     n->cap_shape = n->shape;
-    if (!(syn__op_flags[op] & SYN_NO_GRAD))
-        for (int k = 0; k < n_in; k++) n->requires_grad |= in[k]->requires_grad;
+    inherit_requires_grad(n);
     push(g, n);
     return n;
 }
@@ -505,7 +511,8 @@ syn_status syn_graph_keep(syn_graph *g, syn_node *n) {
 }
 
 /* The input differentiable: it and every node that depends on it (not
- * through a detach) need gradients. Nodes come in topological order. */
+ * through a detach) need gradients, by the rule nodes were built with; nodes
+ * come in topological order. */
 syn_status syn_graph_input_grad(syn_graph *g, syn_node *x) {
     if (!g || !x || x->g != g) return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: node not of this graph");
     if (g->compiled) return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: call before syn_graph_compile");
@@ -513,10 +520,6 @@ syn_status syn_graph_input_grad(syn_graph *g, syn_node *x) {
         return syn__error(SYN_ERR_ARG, "syn_graph_input_grad: node %d (%s, %s) is not an f32 input", x->id,
                           syn__op_name[x->op], syn_dtype_name(x->dtype));
     x->requires_grad = true;
-    for (int i = x->id + 1; i < g->n; i++) {
-        syn_node *v = g->nodes[i];
-        if (syn__op_flags[v->op] & (SYN_NO_GRAD | SYN_LEAF)) continue;
-        for (int k = 0; k < v->n_in; k++) v->requires_grad |= v->in[k]->requires_grad;
-    }
+    for (int i = x->id + 1; i < g->n; i++) inherit_requires_grad(g->nodes[i]);
     return SYN_OK;
 }

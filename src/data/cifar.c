@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "core/internal.h"
+#include "io/io_internal.h"
 #include "dataset.h"
 
 #define CIFAR_SIDE 32
@@ -21,11 +22,6 @@ static const char *const cifar_train_files[CIFAR_MAX_FILES] = {
     "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"};
 static const char cifar_test_file[] = "test_batch.bin";
 static const char cifar_subdir[] = "cifar-10-batches-bin"; /* what the tarball unpacks to */
-
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 /* Opens path and returns its record count, after checking that its size is
  * a positive multiple of the record size. */
@@ -120,7 +116,7 @@ syn_status syn_dataset_load_cifar10(const char *path_or_dir, bool train, syn_dat
         snprintf(probe, sizeof probe, "%s/%s", dir, first);
         snprintf(sub, sizeof sub, "%s/%s", dir, cifar_subdir);
         /* Neither there: keep the given directory so the error names it. */
-        if (stat(probe, &st) != 0 && is_dir(sub)) dir = sub;
+        if (stat(probe, &st) != 0 && syn__is_dir(sub)) dir = sub;
         nfiles = train ? CIFAR_MAX_FILES : 1;
         for (int k = 0; k < nfiles; k++)
             snprintf(paths[k], CIFAR_PATH, "%s/%s", dir, train ? cifar_train_files[k] : cifar_test_file);

@@ -2,77 +2,39 @@
  * a data set of (C, H, W) images in [0, 1] with their class labels. The
  * folders are listed with POSIX dirent, the images decoded by libpng
  * (syn_png_read). */
-#include <dirent.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include "core/internal.h"
+#include "io/io_internal.h"
 #include "dataset.h"
 
 #define MAX_PATH 4096
 
+/* A folder's sorted entries (syn__dir_list). */
 typedef struct {
     char **v;
-    int n, cap;
+    int n;
 } names;
 
-static void names_free(names *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
+static bool keep_dir(const char *path, const char *name) {
+    (void)name;
+    return syn__is_dir(path);
 }
 
-static syn_status names_add(names *l, const char *s, const char *what) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) return syn__error(SYN_ERR_OOM, "%s: a list of %d names", what, cap);
-        l->v = v;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strdup(s))) return syn__error(SYN_ERR_OOM, "%s: a name", what);
-    l->n++;
-    return SYN_OK;
-}
-
-static int by_bytes(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_png_name(const char *name) {
+static bool keep_png(const char *path, const char *name) {
     size_t n = strlen(name);
-    return n > 4 && strcasecmp(name + n - 4, ".png") == 0;
+    return n > 4 && strcasecmp(name + n - 4, ".png") == 0 && !syn__is_dir(path);
 }
 
-/* The entries of dir, sorted: subfolders (dirs true) or .png files; names
- * starting with '.' are left out. */
 static syn_status list_dir(const char *dir, bool dirs, names *out) {
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d) return syn__error(SYN_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
-    syn_status s = SYN_OK;
-    char path[MAX_PATH];
-    struct dirent *e;
-    while (s == SYN_OK && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) {
-            s = syn__error(SYN_ERR_ARG, "%s/%s: path too long", dir, e->d_name);
-            break;
-        }
-        if (dirs ? is_dir(path) : (is_png_name(e->d_name) && !is_dir(path))) s = names_add(out, e->d_name, dir);
-    }
-    closedir(d);
-    if (s != SYN_OK) {
-        names_free(out);
-        return s;
-    }
-    if (out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, by_bytes);
-    return SYN_OK;
+    return syn__dir_list(dir, dirs ? keep_dir : keep_png, NULL, &out->v, &out->n);
+}
+
+static void names_free(names *l) {
+    syn__names_free(l->v, l->n);
+    l->v = NULL;
+    l->n = 0;
 }
 
 syn_status syn_image_folder_classes(const char *dir, char ***out, int *count) {
@@ -91,10 +53,7 @@ syn_status syn_image_folder_classes(const char *dir, char ***out, int *count) {
     return SYN_OK;
 }
 
-void syn_image_folder_classes_free(char **names_, int count) {
-    for (int i = 0; names_ && i < count; i++) free(names_[i]);
-    free(names_);
-}
+void syn_image_folder_classes_free(char **names_, int count) { syn__names_free(names_, count); }
 
 /* One image (c, h, w) into dst as `channels` channels: grey from RGB by the
  * ITU-R BT.601 luma weights, RGB from grey by repeating it. */
@@ -127,7 +86,7 @@ static syn_status list_files(const char *dir, const names *classes, const char *
         const char *name = want ? want[k] : classes->v[k];
         if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
             return syn__error(SYN_ERR_ARG, "%s/%s: path too long", dir, name);
-        if (want && !is_dir(path)) continue;
+        if (want && !syn__is_dir(path)) continue;
         SYN_TRY(list_dir(path, false, &files[k]));
         if (files[k].n == 0 && !want) return syn__error(SYN_ERR_FORMAT, "%s: no .png files in this class folder", path);
         *total += files[k].n;

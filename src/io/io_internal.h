@@ -27,6 +27,15 @@ syn_status syn__atomic_commit(syn__atomic *a);
 /* Removes the temporary file and releases `a`. Safe on a zeroed or released `a`. */
 void syn__atomic_abort(syn__atomic *a);
 
+/* Folders (dir.c). Whether path is a folder. */
+bool syn__is_dir(const char *path);
+/* dir's entries (names starting with '.' left out) that keep(dir/name, name)
+ * accepts, sorted bytewise. SYN_ERR_IO "dir: cannot open the folder: <why><hint>"
+ * (hint may be NULL). owned: free with syn__names_free. */
+syn_status syn__dir_list(const char *dir, bool (*keep)(const char *path, const char *name), const char *hint,
+                         char ***names, int *count);
+void syn__names_free(char **names, int count); /* NULL: no-op */
+
 /* Parses and validates a safetensors image held in memory, exactly as
  * syn_safetensors_open does a file; `name` is used in messages. The data is
  * copied (the caller keeps `data`). owned: free with syn_safetensors_close. */

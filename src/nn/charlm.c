@@ -2,7 +2,6 @@
  * recurrent layers, a linear decoder; truncated BPTT over contiguous streams;
  * bits per byte; autocomplete by greedy, temperature or top-k sampling; save
  * and load as safetensors with the configuration in the metadata. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -51,12 +50,10 @@ syn_status syn_text_load_file(const char *path, uint8_t **text, size_t *len) {
     return SYN_OK;
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* A fortune text file: not an index (.dat), not a .u8 link, not art/ascii-art/off. */
-static bool fortune_file(const char *name) {
+static bool fortune_file(const char *path, const char *name) {
+    (void)path;
     size_t n = strlen(name);
-    if (name[0] == '.') return false;
     if ((n > 4 && strcmp(name + n - 4, ".dat") == 0) || (n > 3 && strcmp(name + n - 3, ".u8") == 0)) return false;
     return strcmp(name, "art") != 0 && strcmp(name, "ascii-art") != 0 && strcmp(name, "off") != 0;
 }
@@ -67,31 +64,11 @@ syn_status syn_text_load_fortunes(const char *dir, uint8_t **text, size_t *len) 
     *len = 0;
     if (!dir) dir = getenv("SYN_FORTUNES_DIR");
     if (!dir || !*dir) dir = "/usr/share/games/fortunes";
-    DIR *d = opendir(dir);
-    if (!d) return syn__error(SYN_ERR_IO, "%s: %s (Debian package: fortunes)", dir, strerror(errno));
-    char **names = NULL;
-    int n = 0, cap = 0;
-    syn_status s = SYN_OK;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!fortune_file(e->d_name)) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(names, (size_t)cap * sizeof *nn);
-            if (!nn) {
-                s = syn__error(SYN_ERR_OOM, "%s: file list", dir);
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            s = syn__error(SYN_ERR_OOM, "%s: file list", dir);
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (s == SYN_OK && n == 0) s = syn__error(SYN_ERR_IO, "%s: no fortune files", dir);
-    if (s == SYN_OK) qsort(names, (size_t)n, sizeof *names, by_name);
+    char **names;
+    int n;
+    syn_status s = syn__dir_list(dir, fortune_file, " (Debian package: fortunes)", &names, &n);
+    if (s != SYN_OK) return s;
+    if (n == 0) s = syn__error(SYN_ERR_IO, "%s: no fortune files", dir);
     uint8_t *all = NULL;
     size_t total = 0;
     for (int i = 0; i < n && s == SYN_OK; i++) {
@@ -112,8 +89,7 @@ syn_status syn_text_load_fortunes(const char *dir, uint8_t **text, size_t *len) 
         total += plen;
         free(part);
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    syn__names_free(names, n);
     if (s != SYN_OK) {
         free(all);
         return s;
