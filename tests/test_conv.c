@@ -257,14 +257,17 @@ static double objective(rig *rg) {
     return s;
 }
 
-/* Reads the gradient of operand k; scale * ref must match it. */
+/* Reads the gradient of operand k; scale * ref must match it. scale backward
+ * passes add scale computations' rounding, so the absolute part of the bound
+ * grows with it too (F(4x4, 3x3)'s dx, forced on 16 channels, met 1.06 times
+ * the unscaled bound after two passes on seed 12821754865). */
 static void check_grad(rig *rg, int k, const double *ref, double scale, const char *what, const char *when) {
     int64_t n = rg->num[k];
     float *a = malloc((size_t)n * sizeof *a);
     double *s = malloc((size_t)n * sizeof *s);
     TU_OK(syn_tensor_read(rg->grad[k], a, (size_t)n * sizeof *a));
     for (int64_t i = 0; i < n; i++) s[i] = ref[i] * scale;
-    double ratio = tu_close_ratio(a, s, n, 1e-4, 1e-4);
+    double ratio = tu_close_ratio(a, s, n, 1e-4 * scale, 1e-4);
     ck_assert_msg(ratio <= 1.0, "%s: d/d%s %s differs from the direct convolution's (ratio %g, seed %llu)", what,
                   op_names[k], when, ratio, (unsigned long long)tu_seed());
     free(a);
