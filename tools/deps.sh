@@ -4,7 +4,8 @@
 # cuBLAS, cuDNN) is optional and not installed here: the CPU build works alone.
 syn_install_deps() {
     local pkgs=(build-essential cmake pkg-config check libsubunit-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev libinih-dev
-                libjansson-dev libpng-dev python3 dataset-fashion-mnist fortunes)
+                libjansson-dev libpng-dev python3 dataset-fashion-mnist fortunes
+                libopenmpi-dev openmpi-bin) # MPI: data-parallel training's plugin and its test
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

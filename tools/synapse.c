@@ -100,6 +100,11 @@ static const char train_usage_text[] =
     "  --quiet                  no header, no progress\n"
     "  --help                   this text\n"
     "\n"
+    "Data-parallel: started by an MPI launcher (mpirun -np N synapse train ...), the N\n"
+    "processes train one model, each on its share of every batch (--batch-size is the\n"
+    "whole batch); with --device cuda each takes the GPU of its rank on the machine.\n"
+    "Process 0 writes the output and the checkpoints.\n"
+    "\n"
     "The last line on stdout is one JSON object with the results.\n";
 
 /* ---- info ------------------------------------------------------------------ */
@@ -468,22 +473,48 @@ static int resume_from(const train_opts *o, train_net *n, syn_optim *opt, syn_fi
     return -1;
 }
 
+/* Under an MPI launcher: the communicator of the processes, and each one's
+ * GPU by its rank on the machine when --device is plain "cuda". */
+static int train_join(const train_opts *o, syn_device *dev, syn_comm **comm) {
+    int n;
+    *comm = NULL;
+    if (!syn_comm_mpi_launched(&n)) return -1;
+    if (syn_comm_mpi(comm) != SYN_OK) {
+        fprintf(stderr, "synapse: error: started as one of %d MPI processes, but: %s\n", n, syn_last_error());
+        return 1;
+    }
+    if (dev->type == SYN_DEVICE_CUDA && strcmp(o->device, "cuda") == 0)
+        dev->index = syn_comm_local_rank(*comm) % syn_device_count(SYN_DEVICE_CUDA);
+    if (!o->quiet && syn_comm_rank(*comm) == 0)
+        fprintf(stderr, "synapse: data-parallel over %d processes (MPI), %lld of each batch's %lld rows each\n",
+                syn_comm_size(*comm), (long long)((o->batch + n - 1) / n), (long long)o->batch);
+    return -1;
+}
+
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = train_parse(argc, argv, &o, NULL);
     if (rc >= 0) return rc;
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
+    syn_comm *comm = NULL;
+    if ((rc = train_join(&o, &dev, &comm)) >= 0) return rc;
+    const bool lead = syn_comm_rank(comm) == 0; /* writes the output and the checkpoints */
+    if (!lead) o.quiet = true;
 
     syn_dataset *train = NULL, *test = NULL;
     syn_norm_stats *stats = NULL;
     data_meta meta = {0};
     syn_optim *opt = NULL;
     train_net net;
-    if ((rc = train_net_load(&o, &net)) >= 0) return rc;
+    if ((rc = train_net_load(&o, &net)) >= 0) {
+        syn_comm_free(comm);
+        return rc;
+    }
     syn_status s = train_load_data(&o, &train, &test, &stats);
     if (s != SYN_OK) {
         train_net_free(&net);
+        syn_comm_free(comm);
         return runtime_error(s);
     }
     if ((rc = train_net_build(&o, dev, train, NET_TRAIN, &net)) >= 0) goto done;
@@ -548,13 +579,14 @@ static int cmd_train(int argc, char **argv) {
     fc.resume = o.resume ? &rs : NULL;
     syn_checkpoint_data cd = {stats, (const char *const *)meta.kv, meta.n};
     save_ctx sc = {o.save, net.params, opt, net.desc, o.seed, &cd};
-    if (o.save) {
+    fc.comm = comm;
+    if (o.save && lead) {
         fc.on_epoch = save_epoch;
         fc.user = &sc;
     }
     syn_fit_result res;
     s = syn_fit(&net.m, opt, train, test, &fc, &res);
-    if (s == SYN_OK) {
+    if (s == SYN_OK && lead) {
         if (!o.quiet && strcmp(res.stop_reason, "epochs") != 0)
             fprintf(stderr, "synapse: stopped after %d epochs (%s)\n", res.epochs_run, res.stop_reason);
         printf("{\"model\":\"%s\",\"device\":\"%s\",\"epochs\":%d", net.name, devname, res.epochs_run);
@@ -564,6 +596,7 @@ static int cmd_train(int argc, char **argv) {
         else fputs(",\"test_accuracy\":null", stdout);
         json_num("seconds", res.seconds, "%.2f");
         json_num("samples_per_s", res.samples_per_s, "%.0f");
+        if (comm) printf(",\"processes\":%d", syn_comm_size(comm));
         if (o.cuda_graphs) {
             char why[256];
             int64_t replays = syn_graph_replays(net.m.graph, why, sizeof why);
@@ -580,6 +613,7 @@ done:
     syn_dataset_free(test);
     syn_norm_stats_free(stats);
     data_meta_free(&meta);
+    syn_comm_free(comm);
     return rc;
 }
 

@@ -171,6 +171,7 @@ typedef struct {
     const float *x;         /* n * dim */
     const int32_t *labels;  /* n, or NULL */
     const float *targets;   /* n * target_dim, or NULL */
+    int64_t total;          /* rows of the whole batch: n, or with shards the sum of all members' n */
 } syn_batch;
 
 typedef struct syn_loader syn_loader;
@@ -194,6 +195,16 @@ SYN_API int64_t syn_loader_batches(const syn_loader *l); /* per epoch */
  * kernels' threads. syn_fit turns it on for non-CPU devices. Errors:
  * SYN_ERR_OOM (the second buffers), SYN_ERR_UNSUPPORTED (no thread). */
 SYN_API syn_status syn_loader_set_prefetch(syn_loader *l, bool on);
+
+/* Data parallelism (syn_fit with a communicator, include/synapse/dist.h):
+ * each batch of `batch` rows - the whole batch of one step - is split into
+ * `size` parts of equal size (give or take a row), and this loader hands out
+ * part `rank`: members with the same data and seed together see each batch
+ * once, as one loader would. A last batch of fewer rows than members is
+ * dropped by all alike, and syn_loader_batches counts what is left. Call it
+ * before an epoch's first batch (SYN_ERR_ARG otherwise); 0 of 1 ends the
+ * sharding. Needs batch >= size. */
+SYN_API syn_status syn_loader_set_shard(syn_loader *l, int rank, int size);
 
 /* Random augmentation of image samples (torchvision's RandomCrop(size,
  * padding=pad_crop) followed by RandomHorizontalFlip()), applied by the

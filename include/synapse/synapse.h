@@ -38,6 +38,7 @@
 #include "synapse/text.h"
 #include "synapse/gan.h"
 #include "synapse/bench.h"
+#include "synapse/dist.h"
 #include "synapse/forecast.h"
 
 #endif

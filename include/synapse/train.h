@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include "data.h"
+#include "dist.h"
 #include "graph.h"
 #include "optim.h"
 
@@ -64,6 +65,19 @@ typedef struct {
      * runs (syn_loader_set_prefetch; the same batches either way). AUTO: on
      * for GPU models, off on the CPU, whose cores the kernels already use. */
     syn_prefetch prefetch;
+    /* Data parallelism (include/synapse/dist.h; NULL or one member: none).
+     * Every member calls syn_fit with its own model - the same network - on
+     * the same data sets and config. batch_size is the whole step's batch:
+     * each member trains on its share of it (syn_loader_set_shard), the
+     * gradients are summed weighted by the shares, and the weights, which
+     * start as rank 0's, stay the same on every member. Batch norm's
+     * statistics come from each member's own rows; its running statistics are
+     * rank 0's from each epoch's end. Evaluation splits the test set between
+     * the members; losses, accuracies and the stopping checks are the whole
+     * run's, the same on every member. Progress is written by rank 0 only;
+     * on_epoch is called on every member. Without dropout, a run gives the
+     * weights one process would get up to the rounding of the sums. */
+    syn_comm *comm;
 } syn_fit_config;
 
 struct syn_fit_result {

@@ -21,6 +21,8 @@ syn_status syn__error(syn_status s, const char *fmt, ...) __attribute__((format(
         syn_status syn__s = (expr);            \
         if (syn__s != SYN_OK) return syn__s;   \
     } while (0)
+/* Puts back a message syn_last_error gave earlier (as it was, status and all). */
+void syn__error_restore(const char *msg);
 /* malloc/calloc that record SYN_ERR_OOM with the size on failure. */
 void *syn__malloc(size_t bytes, const char *what);
 void *syn__calloc(size_t n, size_t size, const char *what);

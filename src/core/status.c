@@ -18,6 +18,7 @@ const char *syn_status_str(syn_status s) {
 
 const char *syn_last_error(void) { return syn__msg; }
 void syn_clear_error(void) { syn__msg[0] = 0; }
+void syn__error_restore(const char *msg) { snprintf(syn__msg, sizeof syn__msg, "%s", msg); }
 const char *syn_version(void) { return SYN_VERSION_STRING; }
 
 syn_status syn__error(syn_status s, const char *fmt, ...) {

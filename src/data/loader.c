@@ -21,6 +21,7 @@
 typedef struct {
     int64_t m, pos;
     uint64_t epoch;
+    int64_t total; /* the whole batch's rows (m, unless sharded) */
 } span;
 
 typedef struct {
@@ -38,6 +39,7 @@ struct syn_loader {
     int64_t pos;       /* next position in order[] */
     bool ordered;      /* order[] holds this epoch's permutation */
     int64_t *order;    /* n row indices */
+    int shard, shards; /* this loader's part of each batch, of `shards` (1: all) */
     slot slots[2];     /* the second only with prefetch */
     int cur;           /* the slot handed out last */
     bool augment;      /* aug has something on; the data set is (C, H, W) */
@@ -116,6 +118,7 @@ syn_status syn_loader_create(const syn_dataset *ds, int64_t batch, bool shuffle,
     l->shuffle = shuffle;
     l->drop_last = drop_last;
     l->seed = seed;
+    l->shards = 1;
     bool ok = (l->order = syn__malloc((size_t)ds->n * sizeof *l->order, "loader")) != NULL;
     ok = ok && slot_alloc(&l->slots[0], ds, batch);
     if (!ok) {
@@ -128,8 +131,22 @@ syn_status syn_loader_create(const syn_dataset *ds, int64_t batch, bool shuffle,
 
 int64_t syn_loader_batches(const syn_loader *l) {
     if (!l) return 0;
-    int64_t n = l->ds->n;
-    return l->drop_last ? n / l->batch : (n + l->batch - 1) / l->batch;
+    int64_t n = l->ds->n, rest = l->drop_last ? 0 : n % l->batch;
+    return n / l->batch + (rest > 0 && rest >= l->shards);
+}
+
+syn_status syn_loader_set_shard(syn_loader *l, int rank, int size) {
+    if (!l) return syn__error(SYN_ERR_ARG, "loader shard: NULL loader");
+    if (size < 1 || rank < 0 || rank >= size)
+        return syn__error(SYN_ERR_ARG, "loader shard: part %d of %d (need 0 <= part < parts)", rank, size);
+    if (l->batch < size)
+        return syn__error(SYN_ERR_ARG, "loader shard: a batch of %lld rows cannot be split %d ways", (long long)l->batch,
+                          size);
+    if (l->pos != 0 || (l->prefetch && l->ahead_valid && l->ahead.m > 0))
+        return syn__error(SYN_ERR_ARG, "loader shard: set it before an epoch's first batch, not in the middle");
+    l->shard = rank;
+    l->shards = size;
+    return SYN_OK;
 }
 
 static void refill_ahead(syn_loader *l);
@@ -222,9 +239,9 @@ static span advance(syn_loader *l) {
         }
         l->ordered = true;
     }
-    span sp = {ds->n - l->pos, l->pos, l->epoch};
+    span sp = {ds->n - l->pos, l->pos, l->epoch, 0};
     if (sp.m > l->batch) sp.m = l->batch;
-    if (sp.m == 0 || (l->drop_last && sp.m < l->batch)) {
+    if (sp.m == 0 || (l->drop_last && sp.m < l->batch) || sp.m < l->shards) {
         l->epoch++;
         l->pos = 0;
         l->ordered = false;
@@ -232,6 +249,11 @@ static span advance(syn_loader *l) {
         return sp;
     }
     l->pos += sp.m;
+    sp.total = sp.m;
+    /* this shard's rows [lo, hi) of the batch */
+    int64_t lo = sp.total * l->shard / l->shards, hi = sp.total * (l->shard + 1) / l->shards;
+    sp.pos += lo;
+    sp.m = hi - lo;
     return sp;
 }
 
@@ -346,6 +368,7 @@ syn_status syn_loader_next(syn_loader *l, syn_batch *b) {
     if (sp.m > 0) {
         l->cur = k;
         b->n = sp.m;
+        b->total = sp.total;
         b->x = l->slots[k].x;
         b->labels = l->slots[k].labels;
         b->targets = l->slots[k].targets;

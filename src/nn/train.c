@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "../core/internal.h"
 #include "../data/dataset.h"
+#include "../dist/dist_internal.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -136,15 +137,18 @@ static bool use_prefetch(const syn_model *m, syn_prefetch p) {
     return p == SYN_PREFETCH_ON || (p == SYN_PREFETCH_AUTO && syn_graph_device(m->graph).type != SYN_DEVICE_CPU);
 }
 
-/* The evaluation loop itself, for a model already checked. */
-static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset *ds, int64_t batch_size,
-                           bool prefetch, float *loss, float *accuracy) {
+/* The evaluation loop itself, for a model already checked: the sums of the
+ * loss (times rows), of the rows right and of the rows over ds. */
+static syn_status evaluate_sums(syn_model *m, const model_info *mi, const syn_dataset *ds, int64_t batch_size,
+                                bool prefetch, double sums[3]) {
     syn_loader *ld = NULL;
     syn__metrics *mt = NULL;
     bool acc = mi->classify && m->logits;
     bool was_training = syn_graph_training(m->graph);
     double sum = 0.0;
     int64_t seen = 0, correct = 0;
+    sums[0] = sums[1] = sums[2] = 0.0;
+    if (ds->n == 0) return SYN_OK; /* a member's part of a set smaller than the members */
     syn_status s = syn_loader_create(ds, batch_size, false, 0, false, &ld);
     if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
     if (s == SYN_OK) s = syn__metrics_create(m->graph, &mt);
@@ -161,9 +165,31 @@ static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset
     syn_graph_set_training(m->graph, was_training);
     syn_loader_free(ld);
     syn__metrics_free(mt);
+    sums[0] = sum;
+    sums[1] = (double)correct;
+    sums[2] = (double)seen;
+    return s;
+}
+
+/* Mean loss and accuracy over ds; with a communicator of several members,
+ * each evaluates its contiguous part of ds and the sums are added up. */
+static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset *ds, int64_t batch_size,
+                           bool prefetch, syn_comm *comm, float *loss, float *accuracy) {
+    syn_dataset part = *ds;
+    int rank = syn_comm_rank(comm), size = syn_comm_size(comm);
+    if (size > 1) { /* rows [lo, hi) */
+        int64_t lo = ds->n * rank / size, hi = ds->n * (rank + 1) / size;
+        part.n = hi - lo;
+        part.x = ds->x + lo * ds->dim;
+        if (ds->labels) part.labels = ds->labels + lo;
+        if (ds->targets) part.targets = ds->targets + lo * ds->target_dim;
+    }
+    double sums[3];
+    syn_status s = evaluate_sums(m, mi, &part, batch_size, prefetch, sums);
+    if (size > 1) s = syn__fit_agree(comm, s, sums, 3, "syn_fit", "in the evaluation");
     if (s != SYN_OK) return s;
-    if (loss) *loss = (float)(sum / (double)seen);
-    if (accuracy) *accuracy = acc ? (float)((double)correct / (double)seen) : -1.0f;
+    if (loss) *loss = (float)(sums[0] / sums[2]);
+    if (accuracy) *accuracy = mi->classify && m->logits ? (float)(sums[1] / sums[2]) : -1.0f;
     return SYN_OK;
 }
 
@@ -172,7 +198,7 @@ syn_status syn_evaluate(syn_model *m, const syn_dataset *ds, int64_t batch_size,
     SYN_TRY(check_model(m, "syn_evaluate", &mi));
     SYN_TRY(check_batch(m, batch_size, "syn_evaluate"));
     SYN_TRY(check_data(m, &mi, ds, "evaluation", "syn_evaluate"));
-    return evaluate(m, &mi, ds, batch_size, use_prefetch(m, SYN_PREFETCH_AUTO), loss, accuracy);
+    return evaluate(m, &mi, ds, batch_size, use_prefetch(m, SYN_PREFETCH_AUTO), NULL, loss, accuracy);
 }
 
 /* ---- progress ------------------------------------------------------------- */
@@ -215,23 +241,17 @@ static void epoch_line(progress *p, int epoch, double loss, double acc, const sy
 
 /* ---- training ------------------------------------------------------------- */
 
-syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const syn_dataset *test,
-                   const syn_fit_config *cfg, syn_fit_result *res) {
+/* Everything syn_fit checks before it starts; members: the communicator's. */
+static syn_status fit_check(syn_model *m, const syn_dataset *train, const syn_dataset *test,
+                            const syn_fit_config *cfg, int members, model_info *mi, syn_params **params) {
     static const char fn[] = "syn_fit";
-    model_info mi;
-    if (res) {
-        memset(res, 0, sizeof *res);
-        res->train_accuracy = res->test_loss = res->test_accuracy = -1.0f;
-        res->stop_reason = "epochs";
-    }
-    if (!opt || !cfg || !res)
-        return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !opt ? "optimizer" : !cfg ? "config" : "result");
-    SYN_TRY(check_model(m, fn, &mi));
+    SYN_TRY(check_model(m, fn, mi));
     if (m->graph->inference)
         return syn__error(SYN_ERR_ARG, "%s: the graph was compiled for inference; compile it for training", fn);
     if (cfg->epochs < 1) return syn__error(SYN_ERR_ARG, "%s: epochs %d (must be >= 1)", fn, cfg->epochs);
-    SYN_TRY(check_batch(m, cfg->batch_size, fn));
-    if (mi.classify && !m->logits)
+    /* a member holds its share of the batch: at most batch / members, rounded up */
+    SYN_TRY(check_batch(m, (cfg->batch_size + members - 1) / members, fn));
+    if (mi->classify && !m->logits)
         return syn__error(SYN_ERR_ARG, "%s: a classifier needs its logits node (for accuracy)", fn);
     if (!(cfg->clip_norm >= 0.0f) || !(cfg->min_loss >= 0.0f) || cfg->patience < 0)
         return syn__error(SYN_ERR_ARG, "%s: clip_norm %g, min_loss %g and patience %d must not be negative", fn,
@@ -245,43 +265,81 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     if (rs && rs->epoch >= cfg->epochs)
         return syn__error(SYN_ERR_ARG, "%s: the run to resume has done %d epochs already, and epochs is %d", fn,
                           rs->epoch, cfg->epochs);
-    SYN_TRY(check_data(m, &mi, train, "training", fn));
-    if (test) SYN_TRY(check_data(m, &mi, test, "test", fn));
-    syn_params *params = syn_graph_params(m->graph);
-    if (!params) return syn__error(SYN_ERR_ARG, "%s: the graph has no parameter set", fn);
+    SYN_TRY(check_data(m, mi, train, "training", fn));
+    if (test) SYN_TRY(check_data(m, mi, test, "test", fn));
+    if (!(*params = syn_graph_params(m->graph)))
+        return syn__error(SYN_ERR_ARG, "%s: the graph has no parameter set", fn);
+    return SYN_OK;
+}
+
+/* The shuffling loader over the training set: this member's shard of each
+ * batch, augmentation, prefetching. */
+static syn_status fit_loader(const syn_dataset *train, const syn_fit_config *cfg, syn_comm *comm, bool prefetch,
+                             syn_loader **out) {
+    syn_loader *ld = NULL;
+    syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
+    if (s == SYN_OK && comm) s = syn_loader_set_shard(ld, syn_comm_rank(comm), syn_comm_size(comm));
+    if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
+    if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
+    if (s != SYN_OK) {
+        syn_loader_free(ld);
+        ld = NULL;
+    }
+    *out = ld;
+    return s;
+}
+
+syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const syn_dataset *test,
+                   const syn_fit_config *cfg, syn_fit_result *res) {
+    static const char fn[] = "syn_fit";
+    model_info mi;
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->train_accuracy = res->test_loss = res->test_accuracy = -1.0f;
+        res->stop_reason = "epochs";
+    }
+    if (!opt || !cfg || !res)
+        return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !opt ? "optimizer" : !cfg ? "config" : "result");
+    /* With several members every failure below is agreed on (syn__fit_*):
+     * all members stop together, none waits in a collective for one that left. */
+    syn_comm *comm = syn_comm_size(cfg->comm) > 1 ? cfg->comm : NULL;
+    const int members = syn_comm_size(comm);
+    syn_params *params = NULL;
+    syn_status s = fit_check(m, train, test, cfg, members, &mi, &params);
+    if (comm) s = syn__fit_start(comm, s, params, train, test, cfg, fn);
+    if (s != SYN_OK) return s;
 
     const double t_start = now_s();
     syn_graph *g = m->graph;
     syn_loader *ld = NULL;
     syn__metrics *mt = NULL;
     const float base_lr = syn_optim_lr(opt);
-    syn_status s = syn_loader_create(train, cfg->batch_size, true, cfg->seed, false, &ld);
-    if (s == SYN_OK && (cfg->augment.pad_crop > 0 || cfg->augment.hflip)) s = syn_loader_set_augment(ld, &cfg->augment);
     /* on a GPU the next batch is gathered while the step runs */
     const bool prefetch = use_prefetch(m, cfg->prefetch);
-    if (s == SYN_OK && prefetch) s = syn_loader_set_prefetch(ld, true);
-    if (s != SYN_OK) {
-        syn_loader_free(ld);
-        ld = NULL;
-    }
+    s = fit_loader(train, cfg, comm, prefetch, &ld);
     if (s == SYN_OK) s = syn__metrics_create(g, &mt);
+    if (comm) s = syn__fit_agree(comm, s, NULL, 0, fn, "to set up");
     if (s != SYN_OK) {
         syn_loader_free(ld);
+        syn__metrics_free(mt);
         return s;
     }
 
     progress pg = {cfg->out ? cfg->out : stderr, cfg->progress, cfg->epochs, syn_loader_batches(ld), 0.0};
     if (pg.mode == SYN_PROGRESS_AUTO) pg.mode = isatty(fileno(pg.out)) ? SYN_PROGRESS_BAR : SYN_PROGRESS_LINES;
+    if (syn_comm_rank(comm) != 0) pg.mode = SYN_PROGRESS_OFF;
     /* A cosine schedule without a horizon anneals over the whole run. */
     syn_schedule sched = cfg->schedule;
     if (sched.kind == SYN_SCHED_COSINE && sched.total_steps <= 0) sched.total_steps = (int64_t)cfg->epochs * pg.batches;
     const bool scheduled = sched.kind != SYN_SCHED_CONSTANT || sched.warmup_steps > 0;
 
     syn_graph_set_training(g, true);
-    syn_graph_set_seed(g, cfg->seed);
+    /* dropout: each member its own masks (member 0 those of a lone process) */
+    syn_graph_set_seed(g, cfg->seed + (uint64_t)syn_comm_rank(comm));
     double train_time = 0.0, best = INFINITY;
     int64_t step = 0, samples = 0;
     int stale = 0, first = 1;
+    const syn_fit_state *rs = cfg->resume;
     if (rs) {
         /* The loader's epoch e is shuffled (and augmented) by (seed, e) */
         syn__loader_seek_epoch(ld, (uint64_t)rs->epoch);
@@ -294,34 +352,52 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     for (int epoch = first; epoch <= cfg->epochs && s == SYN_OK; epoch++) {
         const double t_epoch = now_s();
         double loss_sum = 0.0;
-        int64_t seen = 0, correct = 0, batch_i = 0;
-        if ((s = syn__metrics_reset(mt)) != SYN_OK) break;
+        int64_t seen = 0, correct = 0, batch_i = 0, seen_all = 0;
+        /* a failure after a step's collective: the others learn it at the
+         * next collective (every member has the same batches) */
+        syn_status late = syn__metrics_reset(mt);
         for (;;) {
             syn_batch b;
             if ((s = syn_loader_next(ld, &b)) != SYN_OK || b.n == 0) break;
-            if ((s = feed_batch(m, &mi, &b)) != SYN_OK) break;
-            if ((s = syn_params_zero_grad(params)) != SYN_OK) break;
-            if ((s = syn_graph_forward_backward(g, m->loss)) != SYN_OK) break;
-            if (cfg->clip_norm > 0.0f && (s = syn_params_clip_grad_norm(params, cfg->clip_norm, NULL)) != SYN_OK) break;
+            s = late;
+            if (s == SYN_OK) s = feed_batch(m, &mi, &b);
+            if (s == SYN_OK) s = syn_params_zero_grad(params);
+            if (s == SYN_OK) s = syn_graph_forward_backward(g, m->loss);
+            if (comm) s = syn__fit_step(comm, params, s, b.n, b.total, fn);
+            if (s != SYN_OK) break;
+            if (cfg->clip_norm > 0.0f) s = syn_params_clip_grad_norm(params, cfg->clip_norm, NULL);
             if (scheduled) syn_optim_set_lr(opt, syn_schedule_lr(&sched, base_lr, step));
-            if ((s = syn_optim_step(opt)) != SYN_OK) break;
+            if (s == SYN_OK) s = syn_optim_step(opt);
             step++;
             /* the loss and the rows right add up on the device: the host
              * waits for it only to draw the bar and at the epoch's end */
-            if ((s = syn__metrics_add(mt, m->loss, mi.classify ? m->logits : NULL, m->y, b.n)) != SYN_OK) break;
+            if (s == SYN_OK) s = syn__metrics_add(mt, m->loss, mi.classify ? m->logits : NULL, m->y, b.n);
             seen += b.n;
+            seen_all += b.total;
             batch_i++;
-            if (pg.mode == SYN_PROGRESS_BAR) {
+            if (s == SYN_OK && pg.mode == SYN_PROGRESS_BAR) { /* member 0's running figures; all members' rate */
                 double t = now_s();
                 if (t - pg.last_draw >= 0.1 || batch_i == pg.batches) {
                     pg.last_draw = t;
-                    if ((s = syn__metrics_take(mt, &loss_sum, &correct)) != SYN_OK) break;
-                    bar_draw(&pg, epoch, batch_i, loss_sum / (double)seen,
-                             mi.classify ? (double)correct / (double)seen : -1.0, (double)seen / (t - t_epoch));
+                    s = syn__metrics_take(mt, &loss_sum, &correct);
+                    if (s == SYN_OK)
+                        bar_draw(&pg, epoch, batch_i, loss_sum / (double)seen,
+                                 mi.classify ? (double)correct / (double)seen : -1.0, (double)seen_all / (t - t_epoch));
                 }
             }
+            if (s != SYN_OK && !comm) break;
+            late = s;
         }
+        if (s == SYN_OK) s = late;
         if (s == SYN_OK) s = syn__metrics_take(mt, &loss_sum, &correct);
+        if (comm) { /* the whole run's sums; batch norm's running statistics member 0's */
+            double sums[3] = {loss_sum, (double)correct, (double)seen};
+            s = syn__fit_agree(comm, s, sums, 3, fn, "in an epoch");
+            if (s == SYN_OK) s = syn_params_broadcast(params, comm, 0, true);
+            loss_sum = sums[0];
+            correct = (int64_t)sums[1];
+            seen = (int64_t)sums[2];
+        }
         if (s != SYN_OK) break;
         const double t_trained = now_s();
         train_time += t_trained - t_epoch;
@@ -329,7 +405,8 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         res->epochs_run = epoch;
         res->train_loss = (float)(loss_sum / (double)seen);
         res->train_accuracy = mi.classify ? (float)((double)correct / (double)seen) : -1.0f;
-        if (test && (s = evaluate(m, &mi, test, cfg->batch_size, prefetch, &res->test_loss, &res->test_accuracy)) != SYN_OK)
+        if (test && (s = evaluate(m, &mi, test, (cfg->batch_size + members - 1) / members, prefetch, comm,
+                                  &res->test_loss, &res->test_accuracy)) != SYN_OK)
             break;
         epoch_line(&pg, epoch, res->train_loss, res->train_accuracy, test, res->test_loss, res->test_accuracy,
                    (double)seen / (t_trained - t_epoch), now_s() - t_epoch);
@@ -347,8 +424,11 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         }
         if (cfg->on_epoch) {
             syn_fit_state st = {epoch, step, g->rng_counter, (float)best, stale, res};
-            if ((s = cfg->on_epoch(cfg->user, &st)) != SYN_OK) break;
+            s = cfg->on_epoch(cfg->user, &st);
         }
+        /* every member, with an on_epoch or not (e.g. only member 0 saves) */
+        if (comm) s = syn__fit_agree(comm, s, NULL, 0, fn, "after an epoch (on_epoch)");
+        if (s != SYN_OK) break;
         if (stop) {
             res->stop_reason = stop;
             break;

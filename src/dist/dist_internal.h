@@ -1,0 +1,29 @@
+/* What the training loop needs of src/dist/comm.c beyond the public API. */
+#ifndef SYN_DIST_INTERNAL_H
+#define SYN_DIST_INTERNAL_H
+
+#include "synapse/dist.h"
+#include "synapse/train.h"
+
+/* syn_params_allreduce_grads that also sums n_extra floats of the caller's
+ * (e.g. a failure flag, so that the members stop together) in the same
+ * collective; skip: this member has no gradients to give (it failed), it
+ * sends zeros and gets only the extras back. */
+syn_status syn__params_allreduce_grads_with(syn_params *p, syn_comm *c, float weight, bool skip, float *extra,
+                                            int n_extra);
+
+/* syn_fit over members (src/dist/fit.c). Each is called by every member
+ * with `mine`, its own status so far, and returns SYN_OK on all members or a
+ * failure on all: mine where this member failed, else one naming how many
+ * others did. */
+
+/* The members check that they run the same network on the same data with
+ * the same config, then take member 0's weights. */
+syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,
+                          const syn_dataset *test, const syn_fit_config *cfg, const char *fn);
+/* A step's gradients summed, weighted by rows / total (this member's share). */
+syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn);
+/* sums[0..n) (n <= 6) summed over the members; `where` completes "failed ...". */
+syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where);
+
+#endif

@@ -1,0 +1,71 @@
+/* syn_fit's data-parallel steps: the start (every member runs the same
+ * thing, with member 0's weights), each step's gradient sum, and agreement
+ * on failure, so that when one member fails all stop together instead of
+ * waiting for it in a collective. */
+#include <math.h>
+#include <string.h>
+#include "../core/internal.h"
+#include "dist_internal.h"
+
+/* After a collective that summed (failed members, their status codes): mine
+ * if this member failed, else another member's failure, else SYN_OK. */
+static syn_status settle(syn_comm *c, syn_status mine, double failed, double codes, const char *fn,
+                         const char *where) {
+    if (mine != SYN_OK || failed <= 0.0) return mine;
+    double code = codes / failed; /* the code when they all failed alike */
+    syn_status s = code == floor(code) && code > 0 && code < SYN_STATUS_COUNT ? (syn_status)code : SYN_ERR_IO;
+    return syn__error(s, "%s: %.0f of the %d members failed %s (see their messages); member %d stops with them", fn,
+                      failed, syn_comm_size(c), where, syn_comm_rank(c));
+}
+
+syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where) {
+    double buf[8];
+    if (n > 6) return syn__error(SYN_ERR_ARG, "%s: %d sums to agree on (at most 6)", fn, n);
+    for (int i = 0; i < n; i++) buf[i] = mine == SYN_OK ? sums[i] : 0.0;
+    buf[n] = mine != SYN_OK;
+    buf[n + 1] = mine != SYN_OK ? (double)mine : 0.0;
+    syn_status s = syn_comm_allreduce_f64(c, buf, n + 2);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    if (mine == SYN_OK)
+        for (int i = 0; i < n; i++) sums[i] = buf[i];
+    return settle(c, mine, buf[n], buf[n + 1], fn, where);
+}
+
+syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn) {
+    float flags[2] = {mine != SYN_OK, mine != SYN_OK ? (float)mine : 0.0f};
+    /* the members' mean losses weighted by their shares: the whole batch's mean */
+    float weight = (float)((double)rows / (double)total);
+    syn_status s = syn__params_allreduce_grads_with(p, c, weight, mine != SYN_OK, flags, 2);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    return settle(c, mine, flags[0], flags[1], fn, "in a training step");
+}
+
+syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,
+                          const syn_dataset *test, const syn_fit_config *cfg, const char *fn) {
+    static const char *const what[] = {"parameters",    "parameter values", "training rows", "features",
+                                       "test rows",     "batch size",       "epochs",        "seed",
+                                       "resumed epoch", "clip norm x 1e6"};
+    enum { N = sizeof what / sizeof *what };
+    int64_t figs[N] = {0}, root[N];
+    if (mine == SYN_OK && cfg->batch_size < syn_comm_size(c))
+        mine = syn__error(SYN_ERR_ARG, "%s: a batch of %lld rows cannot be split between %d members", fn,
+                          (long long)cfg->batch_size, syn_comm_size(c));
+    if (mine == SYN_OK) {
+        int64_t f[N] = {syn_params_count(p), syn_params_numel(p), train->n, train->dim, test ? test->n : -1,
+                        cfg->batch_size, cfg->epochs, (int64_t)cfg->seed, cfg->resume ? cfg->resume->epoch : -1,
+                        (int64_t)llround((double)cfg->clip_norm * 1e6)};
+        memcpy(figs, f, sizeof figs);
+    }
+    memcpy(root, figs, sizeof root);
+    syn_status s = syn_comm_broadcast(c, root, sizeof root, 0);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    int bad = -1;
+    for (int i = 0; i < N && bad < 0 && mine == SYN_OK; i++)
+        if (figs[i] != root[i]) bad = i;
+    if (bad >= 0)
+        mine = syn__error(SYN_ERR_ARG, "%s: member %d of %d has %s %lld where member 0 has %lld: every member must "
+                          "run the same model on the same data with the same config", fn, syn_comm_rank(c),
+                          syn_comm_size(c), what[bad], (long long)figs[bad], (long long)root[bad]);
+    SYN_TRY(syn__fit_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
+    return syn_params_broadcast(p, c, 0, false);
+}
