@@ -799,6 +799,100 @@ out:
     return s;
 }
 
+/* Data parallelism: an MLP fitted by two members, threads of this process
+ * (syn_comm_threads), each with its own net. Whichever member an allocation
+ * fails in, both must stop with SYN_ERR_OOM (the other learns it at the next
+ * collective) and neither may wait for the other forever (the test's timeout). */
+typedef struct {
+    ctx *c;
+    syn_comm *comm;
+    syn_status s, own; /* the member's status; own: its setup's, before syn_fit */
+    char msg[256];
+    double result;
+} dist_member;
+
+/* A member's net and optimizer; what it could build stays in m and *o. */
+static syn_status dist_build(syn_params **p, syn_model *m, syn_optim **o, int rank) {
+    syn_status s;
+    syn_graph *g = NULL;
+    TRY(syn_params_create(syn_cpu(), 7 + (uint64_t)rank, p));
+    TRY(syn_graph_create(*p, &g));
+    m->graph = g;
+    m->x = syn_input(g, "x", SYN_F32, syn_shape2(8, 5));
+    m->y = syn_input(g, "y", SYN_I32, syn_shape1(8));
+    syn_node *h = syn_relu(g, syn_batch_norm(g, syn_linear(g, m->x, 12, "fc1", NULL), "bn"));
+    m->logits = syn_linear(g, h, 3, "fc2", NULL);
+    m->loss = syn_cross_entropy(g, m->logits, m->y);
+    TRY(syn_graph_status(g));
+    TRY(syn_graph_keep(g, m->logits));
+    TRY(syn_graph_compile(g, syn_cpu(), NULL));
+    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+    TRY(syn_optim_create(*p, &oc, o));
+out:
+    return s;
+}
+
+void syn__error_restore(const char *msg); /* src/core/status.c: the message of another thread, here */
+
+static void *dist_run(void *arg) {
+    dist_member *d = arg;
+    syn_params *p = NULL;
+    syn_optim *o = NULL;
+    syn_model m = {NULL, NULL, NULL, NULL, NULL};
+    d->own = dist_build(&p, &m, &o, syn_comm_rank(d->comm));
+    char own_msg[256];
+    snprintf(own_msg, sizeof own_msg, "%s", syn_last_error());
+    /* called whatever the setup gave: so the other member learns of a failure */
+    syn_fit_config fc = {.epochs = 2, .batch_size = 16, .seed = 3, .clip_norm = 1.0f, .progress = SYN_PROGRESS_OFF,
+                         .out = d->c->devnull, .comm = d->comm};
+    syn_fit_result res;
+    syn_status s = syn_fit(&m, o, d->c->train, d->c->test, &fc, &res);
+    bool same = false;
+    if (s == SYN_OK) s = syn_params_compare(p, d->comm, &same);
+    d->s = d->own != SYN_OK ? d->own : s;
+    snprintf(d->msg, sizeof d->msg, "%s", d->own != SYN_OK ? own_msg : s == SYN_OK ? "" : syn_last_error());
+    if (s == SYN_OK) d->result = (double)res.train_loss + res.test_loss + res.test_accuracy + same;
+    syn_optim_free(o);
+    syn_graph_free(m.graph);
+    syn_params_free(p);
+    return NULL;
+}
+
+static syn_status sc_dist(ctx *c, double *result) {
+    syn_comm *comm[2];
+    syn_status s = syn_comm_threads(2, comm);
+    if (s != SYN_OK) return s;
+    dist_member d[2] = {{c, comm[0], SYN_OK, SYN_OK, "", 0.0}, {c, comm[1], SYN_OK, SYN_OK, "", 0.0}};
+    pthread_t th;
+    bool started = pthread_create(&th, NULL, dist_run, &d[1]) == 0;
+    if (started) {
+        dist_run(&d[0]);
+        pthread_join(th, NULL);
+    }
+    syn_comm_free(comm[0]);
+    syn_comm_free(comm[1]);
+    /* (no ck_assert while the allocator is armed: Check allocates in it)
+     * both stop, or neither, with the same results */
+    char bad[600] = "";
+    if (!started) snprintf(bad, sizeof bad, "invalid argument: sc_dist: cannot start a thread");
+    else if ((d[0].s == SYN_OK) != (d[1].s == SYN_OK))
+        snprintf(bad, sizeof bad, "invalid argument: sc_dist: one member failed (%s%s), the other did not", d[0].msg,
+                 d[1].msg);
+    else if (d[0].s == SYN_OK && d[0].result != d[1].result)
+        snprintf(bad, sizeof bad, "invalid argument: sc_dist: the members' results differ (%.9g, %.9g)", d[0].result,
+                 d[1].result);
+    if (*bad) {
+        syn__error_restore(bad);
+        return SYN_ERR_ARG; /* not SYN_ERR_OOM: the sweep fails with this message */
+    }
+    *result = d[0].result;
+    /* the cause: a member's own setup failure (the other's syn_fit then
+     * failed "to start"), else member 0's status, with its message here */
+    int k = d[0].own == SYN_OK && d[1].own != SYN_OK;
+    if (d[k].s != SYN_OK) syn__error_restore(d[k].msg);
+    return d[k].s;
+}
+
 /* ---- the tests --------------------------------------------------------------------- */
 
 static const struct {
@@ -807,7 +901,7 @@ static const struct {
 } scenarios[] = {
     {"mlp", sc_mlp}, {"cnn", sc_cnn}, {"ops", sc_ops}, {"charlm", sc_charlm}, {"gan", sc_gan},
     {"forecast", sc_forecast}, /* the first six take c->dev */
-    {"data", sc_data}, {"files", sc_files},
+    {"data", sc_data}, {"files", sc_files}, {"dist", sc_dist},
 };
 #define N_SCENARIOS ((int)(sizeof scenarios / sizeof scenarios[0]))
 #define N_DEVICE_SCENARIOS 6

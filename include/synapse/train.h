@@ -76,7 +76,11 @@ typedef struct {
      * the members; losses, accuracies and the stopping checks are the whole
      * run's, the same on every member. Progress is written by rank 0 only;
      * on_epoch is called on every member. Without dropout, a run gives the
-     * weights one process would get up to the rounding of the sums. */
+     * weights one process would get up to the rounding of the sums.
+     * Every failure inside syn_fit is every member's: all return an error
+     * together. A member whose own setup failed must still call syn_fit
+     * (with whatever it has: a NULL graph or optimizer) so that the others
+     * learn it, instead of waiting for it. */
     syn_comm *comm;
 } syn_fit_config;
 

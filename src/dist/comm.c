@@ -105,11 +105,16 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_barrier_t bar;
     void **bufs;
+    /* a member could not make its scratch: all fail that allreduce. Two
+     * flags, by the allreduce's parity: rank 0 clears one after the second
+     * barrier, and nobody sets it again before the allreduce after next. */
+    int failed[2]; /* under mu */
 } threads_shared;
 
 typedef struct {
     threads_shared *sh;
     int rank;
+    unsigned ops; /* allreduces so far: the parity */
     void *tmp;
     size_t tmp_bytes;
 } threads_user;
@@ -118,8 +123,9 @@ static syn_status threads_allreduce(void *user, void *buf, int64_t n, syn_comm_t
     threads_user *u = user;
     threads_shared *sh = u->sh;
     size_t width = t == SYN_COMM_F64 ? sizeof(double) : sizeof(float), bytes = (size_t)n * width;
-    /* every member takes the same path past each barrier: an allocation
-     * failure is reported after the collective, by that member alone */
+    /* every member takes the same path past each barrier, and all fail if
+     * one could not make its scratch */
+    int *failed = &sh->failed[u->ops++ & 1];
     bool ok = bytes <= u->tmp_bytes;
     if (!ok) {
         void *p = realloc(u->tmp, bytes);
@@ -128,9 +134,17 @@ static syn_status threads_allreduce(void *user, void *buf, int64_t n, syn_comm_t
             u->tmp_bytes = bytes;
         }
     }
+    if (!ok) {
+        pthread_mutex_lock(&sh->mu);
+        (*failed)++;
+        pthread_mutex_unlock(&sh->mu);
+    }
     sh->bufs[u->rank] = buf;
     pthread_barrier_wait(&sh->bar);
-    if (ok) {
+    pthread_mutex_lock(&sh->mu);
+    int any = *failed;
+    pthread_mutex_unlock(&sh->mu);
+    if (!any) {
         if (t == SYN_COMM_F64) {
             double *d = u->tmp;
             for (int64_t i = 0; i < n; i++) d[i] = ((const double *)sh->bufs[0])[i];
@@ -144,7 +158,15 @@ static syn_status threads_allreduce(void *user, void *buf, int64_t n, syn_comm_t
         }
     }
     pthread_barrier_wait(&sh->bar);
+    if (u->rank == 0) {
+        pthread_mutex_lock(&sh->mu);
+        *failed = 0;
+        pthread_mutex_unlock(&sh->mu);
+    }
     if (!ok) return syn__error(SYN_ERR_OOM, "syn_comm_threads: allreduce: cannot allocate %zu bytes", bytes);
+    if (any)
+        return syn__error(SYN_ERR_OOM, "syn_comm_threads: allreduce: %d of the %d members could not allocate their "
+                          "%zu bytes", any, sh->size, bytes);
     memcpy(buf, u->tmp, bytes);
     return SYN_OK;
 }
@@ -359,6 +381,8 @@ static syn_status gather(syn_comm *c, const syn_params *p, int which, bool grad,
     *n = total;
     return SYN_OK;
 }
+
+syn_status syn__comm_reserve(syn_comm *c, int64_t n) { return stage(c, n, "data-parallel staging"); }
 
 static syn_status scatter(syn_comm *c, syn_params *p, int which, bool grad) {
     int64_t off = 0;

@@ -12,6 +12,11 @@
 syn_status syn__params_allreduce_grads_with(syn_params *p, syn_comm *c, float weight, bool skip, float *extra,
                                             int n_extra);
 
+/* Grows the host staging of the parameter collectives to n floats now, so
+ * that a step's collective never allocates (a member that failed there
+ * could not take part in it). */
+syn_status syn__comm_reserve(syn_comm *c, int64_t n);
+
 /* syn_fit over members (src/dist/fit.c). Each is called by every member
  * with `mine`, its own status so far, and returns SYN_OK on all members or a
  * failure on all: mine where this member failed, else one naming how many

@@ -66,6 +66,8 @@ syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn
         mine = syn__error(SYN_ERR_ARG, "%s: member %d of %d has %s %lld where member 0 has %lld: every member must "
                           "run the same model on the same data with the same config", fn, syn_comm_rank(c),
                           syn_comm_size(c), what[bad], (long long)figs[bad], (long long)root[bad]);
+    /* every parameter and the step's flags: no collective of the run allocates */
+    if (mine == SYN_OK) mine = syn__comm_reserve(c, syn_params_numel(p) + 8);
     SYN_TRY(syn__fit_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
     return syn_params_broadcast(p, c, 0, false);
 }

@@ -298,14 +298,14 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         res->train_accuracy = res->test_loss = res->test_accuracy = -1.0f;
         res->stop_reason = "epochs";
     }
-    if (!opt || !cfg || !res)
-        return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !opt ? "optimizer" : !cfg ? "config" : "result");
+    if (!cfg || !res) return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !cfg ? "config" : "result");
     /* With several members every failure below is agreed on (syn__fit_*):
      * all members stop together, none waits in a collective for one that left. */
     syn_comm *comm = syn_comm_size(cfg->comm) > 1 ? cfg->comm : NULL;
     const int members = syn_comm_size(comm);
     syn_params *params = NULL;
-    syn_status s = fit_check(m, train, test, cfg, members, &mi, &params);
+    syn_status s = opt ? fit_check(m, train, test, cfg, members, &mi, &params)
+                       : syn__error(SYN_ERR_ARG, "%s: NULL optimizer", fn);
     if (comm) s = syn__fit_start(comm, s, params, train, test, cfg, fn);
     if (s != SYN_OK) return s;
 
