@@ -5,6 +5,7 @@
  * error paths. Runs without forking (CUDA must not be initialised in a parent
  * that forks); without a GPU it prints one line and succeeds. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,88 @@ START_TEST(input_grads_match) {
 }
 END_TEST
 
+/* ---- data parallelism across devices ---------------------------------------------------- */
+
+/* Two members (threads): member 0 on cuda:0, member 1 on the CPU, each with
+ * its half of every batch; the gradients meet on the host. Both must end
+ * near one CPU process's weights (the members' kernels round differently, so
+ * not bit for bit). */
+typedef struct {
+    syn_device dev;
+    syn_comm *comm;
+    const syn_dataset *train;
+    syn_status s;
+    char err[256];
+    float w[5 * 12 + 12 + 12 * 3 + 3];
+} dp_member;
+
+static syn_status dp_fit(syn_device dev, syn_comm *comm, const syn_dataset *train, int64_t cap, float *w) {
+    syn_params *p = NULL;
+    syn_graph *g = NULL;
+    syn_optim *o = NULL;
+    syn_model m = {NULL, NULL, NULL, NULL, NULL};
+    syn_status s = syn_params_create(dev, 9, &p);
+    if (s == SYN_OK) s = syn_graph_create(p, &g);
+    if (s == SYN_OK) {
+        m.graph = g;
+        m.x = syn_input(g, "x", SYN_F32, syn_shape2(cap, 5));
+        m.y = syn_input(g, "y", SYN_I32, syn_shape1(cap));
+        const int64_t hidden[1] = {12};
+        m.logits = syn_mlp(g, m.x, hidden, 1, 3, SYN_ACT_TANH, 0.0f);
+        m.loss = syn_cross_entropy(g, m.logits, m.y);
+        syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_SGD);
+        oc.lr = 0.1f;
+        oc.momentum = 0.9f;
+        s = syn_graph_status(g);
+        if (s == SYN_OK) s = syn_graph_keep(g, m.logits);
+        if (s == SYN_OK) s = syn_graph_compile(g, dev, NULL);
+        if (s == SYN_OK) s = syn_optim_create(p, &oc, &o);
+    }
+    syn_fit_config fc = {.epochs = 3, .batch_size = 24, .seed = 4, .progress = SYN_PROGRESS_OFF, .comm = comm};
+    syn_fit_result res;
+    s = syn_fit(&m, o, train, NULL, &fc, &res); /* also after a failed setup: the other member learns it */
+    int64_t off = 0;
+    for (int i = 0; s == SYN_OK && i < syn_params_count(p); i++) {
+        syn_tensor *v;
+        s = syn_params_get(p, i, NULL, &v, NULL);
+        if (s == SYN_OK) s = syn_tensor_read(v, w + off, syn_tensor_bytes(v));
+        off += syn_tensor_numel(v);
+    }
+    syn_optim_free(o);
+    syn_graph_free(g);
+    syn_params_free(p);
+    return s;
+}
+
+static void *dp_run(void *arg) {
+    dp_member *m = arg;
+    m->s = dp_fit(m->dev, m->comm, m->train, 12, m->w);
+    snprintf(m->err, sizeof m->err, "%s", m->s == SYN_OK ? "" : syn_last_error());
+    return NULL;
+}
+
+START_TEST(data_parallel_cuda_and_cpu) {
+    syn_dataset *train = tu_dataset_3class(150, 61); /* 7 batches: 6 of 24 rows, the last 6 */
+    dp_member one = {syn_cpu(), NULL, train, SYN_OK, "", {0}};
+    TU_OK(dp_fit(syn_cpu(), NULL, train, 24, one.w));
+    syn_comm *c[2];
+    TU_OK(syn_comm_threads(2, c));
+    dp_member m[2] = {{syn_cuda(0), c[0], train, SYN_OK, "", {0}}, {syn_cpu(), c[1], train, SYN_OK, "", {0}}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, dp_run, &m[1]), 0);
+    dp_run(&m[0]);
+    pthread_join(th, NULL);
+    syn_comm_free(c[0]);
+    syn_comm_free(c[1]);
+    const int64_t n = (int64_t)(sizeof one.w / sizeof *one.w);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(m[k].s == SYN_OK, "member %d: %s", k, m[k].err);
+        CHECK_CLOSE(k ? "cpu member's weights" : "cuda member's weights", m[k].w, one.w, n, 1e-4);
+    }
+    syn_dataset_free(train);
+}
+END_TEST
+
 /* ---- the suite --------------------------------------------------------------------------- */
 
 int main(void) {
@@ -548,6 +631,7 @@ int main(void) {
     CU_ADD_TEST(tc, clip_grad_norm_matches);
     CU_ADD_TEST(tc, mlp_adam_steps_match);
     CU_ADD_TEST(tc, input_grads_match);
+    CU_ADD_TEST(tc, data_parallel_cuda_and_cpu);
     suite_add_tcase(s, tc);
     return cu_run(s);
 }
