@@ -20,6 +20,8 @@
  *    different GPUs are independent.
  *  - a data set only read (loaders, syn_fit, syn_evaluate) may be shared by
  *    threads; standardising or normalising writes it.
+ *  - data parallelism in one process: syn_comm_threads makes one member per
+ *    thread, each with its own context (synapse/dist.h).
  *  - file readers and writers keep no shared state; files are written
  *    atomically (a temporary file, then rename). */
 #ifndef SYNAPSE_H
