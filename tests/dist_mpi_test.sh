@@ -3,7 +3,7 @@
 # plugin): `mpirun -np N synapse train` on a CSV table the test writes must
 # give one process's figures (up to the rounding of the gradient sums), with
 # one JSON line and one checkpoint from rank 0; a checkpoint resumes under
-# mpirun; processes started with different flags fail together, saying which
+# mpirun; `synapse charlm` too; processes started with different flags fail together, saying which
 # flag; a missing plugin is a clear error.
 #   dist_mpi_test.sh SYNAPSE_BINARY
 set -euo pipefail
@@ -54,6 +54,27 @@ PY
 # the checkpoint of the 3-process run resumes under 2 processes
 mpirun -np 2 "$bin" "${common[@]}" --epochs 6 --resume ck.safetensors --quiet > resumed.out
 grep -q '"epochs":6' resumed.out || fail "resume: $(cat resumed.out)"
+
+# the character model: each process its share of the streams
+python3 -c "
+import random
+r = random.Random(3)
+w = ['the ', 'cat ', 'sat ', 'on ', 'a ', 'mat. ', 'and ', 'dog ']
+print(''.join(r.choice(w) for _ in range(2500)))" > text.txt
+lm=(charlm --data text.txt --cell gru --hidden 24 --embed 8 --layers 1 --batch-size 6 --seq 16 --steps 60 --lr 0.01
+    --eval-every 20 --sample 0 --quiet)
+"$bin" "${lm[@]}" > lm1.out
+mpirun -np 2 "$bin" "${lm[@]}" > lm2.out
+cat lm1.out lm2.out
+python3 - lm1.out lm2.out <<'PY' || fail "the character model's figures differ"
+import json, sys
+one, two = (json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[1:])
+assert two["processes"] == 2 and one["steps"] == two["steps"] == 60, two
+for k in ("train_bpb", "val_bpb"):
+    assert abs(one[k] - two[k]) <= 2e-4, (k, one[k], two[k])
+assert one["val_bpb"] < 3.5, one
+print("charlm: mpirun -np 2 matches one process")
+PY
 
 # processes with other flags: all fail, naming the flag
 if mpirun -np 1 "$bin" "${common[@]}" --quiet : -np 1 "$bin" "${common[@]}" --epochs 5 --quiet \

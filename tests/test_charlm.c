@@ -82,7 +82,7 @@ static syn_charlm *trained(syn_rnn_mode mode, syn_charlm_result *res) {
     syn_charlm_config mc = {mode, 16, 64, 1, 0.0f};
     syn_charlm *m;
     TU_OK(syn_charlm_create(&mc, syn_cpu(), 3, &m));
-    syn_charlm_train_config tc = {8, 24, 250, 1e-2f, 5.0f, 0, 0, 1, NULL, false};
+    syn_charlm_train_config tc = {8, 24, 250, 1e-2f, 5.0f, 0, 0, 1, NULL, false, NULL};
     size_t nt = n - n / 10;
     TU_OK(syn_charlm_train(m, t, nt, t + nt, n - nt, &tc, res));
     free(t);

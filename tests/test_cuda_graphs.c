@@ -379,7 +379,7 @@ START_TEST(charlm_replays_match_eager) {
 #endif
     for (int k = 0; k < 2; k++) {
         TU_OK(syn_charlm_create(&mc, syn_cuda(0), tu_seed() ^ 0xC4A7ull, &m[k]));
-        syn_charlm_train_config tc = {4, 12, 12, 1e-2f, 5.0f, 6, 0, 1, NULL, k == 1};
+        syn_charlm_train_config tc = {4, 12, 12, 1e-2f, 5.0f, 6, 0, 1, NULL, k == 1, NULL};
         size_t nt = n - n / 10;
         TU_OK(syn_charlm_train(m[k], text, nt, text + nt, n - nt, &tc, &res[k]));
     }

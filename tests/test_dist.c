@@ -575,6 +575,120 @@ START_TEST(test_fit_member_fails_later) {
 }
 END_TEST
 
+/* ---- the character model ---------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *text;
+    size_t n;
+    int64_t batch;
+    syn_status status;
+    char err[512];
+    syn_charlm_result res;
+    float *values;
+    int64_t numel;
+    bool same;
+} lm_io;
+
+/* A 1-layer GRU on the first 90% of the text, validated on the rest. */
+static syn_status lm_run(lm_io *io, syn_comm *comm, uint64_t seed) {
+    syn_charlm_config mc = {SYN_RNN_GRU, 8, 16, 1, 0.0f};
+    syn_charlm *m = NULL;
+    syn_status s = syn_charlm_create(&mc, syn_cpu(), seed, &m);
+    syn_charlm_train_config tc = {io->batch, 12, 24, 1e-2f, 5.0f, 8, 0, 3, NULL, false, comm};
+    size_t cut = io->n * 9 / 10;
+    /* called after a failed create too: the other members learn it (m NULL) */
+    syn_status t = syn_charlm_train(m, io->text, cut, io->text + cut, io->n - cut, &tc, &io->res);
+    if (s == SYN_OK) s = t;
+    if (s == SYN_OK && comm) s = syn_params_compare(syn_charlm_params(m), comm, &io->same);
+    io->status = s;
+    snprintf(io->err, sizeof io->err, "%s", s == SYN_OK ? "" : syn_last_error());
+    if (s == SYN_OK) {
+        syn_params *p = syn_charlm_params(m);
+        io->numel = syn_params_numel(p);
+        io->values = malloc((size_t)io->numel * sizeof(float));
+        for (int i = 0, off = 0; i < syn_params_count(p); i++) {
+            syn_tensor *v;
+            syn_params_get(p, i, NULL, &v, NULL);
+            syn_tensor_read(v, io->values + off, syn_tensor_bytes(v));
+            off += (int)syn_tensor_numel(v);
+        }
+    }
+    syn_charlm_free(m);
+    return s;
+}
+
+static void *lm_body(void *arg) {
+    member *mb = arg;
+    lm_run(mb->arg, mb->c, 20 + (uint64_t)syn_comm_rank(mb->c));
+    return NULL;
+}
+
+/* 4 streams on 2 members (2 + 2) and 5 on 3 (1 + 2 + 2): one process's
+ * weights and bits per byte. */
+START_TEST(test_charlm_matches_one_process) {
+    const int size = 2 + _i;
+    const int64_t batch = 4 + _i;
+    enum { N = 3000 };
+    uint8_t *text = malloc(N);
+    tu_rng r = tu_rng_make(9);
+    static const char *const words[] = {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ", "dog "};
+    for (size_t i = 0; i < N;) {
+        const char *w = words[tu_next(&r) % 8];
+        for (size_t k = 0; w[k] && i < N; k++) text[i++] = (uint8_t)w[k];
+    }
+    lm_io one = {text, N, batch, SYN_OK, "", {0}, NULL, 0, false};
+    TU_OK(lm_run(&one, NULL, 20));
+    lm_io io[MAX_MEMBERS];
+    member mb[MAX_MEMBERS] = {{0}};
+    syn_comm *c[MAX_MEMBERS];
+    TU_OK(syn_comm_threads(size, c));
+    for (int i = 0; i < size; i++) {
+        io[i] = (lm_io){text, N, batch, SYN_OK, "", {0}, NULL, 0, false};
+        mb[i].c = c[i];
+        mb[i].body = lm_body;
+        mb[i].arg = &io[i];
+    }
+    run_members(mb, size);
+    for (int i = 0; i < size; i++) {
+        ck_assert_msg(io[i].status == SYN_OK, "member %d: %s", i, io[i].err);
+        ck_assert(io[i].same);
+        ck_assert_int_eq(memcmp(io[i].values, io[0].values, (size_t)one.numel * sizeof(float)), 0);
+        ck_assert(io[i].res.val_bpb == io[0].res.val_bpb && io[i].res.train_bpb == io[0].res.train_bpb);
+        ck_assert_int_eq(io[i].res.steps, 24);
+    }
+    double e = tu_max_rel_err(io[0].values, one.values, one.numel);
+    ck_assert_msg(e < 1e-3, "%d members vs one process: weights differ by %g", size, e);
+    ck_assert_float_eq_tol(io[0].res.val_bpb, one.res.val_bpb, 1e-4f);
+    ck_assert_float_eq_tol(io[0].res.train_bpb, one.res.train_bpb, 1e-4f);
+    ck_assert_msg(one.res.val_bpb < 3.5f, "the model did not learn: %g bits/byte", (double)one.res.val_bpb);
+    for (int i = 0; i < size; i++) free(io[i].values);
+    free(one.values);
+    free(text);
+}
+END_TEST
+
+/* More members than streams: every member fails, with the reason. */
+START_TEST(test_charlm_too_few_streams) {
+    uint8_t text[600];
+    memset(text, 'a', sizeof text);
+    lm_io io[3];
+    member mb[3] = {{0}};
+    syn_comm *c[3];
+    TU_OK(syn_comm_threads(3, c));
+    for (int i = 0; i < 3; i++) {
+        io[i] = (lm_io){text, sizeof text, 2, SYN_OK, "", {0}, NULL, 0, false};
+        mb[i].c = c[i];
+        mb[i].body = lm_body;
+        mb[i].arg = &io[i];
+    }
+    run_members(mb, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(io[i].status, SYN_ERR_ARG);
+        ck_assert_msg(strstr(io[i].err, "2 streams cannot be split between 3 members"), "%s", io[i].err);
+    }
+}
+END_TEST
+
 static Suite *dist_suite(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("comm");
@@ -593,6 +707,8 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_fit_batch_norm);
     tcase_add_test(tc, test_fit_members_disagree);
     tcase_add_test(tc, test_fit_member_fails_later);
+    tcase_add_loop_test(tc, test_charlm_matches_one_process, 0, 2);
+    tcase_add_test(tc, test_charlm_too_few_streams);
     suite_add_tcase(s, tc);
     return s;
 }

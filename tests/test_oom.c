@@ -3,7 +3,9 @@
  * trained and evaluated, an MLP fitted and checkpointed, an op zoo with
  * profiling and LeNet-5 inference, a char-LSTM trained, sampled, saved and
  * loaded, a DCGAN-64 and an MLP GAN stepped, a forecaster, the data loaders,
- * safetensors, PNG and checkpoint files; the model scenarios also on the
+ * safetensors, PNG and checkpoint files, two data-parallel members in threads
+ * (syn_fit and the char-LSTM: both members must fail, neither may wait for
+ * the other forever); the model scenarios also on the
  * CUDA emulator, see main). A scenario runs once to
  * count the allocations the library makes in it, then once for each of them
  * with that one allocation failing, then for every fourth with it and all
@@ -849,9 +851,23 @@ static void *dist_run(void *arg) {
     syn_status s = syn_fit(&m, o, d->c->train, d->c->test, &fc, &res);
     bool same = false;
     if (s == SYN_OK) s = syn_params_compare(p, d->comm, &same);
+    /* then a character model on the members' streams, if all went well so far
+     * (every member knows: the compare is a collective) */
+    syn_charlm *lm = NULL;
+    syn_charlm_result lr = {0};
+    if (s == SYN_OK && d->own == SYN_OK) {
+        syn_charlm_config mc = {SYN_RNN_LSTM, 4, 6, 1, 0.0f};
+        syn_status cs = syn_charlm_create(&mc, syn_cpu(), 5, &lm);
+        if (cs != SYN_OK) snprintf(own_msg, sizeof own_msg, "%s", syn_last_error());
+        const syn_charlm_train_config tc = {.batch = 2, .seq = 8, .steps = 3, .lr = 3e-3f, .eval_every = 2,
+                                            .seed = 1, .comm = d->comm};
+        s = syn_charlm_train(lm, d->c->text, 896, d->c->text + 896, 128, &tc, &lr); /* even without lm */
+        if (cs != SYN_OK) d->own = cs;
+    }
+    syn_charlm_free(lm);
     d->s = d->own != SYN_OK ? d->own : s;
     snprintf(d->msg, sizeof d->msg, "%s", d->own != SYN_OK ? own_msg : s == SYN_OK ? "" : syn_last_error());
-    if (s == SYN_OK) d->result = (double)res.train_loss + res.test_loss + res.test_accuracy + same;
+    if (s == SYN_OK) d->result = (double)res.train_loss + res.test_loss + res.test_accuracy + same + lr.val_bpb;
     syn_optim_free(o);
     syn_graph_free(m.graph);
     syn_params_free(p);

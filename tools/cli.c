@@ -83,3 +83,20 @@ void json_cuda_graphs(int64_t replays, const char *why) {
     json_clean_string(clean, sizeof clean, why);
     printf(",\"cuda_graphs_off\":\"%s\"", clean);
 }
+
+int join_mpi(const char *device, bool quiet, int64_t batch, const char *unit, syn_device *dev, syn_comm **comm) {
+    int n;
+    *comm = NULL;
+    if (!syn_comm_mpi_launched(&n)) return -1;
+    if (syn_comm_mpi(comm) != SYN_OK) {
+        fprintf(stderr, "synapse: error: started as one of %d MPI processes, but: %s\n", n, syn_last_error());
+        return 1;
+    }
+    n = syn_comm_size(*comm);
+    if (dev->type == SYN_DEVICE_CUDA && strcmp(device, "cuda") == 0)
+        dev->index = syn_comm_local_rank(*comm) % syn_device_count(SYN_DEVICE_CUDA);
+    if (!quiet && syn_comm_rank(*comm) == 0)
+        fprintf(stderr, "synapse: data-parallel over %d processes (MPI), %lld of each batch's %lld %s each\n", n,
+                (long long)((batch + n - 1) / n), (long long)batch, unit);
+    return -1;
+}

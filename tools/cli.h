@@ -20,6 +20,11 @@ bool parse_f32(const char *s, float lo, float *out);
 /* A device the run can use: parsed, built in, present. Returns -1 to go on,
  * else an exit code (the error printed). */
 int pick_device(const char *text, syn_device *dev);
+/* Started by an MPI launcher as one of several processes: *comm joins them
+ * (data-parallel training; else NULL), and with a plain "cuda" device each
+ * takes the GPU of its rank on the machine; rank 0 says so unless quiet.
+ * Returns -1 to go on, else an exit code (the error printed). */
+int join_mpi(const char *device, bool quiet, int64_t batch, const char *unit, syn_device *dev, syn_comm **comm);
 /* ,"key":v with fmt, or null when v is not finite. */
 void json_num(const char *key, double v, const char *fmt);
 /* Copies s into buf without the characters JSON would need escaped. */

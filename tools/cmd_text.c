@@ -38,6 +38,10 @@ static const char charlm_usage[] =
     "  --sample N            print N bytes generated after the training (default 200)\n"
     "  --quiet               no progress lines\n"
     "\n"
+    "Data-parallel: started by an MPI launcher (mpirun -np N synapse charlm ...), the N\n"
+    "processes train one model, each on its share of the --batch-size streams; process 0\n"
+    "writes the output and the model.\n"
+    "\n"
     "The last line on stdout is one JSON object with the results.\n";
 
 static const char complete_usage[] =
@@ -80,7 +84,7 @@ int cmd_charlm(int argc, char **argv) {
         {"cuda-graphs", no_argument, 0, O_GRAPHS},      {0, 0, 0, 0}};
     const char *data = "fortunes", *fdir = NULL, *device = "cpu", *save = NULL;
     syn_charlm_config mc = {SYN_RNN_LSTM, 128, 512, 2, 0.0f};
-    syn_charlm_train_config tc = {64, 128, 3000, 2e-3f, 5.0f, 500, 0, 1, stderr, false};
+    syn_charlm_train_config tc = {64, 128, 3000, 2e-3f, 5.0f, 500, 0, 1, stderr, false, NULL};
     int64_t v, sample = 200;
     float f;
     bool quiet = false;
@@ -129,10 +133,18 @@ int cmd_charlm(int argc, char **argv) {
     syn_device dev;
     int rc = pick_device(device, &dev);
     if (rc >= 0) return rc;
+    syn_comm *comm = NULL;
+    if ((rc = join_mpi(device, quiet, tc.batch, "streams", &dev, &comm)) >= 0) return rc;
+    const bool lead = syn_comm_rank(comm) == 0; /* writes the output and the model */
+    if (!lead) quiet = true;
+    tc.comm = comm;
     uint8_t *text = NULL;
     size_t n = 0;
     syn_status s = strcmp(data, "fortunes") == 0 ? syn_text_load_fortunes(fdir, &text, &n) : syn_text_load_file(data, &text, &n);
-    if (s != SYN_OK) return runtime_error(s);
+    if (s != SYN_OK) {
+        syn_comm_free(comm);
+        return runtime_error(s);
+    }
     size_t n_train = n - n / 10;
     if (quiet) tc.out = NULL;
     else
@@ -143,7 +155,16 @@ int cmd_charlm(int argc, char **argv) {
     syn_charlm *m = NULL;
     syn_charlm_result res;
     s = syn_charlm_create(&mc, dev, tc.seed, &m);
-    if (s == SYN_OK) s = syn_charlm_train(m, text, n_train, text + n_train, n - n_train, &tc, &res);
+    /* with other processes, called whatever create gave: they learn of a failure */
+    syn_status t = s == SYN_OK || comm ? syn_charlm_train(m, text, n_train, text + n_train, n - n_train, &tc, &res) : s;
+    if (s == SYN_OK) s = t;
+    const int procs = syn_comm_size(comm);
+    syn_comm_free(comm);
+    if (!lead) {
+        syn_charlm_free(m);
+        free(text);
+        return s == SYN_OK ? 0 : runtime_error(s);
+    }
     if (s == SYN_OK && save) s = syn_charlm_save(m, save);
     uint8_t *gen = NULL;
     if (s == SYN_OK && sample > 0 && (gen = malloc((size_t)sample))) {
@@ -166,6 +187,7 @@ int cmd_charlm(int argc, char **argv) {
     json_num("seconds", res.seconds, "%.2f");
     json_num("bytes_per_s", res.bytes_per_s, "%.0f");
     if (tc.cuda_graphs) json_cuda_graphs(res.cuda_graph_replays, res.cuda_graphs_off);
+    if (procs > 1) printf(",\"processes\":%d", procs);
     if (save) {
         char sv[512];
         json_clean_string(sv, sizeof sv, save);

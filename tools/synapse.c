@@ -473,24 +473,6 @@ static int resume_from(const train_opts *o, train_net *n, syn_optim *opt, syn_fi
     return -1;
 }
 
-/* Under an MPI launcher: the communicator of the processes, and each one's
- * GPU by its rank on the machine when --device is plain "cuda". */
-static int train_join(const train_opts *o, syn_device *dev, syn_comm **comm) {
-    int n;
-    *comm = NULL;
-    if (!syn_comm_mpi_launched(&n)) return -1;
-    if (syn_comm_mpi(comm) != SYN_OK) {
-        fprintf(stderr, "synapse: error: started as one of %d MPI processes, but: %s\n", n, syn_last_error());
-        return 1;
-    }
-    if (dev->type == SYN_DEVICE_CUDA && strcmp(o->device, "cuda") == 0)
-        dev->index = syn_comm_local_rank(*comm) % syn_device_count(SYN_DEVICE_CUDA);
-    if (!o->quiet && syn_comm_rank(*comm) == 0)
-        fprintf(stderr, "synapse: data-parallel over %d processes (MPI), %lld of each batch's %lld rows each\n",
-                syn_comm_size(*comm), (long long)((o->batch + n - 1) / n), (long long)o->batch);
-    return -1;
-}
-
 static int cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = train_parse(argc, argv, &o, NULL);
@@ -498,7 +480,7 @@ static int cmd_train(int argc, char **argv) {
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
     syn_comm *comm = NULL;
-    if ((rc = train_join(&o, &dev, &comm)) >= 0) return rc;
+    if ((rc = join_mpi(o.device, o.quiet, o.batch, "rows", &dev, &comm)) >= 0) return rc;
     const bool lead = syn_comm_rank(comm) == 0; /* writes the output and the checkpoints */
     if (!lead) o.quiet = true;
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "dist.h"
 #include "graph.h"
 
 #ifdef __cplusplus
@@ -48,6 +49,15 @@ typedef struct {
     FILE *out;            /* progress lines (NULL: none) */
     bool cuda_graphs;     /* on a GPU, each step's forward and backward replayed from a CUDA graph
                              (syn_compile_opts.cuda_graphs; not with dropout) */
+    /* Data parallelism (synapse/dist.h; NULL or one member: none): every
+     * member calls syn_charlm_train with its own model (the same config) on
+     * the same texts and config; each trains on its share of the streams
+     * (batch >= members), the gradients are summed weighted by the shares,
+     * the weights start as member 0's and stay the same. Losses and
+     * validation are all members'; a failure is every member's (see
+     * syn_fit_config.comm). Without dropout it trains as one process does,
+     * up to the rounding of the sums. */
+    syn_comm *comm;
 } syn_charlm_train_config;
 
 typedef struct {

@@ -22,6 +22,10 @@ syn_status syn__comm_reserve(syn_comm *c, int64_t n);
  * failure on all: mine where this member failed, else one naming how many
  * others did. */
 
+/* The members check that they run the same thing - figs[0..n) (n <= 16),
+ * named by what[], must be member 0's - then take member 0's weights. */
+syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const int64_t *figs, const char *const *what,
+                           int n, const char *fn);
 /* The members check that they run the same network on the same data with
  * the same config, then take member 0's weights. */
 syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,

@@ -40,13 +40,34 @@ syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t ro
     return settle(c, mine, flags[0], flags[1], fn, "in a training step");
 }
 
+syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const int64_t *figs, const char *const *what,
+                           int n, const char *fn) {
+    int64_t root[16] = {0}, mine_figs[16] = {0};
+    if (n > 16) return syn__error(SYN_ERR_ARG, "%s: %d figures to compare (at most 16)", fn, n);
+    if (mine == SYN_OK) memcpy(mine_figs, figs, (size_t)n * sizeof *figs);
+    memcpy(root, mine_figs, sizeof root);
+    syn_status s = syn_comm_broadcast(c, root, (int64_t)sizeof root, 0);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    int bad = -1;
+    for (int i = 0; i < n && bad < 0 && mine == SYN_OK; i++)
+        if (mine_figs[i] != root[i]) bad = i;
+    if (bad >= 0)
+        mine = syn__error(SYN_ERR_ARG, "%s: member %d of %d has %s %lld where member 0 has %lld: every member must "
+                          "run the same model on the same data with the same config", fn, syn_comm_rank(c),
+                          syn_comm_size(c), what[bad], (long long)mine_figs[bad], (long long)root[bad]);
+    /* every parameter and a step's flags: no collective of the run allocates */
+    if (mine == SYN_OK) mine = syn__comm_reserve(c, syn_params_numel(p) + 8);
+    SYN_TRY(syn__fit_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
+    return syn_params_broadcast(p, c, 0, false);
+}
+
 syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,
                           const syn_dataset *test, const syn_fit_config *cfg, const char *fn) {
     static const char *const what[] = {"parameters",    "parameter values", "training rows", "features",
                                        "test rows",     "batch size",       "epochs",        "seed",
                                        "resumed epoch", "clip norm x 1e6"};
     enum { N = sizeof what / sizeof *what };
-    int64_t figs[N] = {0}, root[N];
+    int64_t figs[N] = {0};
     if (mine == SYN_OK && cfg->batch_size < syn_comm_size(c))
         mine = syn__error(SYN_ERR_ARG, "%s: a batch of %lld rows cannot be split between %d members", fn,
                           (long long)cfg->batch_size, syn_comm_size(c));
@@ -56,18 +77,5 @@ syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn
                         (int64_t)llround((double)cfg->clip_norm * 1e6)};
         memcpy(figs, f, sizeof figs);
     }
-    memcpy(root, figs, sizeof root);
-    syn_status s = syn_comm_broadcast(c, root, sizeof root, 0);
-    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
-    int bad = -1;
-    for (int i = 0; i < N && bad < 0 && mine == SYN_OK; i++)
-        if (figs[i] != root[i]) bad = i;
-    if (bad >= 0)
-        mine = syn__error(SYN_ERR_ARG, "%s: member %d of %d has %s %lld where member 0 has %lld: every member must "
-                          "run the same model on the same data with the same config", fn, syn_comm_rank(c),
-                          syn_comm_size(c), what[bad], (long long)figs[bad], (long long)root[bad]);
-    /* every parameter and the step's flags: no collective of the run allocates */
-    if (mine == SYN_OK) mine = syn__comm_reserve(c, syn_params_numel(p) + 8);
-    SYN_TRY(syn__fit_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
-    return syn_params_broadcast(p, c, 0, false);
+    return syn__dist_start(c, mine, p, figs, what, N, fn);
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include "../core/internal.h"
 #include "../core/rng.h"
+#include "../dist/dist_internal.h"
 #include "../io/io_internal.h"
 
 #define VOCAB 256
@@ -199,11 +200,24 @@ syn_charlm_config syn_charlm_get_config(const syn_charlm *m) {
 
 /* ---- streams ---------------------------------------------------------------------- */
 
-/* Window k of B contiguous streams of length Ls: tokens and next-byte labels. */
-static void window(const uint8_t *text, int64_t Ls, int64_t B, int64_t T, int64_t k, int32_t *tok, int32_t *lab) {
-    for (int64_t b = 0; b < B; b++)
+/* The streams [b0, b0 + B) of the text's contiguous streams of length Ls:
+ * all of them, or a member's share in data-parallel training. */
+typedef struct {
+    int64_t b0, B;
+} streams;
+
+/* This member's share of B streams (all of them without a communicator). */
+static streams share(const syn_comm *c, int64_t B) {
+    int64_t r = syn_comm_rank(c), n = syn_comm_size(c);
+    streams st = {B * r / n, B * (r + 1) / n - B * r / n};
+    return st;
+}
+
+/* Window k of the streams: tokens and next-byte labels, (st.B, T) each. */
+static void window(const uint8_t *text, int64_t Ls, streams st, int64_t T, int64_t k, int32_t *tok, int32_t *lab) {
+    for (int64_t b = 0; b < st.B; b++)
         for (int64_t t = 0; t < T; t++) {
-            const uint8_t *p = text + b * Ls + k * T + t;
+            const uint8_t *p = text + (st.b0 + b) * Ls + k * T + t;
             tok[b * T + t] = p[0];
             lab[b * T + t] = p[1];
         }
@@ -220,6 +234,7 @@ static syn_status bufs_make(host_bufs *h, int64_t B, int64_t T, int64_t state_n)
     h->state = calloc((size_t)state_n, sizeof *h->state);
     if (!h->tok || !h->lab || !h->state) {
         free(h->tok), free(h->lab), free(h->state);
+        memset(h, 0, sizeof *h);
         return syn__error(SYN_ERR_OOM, "charlm: batch buffers");
     }
     return SYN_OK;
@@ -241,28 +256,41 @@ static syn_status run_window(lm_graph *l, const host_bufs *h, bool fresh) {
     return s;
 }
 
-syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n, int64_t batch, int64_t seq,
-                                    double *bpb) {
-    if (!m || !text || !bpb || batch < 1 || seq < 1) return syn__error(SYN_ERR_ARG, "syn_charlm_bits_per_byte: bad argument");
+/* The text as `batch` streams of windows of `seq` bytes, of which `st` are
+ * read: *nats = the sum over the windows of their mean loss over st's
+ * streams, *windows = their number. */
+static syn_status nats_sum(syn_charlm *m, const uint8_t *text, size_t n, int64_t batch, int64_t seq, streams st,
+                           double *nats, int64_t *windows) {
     int64_t Ls = n > 1 ? (int64_t)(n - 1) / batch : 0;
     if (Ls < 1) return syn__error(SYN_ERR_ARG, "charlm: %zu bytes are too few for %lld streams", n, (long long)batch);
     if (seq > Ls) seq = Ls;
     int64_t W = Ls / seq;
-    SYN_TRY(graph_build(m, &m->eval, batch, seq, false, true, false));
+    SYN_TRY(graph_build(m, &m->eval, st.B, seq, false, true, false));
     host_bufs h;
-    SYN_TRY(bufs_make(&h, batch, seq, batch * m->cfg.layers * m->S));
+    SYN_TRY(bufs_make(&h, st.B, seq, st.B * m->cfg.layers * m->S));
     double sum = 0;
     syn_status s = SYN_OK;
     for (int64_t k = 0; k < W && s == SYN_OK; k++) {
         float l;
-        window(text, Ls, batch, seq, k, h.tok, h.lab);
+        window(text, Ls, st, seq, k, h.tok, h.lab);
         s = run_window(&m->eval, &h, k == 0);
         if (s == SYN_OK) s = syn_graph_read_scalar(m->eval.g, m->eval.loss, &l);
         sum += l;
     }
     bufs_free(&h);
-    if (s == SYN_OK) *bpb = sum / (double)W / log(2.0);
+    *nats = sum;
+    *windows = W;
     return s;
+}
+
+syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n, int64_t batch, int64_t seq,
+                                    double *bpb) {
+    if (!m || !text || !bpb || batch < 1 || seq < 1) return syn__error(SYN_ERR_ARG, "syn_charlm_bits_per_byte: bad argument");
+    double nats;
+    int64_t W;
+    SYN_TRY(nats_sum(m, text, n, batch, seq, share(NULL, batch), &nats, &W));
+    *bpb = nats / (double)W / log(2.0);
+    return SYN_OK;
 }
 
 static double now_s(void) {
@@ -271,66 +299,120 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Validation bits per byte on the first eval_bytes of val: this member's
+ * streams, the sum over all members' (weighted by their shares) agreed. */
+static syn_status validate(syn_charlm *m, const uint8_t *val, size_t n_val, const syn_charlm_train_config *cfg,
+                           syn_comm *comm, syn_status mine, float *bpb) {
+    double sums[2] = {0, 0}; /* nats weighted by the share, windows */
+    streams st = share(comm, cfg->batch);
+    size_t nv = cfg->eval_bytes > 0 && (size_t)cfg->eval_bytes < n_val ? (size_t)cfg->eval_bytes : n_val;
+    int64_t W = 0;
+    if (mine == SYN_OK) mine = nats_sum(m, val, nv, cfg->batch, cfg->seq, st, &sums[0], &W);
+    sums[0] *= (double)st.B / (double)cfg->batch;
+    if (comm) {
+        sums[1] = (double)W / syn_comm_size(comm); /* the same W everywhere: their mean */
+        mine = syn__fit_agree(comm, mine, sums, 2, "syn_charlm_train", "in the validation");
+    } else {
+        sums[1] = (double)W;
+    }
+    if (mine == SYN_OK) *bpb = (float)(sums[0] / sums[1] / log(2.0));
+    return mine;
+}
+
 syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train, const uint8_t *val, size_t n_val,
                             const syn_charlm_train_config *cfg, syn_charlm_result *res) {
-    if (!m || !train || !cfg || !res) return syn__error(SYN_ERR_ARG, "syn_charlm_train: NULL argument");
+    static const char fn[] = "syn_charlm_train";
+    if (!cfg || !res) return syn__error(SYN_ERR_ARG, "syn_charlm_train: NULL %s", cfg ? "result" : "config");
     memset(res, 0, sizeof *res);
     res->val_bpb = -1;
-    int64_t B = cfg->batch, T = cfg->seq;
-    if (B < 1 || T < 1 || cfg->steps < 0 || !(cfg->lr > 0))
-        return syn__error(SYN_ERR_ARG, "charlm train: batch %lld, seq %lld, steps %lld, lr %g", (long long)B,
-                          (long long)T, (long long)cfg->steps, cfg->lr);
-    int64_t Ls = n_train > 1 ? (int64_t)(n_train - 1) / B : 0;
-    if (Ls < T)
-        return syn__error(SYN_ERR_ARG, "charlm train: %zu bytes are too few for %lld streams of %lld", n_train,
-                          (long long)B, (long long)T);
-    int64_t W = Ls / T;
-    SYN_TRY(graph_build(m, &m->train, B, T, true, true, cfg->cuda_graphs));
-    syn_graph_set_seed(m->train.g, cfg->seed);
-    syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
-    oc.lr = cfg->lr;
-    syn_optim *opt;
-    SYN_TRY(syn_optim_create(m->params, &oc, &opt));
-    host_bufs h;
-    syn_status s = bufs_make(&h, B, T, B * m->cfg.layers * m->S);
+    /* With several members, every failure from here on is all members' (a
+     * member without a model, say, after a failed create): see syn_fit. */
+    syn_comm *comm = syn_comm_size(cfg->comm) > 1 ? cfg->comm : NULL;
+    int64_t B = cfg->batch, T = cfg->seq, Ls = 0, W = 0;
+    syn_status s = SYN_OK;
+    if (!m || !train)
+        s = syn__error(SYN_ERR_ARG, "syn_charlm_train: NULL %s", !m ? "model" : "text");
+    else if (B < 1 || T < 1 || cfg->steps < 0 || !(cfg->lr > 0))
+        s = syn__error(SYN_ERR_ARG, "charlm train: batch %lld, seq %lld, steps %lld, lr %g", (long long)B,
+                       (long long)T, (long long)cfg->steps, cfg->lr);
+    else if (B < syn_comm_size(comm))
+        s = syn__error(SYN_ERR_ARG, "charlm train: %lld streams cannot be split between %d members", (long long)B,
+                       syn_comm_size(comm));
+    if (s == SYN_OK) {
+        Ls = n_train > 1 ? (int64_t)(n_train - 1) / B : 0;
+        if (Ls < T)
+            s = syn__error(SYN_ERR_ARG, "charlm train: %zu bytes are too few for %lld streams of %lld", n_train,
+                           (long long)B, (long long)T);
+        W = Ls > 0 ? Ls / T : 0;
+    }
+    const streams st = share(comm, B > 0 ? B : 1);
+    syn_optim *opt = NULL;
+    host_bufs h = {0};
+    if (s == SYN_OK) s = graph_build(m, &m->train, st.B, T, true, true, cfg->cuda_graphs);
+    if (s == SYN_OK) {
+        /* dropout: each member its own masks (member 0 those of a lone process) */
+        syn_graph_set_seed(m->train.g, cfg->seed + (uint64_t)syn_comm_rank(comm));
+        syn_optim_config oc = syn_optim_defaults(SYN_OPTIM_ADAM);
+        oc.lr = cfg->lr;
+        s = syn_optim_create(m->params, &oc, &opt);
+    }
+    if (s == SYN_OK) s = bufs_make(&h, st.B, T, st.B * m->cfg.layers * m->S);
+    if (comm) {
+        static const char *const what[] = {"parameters", "parameter values", "training bytes", "validation bytes",
+                                           "streams",    "sequence",         "steps",          "seed",
+                                           "eval_every", "eval_bytes",       "lr x 1e9",       "clip x 1e6"};
+        syn_params *p = m ? m->params : NULL;
+        int64_t figs[] = {syn_params_count(p), syn_params_numel(p), (int64_t)n_train,
+                          val ? (int64_t)n_val : -1, B, T, cfg->steps, (int64_t)cfg->seed, cfg->eval_every,
+                          cfg->eval_bytes, llround((double)cfg->lr * 1e9), llround((double)cfg->clip * 1e6)};
+        s = syn__dist_start(comm, s, p, figs, what, (int)(sizeof figs / sizeof *figs), fn);
+    }
     if (s != SYN_OK) {
+        bufs_free(&h); /* zeros when not made */
         syn_optim_free(opt);
         return s;
     }
+    /* the members' mean losses weighted by their shares: the whole batch's */
+    const double weight = (double)st.B / (double)B;
     double t0 = now_s(), train_time = 0, run = 0;
     int64_t in_run = 0;
-    for (int64_t step = 0; step < cfg->steps && s == SYN_OK; step++) {
+    syn_status late = SYN_OK; /* a failure after a step's collective: the others learn it at the next one */
+    for (int64_t step = 0; step < cfg->steps; step++) {
         int64_t k = step % W;
-        window(train, Ls, B, T, k, h.tok, h.lab);
+        window(train, Ls, st, T, k, h.tok, h.lab);
         double ts = now_s();
         float l = 0;
-        s = syn_params_zero_grad(m->params);
+        s = late;
+        if (s == SYN_OK) s = syn_params_zero_grad(m->params);
         if (s == SYN_OK) s = run_window(&m->train, &h, k == 0);
-        if (s == SYN_OK && cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
+        if (comm) s = syn__fit_step(comm, m->params, s, st.B, B, fn);
+        if (s != SYN_OK) break;
+        if (cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
         if (s == SYN_OK) s = syn_optim_step(opt);
         if (s == SYN_OK) s = syn_graph_read_scalar(m->train.g, m->train.loss, &l); /* this window's forward */
         train_time += now_s() - ts;
-        run += l;
+        run += l * weight;
         in_run++;
-        bool last = step + 1 == cfg->steps, eval = last || (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0);
-        if (s == SYN_OK && eval) {
-            res->train_bpb = (float)(run / (double)in_run / log(2.0));
-            run = 0;
-            in_run = 0;
-            if (val && n_val > 1) {
-                double v;
-                size_t nv = cfg->eval_bytes > 0 && (size_t)cfg->eval_bytes < n_val ? (size_t)cfg->eval_bytes : n_val;
-                s = syn_charlm_bits_per_byte(m, val, nv, B, T, &v);
-                if (s == SYN_OK) res->val_bpb = (float)v;
-            }
-            if (s == SYN_OK && cfg->out) {
-                fprintf(cfg->out, "step %6lld  train %.3f bits/byte", (long long)(step + 1), res->train_bpb);
-                if (res->val_bpb >= 0) fprintf(cfg->out, "  validation %.3f bits/byte", res->val_bpb);
-                fprintf(cfg->out, "  %.1f s\n", now_s() - t0);
-                fflush(cfg->out);
-            }
-        }
         res->steps = step + 1;
+        /* the last step always evaluates: no failure is left unagreed */
+        bool last = step + 1 == cfg->steps, eval = last || (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0);
+        if (!eval) {
+            if (s != SYN_OK && !comm) break;
+            late = s;
+            continue;
+        }
+        if (comm) s = syn__fit_agree(comm, s, &run, 1, fn, "in a training step"); /* all members' running loss */
+        if (s != SYN_OK) break;
+        res->train_bpb = (float)(run / (double)in_run / log(2.0));
+        run = 0;
+        in_run = 0;
+        if (val && n_val > 1 && (s = validate(m, val, n_val, cfg, comm, s, &res->val_bpb)) != SYN_OK) break;
+        if (cfg->out) {
+            fprintf(cfg->out, "step %6lld  train %.3f bits/byte", (long long)(step + 1), res->train_bpb);
+            if (res->val_bpb >= 0) fprintf(cfg->out, "  validation %.3f bits/byte", res->val_bpb);
+            fprintf(cfg->out, "  %.1f s\n", now_s() - t0);
+            fflush(cfg->out);
+        }
     }
     res->seconds = now_s() - t0;
     res->bytes_per_s = train_time > 0 ? (double)(res->steps * B * T) / train_time : 0;
