@@ -140,8 +140,8 @@ syn_status syn_loader_set_shard(syn_loader *l, int rank, int size) {
     if (size < 1 || rank < 0 || rank >= size)
         return syn__error(SYN_ERR_ARG, "loader shard: part %d of %d (need 0 <= part < parts)", rank, size);
     if (l->batch < size)
-        return syn__error(SYN_ERR_ARG, "loader shard: a batch of %lld rows cannot be split %d ways", (long long)l->batch,
-                          size);
+        return syn__error(SYN_ERR_ARG, "loader shard: a batch of %lld rows cannot be split %d ways",
+                          (long long)l->batch, size);
     if (l->pos != 0 || (l->prefetch && l->ahead_valid && l->ahead.m > 0))
         return syn__error(SYN_ERR_ARG, "loader shard: set it before an epoch's first batch, not in the middle");
     l->shard = rank;

@@ -77,7 +77,8 @@ EXPORT int syn_mpi_plugin_open(int abi, syn__mpi_plugin *out, char *err, size_t 
         MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
     }
     MPI_Comm local = MPI_COMM_NULL;
-    if ((rc = MPI_Comm_rank(world, &out->rank)) != MPI_SUCCESS || (rc = MPI_Comm_size(world, &out->size)) != MPI_SUCCESS)
+    if ((rc = MPI_Comm_rank(world, &out->rank)) != MPI_SUCCESS ||
+        (rc = MPI_Comm_size(world, &out->size)) != MPI_SUCCESS)
         return fail(rc, "MPI_Comm_rank/size", err, err_size);
     /* the rank among the processes that share this machine's memory */
     if ((rc = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, out->rank, MPI_INFO_NULL, &local)) != MPI_SUCCESS)

@@ -285,7 +285,8 @@ static syn_status nats_sum(syn_charlm *m, const uint8_t *text, size_t n, int64_t
 
 syn_status syn_charlm_bits_per_byte(syn_charlm *m, const uint8_t *text, size_t n, int64_t batch, int64_t seq,
                                     double *bpb) {
-    if (!m || !text || !bpb || batch < 1 || seq < 1) return syn__error(SYN_ERR_ARG, "syn_charlm_bits_per_byte: bad argument");
+    if (!m || !text || !bpb || batch < 1 || seq < 1)
+        return syn__error(SYN_ERR_ARG, "syn_charlm_bits_per_byte: bad argument");
     double nats;
     int64_t W;
     SYN_TRY(nats_sum(m, text, n, batch, seq, share(NULL, batch), &nats, &W));
