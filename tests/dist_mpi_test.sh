@@ -83,6 +83,10 @@ if mpirun -np 1 "$bin" "${common[@]}" --quiet : -np 1 "$bin" "${common[@]}" --ep
 fi
 grep -q "member 1 of 2 has epochs 5 where member 0 has 4" mixed.err || fail "mixed flags: $(cat mixed.err)"
 
+# commands that do not run data-parallel refuse to run N times
+if mpirun -np 2 "$bin" eval mlp ck.safetensors 2> eval.err; then fail "eval ran under mpirun"; fi
+grep -q "synapse: error: eval runs in one process, not 2: start it without mpirun" eval.err || fail "eval: $(cat eval.err)"
+
 # started as one of several processes without the plugin
 if OMPI_COMM_WORLD_SIZE=2 SYN_MPI_PLUGIN=/nonexistent/libsynapse_mpi.so "$bin" "${common[@]}" 2> noplugin.err; then
     fail "ran without the MPI plugin"

@@ -711,6 +711,14 @@ int main(int argc, char **argv) {
         }
         return cmd_info();
     }
+    /* N copies of another command would each do the whole work (and race
+     * for its files, or spoil a benchmark's timings) */
+    int procs;
+    if (syn_comm_mpi_launched(&procs) && strcmp(cmd, "train") != 0 && strcmp(cmd, "charlm") != 0) {
+        fprintf(stderr, "synapse: error: %s runs in one process, not %d: start it without mpirun (train and charlm "
+                "run data-parallel)\n", cmd, procs);
+        return 2;
+    }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0) return commands[k].run(argc - 1, argv + 1);
     return usage_error(usage_text, "unknown command '%s'", cmd);
