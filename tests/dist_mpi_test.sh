@@ -3,7 +3,7 @@
 # plugin): `mpirun -np N synapse train` on a CSV table the test writes must
 # give one process's figures (up to the rounding of the gradient sums), with
 # one JSON line and one checkpoint from rank 0; a checkpoint resumes under
-# mpirun; `synapse charlm` too; processes started with different flags fail together, saying which
+# mpirun; `synapse charlm` and `synapse gan` too; processes started with different flags fail together, saying which
 # flag; a missing plugin is a clear error.
 #   dist_mpi_test.sh SYNAPSE_BINARY
 set -euo pipefail
@@ -74,6 +74,29 @@ for k in ("train_bpb", "val_bpb"):
     assert abs(one[k] - two[k]) <= 2e-4, (k, one[k], two[k])
 assert one["val_bpb"] < 3.5, one
 print("charlm: mpirun -np 2 matches one process")
+PY
+
+# the MLP GAN: the generators of 1 and 2 processes (read from the safetensors files)
+gan=(gan --model mlp --epochs 2 --batch-size 64 --max-steps 40 --quiet)
+"$bin" "${gan[@]}" --out g1 > g1.out
+mpirun -np 2 "$bin" "${gan[@]}" --out g2 > g2.out
+grep -q '"processes":2' g2.out || fail "gan: $(cat g2.out)"
+[ -s g2/samples_epoch1.png ] && [ "$(grep -c . g2/log.csv)" = 41 ] || fail "gan: rank 0's files"
+python3 - g1/generator.safetensors g2/generator.safetensors <<'PY' || fail "the generators differ"
+import json, struct, sys
+def load(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    head, data = json.loads(b[8:8 + n]), b[8 + n:]
+    return {k: struct.unpack("<%df" % ((v["data_offsets"][1] - v["data_offsets"][0]) // 4),
+                             data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in head.items() if k != "__metadata__"}
+one, two = (load(p) for p in sys.argv[1:])
+assert one.keys() == two.keys()
+diff = max(abs(a - b) for k in one for a, b in zip(one[k], two[k]))
+scale = max(abs(a) for k in one for a in one[k])
+assert diff <= 1e-5 * scale, (diff, scale)
+print("gan: mpirun -np 2 matches one process (largest difference %.3g of %.3g)" % (diff, scale))
 PY
 
 # processes with other flags: all fail, naming the flag

@@ -689,6 +689,108 @@ START_TEST(test_charlm_too_few_streams) {
 }
 END_TEST
 
+/* ---- the GAN trainer ---------------------------------------------------------------- */
+
+typedef struct {
+    const syn_dataset *real; /* 2-D points */
+    syn_status status;
+    char err[512];
+    float *values; /* G's then D's weights */
+    int64_t numel;
+    syn_gan_stats last;
+    bool same;
+} gan_io;
+
+/* The MLP GAN, batch 12, for 3 epochs of the points (the last batch of each
+ * epoch partial: 100 = 8 x 12 + 4), a D and a G step per batch; then a lone
+ * G step (fresh noise, shared by rows). */
+static syn_status gan_run(gan_io *io, syn_comm *comm, uint64_t seed) {
+    syn_gan_config c = syn_gan_config_defaults(SYN_GAN_MLP);
+    c.batch = 12;
+    c.seed = seed;
+    c.g_optim.lr = c.d_optim.lr = 1e-3f;
+    syn_gan *gan = NULL;
+    syn_loader *ld = NULL;
+    syn_status s = syn_gan_create(&c, syn_cpu(), &gan);
+    if (s == SYN_OK) s = syn_loader_create(io->real, 12, true, 5, false, &ld);
+    if (s == SYN_OK && comm) s = syn_loader_set_shard(ld, syn_comm_rank(comm), syn_comm_size(comm));
+    if (s == SYN_OK && comm) s = syn_gan_set_comm(gan, comm);
+    for (int e = 0; e < 3 && s == SYN_OK; e++)
+        for (;;) {
+            syn_batch b;
+            if ((s = syn_loader_next(ld, &b)) != SYN_OK || b.n == 0) break;
+            if ((s = syn_gan_step(gan, b.x, b.n, &io->last)) != SYN_OK) break;
+        }
+    if (s == SYN_OK) s = syn_gan_g_step(gan, NULL);
+    if (s == SYN_OK) s = syn_gan_sync_stats(gan);
+    syn_params *sets[2] = {syn_gan_generator_params(gan), syn_gan_discriminator_params(gan)};
+    if (s == SYN_OK) {
+        io->numel = syn_params_numel(sets[0]) + syn_params_numel(sets[1]);
+        io->values = malloc((size_t)io->numel * sizeof(float));
+        int64_t off = 0;
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < syn_params_count(sets[k]); i++) {
+                syn_tensor *v;
+                syn_params_get(sets[k], i, NULL, &v, NULL);
+                syn_tensor_read(v, io->values + off, syn_tensor_bytes(v));
+                off += syn_tensor_numel(v);
+            }
+    }
+    bool same_d = true;
+    if (s == SYN_OK && comm) s = syn_params_compare(sets[0], comm, &io->same);
+    if (s == SYN_OK && comm) s = syn_params_compare(sets[1], comm, &same_d);
+    io->same = io->same && same_d;
+    io->status = s;
+    snprintf(io->err, sizeof io->err, "%s", s == SYN_OK ? "" : syn_last_error());
+    syn_loader_free(ld);
+    syn_gan_free(gan);
+    return s;
+}
+
+static void *gan_body(void *arg) {
+    member *mb = arg;
+    gan_run(mb->arg, mb->c, 7); /* the seed is the noise's too: the members must share it */
+    return NULL;
+}
+
+/* 2 and 3 members: one process's G and D. The real rows and the noise rows
+ * are split alike (the last batch's 4 as 2 + 2 and 1 + 1 + 2). */
+START_TEST(test_gan_matches_one_process) {
+    const int size = 2 + _i;
+    enum { N = 100 };
+    syn_dataset *real = tu_dataset_3class(N, 71); /* 5 features: keep 2, as points */
+    for (int64_t i = 0; i < N; i++) {
+        real->x[2 * i] = real->x[5 * i];
+        real->x[2 * i + 1] = real->x[5 * i + 1] * 0.5f + 1.0f;
+    }
+    real->dim = 2;
+    real->sample_shape = syn_shape1(2);
+    gan_io one = {real, SYN_OK, "", NULL, 0, {0, 0, 0, 0, 0}, false};
+    TU_OK(gan_run(&one, NULL, 7));
+    gan_io io[MAX_MEMBERS];
+    member mb[MAX_MEMBERS] = {{0}};
+    syn_comm *c[MAX_MEMBERS];
+    TU_OK(syn_comm_threads(size, c));
+    for (int i = 0; i < size; i++) {
+        io[i] = (gan_io){real, SYN_OK, "", NULL, 0, {0, 0, 0, 0, 0}, false};
+        mb[i].c = c[i];
+        mb[i].body = gan_body;
+        mb[i].arg = &io[i];
+    }
+    run_members(mb, size);
+    for (int i = 0; i < size; i++) {
+        ck_assert_msg(io[i].status == SYN_OK, "member %d: %s", i, io[i].err);
+        ck_assert(io[i].same);
+        ck_assert_int_eq(memcmp(io[i].values, io[0].values, (size_t)one.numel * sizeof(float)), 0);
+    }
+    double e = tu_max_rel_err(io[0].values, one.values, one.numel);
+    ck_assert_msg(e < 1e-4, "%d members vs one process: G and D differ by %g", size, e);
+    for (int i = 0; i < size; i++) free(io[i].values);
+    free(one.values);
+    syn_dataset_free(real);
+}
+END_TEST
+
 static Suite *dist_suite(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("comm");
@@ -709,6 +811,7 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_fit_member_fails_later);
     tcase_add_loop_test(tc, test_charlm_matches_one_process, 0, 2);
     tcase_add_test(tc, test_charlm_too_few_streams);
+    tcase_add_loop_test(tc, test_gan_matches_one_process, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -865,9 +865,30 @@ static void *dist_run(void *arg) {
         if (cs != SYN_OK) d->own = cs;
     }
     syn_charlm_free(lm);
+    /* and a few steps of an MLP GAN, G and D summed over the members */
+    syn_gan *gan = NULL;
+    syn_gan_stats gs = {0, 0, 0, 0, 0}; /* this member's own figures */
+    bool g_same = false;
+    if (s == SYN_OK && d->own == SYN_OK) {
+        syn_gan_config gc = syn_gan_config_defaults(SYN_GAN_MLP);
+        gc.batch = 8;
+        gc.model.hidden = 6;
+        gc.n_fixed = 4;
+        syn_status cs = syn_gan_create(&gc, syn_cpu(), &gan);
+        if (cs != SYN_OK) {
+            snprintf(own_msg, sizeof own_msg, "%s", syn_last_error());
+            d->own = cs;
+        }
+        s = syn_gan_set_comm(gan, d->comm); /* also without a trainer: the other learns it */
+        for (int k = 0; k < 3 && s == SYN_OK; k++) s = syn_gan_step(gan, d->c->real + 2 * k, 4, &gs);
+        if (s == SYN_OK) s = syn_gan_sync_stats(gan);
+        if (s == SYN_OK) s = syn_params_compare(syn_gan_generator_params(gan), d->comm, &g_same);
+    }
+    syn_gan_free(gan);
     d->s = d->own != SYN_OK ? d->own : s;
     snprintf(d->msg, sizeof d->msg, "%s", d->own != SYN_OK ? own_msg : s == SYN_OK ? "" : syn_last_error());
-    if (s == SYN_OK) d->result = (double)res.train_loss + res.test_loss + res.test_accuracy + same + lr.val_bpb;
+    if (s == SYN_OK)
+        d->result = (double)res.train_loss + res.test_loss + res.test_accuracy + same + lr.val_bpb + g_same;
     syn_optim_free(o);
     syn_graph_free(m.graph);
     syn_params_free(p);

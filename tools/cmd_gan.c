@@ -46,7 +46,11 @@ static const char gan_usage_text[] =
     "  --scorer FILE          the classifier's weights: loaded if FILE exists, else\n"
     "                         trained and saved there\n"
     "  --quiet                no progress on stderr\n"
-    "  --help                 this text\n";
+    "  --help                 this text\n"
+    "\n"
+    "Data-parallel: started by an MPI launcher (mpirun -np N synapse gan ...), the N\n"
+    "processes train one G and one D, each on its share of every real and noise batch;\n"
+    "process 0 writes the files, the score and the output (its own step figures).\n";
 
 static const char sample_usage_text[] =
     "usage: synapse sample --model M GENERATOR.safetensors [options]\n"
@@ -342,8 +346,13 @@ int cmd_gan(int argc, char **argv) {
     if (rc >= 0) return rc;
     syn_device dev;
     if ((rc = pick_device(o.device, &dev)) >= 0) return rc;
-    if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
+    syn_comm *comm = NULL;
+    if ((rc = join_mpi(o.device, o.quiet, o.batch, "rows", &dev, &comm)) >= 0) return rc;
+    const bool lead = syn_comm_rank(comm) == 0; /* writes the files, the score and the output */
+    if (!lead) o.quiet = true;
+    if (lead && mkdir(o.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "synapse: error: cannot make the folder %s: %s\n", o.out, strerror(errno));
+        syn_comm_free(comm);
         return 1;
     }
     char path[4096];
@@ -373,7 +382,12 @@ int cmd_gan(int argc, char **argv) {
         goto done;
     }
     if (s == SYN_OK) s = syn_gan_create(&cfg, dev, &gan);
+    if (comm) { /* after a failure too (gan NULL): the other processes learn it */
+        syn_status t = syn_gan_set_comm(gan, comm);
+        if (s == SYN_OK) s = t;
+    }
     if (s == SYN_OK) s = syn_loader_create(ds, o.batch, true, o.seed, true, &ld); /* whole batches: batch norm */
+    if (s == SYN_OK && comm) s = syn_loader_set_shard(ld, syn_comm_rank(comm), syn_comm_size(comm));
     if (s == SYN_OK && dev.type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
     if (s == SYN_OK) {
         buf = malloc((size_t)(o.batch * per) * sizeof *buf);
@@ -385,7 +399,7 @@ int cmd_gan(int argc, char **argv) {
             goto done;
         }
     }
-    if (s == SYN_OK) {
+    if (s == SYN_OK && lead) {
         snprintf(path, sizeof path, "%s/log.csv", o.out);
         if (!(csv = fopen(path, "w"))) {
             fprintf(stderr, "synapse: error: cannot write %s: %s\n", path, strerror(errno));
@@ -403,7 +417,7 @@ int cmd_gan(int argc, char **argv) {
                 (double)o.lr, (double)o.beta1, (double)o.beta2, o.smoothing > 0 ? ", label smoothing" : "");
     }
     double is0 = NAN, is = NAN, mmp = NAN;
-    if (s == SYN_OK && o.score) {
+    if (s == SYN_OK && o.score && lead) {
         s = make_scorer(&o, dev, &sc);
         if (s == SYN_OK) s = score_now(gan, sc, o.score_samples, score_buf, &is0, &mmp);
         if (s == SYN_OK && !o.quiet)
@@ -428,7 +442,9 @@ int cmd_gan(int argc, char **argv) {
             if ((s = syn_gan_step(gan, prepare(&o, &b, buf), b.n, &last)) != SYN_OK) break;
             step++;
             n_steps++;
-            fprintf(csv, "%lld,%.6g,%.6g,%.6g,%.6g\n", (long long)step, last.d_loss, last.g_loss, last.d_x, last.d_g_z);
+            if (csv)
+                fprintf(csv, "%lld,%.6g,%.6g,%.6g,%.6g\n", (long long)step, last.d_loss, last.g_loss, last.d_x,
+                        last.d_g_z);
             sum[0] += last.d_loss, sum[1] += last.g_loss, sum[2] += last.d_x, sum[3] += last.d_g_z;
             if (!o.quiet && step % 100 == 0)
                 fprintf(stderr, "  step %lld  d_loss %.4f  g_loss %.4f  D(x) %.3f  D(G(z)) %.3f  %.1f steps/s\n",
@@ -440,6 +456,9 @@ int cmd_gan(int argc, char **argv) {
         }
         if (s != SYN_OK) break;
         train_time += now_s() - te;
+        /* batch norm's running statistics, each member's from its own rows: member 0's */
+        if ((s = syn_gan_sync_stats(gan)) != SYN_OK) break;
+        if (!lead) continue;
         fflush(csv);
         snprintf(path, sizeof path, "%s/samples_epoch%d.png", o.out, epoch);
         s = syn_gan_sample_fixed(gan, samples);
@@ -454,11 +473,11 @@ int cmd_gan(int argc, char **argv) {
             fprintf(stderr, "  %.1fs\n", now_s() - te);
         }
     }
-    if (s == SYN_OK) {
+    if (s == SYN_OK && lead) {
         snprintf(path, sizeof path, "%s/generator.safetensors", o.out);
         s = syn_params_save(syn_gan_generator_params(gan), path);
     }
-    if (s == SYN_OK) {
+    if (s == SYN_OK && lead) {
         printf("{\"model\":\"%s\",\"device\":\"%s\",\"epochs\":%d,\"steps\":%lld", syn_gan_arch_name(o.arch), devname,
                epoch - 1, (long long)step);
         json_num("d_loss", last.d_loss, "%.6g");
@@ -472,6 +491,7 @@ int cmd_gan(int argc, char **argv) {
         }
         json_num("seconds", now_s() - t0, "%.2f");
         json_num("steps_per_s", train_time > 0 ? (double)step / train_time : 0.0, "%.2f");
+        if (comm) printf(",\"processes\":%d", syn_comm_size(comm));
         puts("}");
         fflush(stdout);
     }
@@ -489,6 +509,7 @@ done:
     syn_gan_scorer_free(sc);
     syn_gan_free(gan);
     syn_dataset_free(ds);
+    syn_comm_free(comm);
     return rc;
 }
 

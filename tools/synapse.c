@@ -714,9 +714,10 @@ int main(int argc, char **argv) {
     /* N copies of another command would each do the whole work (and race
      * for its files, or spoil a benchmark's timings) */
     int procs;
-    if (syn_comm_mpi_launched(&procs) && strcmp(cmd, "train") != 0 && strcmp(cmd, "charlm") != 0) {
-        fprintf(stderr, "synapse: error: %s runs in one process, not %d: start it without mpirun (train and charlm "
-                "run data-parallel)\n", cmd, procs);
+    if (syn_comm_mpi_launched(&procs) && strcmp(cmd, "train") != 0 && strcmp(cmd, "charlm") != 0 &&
+        strcmp(cmd, "gan") != 0) {
+        fprintf(stderr, "synapse: error: %s runs in one process, not %d: start it without mpirun (train, charlm "
+                "and gan run data-parallel)\n", cmd, procs);
         return 2;
     }
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)

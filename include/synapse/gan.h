@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "data.h"
+#include "dist.h"
 #include "graph.h"
 #include "optim.h"
 
@@ -122,6 +123,23 @@ SYN_API syn_status syn_gan_step(syn_gan *gan, const float *real, int64_t n, syn_
  * SYN_ERR_ARG before the first. With syn_gan_step(..., NULL) a caller can
  * read them every k iterations only. */
 SYN_API syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st);
+/* Data parallelism (synapse/dist.h): from now on this trainer is one member
+ * of comm (NULL or one member: alone again). Every member calls it, with a
+ * trainer of the same config; they check that, and take member 0's weights
+ * for both nets. Then the members call each step together: a D step on this
+ * member's share of the real batch (syn_loader_set_shard), with its rows of
+ * the noise one process would draw; a G step on its share of the noise. Each
+ * net's gradients are summed, weighted by the shares, so the weights stay
+ * the same on every member and, without batch norm, follow one process's up
+ * to the rounding of the sums. syn_gan_stats are this member's own figures.
+ * A failure in a step is every member's (see syn_fit_config.comm); a member
+ * whose syn_gan_create failed calls this with a NULL trainer, so that all
+ * fail here. */
+SYN_API syn_status syn_gan_set_comm(syn_gan *gan, syn_comm *comm);
+/* Both nets' batch norm running statistics <- member 0's (each member's
+ * come from its own rows): before sampling or saving. Collective; without a
+ * communicator, nothing. */
+SYN_API syn_status syn_gan_sync_stats(syn_gan *gan);
 /* Iterations completed (G steps). */
 SYN_API int64_t syn_gan_iterations(const syn_gan *gan);
 

@@ -35,4 +35,9 @@ syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t ro
 /* sums[0..n) (n <= 6) summed over the members; `where` completes "failed ...". */
 syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where);
 
+/* Every member's n rows: *off = the rows of the members before this one,
+ * *total = all of them. v: size + 2 doubles of scratch. */
+syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, int64_t *off, int64_t *total,
+                          const char *fn);
+
 #endif

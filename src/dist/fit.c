@@ -79,3 +79,22 @@ syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn
     }
     return syn__dist_start(c, mine, p, figs, what, N, fn);
 }
+
+syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, int64_t *off, int64_t *total,
+                          const char *fn) {
+    const int size = syn_comm_size(c), rank = syn_comm_rank(c);
+    memset(v, 0, (size_t)(size + 2) * sizeof *v);
+    v[rank] = mine == SYN_OK ? (double)n : 0.0;
+    v[size] = mine != SYN_OK;
+    v[size + 1] = mine != SYN_OK ? (double)mine : 0.0;
+    syn_status s = syn_comm_allreduce_f64(c, v, size + 2);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    double o = 0, t = 0;
+    for (int r = 0; r < size; r++) {
+        if (r < rank) o += v[r];
+        t += v[r];
+    }
+    *off = (int64_t)o;
+    *total = (int64_t)t;
+    return settle(c, mine, v[size], v[size + 1], fn, "before a step");
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../core/internal.h"
 #include "../core/rng.h"
+#include "../dist/dist_internal.h"
 
 /* Rows per forward of the trainer's sampling graph. */
 #define SAMPLE_CHUNK 256
@@ -283,6 +284,12 @@ struct syn_gan {
     /* D's trainable parameters, frozen for each G step */
     int *d_trainable;
     int n_d_trainable;
+    /* data parallelism (syn_gan_set_comm): this member's rows [z_off, z_off +
+     * z_rows) of each noise batch of z_total rows, drawn whole into z_all */
+    syn_comm *comm;
+    float *z_all;
+    double *rows; /* members + 2: syn__dist_rows' scratch */
+    int64_t z_off, z_total;
 };
 
 syn_gan_config syn_gan_config_defaults(syn_gan_arch arch) {
@@ -314,6 +321,8 @@ void syn_gan_free(syn_gan *gan) {
     free(gan->t_real_host);
     free(gan->t_fake_host);
     free(gan->t_one_host);
+    free(gan->z_all);
+    free(gan->rows);
     free(gan);
 }
 
@@ -419,12 +428,21 @@ syn_status syn_gan_create(const syn_gan_config *cfg, syn_device dev, syn_gan **o
     return SYN_OK;
 }
 
-/* Fresh noise for n rows (draw index `draws`), fed as z. */
-static syn_status draw(syn_gan *gan, int64_t n) {
-    SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, n, gan->cfg.model.nz, gan->z_host));
+/* Fresh noise (draw index `draws`) fed as z: n rows, or with members rows
+ * [off, off + n) of the `total` a lone process would draw. */
+static syn_status draw(syn_gan *gan, int64_t n, int64_t off, int64_t total) {
+    const int64_t nz = gan->cfg.model.nz;
+    if (!gan->comm) {
+        SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, n, nz, gan->z_host));
+    } else {
+        SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, total, nz, gan->z_all));
+        memcpy(gan->z_host, gan->z_all + off * nz, (size_t)(n * nz) * sizeof(float));
+    }
     gan->draws++;
     gan->z_rows = n;
-    return syn_graph_feed(gan->g, gan->z, gan->z_host, syn_shape2(n, gan->cfg.model.nz));
+    gan->z_off = off;
+    gan->z_total = total;
+    return syn_graph_feed(gan->g, gan->z, gan->z_host, syn_shape2(n, nz));
 }
 
 /* Runs a new forward pass (resume false) or goes on with the current one to
@@ -435,14 +453,11 @@ static syn_status forward_to(syn_graph *g, bool resume, syn_node *a, syn_node *b
     return c ? syn_graph_forward_to(g, c, true) : SYN_OK;
 }
 
-syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st) {
-    if (!gan || !real) return syn__error(SYN_ERR_ARG, "syn_gan_d_step: NULL %s", !gan ? "trainer" : "batch");
-    if (n < 1 || n > gan->cfg.batch)
-        return syn__error(SYN_ERR_ARG, "syn_gan_d_step: %lld rows (must be in 1..%lld, the batch)", (long long)n,
-                          (long long)gan->cfg.batch);
+/* The D step up to its gradients (this member's rows). */
+static syn_status d_grads(syn_gan *gan, const float *real, int64_t n, int64_t off, int64_t total) {
     syn_graph *g = gan->g;
     gan->z_pending = false;
-    SYN_TRY(draw(gan, n));
+    SYN_TRY(draw(gan, n, off, total));
     syn_shape xs = gan->x->cap_shape;
     xs.dim[0] = n;
     SYN_TRY(syn_graph_feed(g, gan->x, real, xs));
@@ -459,12 +474,35 @@ syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, syn_gan_st
     SYN_TRY(forward_to(g, false, gan->d_loss, gan->d_dx, gan->d_dgz));
     gan->z_pending = true;
     gan->d_ran = true;
-    SYN_TRY(syn_graph_backward(g, gan->d_loss));
-    SYN_TRY(syn_optim_step(gan->dopt));
+    return syn_graph_backward(g, gan->d_loss);
+}
+
+/* With members: every member's gradients of `p` summed by their shares,
+ * then the update, then agreement that it went well everywhere. */
+static syn_status step_update(syn_gan *gan, syn_params *p, syn_optim *o, syn_status s, int64_t n, int64_t total,
+                              const char *fn) {
+    if (gan->comm) s = syn__fit_step(gan->comm, p, s, n, total, fn);
+    if (s == SYN_OK) s = syn_optim_step(o);
+    if (gan->comm) s = syn__fit_agree(gan->comm, s, NULL, 0, fn, "in an update");
+    return s;
+}
+
+syn_status syn_gan_d_step(syn_gan *gan, const float *real, int64_t n, syn_gan_stats *st) {
+    static const char fn[] = "syn_gan_d_step";
+    if (!gan) return syn__error(SYN_ERR_ARG, "%s: NULL trainer", fn);
+    syn_status s = SYN_OK;
+    if (!real) s = syn__error(SYN_ERR_ARG, "%s: NULL batch", fn);
+    else if (n < 1 || n > gan->cfg.batch)
+        s = syn__error(SYN_ERR_ARG, "%s: %lld rows (must be in 1..%lld, the batch)", fn, (long long)n,
+                       (long long)gan->cfg.batch);
+    int64_t off = 0, total = n;
+    if (gan->comm) s = syn__dist_rows(gan->comm, s, n, gan->rows, &off, &total, fn);
+    if (s == SYN_OK) s = d_grads(gan, real, n, off, total);
+    SYN_TRY(step_update(gan, gan->dp, gan->dopt, s, n, total, fn));
     if (st) {
-        SYN_TRY(syn_graph_read_scalar(g, gan->d_loss, &st->d_loss));
-        SYN_TRY(syn_graph_read_scalar(g, gan->d_dx, &st->d_x));
-        SYN_TRY(syn_graph_read_scalar(g, gan->d_dgz, &st->d_g_z));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_loss, &st->d_loss));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_dx, &st->d_x));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->d_dgz, &st->d_g_z));
     }
     return SYN_OK;
 }
@@ -475,15 +513,16 @@ static syn_status set_d_trainable(syn_gan *gan, bool on) {
     return SYN_OK;
 }
 
-syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
-    if (!gan) return syn__error(SYN_ERR_ARG, "syn_gan_g_step: NULL trainer");
+/* The G step up to its gradients (this member's rows). */
+static syn_status g_grads(syn_gan *gan) {
     syn_graph *g = gan->g;
     /* After a D step: its pass goes on from its G(z) (G has not changed
      * since); D's new weights reach the nodes not run yet. Else a new pass
-     * on fresh noise. */
+     * on fresh noise: with members, each its share of a lone process's. */
     const bool resume = gan->z_pending;
     if (!resume) {
-        SYN_TRY(draw(gan, gan->cfg.batch));
+        const int64_t B = gan->cfg.batch, r = syn_comm_rank(gan->comm), k = syn_comm_size(gan->comm);
+        SYN_TRY(draw(gan, B * (r + 1) / k - B * r / k, B * r / k, B));
         gan->d_ran = false;
     }
     gan->z_pending = false;
@@ -502,13 +541,21 @@ syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
     SYN_TRY(set_d_trainable(gan, false));
     syn_status s = syn_graph_backward(g, gan->g_loss);
     syn_status r = set_d_trainable(gan, true);
-    if (s == SYN_OK) s = r;
-    if (s == SYN_OK) s = syn_optim_step(gan->gopt);
-    SYN_TRY(s);
+    return s == SYN_OK ? r : s;
+}
+
+syn_status syn_gan_g_step(syn_gan *gan, syn_gan_stats *st) {
+    static const char fn[] = "syn_gan_g_step";
+    if (!gan) return syn__error(SYN_ERR_ARG, "%s: NULL trainer", fn);
+    if (gan->comm && gan->cfg.batch < syn_comm_size(gan->comm) && !gan->z_pending)
+        return syn__error(SYN_ERR_ARG, "%s: a noise batch of %lld rows cannot be split between %d members", fn,
+                          (long long)gan->cfg.batch, syn_comm_size(gan->comm));
+    syn_status s = g_grads(gan);
+    SYN_TRY(step_update(gan, gan->gp, gan->gopt, s, gan->z_rows, gan->z_total, fn));
     gan->iters++;
     if (st) {
-        SYN_TRY(syn_graph_read_scalar(g, gan->g_loss, &st->g_loss));
-        SYN_TRY(syn_graph_read_scalar(g, gan->g_dgz, &st->d_g_z2));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->g_loss, &st->g_loss));
+        SYN_TRY(syn_graph_read_scalar(gan->g, gan->g_dgz, &st->d_g_z2));
     }
     return SYN_OK;
 }
@@ -535,6 +582,46 @@ syn_status syn_gan_last_stats(const syn_gan *gan, syn_gan_stats *st) {
         SYN_TRY(syn_graph_read_scalar(gan->g, gan->g_dgz, &st->d_g_z2));
     }
     return SYN_OK;
+}
+
+syn_status syn_gan_set_comm(syn_gan *gan, syn_comm *comm) {
+    static const char fn[] = "syn_gan_set_comm";
+    if (!gan) { /* a member whose trainer could not be made: the others learn it here */
+        syn_status s = syn__error(SYN_ERR_ARG, "%s: NULL trainer", fn);
+        return syn_comm_size(comm) > 1 ? syn__dist_start(comm, s, NULL, NULL, NULL, 0, fn) : s;
+    }
+    if (syn_comm_size(comm) < 2) {
+        gan->comm = NULL;
+        return SYN_OK;
+    }
+    static const char *const what[] = {"architecture", "noise width", "batch",       "seed",
+                                       "G parameter values", "D parameter values", "label smoothing x 1e6", "G lr x 1e9",
+                                       "D lr x 1e9"};
+    const syn_gan_config *c = &gan->cfg;
+    int64_t figs[] = {(int64_t)c->model.arch, c->model.nz, c->batch, (int64_t)c->seed, syn_params_numel(gan->gp),
+                      syn_params_numel(gan->dp), llround((double)c->label_smoothing * 1e6),
+                      llround((double)c->g_optim.lr * 1e9), llround((double)c->d_optim.lr * 1e9)};
+    /* room for the most noise rows a step can have: every member's whole batch */
+    const int64_t n_all = (int64_t)syn_comm_size(comm) * c->batch * c->model.nz;
+    free(gan->z_all);
+    free(gan->rows);
+    gan->comm = NULL;
+    gan->z_all = syn__malloc((size_t)n_all * sizeof(float), fn);
+    gan->rows = syn__malloc(((size_t)syn_comm_size(comm) + 2) * sizeof(double), fn);
+    syn_status s = gan->z_all && gan->rows ? SYN_OK : SYN_ERR_OOM;
+    /* the larger set's staging: syn__dist_start reserves G's */
+    if (s == SYN_OK) s = syn__comm_reserve(comm, syn_params_numel(gan->dp) + 8);
+    s = syn__dist_start(comm, s, gan->gp, figs, what, (int)(sizeof figs / sizeof *figs), fn);
+    if (s == SYN_OK) s = syn_params_broadcast(gan->dp, comm, 0, false);
+    if (s == SYN_OK) gan->comm = comm;
+    return s;
+}
+
+syn_status syn_gan_sync_stats(syn_gan *gan) {
+    if (!gan) return syn__error(SYN_ERR_ARG, "syn_gan_sync_stats: NULL trainer");
+    if (!gan->comm) return SYN_OK;
+    SYN_TRY(syn_params_broadcast(gan->gp, gan->comm, 0, true));
+    return syn_params_broadcast(gan->dp, gan->comm, 0, true);
 }
 
 int64_t syn_gan_iterations(const syn_gan *gan) { return gan ? gan->iters : 0; }
