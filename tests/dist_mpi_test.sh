@@ -99,6 +99,16 @@ assert diff <= 1e-5 * scale, (diff, scale)
 print("gan: mpirun -np 2 matches one process (largest difference %.3g of %.3g)" % (diff, scale))
 PY
 
+# an error of process 0's alone (its output folder) ends the job: MPI_Abort, not
+# an exit that would leave process 1 waiting in a collective
+set +e
+timeout 120 mpirun -np 2 "$bin" "${gan[@]}" --out /proc/no-such-folder/x > abort.out 2> abort.err
+rc=$?
+set -e
+[ "$rc" != 124 ] || fail "an error on process 0 alone left the job hanging"
+[ "$rc" != 0 ] || fail "a folder that cannot be made was not an error"
+grep -q "cannot make the folder /proc/no-such-folder/x" abort.err || fail "abort: $(cat abort.err)"
+
 # processes with other flags: all fail, naming the flag
 if mpirun -np 1 "$bin" "${common[@]}" --quiet : -np 1 "$bin" "${common[@]}" --epochs 5 --quiet \
         > mixed.out 2> mixed.err; then

@@ -37,6 +37,7 @@ START_TEST(test_comm_lone_and_bad_args) {
     ck_assert_int_eq(syn_comm_broadcast(c[0], &v, sizeof v, 1), SYN_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "root 1 outside 0..0"));
     ck_assert_int_eq(syn_comm_allreduce_f32(c[0], NULL, 4), SYN_ERR_ARG);
+    ck_assert_int_eq(syn_comm_abort(c[0], 1), SYN_ERR_UNSUPPORTED); /* threads return instead */
     syn_comm_free(c[0]);
     syn_comm_free(NULL);
 }
@@ -131,10 +132,11 @@ static syn_status own_broadcast(void *user, void *buf, int64_t bytes, int root) 
 }
 
 static void own_destroy(void *user) { ((own_transport *)user)->calls += 100; }
+static void own_abort(void *user, int code) { ((own_transport *)user)->calls += 1000 * code; }
 
 START_TEST(test_comm_own_transport) {
     own_transport o = {0, 0};
-    syn_comm_ops ops = {own_allreduce, own_broadcast, own_destroy};
+    syn_comm_ops ops = {own_allreduce, own_broadcast, own_destroy, own_abort};
     syn_comm *c = NULL;
     ck_assert_int_eq(syn_comm_create(2, 3, 3, &ops, &o, &c), SYN_ERR_ARG); /* local rank above rank */
     ck_assert_int_eq(syn_comm_create(3, 3, 0, &ops, &o, &c), SYN_ERR_ARG);
@@ -150,8 +152,10 @@ START_TEST(test_comm_own_transport) {
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "syn_comm_broadcast: the transport's broadcast of 8 bytes"));
     ck_assert_int_eq(syn_comm_allreduce_f32(c, (float *)&d, 2), SYN_ERR_IO);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "rank 2 of 4"));
+    ck_assert_int_eq(syn_comm_abort(c, 2), SYN_OK);
     syn_comm_free(c);
-    ck_assert_int_eq(o.calls, 3 + 100);
+    ck_assert_int_eq(o.calls, 3 + 100 + 2000);
+    ck_assert_int_eq(syn_comm_abort(NULL, 1), SYN_ERR_ARG);
 }
 END_TEST
 
@@ -250,6 +254,31 @@ START_TEST(test_loader_shards) {
     check_shards(101, 10, 3, true);  /* last batch 1 row: dropped */
     check_shards(64, 16, 2, false);  /* no last batch */
     check_shards(50, 7, 4, true);    /* 7 = 1 + 2 + 2 + 2 */
+}
+END_TEST
+
+/* Prefetch turned off mid-epoch: the prepared batch comes again, this
+ * shard's rows of it (the rewind goes back to the whole batch's start). */
+START_TEST(test_loader_shard_prefetch_off) {
+    syn_dataset *ds = indexed_set(40);
+    syn_loader *whole, *part;
+    ck_assert_int_eq(syn_loader_create(ds, 10, true, 3, false, &whole), SYN_OK);
+    ck_assert_int_eq(syn_loader_create(ds, 10, true, 3, false, &part), SYN_OK);
+    ck_assert_int_eq(syn_loader_set_shard(part, 1, 2), SYN_OK);
+    ck_assert_int_eq(syn_loader_set_prefetch(part, true), SYN_OK);
+    for (int k = 0; k < 4; k++) {
+        if (k == 2) ck_assert_int_eq(syn_loader_set_prefetch(part, false), SYN_OK);
+        syn_batch w, b;
+        ck_assert_int_eq(syn_loader_next(whole, &w), SYN_OK);
+        ck_assert_int_eq(syn_loader_next(part, &b), SYN_OK);
+        ck_assert(w.n == 10 && b.n == 5 && b.total == 10);
+        for (int r = 0; r < 5; r++)
+            ck_assert_msg(b.x[r * ds->dim] == w.x[(5 + r) * ds->dim], "batch %d row %d: %g, not %g", k, r,
+                          (double)b.x[r * ds->dim], (double)w.x[(5 + r) * ds->dim]);
+    }
+    syn_loader_free(whole);
+    syn_loader_free(part);
+    syn_dataset_free(ds);
 }
 END_TEST
 
@@ -535,6 +564,16 @@ START_TEST(test_fit_members_disagree) {
     ck_assert_msg(strstr(io[0].err, "1 of the 2 members failed to start (another model, data or config, or an "
                              "error) (see their messages); member 0 stops with them"), "%s", io[0].err);
 
+    /* what decides when a run stops must be the same too: else one member
+     * would stop while the others went on */
+    for (int i = 0; i < 2; i++) {
+        io[i] = (fit_io){train, NULL, fit_config(2, 20), false, 5, SYN_OK, {0}, "", NULL, false, {0}};
+        io[i].cfg.patience = 1 + i;
+    }
+    fit_members(io, 2);
+    ck_assert_int_eq(io[1].status, SYN_ERR_ARG);
+    ck_assert_msg(strstr(io[1].err, "has patience 2 where member 0 has 1"), "%s", io[1].err);
+
     /* a batch smaller than the members */
     for (int i = 0; i < 2; i++) io[i] = (fit_io){train, NULL, fit_config(1, 1), false, 5, SYN_OK, {0}, "", NULL, false, {0}};
     fit_members(io, 2);
@@ -801,6 +840,7 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_comm_mpi_without_plugin);
     tcase_add_test(tc, test_loader_shards);
     tcase_add_test(tc, test_loader_shard_errors);
+    tcase_add_test(tc, test_loader_shard_prefetch_off);
     tcase_add_test(tc, test_params_collectives);
     suite_add_tcase(s, tc);
     tc = tcase_create("fit");

@@ -100,3 +100,14 @@ int join_mpi(const char *device, bool quiet, int64_t batch, const char *unit, sy
                 (long long)((batch + n - 1) / n), (long long)batch, unit);
     return -1;
 }
+
+int leave_mpi(syn_comm *comm, int rc) {
+    if (rc != 0 && syn_comm_size(comm) > 1) {
+        /* the others may be waiting for this process in a collective: end them all */
+        fflush(stdout);
+        fflush(stderr);
+        syn_comm_abort(comm, rc);
+    }
+    syn_comm_free(comm);
+    return rc;
+}

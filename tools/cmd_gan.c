@@ -352,8 +352,7 @@ int cmd_gan(int argc, char **argv) {
     if (!lead) o.quiet = true;
     if (lead && mkdir(o.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "synapse: error: cannot make the folder %s: %s\n", o.out, strerror(errno));
-        syn_comm_free(comm);
-        return 1;
+        return leave_mpi(comm, 1);
     }
     char path[4096];
     syn_dataset *ds = NULL;
@@ -509,8 +508,7 @@ done:
     syn_gan_scorer_free(sc);
     syn_gan_free(gan);
     syn_dataset_free(ds);
-    syn_comm_free(comm);
-    return rc;
+    return leave_mpi(comm, rc);
 }
 
 /* ---- sample ---------------------------------------------------------------------------------- */

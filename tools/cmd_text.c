@@ -141,10 +141,7 @@ int cmd_charlm(int argc, char **argv) {
     uint8_t *text = NULL;
     size_t n = 0;
     syn_status s = strcmp(data, "fortunes") == 0 ? syn_text_load_fortunes(fdir, &text, &n) : syn_text_load_file(data, &text, &n);
-    if (s != SYN_OK) {
-        syn_comm_free(comm);
-        return runtime_error(s);
-    }
+    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s));
     size_t n_train = n - n / 10;
     if (quiet) tc.out = NULL;
     else
@@ -159,12 +156,12 @@ int cmd_charlm(int argc, char **argv) {
     syn_status t = s == SYN_OK || comm ? syn_charlm_train(m, text, n_train, text + n_train, n - n_train, &tc, &res) : s;
     if (s == SYN_OK) s = t;
     const int procs = syn_comm_size(comm);
-    syn_comm_free(comm);
     if (!lead) {
         syn_charlm_free(m);
         free(text);
-        return s == SYN_OK ? 0 : runtime_error(s);
+        return leave_mpi(comm, s == SYN_OK ? 0 : runtime_error(s));
     }
+    /* member 0 alone from here (saving, sampling): its failure ends the others */
     if (s == SYN_OK && save) s = syn_charlm_save(m, save);
     uint8_t *gen = NULL;
     if (s == SYN_OK && sample > 0 && (gen = malloc((size_t)sample))) {
@@ -176,7 +173,7 @@ int cmd_charlm(int argc, char **argv) {
     free(gen);
     syn_charlm_free(m);
     free(text);
-    if (s != SYN_OK) return runtime_error(s);
+    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s));
     char dn[32];
     syn_device_str(dev, dn, sizeof dn);
     printf("{\"model\":\"charlm %s %dx%lld embed %lld\",\"device\":\"%s\",\"steps\":%lld",
@@ -194,7 +191,7 @@ int cmd_charlm(int argc, char **argv) {
         printf(",\"saved\":\"%s\"", sv);
     }
     printf("}\n");
-    return 0;
+    return leave_mpi(comm, 0);
 }
 
 int cmd_complete(int argc, char **argv) {

@@ -489,15 +489,11 @@ static int cmd_train(int argc, char **argv) {
     data_meta meta = {0};
     syn_optim *opt = NULL;
     train_net net;
-    if ((rc = train_net_load(&o, &net)) >= 0) {
-        syn_comm_free(comm);
-        return rc;
-    }
+    if ((rc = train_net_load(&o, &net)) >= 0) return leave_mpi(comm, rc);
     syn_status s = train_load_data(&o, &train, &test, &stats);
     if (s != SYN_OK) {
         train_net_free(&net);
-        syn_comm_free(comm);
-        return runtime_error(s);
+        return leave_mpi(comm, runtime_error(s));
     }
     if ((rc = train_net_build(&o, dev, train, NET_TRAIN, &net)) >= 0) goto done;
     if (o.save && (s = data_meta_make(&o, train, &meta)) != SYN_OK) {
@@ -595,8 +591,7 @@ done:
     syn_dataset_free(test);
     syn_norm_stats_free(stats);
     data_meta_free(&meta);
-    syn_comm_free(comm);
-    return rc;
+    return leave_mpi(comm, rc);
 }
 
 /* ---- summary ------------------------------------------------------------------ */

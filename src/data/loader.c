@@ -22,6 +22,7 @@ typedef struct {
     int64_t m, pos;
     uint64_t epoch;
     int64_t total; /* the whole batch's rows (m, unless sharded) */
+    int64_t at;    /* the whole batch's first position (pos, unless sharded) */
 } span;
 
 typedef struct {
@@ -239,7 +240,7 @@ static span advance(syn_loader *l) {
         }
         l->ordered = true;
     }
-    span sp = {ds->n - l->pos, l->pos, l->epoch, 0};
+    span sp = {ds->n - l->pos, l->pos, l->epoch, 0, l->pos};
     if (sp.m > l->batch) sp.m = l->batch;
     if (sp.m == 0 || (l->drop_last && sp.m < l->batch) || sp.m < l->shards) {
         l->epoch++;
@@ -320,7 +321,7 @@ syn_status syn_loader_set_prefetch(syn_loader *l, bool on) {
         stop_worker(l);
         if (rewind) { /* the prepared batch comes again from the next call: back to its span */
             l->epoch = sp.epoch;
-            l->pos = sp.pos;
+            l->pos = sp.at; /* the whole batch's start: a shard's rows are within it */
             l->ordered = true; /* order[] still holds epoch sp.epoch's permutation */
         }
         return SYN_OK;

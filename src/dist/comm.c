@@ -49,6 +49,13 @@ void syn_comm_free(syn_comm *c) {
     free(c);
 }
 
+syn_status syn_comm_abort(syn_comm *c, int code) {
+    if (!c) return syn__error(SYN_ERR_ARG, "syn_comm_abort: NULL communicator");
+    if (!c->ops.abort) return syn__error(SYN_ERR_UNSUPPORTED, "syn_comm_abort: this transport cannot end its members");
+    c->ops.abort(c->user, code);
+    return SYN_OK; /* a transport whose abort returns */
+}
+
 int syn_comm_rank(const syn_comm *c) { return c ? c->rank : 0; }
 int syn_comm_size(const syn_comm *c) { return c ? c->size : 1; }
 int syn_comm_local_rank(const syn_comm *c) { return c ? c->local_rank : 0; }
@@ -217,7 +224,7 @@ syn_status syn_comm_threads(int size, syn_comm **members) {
     pthread_mutex_init(&sh->mu, NULL);
     sh->size = size;
     sh->refs = 1; /* this function's, dropped at the end */
-    syn_comm_ops ops = {threads_allreduce, threads_broadcast, threads_destroy};
+    syn_comm_ops ops = {threads_allreduce, threads_broadcast, threads_destroy, NULL}; /* no abort: threads return */
     syn_status s = SYN_OK;
     for (int i = 0; i < size && s == SYN_OK; i++) {
         threads_user *u = syn__calloc(1, sizeof *u, "syn_comm_threads");
@@ -263,6 +270,8 @@ static syn_status mpi_broadcast(void *user, void *buf, int64_t bytes, int root) 
                           root, u->p.rank, u->p.size, err);
     return SYN_OK;
 }
+
+static void mpi_abort(void *user, int code) { ((mpi_user *)user)->p.abort(code); }
 
 static void mpi_destroy(void *user) {
     mpi_user *u = user;
@@ -329,14 +338,15 @@ syn_status syn_comm_mpi(syn_comm **out) {
         free(u);
         return syn__error(SYN_ERR_UNSUPPORTED, "syn_comm_mpi: %s", err);
     }
-    syn_comm_ops ops = {mpi_allreduce, mpi_broadcast, mpi_destroy};
+    syn_comm_ops ops = {mpi_allreduce, mpi_broadcast, mpi_destroy, mpi_abort};
     syn_status s = syn_comm_create(u->p.rank, u->p.size, u->p.local_rank, &ops, u, out);
     if (s != SYN_OK) mpi_destroy(u);
     return s;
 }
 
 bool syn_comm_mpi_launched(int *size) {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"};
+    /* the world's size as Open MPI, and PMI-based launchers (MPICH's hydra, Slurm), give it */
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
     int n = 1;
     for (size_t i = 0; i < sizeof vars / sizeof *vars && n == 1; i++) {
         const char *v = getenv(vars[i]);
@@ -396,34 +406,65 @@ static syn_status scatter(syn_comm *c, syn_params *p, int which, bool grad) {
     return SYN_OK;
 }
 
-syn_status syn__params_allreduce_grads_with(syn_params *p, syn_comm *c, float weight, bool skip, float *extra,
-                                            int n_extra) {
+static int64_t count(const syn_params *p, int which) {
+    int64_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (picked(&p->items[i], which)) n += syn_tensor_numel(p->items[i].value);
+    return n;
+}
+
+/* Every member learns whether any failed: mine if this one did, an error
+ * naming fn if another did, the transport's failure as it is. */
+static syn_status agree_flag(syn_comm *c, syn_status mine, const char *fn) {
+    double failed = mine != SYN_OK;
+    syn_status s = allreduce(c, &failed, 1, SYN_COMM_F64, fn);
+    if (mine != SYN_OK || s != SYN_OK) return mine != SYN_OK ? mine : s;
+    if (failed > 0.0)
+        return syn__error(SYN_ERR_IO, "%s: %.0f of the %d members failed (see their messages); member %d fails with "
+                          "them", fn, failed, c->size, c->rank);
+    return SYN_OK;
+}
+
+syn_status syn__params_allreduce_grads_flagged(syn_params *p, syn_comm *c, float weight, syn_status *mine,
+                                               syn__flags *all, syn_status *late) {
+    static const char fn[] = "syn_params_allreduce_grads";
+    const int64_t n = count(p, 1);
+    *late = SYN_OK;
+    /* the staging, reserved by syn_fit & co. at their start; else grown here */
+    SYN_TRY(stage(c, n + 3, fn));
+    int64_t got = 0;
+    if (*mine == SYN_OK) *mine = gather(c, p, 1, true, &got, fn);
+    if (*mine == SYN_OK) {
+        for (int64_t i = 0; i < n; i++) c->stage[i] *= weight;
+    } else { /* zeros in place of the gradients: the others' sums still come */
+        memset(c->stage, 0, (size_t)n * sizeof(float));
+    }
+    const float code = *mine == SYN_OK ? 0.0f : (float)*mine;
+    c->stage[n] = *mine != SYN_OK;
+    c->stage[n + 1] = code;
+    c->stage[n + 2] = code * code;
+    SYN_TRY(allreduce(c, c->stage, n + 3, SYN_COMM_F32, fn));
+    all->failed = c->stage[n];
+    all->codes = c->stage[n + 1];
+    all->codes_sq = c->stage[n + 2];
+    /* a failure writing back is after the collective: the caller passes it on */
+    if (*mine == SYN_OK && all->failed == 0.0) *late = scatter(c, p, 1, true);
+    return SYN_OK;
+}
+
+syn_status syn_params_allreduce_grads(syn_params *p, syn_comm *c, float weight) {
     static const char fn[] = "syn_params_allreduce_grads";
     if (!p || !c) return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !p ? "parameter set" : "communicator");
     if (!(weight >= 0.0f) || weight > 1e30f) return syn__error(SYN_ERR_ARG, "%s: weight %g", fn, (double)weight);
     if (c->size == 1 && weight == 1.0f) return SYN_OK;
-    int64_t n = 0;
-    if (skip) { /* zeros in place of the gradients: the others' sums still come */
-        for (int i = 0; i < p->n; i++)
-            if (p->items[i].trainable) n += syn_tensor_numel(p->items[i].value);
-        SYN_TRY(stage(c, n + n_extra, fn));
-        memset(c->stage, 0, (size_t)n * sizeof(float));
-    } else {
-        int64_t total = n_extra;
-        for (int i = 0; i < p->n; i++)
-            if (p->items[i].trainable) total += syn_tensor_numel(p->items[i].value);
-        SYN_TRY(stage(c, total, fn)); /* room for the extras, so gather finds it large enough */
-        SYN_TRY(gather(c, p, 1, true, &n, fn));
-        for (int64_t i = 0; i < n; i++) c->stage[i] *= weight;
-    }
-    if (n_extra > 0) memcpy(c->stage + n, extra, (size_t)n_extra * sizeof(float));
-    SYN_TRY(allreduce(c, c->stage, n + n_extra, SYN_COMM_F32, fn));
-    if (n_extra > 0) memcpy(extra, c->stage + n, (size_t)n_extra * sizeof(float));
-    return skip ? SYN_OK : scatter(c, p, 1, true);
-}
-
-syn_status syn_params_allreduce_grads(syn_params *p, syn_comm *c, float weight) {
-    return syn__params_allreduce_grads_with(p, c, weight, false, NULL, 0);
+    syn_status mine = SYN_OK, late;
+    syn__flags all;
+    SYN_TRY(syn__params_allreduce_grads_flagged(p, c, weight, &mine, &all, &late));
+    if (mine == SYN_OK && all.failed > 0.0)
+        mine = syn__error(SYN_ERR_IO, "%s: %.0f of the %d members could not read their gradients (see their "
+                          "messages)", fn, (double)all.failed, c->size);
+    /* and whether every member wrote the sums back */
+    return c->size > 1 ? agree_flag(c, mine != SYN_OK ? mine : late, fn) : (mine != SYN_OK ? mine : late);
 }
 
 syn_status syn_params_broadcast(syn_params *p, syn_comm *c, int root, bool frozen_only) {
@@ -431,11 +472,13 @@ syn_status syn_params_broadcast(syn_params *p, syn_comm *c, int root, bool froze
     if (!p || !c) return syn__error(SYN_ERR_ARG, "%s: NULL %s", fn, !p ? "parameter set" : "communicator");
     if (root < 0 || root >= c->size) return syn__error(SYN_ERR_ARG, "%s: root %d outside 0..%d", fn, root, c->size - 1);
     if (c->size == 1) return SYN_OK;
-    int which = frozen_only ? 2 : 0;
-    int64_t n;
-    SYN_TRY(gather(c, p, which, false, &n, fn));
+    const int which = frozen_only ? 2 : 0;
+    int64_t n = count(p, which);
+    SYN_TRY(stage(c, n, fn));
+    syn_status mine = c->rank == root ? gather(c, p, which, false, &n, fn) : SYN_OK;
     SYN_TRY(syn_comm_broadcast(c, c->stage, n * (int64_t)sizeof(float), root));
-    return c->rank == root ? SYN_OK : scatter(c, p, which, false);
+    if (c->rank != root) mine = scatter(c, p, which, false);
+    return agree_flag(c, mine, fn); /* root could not read, or a member could not write */
 }
 
 /* FNV-1a, 64 bits */
@@ -449,8 +492,9 @@ syn_status syn_params_compare(const syn_params *p, syn_comm *c, bool *same) {
     static const char fn[] = "syn_params_compare";
     if (!p || !c || !same) return syn__error(SYN_ERR_ARG, "%s: NULL argument", fn);
     *same = true;
-    int64_t n;
-    SYN_TRY(gather(c, p, 0, false, &n, fn));
+    int64_t n = count(p, 0);
+    SYN_TRY(stage(c, n, fn));
+    syn_status mine = gather(c, p, 0, false, &n, fn);
     uint64_t h = fnv(0xcbf29ce484222325ull, c->stage, (size_t)n * sizeof(float));
     for (int i = 0; i < p->n; i++) {
         const syn__param *it = &p->items[i];
@@ -461,9 +505,13 @@ syn_status syn_params_compare(const syn_params *p, syn_comm *c, bool *same) {
     }
     uint64_t root = h;
     SYN_TRY(syn_comm_broadcast(c, &root, sizeof root, 0));
-    /* every member learns whether any differs from rank 0 */
-    double differs = root != h ? 1.0 : 0.0;
-    SYN_TRY(syn_comm_allreduce_f64(c, &differs, 1));
-    *same = differs == 0.0;
+    /* every member learns whether any differs from rank 0, or failed */
+    double v[2] = {root != h ? 1.0 : 0.0, mine != SYN_OK};
+    SYN_TRY(syn_comm_allreduce_f64(c, v, 2));
+    *same = v[0] == 0.0;
+    if (mine != SYN_OK) return mine;
+    if (v[1] > 0.0)
+        return syn__error(SYN_ERR_IO, "%s: %.0f of the %d members could not read their parameters (see their "
+                          "messages)", fn, v[1], c->size);
     return SYN_OK;
 }

@@ -5,12 +5,22 @@
 #include "synapse/dist.h"
 #include "synapse/train.h"
 
-/* syn_params_allreduce_grads that also sums n_extra floats of the caller's
- * (e.g. a failure flag, so that the members stop together) in the same
- * collective; skip: this member has no gradients to give (it failed), it
- * sends zeros and gets only the extras back. */
-syn_status syn__params_allreduce_grads_with(syn_params *p, syn_comm *c, float weight, bool skip, float *extra,
-                                            int n_extra);
+/* Sums over the members of a step's collective: members that failed,
+ * their status codes and the codes' squares (equal codes: codes_sq x failed
+ * == codes^2). */
+typedef struct {
+    double failed, codes, codes_sq;
+} syn__flags;
+
+/* syn_params_allreduce_grads with failures in the same collective: *mine is
+ * this member's status so far, and becomes the failure to read its
+ * gradients if that happens (it then sends zeros); *all the members' flags.
+ * With no failure anywhere the sums are written back, and a failure to do
+ * that is *late (after the collective: the caller passes it on at its next
+ * agreement). Returns a failure of the staging or the transport, else
+ * SYN_OK: the collective took place. */
+syn_status syn__params_allreduce_grads_flagged(syn_params *p, syn_comm *c, float weight, syn_status *mine,
+                                               syn__flags *all, syn_status *late);
 
 /* Grows the host staging of the parameter collectives to n floats now, so
  * that a step's collective never allocates (a member that failed there
@@ -30,13 +40,16 @@ syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const in
  * the same config, then take member 0's weights. */
 syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,
                           const syn_dataset *test, const syn_fit_config *cfg, const char *fn);
-/* A step's gradients summed, weighted by rows / total (this member's share). */
-syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn);
-/* sums[0..n) (n <= 6) summed over the members; `where` completes "failed ...". */
+/* A step's gradients summed, weighted by rows / total (this member's share);
+ * *late: a failure after the collective, this member's alone so far (see
+ * syn__params_allreduce_grads_flagged). */
+syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn,
+                         syn_status *late);
+/* sums[0..n) (n <= 5) summed over the members; `where` completes "failed ...". */
 syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where);
 
 /* Every member's n rows: *off = the rows of the members before this one,
- * *total = all of them. v: size + 2 doubles of scratch. */
+ * *total = all of them. v: size + 3 doubles of scratch. */
 syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, int64_t *off, int64_t *total,
                           const char *fn);
 

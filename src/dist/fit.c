@@ -7,37 +7,46 @@
 #include "../core/internal.h"
 #include "dist_internal.h"
 
-/* After a collective that summed (failed members, their status codes): mine
- * if this member failed, else another member's failure, else SYN_OK. */
-static syn_status settle(syn_comm *c, syn_status mine, double failed, double codes, const char *fn,
+/* After a collective that summed the members' flags: mine if this member
+ * failed, else the others' failure (their status when they agree on one),
+ * else SYN_OK. */
+static syn_status settle(syn_comm *c, syn_status mine, double failed, double codes, double codes_sq, const char *fn,
                          const char *where) {
     if (mine != SYN_OK || failed <= 0.0) return mine;
-    double code = codes / failed; /* the code when they all failed alike */
-    syn_status s = code == floor(code) && code > 0 && code < SYN_STATUS_COUNT ? (syn_status)code : SYN_ERR_IO;
+    double code = codes / failed;
+    bool alike = codes_sq * failed == codes * codes; /* all the same code */
+    syn_status s = alike && code == floor(code) && code > 0 && code < SYN_STATUS_COUNT ? (syn_status)code : SYN_ERR_IO;
     return syn__error(s, "%s: %.0f of the %d members failed %s (see their messages); member %d stops with them", fn,
                       failed, syn_comm_size(c), where, syn_comm_rank(c));
 }
 
+/* This member's flags: failed, code, code squared. */
+static void flags(syn_status mine, double *f) {
+    f[0] = mine != SYN_OK;
+    f[1] = mine != SYN_OK ? (double)mine : 0.0;
+    f[2] = f[1] * f[1];
+}
+
 syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where) {
     double buf[8];
-    if (n > 6) return syn__error(SYN_ERR_ARG, "%s: %d sums to agree on (at most 6)", fn, n);
+    if (n > 5) return syn__error(SYN_ERR_ARG, "%s: %d sums to agree on (at most 5)", fn, n);
     for (int i = 0; i < n; i++) buf[i] = mine == SYN_OK ? sums[i] : 0.0;
-    buf[n] = mine != SYN_OK;
-    buf[n + 1] = mine != SYN_OK ? (double)mine : 0.0;
-    syn_status s = syn_comm_allreduce_f64(c, buf, n + 2);
+    flags(mine, buf + n);
+    syn_status s = syn_comm_allreduce_f64(c, buf, n + 3);
     if (s != SYN_OK) return mine != SYN_OK ? mine : s;
     if (mine == SYN_OK)
         for (int i = 0; i < n; i++) sums[i] = buf[i];
-    return settle(c, mine, buf[n], buf[n + 1], fn, where);
+    return settle(c, mine, buf[n], buf[n + 1], buf[n + 2], fn, where);
 }
 
-syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn) {
-    float flags[2] = {mine != SYN_OK, mine != SYN_OK ? (float)mine : 0.0f};
+syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn,
+                         syn_status *late) {
     /* the members' mean losses weighted by their shares: the whole batch's mean */
     float weight = (float)((double)rows / (double)total);
-    syn_status s = syn__params_allreduce_grads_with(p, c, weight, mine != SYN_OK, flags, 2);
+    syn__flags all;
+    syn_status s = syn__params_allreduce_grads_flagged(p, c, weight, &mine, &all, late);
     if (s != SYN_OK) return mine != SYN_OK ? mine : s;
-    return settle(c, mine, flags[0], flags[1], fn, "in a training step");
+    return settle(c, mine, all.failed, all.codes, all.codes_sq, fn, "in a training step");
 }
 
 syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const int64_t *figs, const char *const *what,
@@ -63,18 +72,29 @@ syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const in
 
 syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn_dataset *train,
                           const syn_dataset *test, const syn_fit_config *cfg, const char *fn) {
-    static const char *const what[] = {"parameters",    "parameter values", "training rows", "features",
-                                       "test rows",     "batch size",       "epochs",        "seed",
-                                       "resumed epoch", "clip norm x 1e6"};
+    /* everything that decides the collectives' sequence: the data's batches,
+     * the epochs, and when the run stops */
+    static const char *const what[] = {"parameters",       "parameter values", "training rows",
+                                       "features",         "test rows",        "batch size",
+                                       "epochs",           "seed",             "resumed epoch",
+                                       "clip norm x 1e6",  "min_loss x 1e6",   "patience",
+                                       "resumed stale epochs", "resumed best loss x 1e6", "schedule"};
     enum { N = sizeof what / sizeof *what };
     int64_t figs[N] = {0};
     if (mine == SYN_OK && cfg->batch_size < syn_comm_size(c))
         mine = syn__error(SYN_ERR_ARG, "%s: a batch of %lld rows cannot be split between %d members", fn,
                           (long long)cfg->batch_size, syn_comm_size(c));
     if (mine == SYN_OK) {
+        const syn_fit_state *rs = cfg->resume;
+        const syn_schedule *sc = &cfg->schedule;
+        double best = rs && isfinite(rs->best_loss) ? (double)rs->best_loss * 1e6 : -1.0;
         int64_t f[N] = {syn_params_count(p), syn_params_numel(p), train->n, train->dim, test ? test->n : -1,
-                        cfg->batch_size, cfg->epochs, (int64_t)cfg->seed, cfg->resume ? cfg->resume->epoch : -1,
-                        (int64_t)llround((double)cfg->clip_norm * 1e6)};
+                        cfg->batch_size, cfg->epochs, (int64_t)cfg->seed, rs ? rs->epoch : -1,
+                        llround((double)cfg->clip_norm * 1e6), llround((double)cfg->min_loss * 1e6), cfg->patience,
+                        rs ? rs->stale : -1, llround(best),
+                        /* one figure for the schedule: the same on every member or not */
+                        (int64_t)sc->kind * 1000003 + sc->warmup_steps * 1009 + sc->total_steps * 101 +
+                            sc->step_size * 7 + llround((double)sc->gamma * 1e6)};
         memcpy(figs, f, sizeof figs);
     }
     return syn__dist_start(c, mine, p, figs, what, N, fn);
@@ -83,11 +103,10 @@ syn_status syn__fit_start(syn_comm *c, syn_status mine, syn_params *p, const syn
 syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, int64_t *off, int64_t *total,
                           const char *fn) {
     const int size = syn_comm_size(c), rank = syn_comm_rank(c);
-    memset(v, 0, (size_t)(size + 2) * sizeof *v);
+    memset(v, 0, (size_t)(size + 3) * sizeof *v);
     v[rank] = mine == SYN_OK ? (double)n : 0.0;
-    v[size] = mine != SYN_OK;
-    v[size + 1] = mine != SYN_OK ? (double)mine : 0.0;
-    syn_status s = syn_comm_allreduce_f64(c, v, size + 2);
+    flags(mine, v + size);
+    syn_status s = syn_comm_allreduce_f64(c, v, size + 3);
     if (s != SYN_OK) return mine != SYN_OK ? mine : s;
     double o = 0, t = 0;
     for (int r = 0; r < size; r++) {
@@ -96,5 +115,5 @@ syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, in
     }
     *off = (int64_t)o;
     *total = (int64_t)t;
-    return settle(c, mine, v[size], v[size + 1], fn, "before a step");
+    return settle(c, mine, v[size], v[size + 1], v[size + 2], fn, "before a step");
 }

@@ -52,6 +52,8 @@ static void mpi_close(void) {
     if (initialised && MPI_Finalized(&done) == MPI_SUCCESS && !done) MPI_Finalize();
 }
 
+static void mpi_abort(int code) { MPI_Abort(world != MPI_COMM_NULL ? world : MPI_COMM_WORLD, code); }
+
 EXPORT int syn_mpi_plugin_open(int abi, syn__mpi_plugin *out, char *err, size_t err_size) {
     if (abi != SYN_MPI_PLUGIN_ABI) {
         snprintf(err, err_size, "the plugin speaks interface %d, the library %d: rebuild them together",
@@ -77,18 +79,25 @@ EXPORT int syn_mpi_plugin_open(int abi, syn__mpi_plugin *out, char *err, size_t 
         MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
     }
     MPI_Comm local = MPI_COMM_NULL;
-    if ((rc = MPI_Comm_rank(world, &out->rank)) != MPI_SUCCESS ||
-        (rc = MPI_Comm_size(world, &out->size)) != MPI_SUCCESS)
-        return fail(rc, "MPI_Comm_rank/size", err, err_size);
-    /* the rank among the processes that share this machine's memory */
-    if ((rc = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, out->rank, MPI_INFO_NULL, &local)) != MPI_SUCCESS)
-        return fail(rc, "MPI_Comm_split_type", err, err_size);
-    rc = MPI_Comm_rank(local, &out->local_rank);
-    MPI_Comm_free(&local);
-    if (rc != MPI_SUCCESS) return fail(rc, "MPI_Comm_rank", err, err_size);
+    const char *what = "MPI_Comm_rank/size";
+    if ((rc = MPI_Comm_rank(world, &out->rank)) == MPI_SUCCESS && (rc = MPI_Comm_size(world, &out->size)) == MPI_SUCCESS) {
+        /* the rank among the processes that share this machine's memory */
+        what = "MPI_Comm_split_type";
+        rc = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, out->rank, MPI_INFO_NULL, &local);
+        if (rc == MPI_SUCCESS) {
+            what = "MPI_Comm_rank";
+            rc = MPI_Comm_rank(local, &out->local_rank);
+            MPI_Comm_free(&local);
+        }
+    }
+    if (rc != MPI_SUCCESS) {
+        if (opened == 0) MPI_Comm_free(&world); /* made by this call: a later open makes it again */
+        return fail(rc, what, err, err_size);
+    }
     out->allreduce = mpi_allreduce;
     out->broadcast = mpi_broadcast;
     out->close = mpi_close;
+    out->abort = mpi_abort;
     opened++;
     return 0;
 }

@@ -271,7 +271,7 @@ static syn_status nats_sum(syn_charlm *m, const uint8_t *text, size_t n, int64_t
     double sum = 0;
     syn_status s = SYN_OK;
     for (int64_t k = 0; k < W && s == SYN_OK; k++) {
-        float l;
+        float l = 0;
         window(text, Ls, st, seq, k, h.tok, h.lab);
         s = run_window(&m->eval, &h, k == 0);
         if (s == SYN_OK) s = syn_graph_read_scalar(m->eval.g, m->eval.loss, &l);
@@ -386,9 +386,11 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
         s = late;
         if (s == SYN_OK) s = syn_params_zero_grad(m->params);
         if (s == SYN_OK) s = run_window(&m->train, &h, k == 0);
-        if (comm) s = syn__fit_step(comm, m->params, s, st.B, B, fn);
+        syn_status after = SYN_OK; /* a failure past the collective: passed on below */
+        if (comm) s = syn__fit_step(comm, m->params, s, st.B, B, fn, &after);
         if (s != SYN_OK) break;
-        if (cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
+        s = after;
+        if (s == SYN_OK && cfg->clip > 0) s = syn_params_clip_grad_norm(m->params, cfg->clip, NULL);
         if (s == SYN_OK) s = syn_optim_step(opt);
         if (s == SYN_OK) s = syn_graph_read_scalar(m->train.g, m->train.loss, &l); /* this window's forward */
         train_time += now_s() - ts;

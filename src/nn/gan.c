@@ -288,7 +288,7 @@ struct syn_gan {
      * z_rows) of each noise batch of z_total rows, drawn whole into z_all */
     syn_comm *comm;
     float *z_all;
-    double *rows; /* members + 2: syn__dist_rows' scratch */
+    double *rows; /* members + 3: syn__dist_rows' scratch */
     int64_t z_off, z_total;
 };
 
@@ -481,7 +481,9 @@ static syn_status d_grads(syn_gan *gan, const float *real, int64_t n, int64_t of
  * then the update, then agreement that it went well everywhere. */
 static syn_status step_update(syn_gan *gan, syn_params *p, syn_optim *o, syn_status s, int64_t n, int64_t total,
                               const char *fn) {
-    if (gan->comm) s = syn__fit_step(gan->comm, p, s, n, total, fn);
+    syn_status after = SYN_OK;
+    if (gan->comm) s = syn__fit_step(gan->comm, p, s, n, total, fn, &after);
+    if (s == SYN_OK) s = after; /* passed on at the agreement below */
     if (s == SYN_OK) s = syn_optim_step(o);
     if (gan->comm) s = syn__fit_agree(gan->comm, s, NULL, 0, fn, "in an update");
     return s;
@@ -607,7 +609,7 @@ syn_status syn_gan_set_comm(syn_gan *gan, syn_comm *comm) {
     free(gan->rows);
     gan->comm = NULL;
     gan->z_all = syn__malloc((size_t)n_all * sizeof(float), fn);
-    gan->rows = syn__malloc(((size_t)syn_comm_size(comm) + 2) * sizeof(double), fn);
+    gan->rows = syn__malloc(((size_t)syn_comm_size(comm) + 3) * sizeof(double), fn);
     syn_status s = gan->z_all && gan->rows ? SYN_OK : SYN_ERR_OOM;
     /* the larger set's staging: syn__dist_start reserves G's */
     if (s == SYN_OK) s = syn__comm_reserve(comm, syn_params_numel(gan->dp) + 8);

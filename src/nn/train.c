@@ -363,9 +363,11 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
             if (s == SYN_OK) s = feed_batch(m, &mi, &b);
             if (s == SYN_OK) s = syn_params_zero_grad(params);
             if (s == SYN_OK) s = syn_graph_forward_backward(g, m->loss);
-            if (comm) s = syn__fit_step(comm, params, s, b.n, b.total, fn);
+            syn_status after = SYN_OK; /* a failure past the collective: passed on below */
+            if (comm) s = syn__fit_step(comm, params, s, b.n, b.total, fn, &after);
             if (s != SYN_OK) break;
-            if (cfg->clip_norm > 0.0f) s = syn_params_clip_grad_norm(params, cfg->clip_norm, NULL);
+            s = after;
+            if (s == SYN_OK && cfg->clip_norm > 0.0f) s = syn_params_clip_grad_norm(params, cfg->clip_norm, NULL);
             if (scheduled) syn_optim_set_lr(opt, syn_schedule_lr(&sched, base_lr, step));
             if (s == SYN_OK) s = syn_optim_step(opt);
             step++;
