@@ -68,6 +68,21 @@ static void check_members(const member *m, int n) {
     for (int i = 0; i < n; i++) ck_assert_msg(m[i].failures == 0, "%s", m[i].msg);
 }
 
+/* body on `size` members in threads, member i's argument ios + i * stride
+ * (an array of the body's records). */
+static void run_on_members(int size, void *(*body)(void *), void *ios, size_t stride) {
+    syn_comm *c[MAX_MEMBERS];
+    ck_assert_int_eq(syn_comm_threads(size, c), SYN_OK);
+    member m[MAX_MEMBERS] = {{0}};
+    for (int i = 0; i < size; i++) {
+        m[i].c = c[i];
+        m[i].body = body;
+        m[i].arg = (char *)ios + (size_t)i * stride;
+    }
+    run_members(m, size);
+    check_members(m, size);
+}
+
 /* Sums of rank + 1 and of 0.1 * rank, a broadcast from the last member. */
 static void *collectives_body(void *arg) {
     member *m = arg;
@@ -343,17 +358,8 @@ static void *params_body(void *arg) {
 }
 
 START_TEST(test_params_collectives) {
-    syn_comm *c[2];
-    ck_assert_int_eq(syn_comm_threads(2, c), SYN_OK);
-    member m[2] = {{0}};
     params_io io[2] = {{.weight = 0.25f}, {.weight = 0.75f}};
-    for (int i = 0; i < 2; i++) {
-        m[i].c = c[i];
-        m[i].body = params_body;
-        m[i].arg = &io[i];
-    }
-    run_members(m, 2);
-    check_members(m, 2);
+    run_on_members(2, params_body, io, sizeof *io);
     for (int k = 0; k < 2; k++) {
         for (int i = 0; i < 6; i++) /* 0.25 * i + 0.75 * (10 + i) */
             ck_assert_float_eq_tol(io[k].w_seen[i], 0.25f * (float)i + 0.75f * (float)(10 + i), 1e-6f);
@@ -451,18 +457,7 @@ static void *fit_body(void *arg) {
 }
 
 /* Runs the fit on `size` members in threads; io[i] is member i's. */
-static void fit_members(fit_io *io, int size) {
-    syn_comm *c[MAX_MEMBERS];
-    ck_assert_int_eq(syn_comm_threads(size, c), SYN_OK);
-    member m[MAX_MEMBERS] = {{0}};
-    for (int i = 0; i < size; i++) {
-        m[i].c = c[i];
-        m[i].body = fit_body;
-        m[i].arg = &io[i];
-    }
-    run_members(m, size);
-    check_members(m, size);
-}
+static void fit_members(fit_io *io, int size) { run_on_members(size, fit_body, io, sizeof *io); }
 
 static syn_fit_config fit_config(int epochs, int64_t batch) {
     syn_fit_config cfg = {0};
@@ -678,16 +673,8 @@ START_TEST(test_charlm_matches_one_process) {
     lm_io one = {text, N, batch, SYN_OK, "", {0}, NULL, 0, false};
     TU_OK(lm_run(&one, NULL, 20));
     lm_io io[MAX_MEMBERS];
-    member mb[MAX_MEMBERS] = {{0}};
-    syn_comm *c[MAX_MEMBERS];
-    TU_OK(syn_comm_threads(size, c));
-    for (int i = 0; i < size; i++) {
-        io[i] = (lm_io){text, N, batch, SYN_OK, "", {0}, NULL, 0, false};
-        mb[i].c = c[i];
-        mb[i].body = lm_body;
-        mb[i].arg = &io[i];
-    }
-    run_members(mb, size);
+    for (int i = 0; i < size; i++) io[i] = (lm_io){text, N, batch, SYN_OK, "", {0}, NULL, 0, false};
+    run_on_members(size, lm_body, io, sizeof *io);
     for (int i = 0; i < size; i++) {
         ck_assert_msg(io[i].status == SYN_OK, "member %d: %s", i, io[i].err);
         ck_assert(io[i].same);
@@ -711,16 +698,8 @@ START_TEST(test_charlm_too_few_streams) {
     uint8_t text[600];
     memset(text, 'a', sizeof text);
     lm_io io[3];
-    member mb[3] = {{0}};
-    syn_comm *c[3];
-    TU_OK(syn_comm_threads(3, c));
-    for (int i = 0; i < 3; i++) {
-        io[i] = (lm_io){text, sizeof text, 2, SYN_OK, "", {0}, NULL, 0, false};
-        mb[i].c = c[i];
-        mb[i].body = lm_body;
-        mb[i].arg = &io[i];
-    }
-    run_members(mb, 3);
+    for (int i = 0; i < 3; i++) io[i] = (lm_io){text, sizeof text, 2, SYN_OK, "", {0}, NULL, 0, false};
+    run_on_members(3, lm_body, io, sizeof *io);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(io[i].status, SYN_ERR_ARG);
         ck_assert_msg(strstr(io[i].err, "2 streams cannot be split between 3 members"), "%s", io[i].err);
@@ -807,16 +786,8 @@ START_TEST(test_gan_matches_one_process) {
     gan_io one = {real, SYN_OK, "", NULL, 0, {0, 0, 0, 0, 0}, false};
     TU_OK(gan_run(&one, NULL, 7));
     gan_io io[MAX_MEMBERS];
-    member mb[MAX_MEMBERS] = {{0}};
-    syn_comm *c[MAX_MEMBERS];
-    TU_OK(syn_comm_threads(size, c));
-    for (int i = 0; i < size; i++) {
-        io[i] = (gan_io){real, SYN_OK, "", NULL, 0, {0, 0, 0, 0, 0}, false};
-        mb[i].c = c[i];
-        mb[i].body = gan_body;
-        mb[i].arg = &io[i];
-    }
-    run_members(mb, size);
+    for (int i = 0; i < size; i++) io[i] = (gan_io){real, SYN_OK, "", NULL, 0, {0, 0, 0, 0, 0}, false};
+    run_on_members(size, gan_body, io, sizeof *io);
     for (int i = 0; i < size; i++) {
         ck_assert_msg(io[i].status == SYN_OK, "member %d: %s", i, io[i].err);
         ck_assert(io[i].same);
