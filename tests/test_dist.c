@@ -37,7 +37,8 @@ START_TEST(test_comm_lone_and_bad_args) {
     ck_assert_int_eq(syn_comm_broadcast(c[0], &v, sizeof v, 1), SYN_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "root 1 outside 0..0"));
     ck_assert_int_eq(syn_comm_allreduce_f32(c[0], NULL, 4), SYN_ERR_ARG);
-    ck_assert_int_eq(syn_comm_abort(c[0], 1), SYN_ERR_UNSUPPORTED); /* threads return instead */
+    ck_assert_int_eq(syn_comm_agree(c[0], SYN_ERR_SHAPE), SYN_ERR_SHAPE); /* alone: its own status */
+    ck_assert_int_eq(syn_comm_agree(c[0], SYN_OK), SYN_OK);
     syn_comm_free(c[0]);
     syn_comm_free(NULL);
 }
@@ -107,6 +108,16 @@ static void *collectives_body(void *arg) {
     snprintf(want, sizeof want, "from %d", n - 1);
     if (strcmp(text, want) != 0) member_fail(m, "broadcast bytes");
     if (syn_comm_local_rank(m->c) != r) member_fail(m, "local rank");
+    /* agreement: all fine; member 1 fails (all get its status); members 0
+     * and 1 fail alike, then with different statuses (the others: SYN_ERR_IO) */
+    if (syn_comm_agree(m->c, SYN_OK) != SYN_OK) member_fail(m, "agree, none failed");
+    syn_status got = syn_comm_agree(m->c, r == 1 ? SYN_ERR_SHAPE : SYN_OK);
+    if (got != SYN_ERR_SHAPE) member_fail(m, "agree, member 1 failed");
+    if (r != 1 && !strstr(syn_last_error(), "1 of the ")) member_fail(m, "agree's message");
+    got = syn_comm_agree(m->c, r < 2 ? SYN_ERR_OOM : SYN_OK);
+    if (got != SYN_ERR_OOM) member_fail(m, "agree, two alike");
+    got = syn_comm_agree(m->c, r == 0 ? SYN_ERR_OOM : r == 1 ? SYN_ERR_SHAPE : SYN_OK);
+    if (got != (r == 0 ? SYN_ERR_OOM : r == 1 ? SYN_ERR_SHAPE : SYN_ERR_IO)) member_fail(m, "agree, two unlike");
     return NULL;
 }
 
@@ -147,11 +158,10 @@ static syn_status own_broadcast(void *user, void *buf, int64_t bytes, int root) 
 }
 
 static void own_destroy(void *user) { ((own_transport *)user)->calls += 100; }
-static void own_abort(void *user, int code) { ((own_transport *)user)->calls += 1000 * code; }
 
 START_TEST(test_comm_own_transport) {
     own_transport o = {0, 0};
-    syn_comm_ops ops = {own_allreduce, own_broadcast, own_destroy, own_abort};
+    syn_comm_ops ops = {own_allreduce, own_broadcast, own_destroy};
     syn_comm *c = NULL;
     ck_assert_int_eq(syn_comm_create(2, 3, 3, &ops, &o, &c), SYN_ERR_ARG); /* local rank above rank */
     ck_assert_int_eq(syn_comm_create(3, 3, 0, &ops, &o, &c), SYN_ERR_ARG);
@@ -167,10 +177,12 @@ START_TEST(test_comm_own_transport) {
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "syn_comm_broadcast: the transport's broadcast of 8 bytes"));
     ck_assert_int_eq(syn_comm_allreduce_f32(c, (float *)&d, 2), SYN_ERR_IO);
     ck_assert_ptr_nonnull(strstr(syn_last_error(), "rank 2 of 4"));
-    ck_assert_int_eq(syn_comm_abort(c, 2), SYN_OK);
+    o.fail = 0; /* agreement through it: one allreduce each */
+    ck_assert_int_eq(syn_comm_agree(c, SYN_OK), SYN_OK);
+    ck_assert_int_eq(syn_comm_agree(c, SYN_ERR_SHAPE), SYN_ERR_SHAPE);
     syn_comm_free(c);
-    ck_assert_int_eq(o.calls, 3 + 100 + 2000);
-    ck_assert_int_eq(syn_comm_abort(NULL, 1), SYN_ERR_ARG);
+    ck_assert_int_eq(o.calls, 3 + 2 + 100);
+    ck_assert_int_eq(syn_comm_agree(NULL, SYN_OK), SYN_ERR_ARG);
 }
 END_TEST
 

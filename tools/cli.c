@@ -101,13 +101,9 @@ int join_mpi(const char *device, bool quiet, int64_t batch, const char *unit, sy
     return -1;
 }
 
-int leave_mpi(syn_comm *comm, int rc) {
-    if (rc != 0 && syn_comm_size(comm) > 1) {
-        /* the others may be waiting for this process in a collective: end them all */
-        fflush(stdout);
-        fflush(stderr);
-        syn_comm_abort(comm, rc);
-    }
+int leave_mpi(syn_comm *comm, int rc, bool pending) {
+    /* the others wait in the setup's agreement: a process that failed before it makes it too */
+    if (comm && pending && rc != 0) syn_comm_agree(comm, SYN_ERR_IO);
     syn_comm_free(comm);
     return rc;
 }

@@ -25,10 +25,12 @@ int pick_device(const char *text, syn_device *dev);
  * takes the GPU of its rank on the machine; rank 0 says so unless quiet.
  * Returns -1 to go on, else an exit code (the error printed). */
 int join_mpi(const char *device, bool quiet, int64_t batch, const char *unit, syn_device *dev, syn_comm **comm);
-/* The end of a command that joined: rc 0 leaves MPI in order; an error ends
- * every process of the job (syn_comm_abort), since the others may be waiting
- * for this one. Returns rc. */
-int leave_mpi(syn_comm *comm, int rc);
+/* The end of a command that joined (comm may be NULL). Each such command
+ * has one setup agreement (syn_comm_agree) before its first collective, which
+ * every process makes once: with pending (this process stopped before
+ * making it) and an error, it is made here with a failure, so that the
+ * others stop too instead of waiting. Then MPI is left. Returns rc. */
+int leave_mpi(syn_comm *comm, int rc, bool pending);
 /* ,"key":v with fmt, or null when v is not finite. */
 void json_num(const char *key, double v, const char *fmt);
 /* Copies s into buf without the characters JSON would need escaped. */

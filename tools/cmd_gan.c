@@ -350,9 +350,10 @@ int cmd_gan(int argc, char **argv) {
     if ((rc = join_mpi(o.device, o.quiet, o.batch, "rows", &dev, &comm)) >= 0) return rc;
     const bool lead = syn_comm_rank(comm) == 0; /* writes the files, the score and the output */
     if (!lead) o.quiet = true;
+    bool pending = true; /* the setup's agreement (syn_comm_agree) is yet to be made */
     if (lead && mkdir(o.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "synapse: error: cannot make the folder %s: %s\n", o.out, strerror(errno));
-        return leave_mpi(comm, 1);
+        return leave_mpi(comm, 1, pending);
     }
     char path[4096];
     syn_dataset *ds = NULL;
@@ -381,10 +382,6 @@ int cmd_gan(int argc, char **argv) {
         goto done;
     }
     if (s == SYN_OK) s = syn_gan_create(&cfg, dev, &gan);
-    if (comm) { /* after a failure too (gan NULL): the other processes learn it */
-        syn_status t = syn_gan_set_comm(gan, comm);
-        if (s == SYN_OK) s = t;
-    }
     if (s == SYN_OK) s = syn_loader_create(ds, o.batch, true, o.seed, true, &ld); /* whole batches: batch norm */
     if (s == SYN_OK && comm) s = syn_loader_set_shard(ld, syn_comm_rank(comm), syn_comm_size(comm));
     if (s == SYN_OK && dev.type != SYN_DEVICE_CPU) s = syn_loader_set_prefetch(ld, true);
@@ -424,6 +421,11 @@ int cmd_gan(int argc, char **argv) {
                     (long long)o.score_samples);
         is = is0;
     }
+    /* the setup's agreement: every process set up alike (process 0 its files
+     * and scorer too), or all stop; then G's and D's weights are process 0's */
+    pending = false;
+    if (comm) s = syn_comm_agree(comm, s);
+    if (s == SYN_OK && comm) s = syn_gan_set_comm(gan, comm);
 
     const double t0 = now_s();
     double train_time = 0.0;
@@ -457,12 +459,14 @@ int cmd_gan(int argc, char **argv) {
         train_time += now_s() - te;
         /* batch norm's running statistics, each member's from its own rows: member 0's */
         if ((s = syn_gan_sync_stats(gan)) != SYN_OK) break;
-        if (!lead) continue;
-        fflush(csv);
-        snprintf(path, sizeof path, "%s/samples_epoch%d.png", o.out, epoch);
-        s = syn_gan_sample_fixed(gan, samples);
-        if (s == SYN_OK) s = write_samples(path, o.arch, ss, samples, cfg.n_fixed, 8);
-        if (s == SYN_OK && o.score) s = score_now(gan, sc, o.score_samples, score_buf, &is, &mmp);
+        if (lead) { /* the epoch's grid and score */
+            fflush(csv);
+            snprintf(path, sizeof path, "%s/samples_epoch%d.png", o.out, epoch);
+            s = syn_gan_sample_fixed(gan, samples);
+            if (s == SYN_OK) s = write_samples(path, o.arch, ss, samples, cfg.n_fixed, 8);
+            if (s == SYN_OK && o.score) s = score_now(gan, sc, o.score_samples, score_buf, &is, &mmp);
+        }
+        if (comm) s = syn_comm_agree(comm, s); /* a failure of process 0's files is every process's */
         if (s != SYN_OK) break;
         if (!o.quiet) {
             double k = n_steps ? (double)n_steps : 1.0;
@@ -508,7 +512,7 @@ done:
     syn_gan_scorer_free(sc);
     syn_gan_free(gan);
     syn_dataset_free(ds);
-    return leave_mpi(comm, rc);
+    return leave_mpi(comm, rc, pending);
 }
 
 /* ---- sample ---------------------------------------------------------------------------------- */

@@ -141,7 +141,7 @@ int cmd_charlm(int argc, char **argv) {
     uint8_t *text = NULL;
     size_t n = 0;
     syn_status s = strcmp(data, "fortunes") == 0 ? syn_text_load_fortunes(fdir, &text, &n) : syn_text_load_file(data, &text, &n);
-    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s));
+    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s), true);
     size_t n_train = n - n / 10;
     if (quiet) tc.out = NULL;
     else
@@ -152,16 +152,15 @@ int cmd_charlm(int argc, char **argv) {
     syn_charlm *m = NULL;
     syn_charlm_result res;
     s = syn_charlm_create(&mc, dev, tc.seed, &m);
-    /* with other processes, called whatever create gave: they learn of a failure */
-    syn_status t = s == SYN_OK || comm ? syn_charlm_train(m, text, n_train, text + n_train, n - n_train, &tc, &res) : s;
-    if (s == SYN_OK) s = t;
+    if (comm) s = syn_comm_agree(comm, s); /* the setup's agreement: every process made its model */
+    if (s == SYN_OK) s = syn_charlm_train(m, text, n_train, text + n_train, n - n_train, &tc, &res);
     const int procs = syn_comm_size(comm);
     if (!lead) {
         syn_charlm_free(m);
         free(text);
-        return leave_mpi(comm, s == SYN_OK ? 0 : runtime_error(s));
+        return leave_mpi(comm, s == SYN_OK ? 0 : runtime_error(s), false);
     }
-    /* member 0 alone from here (saving, sampling): its failure ends the others */
+    /* process 0 alone from here (saving, sampling): no collective follows */
     if (s == SYN_OK && save) s = syn_charlm_save(m, save);
     uint8_t *gen = NULL;
     if (s == SYN_OK && sample > 0 && (gen = malloc((size_t)sample))) {
@@ -173,7 +172,7 @@ int cmd_charlm(int argc, char **argv) {
     free(gen);
     syn_charlm_free(m);
     free(text);
-    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s));
+    if (s != SYN_OK) return leave_mpi(comm, runtime_error(s), false);
     char dn[32];
     syn_device_str(dev, dn, sizeof dn);
     printf("{\"model\":\"charlm %s %dx%lld embed %lld\",\"device\":\"%s\",\"steps\":%lld",
@@ -191,7 +190,7 @@ int cmd_charlm(int argc, char **argv) {
         printf(",\"saved\":\"%s\"", sv);
     }
     printf("}\n");
-    return leave_mpi(comm, 0);
+    return leave_mpi(comm, 0, false);
 }
 
 int cmd_complete(int argc, char **argv) {

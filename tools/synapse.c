@@ -489,11 +489,12 @@ static int cmd_train(int argc, char **argv) {
     data_meta meta = {0};
     syn_optim *opt = NULL;
     train_net net;
-    if ((rc = train_net_load(&o, &net)) >= 0) return leave_mpi(comm, rc);
+    bool pending = true; /* the setup's agreement (syn_comm_agree) is yet to be made */
+    if ((rc = train_net_load(&o, &net)) >= 0) return leave_mpi(comm, rc, pending);
     syn_status s = train_load_data(&o, &train, &test, &stats);
     if (s != SYN_OK) {
         train_net_free(&net);
-        return leave_mpi(comm, runtime_error(s));
+        return leave_mpi(comm, runtime_error(s), pending);
     }
     if ((rc = train_net_build(&o, dev, train, NET_TRAIN, &net)) >= 0) goto done;
     if (o.save && (s = data_meta_make(&o, train, &meta)) != SYN_OK) {
@@ -558,6 +559,11 @@ static int cmd_train(int argc, char **argv) {
     syn_checkpoint_data cd = {stats, (const char *const *)meta.kv, meta.n};
     save_ctx sc = {o.save, net.params, opt, net.desc, o.seed, &cd};
     fc.comm = comm;
+    pending = false; /* every process sets up alike or stops: a failure of one is all's */
+    if (comm && (s = syn_comm_agree(comm, SYN_OK)) != SYN_OK) {
+        rc = runtime_error(s);
+        goto done;
+    }
     if (o.save && lead) {
         fc.on_epoch = save_epoch;
         fc.user = &sc;
@@ -591,7 +597,7 @@ done:
     syn_dataset_free(test);
     syn_norm_stats_free(stats);
     data_meta_free(&meta);
-    return leave_mpi(comm, rc);
+    return leave_mpi(comm, rc, pending);
 }
 
 /* ---- summary ------------------------------------------------------------------ */

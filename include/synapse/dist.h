@@ -14,9 +14,8 @@
  * member that stops calling (an error, a crash) leaves the others waiting
  * inside the transport. syn_fit, syn_charlm_train and the GAN trainer's
  * steps agree on every failure, so that all members return it together; a
- * program that stops for a reason of one member's own ends the others with
- * syn_comm_abort (under mpirun, a process that crashes makes mpirun end the
- * others, but one that exits normally, finalising MPI, waits for them). */
+ * program's own steps do the same with syn_comm_agree. (Under mpirun a
+ * process that crashes makes mpirun end the others.) */
 #ifndef SYNAPSE_DIST_H
 #define SYNAPSE_DIST_H
 
@@ -45,9 +44,6 @@ typedef struct {
     syn_status (*broadcast)(void *user, void *buf, int64_t bytes, int root);
     /* syn_comm_free's last call (NULL: none). */
     void (*destroy)(void *user);
-    /* Ends every member's process at once, e.g. MPI_Abort (NULL: the
-     * transport cannot; see syn_comm_abort). */
-    void (*abort)(void *user, int code);
 } syn_comm_ops;
 
 /* A communicator over a transport: this member is `rank` of `size`;
@@ -83,13 +79,15 @@ SYN_API bool syn_comm_mpi_launched(int *size);
 /* NULL: no-op. Calls the transport's destroy. */
 SYN_API void syn_comm_free(syn_comm *c);
 
-/* Ends every member's process now, with exit status `code` (MPI_Abort): for
- * a program that stops on an error that the other members do not share (a
- * file only member 0 writes, say). Under MPI, exiting instead would leave
- * the others waiting, in a collective or in MPI_Finalize, for ever. Does not
- * return with syn_comm_mpi; SYN_ERR_UNSUPPORTED for transports without an
- * abort (syn_comm_threads: return from the threads instead). */
-SYN_API syn_status syn_comm_abort(syn_comm *c, int code);
+/* Every member learns whether any failed (collective): `mine` is this
+ * member's status; returns mine if it failed, else an error saying how many
+ * others did (with their status when they agree on one), else SYN_OK - the
+ * same outcome on every member. For a program's own steps that can fail on
+ * one member only (a file that member 0 alone writes, say) before further
+ * collectives: all then stop together. Under MPI a process that stopped
+ * alone would leave the others waiting in the next collective, and itself
+ * in MPI_Finalize, which waits for them all. */
+SYN_API syn_status syn_comm_agree(syn_comm *c, syn_status mine);
 
 /* A NULL communicator is a lone member: rank 0 of 1. */
 SYN_API int syn_comm_rank(const syn_comm *c);

@@ -1,10 +1,12 @@
 /* Communicators (syn_comm): a transport's two collectives behind one handle,
- * the MPI transport loaded from its plugin on demand, and the parameter-set
- * collectives data-parallel training is made of (gradient sums, broadcasts,
- * a check that every member holds the same weights). */
+ * agreement on failure (every member learns whether any failed), the
+ * threads transport, the MPI transport loaded from its plugin on demand, and
+ * the parameter-set collectives data-parallel training is made of (gradient
+ * sums, broadcasts, a check that every member holds the same weights). */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,29 +51,34 @@ void syn_comm_free(syn_comm *c) {
     free(c);
 }
 
-syn_status syn_comm_abort(syn_comm *c, int code) {
-    if (!c) return syn__error(SYN_ERR_ARG, "syn_comm_abort: NULL communicator");
-    if (!c->ops.abort) return syn__error(SYN_ERR_UNSUPPORTED, "syn_comm_abort: this transport cannot end its members");
-    c->ops.abort(c->user, code);
-    return SYN_OK; /* a transport whose abort returns */
-}
-
 int syn_comm_rank(const syn_comm *c) { return c ? c->rank : 0; }
 int syn_comm_size(const syn_comm *c) { return c ? c->size : 1; }
 int syn_comm_local_rank(const syn_comm *c) { return c ? c->local_rank : 0; }
 
 /* ---- collectives ------------------------------------------------------------ */
 
+/* A transport's call leaves syn_last_error as it was when it works, and
+ * always has a message when it fails (a transport of the program's own may
+ * write none): `kept` holds the message from before the call. */
+static void call_begin(char *kept, size_t size) {
+    snprintf(kept, size, "%s", syn_last_error());
+    syn_clear_error();
+}
+
+/* true: the transport failed without a message, the caller writes one */
+static bool call_end(syn_status s, const char *kept) {
+    if (s == SYN_OK) syn__error_restore(kept);
+    return s != SYN_OK && syn_last_error()[0] == '\0';
+}
+
 static syn_status allreduce(syn_comm *c, void *buf, int64_t n, syn_comm_type t, const char *fn) {
     if (!c || (!buf && n > 0) || n < 0)
         return syn__error(SYN_ERR_ARG, "%s: NULL communicator or buffer, or a negative count", fn);
     if (n == 0 || c->size == 1) return SYN_OK;
-    char kept[1024]; /* the message before: a collective that works leaves it as it was */
-    snprintf(kept, sizeof kept, "%s", syn_last_error());
-    syn_clear_error(); /* a transport of the program's own may leave no message: then one is written here */
+    char kept[1024];
+    call_begin(kept, sizeof kept);
     syn_status s = c->ops.allreduce(c->user, buf, n, t);
-    if (s == SYN_OK) syn__error_restore(kept);
-    else if (syn_last_error()[0] == '\0')
+    if (call_end(s, kept))
         return syn__error(s, "%s: the transport's allreduce of %lld values failed (rank %d of %d)", fn, (long long)n,
                           c->rank, c->size);
     return s;
@@ -92,14 +99,46 @@ syn_status syn_comm_broadcast(syn_comm *c, void *buf, int64_t bytes, int root) {
         return syn__error(SYN_ERR_ARG, "syn_comm_broadcast: root %d outside 0..%d", root, c->size - 1);
     if (bytes == 0 || c->size == 1) return SYN_OK;
     char kept[1024];
-    snprintf(kept, sizeof kept, "%s", syn_last_error());
-    syn_clear_error();
+    call_begin(kept, sizeof kept);
     syn_status s = c->ops.broadcast(c->user, buf, bytes, root);
-    if (s == SYN_OK) syn__error_restore(kept);
-    else if (syn_last_error()[0] == '\0')
+    if (call_end(s, kept))
         return syn__error(s, "syn_comm_broadcast: the transport's broadcast of %lld bytes from rank %d failed (rank "
                           "%d of %d)", (long long)bytes, root, c->rank, c->size);
     return s;
+}
+
+/* ---- agreement on failure ------------------------------------------------------- */
+
+void syn__comm_flags(syn_status mine, double f[3]) {
+    f[0] = mine != SYN_OK;
+    f[1] = mine != SYN_OK ? (double)mine : 0.0;
+    f[2] = f[1] * f[1];
+}
+
+syn_status syn__comm_settle(syn_comm *c, syn_status mine, const double f[3], const char *fn, const char *where) {
+    if (mine != SYN_OK || f[0] <= 0.0) return mine;
+    double code = f[1] / f[0];
+    bool alike = f[2] * f[0] == f[1] * f[1]; /* all the same code */
+    syn_status s = alike && code == floor(code) && code > 0 && code < SYN_STATUS_COUNT ? (syn_status)code : SYN_ERR_IO;
+    return syn__error(s, "%s: %.0f of the %d members failed%s%s (see their messages); member %d stops with them", fn,
+                      f[0], c->size, *where ? " " : "", where, c->rank);
+}
+
+syn_status syn__comm_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where) {
+    double buf[8];
+    if (n > 5) return syn__error(SYN_ERR_ARG, "%s: %d sums to agree on (at most 5)", fn, n);
+    for (int i = 0; i < n; i++) buf[i] = mine == SYN_OK ? sums[i] : 0.0;
+    syn__comm_flags(mine, buf + n);
+    syn_status s = allreduce(c, buf, n + 3, SYN_COMM_F64, fn);
+    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
+    if (mine == SYN_OK)
+        for (int i = 0; i < n; i++) sums[i] = buf[i];
+    return syn__comm_settle(c, mine, buf + n, fn, where);
+}
+
+syn_status syn_comm_agree(syn_comm *c, syn_status mine) {
+    if (!c) return syn__error(SYN_ERR_ARG, "syn_comm_agree: NULL communicator");
+    return c->size > 1 ? syn__comm_agree(c, mine, NULL, 0, "syn_comm_agree", "") : mine;
 }
 
 /* ---- threads in one process ------------------------------------------------------ */
@@ -224,7 +263,7 @@ syn_status syn_comm_threads(int size, syn_comm **members) {
     pthread_mutex_init(&sh->mu, NULL);
     sh->size = size;
     sh->refs = 1; /* this function's, dropped at the end */
-    syn_comm_ops ops = {threads_allreduce, threads_broadcast, threads_destroy, NULL}; /* no abort: threads return */
+    syn_comm_ops ops = {threads_allreduce, threads_broadcast, threads_destroy};
     syn_status s = SYN_OK;
     for (int i = 0; i < size && s == SYN_OK; i++) {
         threads_user *u = syn__calloc(1, sizeof *u, "syn_comm_threads");
@@ -248,34 +287,27 @@ syn_status syn_comm_threads(int size, syn_comm **members) {
 
 /* ---- the MPI plugin ------------------------------------------------------------ */
 
-typedef struct {
-    void *dl;
-    syn__mpi_plugin p;
-} mpi_user;
-
 static syn_status mpi_allreduce(void *user, void *buf, int64_t n, syn_comm_type t) {
-    mpi_user *u = user;
+    const syn__mpi_plugin *u = user;
     char err[512];
-    if (u->p.allreduce(buf, n, t == SYN_COMM_F64, err, sizeof err) != 0)
-        return syn__error(SYN_ERR_IO, "MPI allreduce of %lld values (rank %d of %d): %s", (long long)n, u->p.rank,
-                          u->p.size, err);
+    if (u->allreduce(buf, n, t == SYN_COMM_F64, err, sizeof err) != 0)
+        return syn__error(SYN_ERR_IO, "MPI allreduce of %lld values (rank %d of %d): %s", (long long)n, u->rank,
+                          u->size, err);
     return SYN_OK;
 }
 
 static syn_status mpi_broadcast(void *user, void *buf, int64_t bytes, int root) {
-    mpi_user *u = user;
+    const syn__mpi_plugin *u = user;
     char err[512];
-    if (u->p.broadcast(buf, bytes, root, err, sizeof err) != 0)
+    if (u->broadcast(buf, bytes, root, err, sizeof err) != 0)
         return syn__error(SYN_ERR_IO, "MPI broadcast of %lld bytes from rank %d (rank %d of %d): %s", (long long)bytes,
-                          root, u->p.rank, u->p.size, err);
+                          root, u->rank, u->size, err);
     return SYN_OK;
 }
 
-static void mpi_abort(void *user, int code) { ((mpi_user *)user)->p.abort(code); }
-
 static void mpi_destroy(void *user) {
-    mpi_user *u = user;
-    u->p.close();
+    syn__mpi_plugin *u = user;
+    u->close();
     /* never dlclose'd: MPI libraries keep threads and handlers that outlive
      * finalisation, and unloading them under those crashes at exit */
     free(u);
@@ -330,16 +362,15 @@ syn_status syn_comm_mpi(syn_comm **out) {
     if (!open_fn)
         return syn__error(SYN_ERR_UNSUPPORTED, "syn_comm_mpi: %s has no %s", SYN_MPI_PLUGIN_FILE,
                           SYN_MPI_PLUGIN_ENTRY);
-    mpi_user *u = syn__calloc(1, sizeof *u, "syn_comm_mpi");
+    syn__mpi_plugin *u = syn__calloc(1, sizeof *u, "syn_comm_mpi");
     if (!u) return SYN_ERR_OOM;
-    u->dl = dl;
     char err[512];
-    if (open_fn(SYN_MPI_PLUGIN_ABI, &u->p, err, sizeof err) != 0) {
+    if (open_fn(SYN_MPI_PLUGIN_ABI, u, err, sizeof err) != 0) {
         free(u);
         return syn__error(SYN_ERR_UNSUPPORTED, "syn_comm_mpi: %s", err);
     }
-    syn_comm_ops ops = {mpi_allreduce, mpi_broadcast, mpi_destroy, mpi_abort};
-    syn_status s = syn_comm_create(u->p.rank, u->p.size, u->p.local_rank, &ops, u, out);
+    syn_comm_ops ops = {mpi_allreduce, mpi_broadcast, mpi_destroy};
+    syn_status s = syn_comm_create(u->rank, u->size, u->local_rank, &ops, u, out);
     if (s != SYN_OK) mpi_destroy(u);
     return s;
 }
@@ -413,20 +444,8 @@ static int64_t count(const syn_params *p, int which) {
     return n;
 }
 
-/* Every member learns whether any failed: mine if this one did, an error
- * naming fn if another did, the transport's failure as it is. */
-static syn_status agree_flag(syn_comm *c, syn_status mine, const char *fn) {
-    double failed = mine != SYN_OK;
-    syn_status s = allreduce(c, &failed, 1, SYN_COMM_F64, fn);
-    if (mine != SYN_OK || s != SYN_OK) return mine != SYN_OK ? mine : s;
-    if (failed > 0.0)
-        return syn__error(SYN_ERR_IO, "%s: %.0f of the %d members failed (see their messages); member %d fails with "
-                          "them", fn, failed, c->size, c->rank);
-    return SYN_OK;
-}
-
 syn_status syn__params_allreduce_grads_flagged(syn_params *p, syn_comm *c, float weight, syn_status *mine,
-                                               syn__flags *all, syn_status *late) {
+                                               double all[3], syn_status *late) {
     static const char fn[] = "syn_params_allreduce_grads";
     const int64_t n = count(p, 1);
     *late = SYN_OK;
@@ -439,16 +458,13 @@ syn_status syn__params_allreduce_grads_flagged(syn_params *p, syn_comm *c, float
     } else { /* zeros in place of the gradients: the others' sums still come */
         memset(c->stage, 0, (size_t)n * sizeof(float));
     }
-    const float code = *mine == SYN_OK ? 0.0f : (float)*mine;
-    c->stage[n] = *mine != SYN_OK;
-    c->stage[n + 1] = code;
-    c->stage[n + 2] = code * code;
+    double f[3];
+    syn__comm_flags(*mine, f);
+    for (int k = 0; k < 3; k++) c->stage[n + k] = (float)f[k]; /* small whole numbers: exact in floats */
     SYN_TRY(allreduce(c, c->stage, n + 3, SYN_COMM_F32, fn));
-    all->failed = c->stage[n];
-    all->codes = c->stage[n + 1];
-    all->codes_sq = c->stage[n + 2];
+    for (int k = 0; k < 3; k++) all[k] = c->stage[n + k];
     /* a failure writing back is after the collective: the caller passes it on */
-    if (*mine == SYN_OK && all->failed == 0.0) *late = scatter(c, p, 1, true);
+    if (*mine == SYN_OK && all[0] == 0.0) *late = scatter(c, p, 1, true);
     return SYN_OK;
 }
 
@@ -458,13 +474,13 @@ syn_status syn_params_allreduce_grads(syn_params *p, syn_comm *c, float weight) 
     if (!(weight >= 0.0f) || weight > 1e30f) return syn__error(SYN_ERR_ARG, "%s: weight %g", fn, (double)weight);
     if (c->size == 1 && weight == 1.0f) return SYN_OK;
     syn_status mine = SYN_OK, late;
-    syn__flags all;
-    SYN_TRY(syn__params_allreduce_grads_flagged(p, c, weight, &mine, &all, &late));
-    if (mine == SYN_OK && all.failed > 0.0)
-        mine = syn__error(SYN_ERR_IO, "%s: %.0f of the %d members could not read their gradients (see their "
-                          "messages)", fn, (double)all.failed, c->size);
+    double all[3];
+    SYN_TRY(syn__params_allreduce_grads_flagged(p, c, weight, &mine, all, &late));
+    if (mine == SYN_OK && all[0] > 0.0)
+        mine = syn__comm_settle(c, mine, all, fn, "to read their gradients");
     /* and whether every member wrote the sums back */
-    return c->size > 1 ? agree_flag(c, mine != SYN_OK ? mine : late, fn) : (mine != SYN_OK ? mine : late);
+    if (mine == SYN_OK) mine = late;
+    return c->size > 1 ? syn__comm_agree(c, mine, NULL, 0, fn, "") : mine;
 }
 
 syn_status syn_params_broadcast(syn_params *p, syn_comm *c, int root, bool frozen_only) {
@@ -478,7 +494,7 @@ syn_status syn_params_broadcast(syn_params *p, syn_comm *c, int root, bool froze
     syn_status mine = c->rank == root ? gather(c, p, which, false, &n, fn) : SYN_OK;
     SYN_TRY(syn_comm_broadcast(c, c->stage, n * (int64_t)sizeof(float), root));
     if (c->rank != root) mine = scatter(c, p, which, false);
-    return agree_flag(c, mine, fn); /* root could not read, or a member could not write */
+    return syn__comm_agree(c, mine, NULL, 0, fn, ""); /* root could not read, or a member could not write */
 }
 
 /* FNV-1a, 64 bits */
@@ -506,12 +522,8 @@ syn_status syn_params_compare(const syn_params *p, syn_comm *c, bool *same) {
     uint64_t root = h;
     SYN_TRY(syn_comm_broadcast(c, &root, sizeof root, 0));
     /* every member learns whether any differs from rank 0, or failed */
-    double v[2] = {root != h ? 1.0 : 0.0, mine != SYN_OK};
-    SYN_TRY(syn_comm_allreduce_f64(c, v, 2));
-    *same = v[0] == 0.0;
-    if (mine != SYN_OK) return mine;
-    if (v[1] > 0.0)
-        return syn__error(SYN_ERR_IO, "%s: %.0f of the %d members could not read their parameters (see their "
-                          "messages)", fn, v[1], c->size);
+    double differs = root != h ? 1.0 : 0.0;
+    SYN_TRY(syn__comm_agree(c, mine, &differs, 1, fn, "to read their parameters"));
+    *same = differs == 0.0;
     return SYN_OK;
 }

@@ -1,52 +1,20 @@
-/* syn_fit's data-parallel steps: the start (every member runs the same
- * thing, with member 0's weights), each step's gradient sum, and agreement
- * on failure, so that when one member fails all stop together instead of
- * waiting for it in a collective. */
+/* The data-parallel steps of syn_fit, the char model and the GAN trainer:
+ * the start (every member runs the same thing, with member 0's weights), a
+ * step's gradient sum and its rows; each carries the members' failures (see
+ * syn__comm_agree), so that all stop together instead of one waiting. */
 #include <math.h>
 #include <string.h>
 #include "../core/internal.h"
 #include "dist_internal.h"
 
-/* After a collective that summed the members' flags: mine if this member
- * failed, else the others' failure (their status when they agree on one),
- * else SYN_OK. */
-static syn_status settle(syn_comm *c, syn_status mine, double failed, double codes, double codes_sq, const char *fn,
-                         const char *where) {
-    if (mine != SYN_OK || failed <= 0.0) return mine;
-    double code = codes / failed;
-    bool alike = codes_sq * failed == codes * codes; /* all the same code */
-    syn_status s = alike && code == floor(code) && code > 0 && code < SYN_STATUS_COUNT ? (syn_status)code : SYN_ERR_IO;
-    return syn__error(s, "%s: %.0f of the %d members failed %s (see their messages); member %d stops with them", fn,
-                      failed, syn_comm_size(c), where, syn_comm_rank(c));
-}
-
-/* This member's flags: failed, code, code squared. */
-static void flags(syn_status mine, double *f) {
-    f[0] = mine != SYN_OK;
-    f[1] = mine != SYN_OK ? (double)mine : 0.0;
-    f[2] = f[1] * f[1];
-}
-
-syn_status syn__fit_agree(syn_comm *c, syn_status mine, double *sums, int n, const char *fn, const char *where) {
-    double buf[8];
-    if (n > 5) return syn__error(SYN_ERR_ARG, "%s: %d sums to agree on (at most 5)", fn, n);
-    for (int i = 0; i < n; i++) buf[i] = mine == SYN_OK ? sums[i] : 0.0;
-    flags(mine, buf + n);
-    syn_status s = syn_comm_allreduce_f64(c, buf, n + 3);
-    if (s != SYN_OK) return mine != SYN_OK ? mine : s;
-    if (mine == SYN_OK)
-        for (int i = 0; i < n; i++) sums[i] = buf[i];
-    return settle(c, mine, buf[n], buf[n + 1], buf[n + 2], fn, where);
-}
-
 syn_status syn__fit_step(syn_comm *c, syn_params *p, syn_status mine, int64_t rows, int64_t total, const char *fn,
                          syn_status *late) {
     /* the members' mean losses weighted by their shares: the whole batch's mean */
     float weight = (float)((double)rows / (double)total);
-    syn__flags all;
-    syn_status s = syn__params_allreduce_grads_flagged(p, c, weight, &mine, &all, late);
+    double all[3];
+    syn_status s = syn__params_allreduce_grads_flagged(p, c, weight, &mine, all, late);
     if (s != SYN_OK) return mine != SYN_OK ? mine : s;
-    return settle(c, mine, all.failed, all.codes, all.codes_sq, fn, "in a training step");
+    return syn__comm_settle(c, mine, all, fn, "in a training step");
 }
 
 syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const int64_t *figs, const char *const *what,
@@ -66,7 +34,7 @@ syn_status syn__dist_start(syn_comm *c, syn_status mine, syn_params *p, const in
                           syn_comm_size(c), what[bad], (long long)mine_figs[bad], (long long)root[bad]);
     /* every parameter and a step's flags: no collective of the run allocates */
     if (mine == SYN_OK) mine = syn__comm_reserve(c, syn_params_numel(p) + 8);
-    SYN_TRY(syn__fit_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
+    SYN_TRY(syn__comm_agree(c, mine, NULL, 0, fn, "to start (another model, data or config, or an error)"));
     return syn_params_broadcast(p, c, 0, false);
 }
 
@@ -105,7 +73,7 @@ syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, in
     const int size = syn_comm_size(c), rank = syn_comm_rank(c);
     memset(v, 0, (size_t)(size + 3) * sizeof *v);
     v[rank] = mine == SYN_OK ? (double)n : 0.0;
-    flags(mine, v + size);
+    syn__comm_flags(mine, v + size);
     syn_status s = syn_comm_allreduce_f64(c, v, size + 3);
     if (s != SYN_OK) return mine != SYN_OK ? mine : s;
     double o = 0, t = 0;
@@ -115,5 +83,5 @@ syn_status syn__dist_rows(syn_comm *c, syn_status mine, int64_t n, double *v, in
     }
     *off = (int64_t)o;
     *total = (int64_t)t;
-    return settle(c, mine, v[size], v[size + 1], v[size + 2], fn, "before a step");
+    return syn__comm_settle(c, mine, v + size, fn, "before a step");
 }

@@ -52,8 +52,6 @@ static void mpi_close(void) {
     if (initialised && MPI_Finalized(&done) == MPI_SUCCESS && !done) MPI_Finalize();
 }
 
-static void mpi_abort(int code) { MPI_Abort(world != MPI_COMM_NULL ? world : MPI_COMM_WORLD, code); }
-
 EXPORT int syn_mpi_plugin_open(int abi, syn__mpi_plugin *out, char *err, size_t err_size) {
     if (abi != SYN_MPI_PLUGIN_ABI) {
         snprintf(err, err_size, "the plugin speaks interface %d, the library %d: rebuild them together",
@@ -97,7 +95,6 @@ EXPORT int syn_mpi_plugin_open(int abi, syn__mpi_plugin *out, char *err, size_t 
     out->allreduce = mpi_allreduce;
     out->broadcast = mpi_broadcast;
     out->close = mpi_close;
-    out->abort = mpi_abort;
     opened++;
     return 0;
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 /* Raised whenever the table below changes. */
-#define SYN_MPI_PLUGIN_ABI 2
+#define SYN_MPI_PLUGIN_ABI 3
 #define SYN_MPI_PLUGIN_FILE "libsynapse_mpi.so"
 #define SYN_MPI_PLUGIN_ENTRY "syn_mpi_plugin_open"
 
@@ -21,10 +21,6 @@ typedef struct {
     /* One call per successful open: MPI is finalised with the last one when
      * the plugin initialised it. */
     void (*close)(void);
-    /* MPI_Abort: ends every process of the job (a process that just exits
-     * with an error leaves the others in MPI_Finalize's wait, or in a
-     * collective, for ever). */
-    void (*abort)(int code);
 } syn__mpi_plugin;
 
 /* The plugin's one export: 0 and the table filled, or -1 and a message. */

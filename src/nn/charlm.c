@@ -312,7 +312,7 @@ static syn_status validate(syn_charlm *m, const uint8_t *val, size_t n_val, cons
     sums[0] *= (double)st.B / (double)cfg->batch;
     if (comm) {
         sums[1] = (double)W / syn_comm_size(comm); /* the same W everywhere: their mean */
-        mine = syn__fit_agree(comm, mine, sums, 2, "syn_charlm_train", "in the validation");
+        mine = syn__comm_agree(comm, mine, sums, 2, "syn_charlm_train", "in the validation");
     } else {
         sums[1] = (double)W;
     }
@@ -404,7 +404,7 @@ syn_status syn_charlm_train(syn_charlm *m, const uint8_t *train, size_t n_train,
             late = s;
             continue;
         }
-        if (comm) s = syn__fit_agree(comm, s, &run, 1, fn, "in a training step"); /* all members' running loss */
+        if (comm) s = syn__comm_agree(comm, s, &run, 1, fn, "in a training step"); /* all members' running loss */
         if (s != SYN_OK) break;
         res->train_bpb = (float)(run / (double)in_run / log(2.0));
         run = 0;

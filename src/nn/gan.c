@@ -193,10 +193,16 @@ syn_node *syn_gan_discriminator(syn_graph *g, syn_node *x, const syn_gan_model *
 
 /* ---- noise ------------------------------------------------------------------------- */
 
+/* Rows [off, off + n) of the noise of (seed, stream): each number is a pure
+ * function of its index, so a member draws only its own rows. */
+static void noise_rows(uint64_t seed, uint64_t stream, int64_t off, int64_t n, int64_t nz, float *out) {
+    const uint64_t st = SYN_STREAM_GAN + stream;
+    for (int64_t i = 0; i < n * nz; i++) out[i] = syn__philox_normal(seed, st, (uint64_t)(off * nz + i));
+}
+
 syn_status syn_gan_noise(uint64_t seed, uint64_t stream, int64_t n, int64_t nz, float *out) {
     if (!out || n < 0 || nz < 1) return syn__error(SYN_ERR_ARG, "syn_gan_noise: %s", !out ? "out is NULL" : "bad size");
-    const uint64_t st = SYN_STREAM_GAN + stream;
-    for (int64_t i = 0; i < n * nz; i++) out[i] = syn__philox_normal(seed, st, (uint64_t)i);
+    noise_rows(seed, stream, 0, n, nz, out);
     return SYN_OK;
 }
 
@@ -285,9 +291,8 @@ struct syn_gan {
     int *d_trainable;
     int n_d_trainable;
     /* data parallelism (syn_gan_set_comm): this member's rows [z_off, z_off +
-     * z_rows) of each noise batch of z_total rows, drawn whole into z_all */
+     * z_rows) of each noise batch of z_total rows */
     syn_comm *comm;
-    float *z_all;
     double *rows; /* members + 3: syn__dist_rows' scratch */
     int64_t z_off, z_total;
 };
@@ -321,7 +326,6 @@ void syn_gan_free(syn_gan *gan) {
     free(gan->t_real_host);
     free(gan->t_fake_host);
     free(gan->t_one_host);
-    free(gan->z_all);
     free(gan->rows);
     free(gan);
 }
@@ -432,12 +436,7 @@ syn_status syn_gan_create(const syn_gan_config *cfg, syn_device dev, syn_gan **o
  * [off, off + n) of the `total` a lone process would draw. */
 static syn_status draw(syn_gan *gan, int64_t n, int64_t off, int64_t total) {
     const int64_t nz = gan->cfg.model.nz;
-    if (!gan->comm) {
-        SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, n, nz, gan->z_host));
-    } else {
-        SYN_TRY(syn_gan_noise(gan->cfg.seed, NOISE_TRAIN + gan->draws, total, nz, gan->z_all));
-        memcpy(gan->z_host, gan->z_all + off * nz, (size_t)(n * nz) * sizeof(float));
-    }
+    noise_rows(gan->cfg.seed, NOISE_TRAIN + gan->draws, off, n, nz, gan->z_host);
     gan->draws++;
     gan->z_rows = n;
     gan->z_off = off;
@@ -485,7 +484,7 @@ static syn_status step_update(syn_gan *gan, syn_params *p, syn_optim *o, syn_sta
     if (gan->comm) s = syn__fit_step(gan->comm, p, s, n, total, fn, &after);
     if (s == SYN_OK) s = after; /* passed on at the agreement below */
     if (s == SYN_OK) s = syn_optim_step(o);
-    if (gan->comm) s = syn__fit_agree(gan->comm, s, NULL, 0, fn, "in an update");
+    if (gan->comm) s = syn__comm_agree(gan->comm, s, NULL, 0, fn, "in an update");
     return s;
 }
 
@@ -603,14 +602,10 @@ syn_status syn_gan_set_comm(syn_gan *gan, syn_comm *comm) {
     int64_t figs[] = {(int64_t)c->model.arch, c->model.nz, c->batch, (int64_t)c->seed, syn_params_numel(gan->gp),
                       syn_params_numel(gan->dp), llround((double)c->label_smoothing * 1e6),
                       llround((double)c->g_optim.lr * 1e9), llround((double)c->d_optim.lr * 1e9)};
-    /* room for the most noise rows a step can have: every member's whole batch */
-    const int64_t n_all = (int64_t)syn_comm_size(comm) * c->batch * c->model.nz;
-    free(gan->z_all);
     free(gan->rows);
     gan->comm = NULL;
-    gan->z_all = syn__malloc((size_t)n_all * sizeof(float), fn);
     gan->rows = syn__malloc(((size_t)syn_comm_size(comm) + 3) * sizeof(double), fn);
-    syn_status s = gan->z_all && gan->rows ? SYN_OK : SYN_ERR_OOM;
+    syn_status s = gan->rows ? SYN_OK : SYN_ERR_OOM;
     /* the larger set's staging: syn__dist_start reserves G's */
     if (s == SYN_OK) s = syn__comm_reserve(comm, syn_params_numel(gan->dp) + 8);
     s = syn__dist_start(comm, s, gan->gp, figs, what, (int)(sizeof figs / sizeof *figs), fn);

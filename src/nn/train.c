@@ -186,7 +186,7 @@ static syn_status evaluate(syn_model *m, const model_info *mi, const syn_dataset
     }
     double sums[3];
     syn_status s = evaluate_sums(m, mi, &part, batch_size, prefetch, sums);
-    if (size > 1) s = syn__fit_agree(comm, s, sums, 3, "syn_fit", "in the evaluation");
+    if (size > 1) s = syn__comm_agree(comm, s, sums, 3, "syn_fit", "in the evaluation");
     if (s != SYN_OK) return s;
     if (loss) *loss = (float)(sums[0] / sums[2]);
     if (accuracy) *accuracy = mi->classify && m->logits ? (float)(sums[1] / sums[2]) : -1.0f;
@@ -318,7 +318,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
     const bool prefetch = use_prefetch(m, cfg->prefetch);
     s = fit_loader(train, cfg, comm, prefetch, &ld);
     if (s == SYN_OK) s = syn__metrics_create(g, &mt);
-    if (comm) s = syn__fit_agree(comm, s, NULL, 0, fn, "to set up");
+    if (comm) s = syn__comm_agree(comm, s, NULL, 0, fn, "to set up");
     if (s != SYN_OK) {
         syn_loader_free(ld);
         syn__metrics_free(mt);
@@ -394,7 +394,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
         if (s == SYN_OK) s = syn__metrics_take(mt, &loss_sum, &correct);
         if (comm) { /* the whole run's sums; batch norm's running statistics member 0's */
             double sums[3] = {loss_sum, (double)correct, (double)seen};
-            s = syn__fit_agree(comm, s, sums, 3, fn, "in an epoch");
+            s = syn__comm_agree(comm, s, sums, 3, fn, "in an epoch");
             if (s == SYN_OK) s = syn_params_broadcast(params, comm, 0, true);
             loss_sum = sums[0];
             correct = (int64_t)sums[1];
@@ -429,7 +429,7 @@ syn_status syn_fit(syn_model *m, syn_optim *opt, const syn_dataset *train, const
             s = cfg->on_epoch(cfg->user, &st);
         }
         /* every member, with an on_epoch or not (e.g. only member 0 saves) */
-        if (comm) s = syn__fit_agree(comm, s, NULL, 0, fn, "after an epoch (on_epoch)");
+        if (comm) s = syn__comm_agree(comm, s, NULL, 0, fn, "after an epoch (on_epoch)");
         if (s != SYN_OK) break;
         if (stop) {
             res->stop_reason = stop;
